@@ -1,0 +1,185 @@
+"""Accelerator configs: YAML read once into a validated, frozen `AccelConfig`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hw.energy import ENERGY_EVENTS
+from hw.errors import ConfigError
+from hw.units import OPTIONAL_UNITS, UNITS
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    type: str
+    latency: int
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    name: str
+    clock_mhz: float
+    buses: int
+    vector_width: int  # W, bits per data-memory row and per vector operand
+    registers: int  # 32-bit general registers r0..
+    bool_registers: int  # 1-bit guard registers b0..
+    short_imm_bits: int  # signed immediate carried in a move's source field
+    imem_depth: int  # instructions
+    dmem_rows: int  # rows of W bits
+    units: tuple[UnitConfig, ...]
+    energy_pj: tuple[tuple[str, float], ...]  # event -> picojoules, in ENERGY_EVENTS order
+
+    @property
+    def lanes(self) -> int:
+        """8-bit MAC lanes of the vector unit."""
+        return self.vector_width // 8
+
+    @property
+    def dmem_bytes(self) -> int:
+        return self.dmem_rows * self.vector_width // 8
+
+    def has_unit(self, name: str) -> bool:
+        return name == "ctrl" or any(u.type == name for u in self.units)
+
+    def latency(self, name: str) -> int:
+        for u in self.units:
+            if u.type == name:
+                return u.latency
+        return UNITS[name].default_latency
+
+    @property
+    def unit_names(self) -> tuple[str, ...]:
+        """Units present, ctrl first, then in registry order (fixes the encoding)."""
+        return tuple(n for n in UNITS if self.has_unit(n))
+
+    @property
+    def energy(self) -> dict[str, float]:
+        return dict(self.energy_pj)
+
+    def hardware_hash(self) -> str:
+        """Hash of everything that shapes the RTL (not name, clock or energy table)."""
+        hw = asdict(self)
+        for k in ("name", "clock_mhz", "energy_pj"):
+            hw.pop(k)
+        return hashlib.sha256(json.dumps(hw, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+class _Reader:
+    """Reads fields of one mapping, raising errors that name the file and the field."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping of fields, not {type(data).__name__}")
+        self.data, self.where = data, where
+
+    def fail(self, field: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.where}: field '{field}': {message}")
+
+    def get(self, field: str, default: Any = ...) -> Any:
+        if field not in self.data:
+            if default is ...:
+                raise ConfigError(f"{self.where}: missing field '{field}'")
+            return default
+        return self.data[field]
+
+    def int(self, field: str, lo: int, hi: int | None = None, default: Any = ..., pow2=False) -> int:
+        value = self.get(field, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
+                hi is not None and value > hi):
+            rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+            raise self.fail(field, f"must be an integer {rng}, not {value!r}")
+        if pow2 and not _is_pow2(value):
+            raise self.fail(field, f"must be a power of two, not {value}")
+        return value
+
+    def number(self, field: str, default: Any = ...) -> float:
+        value = self.get(field, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise self.fail(field, f"must be a non-negative number, not {value!r}")
+        return float(value)
+
+    def check_known(self, allowed: tuple[str, ...]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                raise ConfigError(f"{self.where}: unknown field '{key}'; allowed: {', '.join(allowed)}")
+
+
+_FIELDS = ("name", "clock_mhz", "buses", "vector_width", "registers", "bool_registers",
+           "short_imm_bits", "imem_depth", "dmem_rows", "units", "energy_pj")
+
+
+def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelConfig:
+    r = _Reader(data, where)
+    r.check_known(_FIELDS)
+    width = r.int("vector_width", 32, 4096, pow2=True)
+    clock = r.number("clock_mhz")
+    if clock <= 0:
+        raise r.fail("clock_mhz", f"must be > 0, not {clock}")
+
+    raw_units = r.get("units")
+    if not isinstance(raw_units, list):
+        raise r.fail("units", f"must be a list of units, not {raw_units!r}")
+    units, seen = [], set()
+    for i, raw in enumerate(raw_units):
+        u = _Reader(raw if not isinstance(raw, str) else {"type": raw}, f"{where}: units[{i}]")
+        u.check_known(("type", "latency"))
+        kind = u.get("type")
+        if kind not in OPTIONAL_UNITS:
+            raise u.fail("type", f"unknown unit {kind!r}; allowed: {', '.join(OPTIONAL_UNITS)}")
+        if kind in seen:
+            raise u.fail("type", f"unit {kind!r} is listed twice; each unit appears at most once")
+        seen.add(kind)
+        units.append(UnitConfig(kind, u.int("latency", 1, 8, default=UNITS[kind].default_latency)))
+
+    raw_energy = r.get("energy_pj")
+    e = _Reader(raw_energy, f"{where}: energy_pj")
+    e.check_known(ENERGY_EVENTS)
+    energy = tuple((event, e.number(event)) for event in ENERGY_EVENTS)
+
+    name = r.get("name")
+    if not isinstance(name, str) or not name:
+        raise r.fail("name", f"must be a non-empty string, not {name!r}")
+    return AccelConfig(
+        name=name,
+        clock_mhz=clock,
+        buses=r.int("buses", 1, 16),
+        vector_width=width,
+        registers=r.int("registers", 1, 256),
+        bool_registers=r.int("bool_registers", 1, 8),
+        short_imm_bits=r.int("short_imm_bits", 4, 32),
+        imem_depth=r.int("imem_depth", 2, 1 << 20, pow2=True),
+        dmem_rows=r.int("dmem_rows", 2, 1 << 20, pow2=True),
+        units=tuple(units),
+        energy_pj=energy,
+    )
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "accel"
+
+
+def load_accel_config(path: str | Path) -> AccelConfig:
+    """Load a config file; a bare name such as `tiny` means `configs/accel/tiny.yaml`."""
+    p = Path(path)
+    if not p.suffix and not p.exists():
+        p = CONFIG_DIR / f"{p}.yaml"
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        known = ", ".join(sorted(f.stem for f in CONFIG_DIR.glob("*.yaml")))
+        raise ConfigError(f"{p}: cannot read accelerator config ({exc.strerror}); "
+                          f"shipped configs: {known}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_accel_config(data, str(p))

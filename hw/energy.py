@@ -1,0 +1,59 @@
+"""Energy model: a pure function of the event counters and a per-event energy table.
+
+A first estimate: the per-event figures in the shipped configs are placeholders of the right
+order (8-bit MAC at BrainTTA's 405 fJ/op), not yet calibrated against anything measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Events with an energy cost, in the order configs list them (picojoules per event).
+ENERGY_EVENTS = (
+    "move",  # one executed bus move
+    "rf_read",
+    "rf_write",
+    "alu_op",
+    "lsu_op",
+    "ctrl_op",
+    "mac8",  # one 8-bit multiply-accumulate in one lane (two ops)
+    "vmac_op",  # fixed cost of one vector-unit trigger (get, control)
+    "dmem_read_bit",
+    "dmem_write_bit",
+    "leakage_cycle",
+)
+
+
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    compute_pj: float
+    memory_pj: float
+    interconnect_pj: float  # bus moves and register files
+    control_pj: float
+    leakage_pj: float
+
+    @property
+    def total_pj(self) -> float:
+        return (self.compute_pj + self.memory_pj + self.interconnect_pj + self.control_pj
+                + self.leakage_pj)
+
+    @property
+    def total_j(self) -> float:
+        return self.total_pj * 1e-12
+
+
+def energy_of(counters: dict[str, int], table: dict[str, float], lanes: int) -> EnergyBreakdown:
+    """Energy of one run from its counters (see `hw.counters.COUNTERS`)."""
+    moves = sum(v for k, v in counters.items() if k.startswith("moves_bus"))
+    return EnergyBreakdown(
+        compute_pj=counters["trig_alu"] * table["alu_op"]
+        + counters["vmac_macs"] * lanes * table["mac8"]
+        + counters["trig_vmac"] * table["vmac_op"],
+        memory_pj=counters["dmem_read_bits"] * table["dmem_read_bit"]
+        + counters["dmem_write_bits"] * table["dmem_write_bit"]
+        + counters["trig_lsu"] * table["lsu_op"],
+        interconnect_pj=moves * table["move"] + counters["rf_reads"] * table["rf_read"]
+        + counters["rf_writes"] * table["rf_write"],
+        control_pj=counters["trig_ctrl"] * table["ctrl_op"],
+        leakage_pj=counters["cycles"] * table["leakage_cycle"],
+    )

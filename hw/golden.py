@@ -1,0 +1,249 @@
+"""The golden instruction-level model: the living definition of the instruction set.
+
+Every cycle executes one instruction. Its moves read their sources as they stand at the start of
+the cycle (guards too) and write their destinations at its end; when several moves in one cycle
+write one port, the highest slot wins. A trigger uses operand values written in the same cycle.
+A unit's result appears on its result port `latency` cycles after the trigger and stays until
+the next result. Loads and vector reads see memory at the start of the cycle; stores land at its
+end. Out-of-range addresses wrap (memory sizes are powers of two).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from hw.asm import Program
+from hw.config import AccelConfig
+from hw.machine import Machine, MachineState
+from hw.units import ALU_OPS, LSU_OPS, UNITS, VMAC_OPS
+
+M32 = 0xFFFFFFFF
+
+
+def s32(x: int) -> int:
+    x &= M32
+    return x - (1 << 32) if x >> 31 else x
+
+
+def alu(op: str, a: int, b: int) -> int:
+    """Scalar ALU: unsigned 32-bit in, unsigned 32-bit out."""
+    sa, sb, sh = s32(a), s32(b), b & 31
+    return {
+        "add": lambda: a + b,
+        "sub": lambda: a - b,
+        "and": lambda: a & b,
+        "or": lambda: a | b,
+        "xor": lambda: a ^ b,
+        "shl": lambda: a << sh,
+        "shr": lambda: a >> sh,
+        "sra": lambda: sa >> sh,
+        "mul": lambda: sa * sb,
+        "mulhi": lambda: (sa * sb) >> 32,
+        "eq": lambda: int(a == b),
+        "ne": lambda: int(a != b),
+        "lt": lambda: int(sa < sb),
+        "ltu": lambda: int(a < b),
+        "min": lambda: min(sa, sb),
+        "max": lambda: max(sa, sb),
+    }[op]() & M32
+
+
+class _Unit:
+    def __init__(self, name: str, latency: int):
+        self.name, self.latency = name, latency
+        self.spec = UNITS[name]
+        self.operands = {p: 0 for p in self.spec.operands}
+        self.result = 0
+        self.pipe: deque[tuple[int, int]] = deque()
+
+    def deliver(self, cycle: int) -> None:
+        while self.pipe and self.pipe[0][0] <= cycle:
+            self.result = self.pipe.popleft()[1]
+
+
+class GoldenModel(Machine):
+    def __init__(self, config: AccelConfig):
+        super().__init__(config)
+        enc = self.encoding
+        self.imem = [0] * config.imem_depth
+        self.dmem = np.zeros(config.dmem_bytes, dtype=np.uint8)
+        # What each destination id writes: ("reg", i) | ("bool", i) | ("operand", unit, port)
+        # | ("trigger", unit, opcode).
+        self._dst_kind: list[tuple] = [("none",)]
+        for name in enc.dests[1:]:
+            if name[0] in "rb" and name[1:].isdigit():
+                self._dst_kind.append(("reg" if name[0] == "r" else "bool", int(name[1:])))
+            else:
+                unit, port = name.split(".")
+                kind = "trigger" if port in UNITS[unit].opcodes else "operand"
+                self._dst_kind.append((kind, unit, port))
+        # Result-port sources by id (after registers and guard registers): the unit they read.
+        self._src_unit = {i: n.split(".")[0] for i, n in enumerate(enc.sources) if "." in n}
+        self._decoded: dict[int, list] = {}
+        self.reset()
+
+    # --- Machine interface ------------------------------------------------------------------
+    def reset(self) -> None:
+        c = self.config
+        self.pc, self.halted, self.cycle = 0, False, 0
+        self.regs = [0] * c.registers
+        self.bools = [0] * c.bool_registers
+        self.units = {n: _Unit(n, c.latency(n)) for n in c.unit_names}
+        self.acc = [0] * c.lanes
+        self.counters = dict.fromkeys(self.counter_names, 0)
+
+    def load_program(self, program: Program, base: int = 0) -> None:
+        for i, w in enumerate(program.words):
+            self.imem[base + i] = w
+        self._decoded.clear()
+
+    def write_dmem(self, addr: int, data) -> None:
+        data = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) \
+            else data.astype(np.uint8).ravel()
+        self._check_dmem_range(addr, len(data))
+        self.dmem[addr:addr + len(data)] = data
+
+    def read_dmem(self, addr: int, n: int) -> np.ndarray:
+        self._check_dmem_range(addr, n)
+        return self.dmem[addr:addr + n].copy()
+
+    def set_pc(self, pc: int) -> None:
+        self.pc = pc % self.config.imem_depth
+
+    def state(self) -> MachineState:
+        return MachineState(self.pc, self.halted, tuple(self.regs), tuple(self.bools),
+                            dict(self.counters))
+
+    def _run(self, max_cycles: int) -> int | None:
+        start = self.cycle
+        while not self.halted:
+            if self.cycle - start >= max_cycles:
+                return None
+            self.step()
+        return self.cycle - start
+
+    # --- execution --------------------------------------------------------------------------
+    def _decode(self, pc: int) -> list:
+        if pc not in self._decoded:
+            enc = self.encoding
+            self._decoded[pc] = [(slot, m.guard, m.src, m.dst)
+                                 for slot, m in enumerate(enc.decode(self.imem[pc]).moves) if m.dst]
+        return self._decoded[pc]
+
+    def _source(self, src: int) -> int:
+        enc, c = self.encoding, self.config
+        if enc.is_imm(src):
+            return enc.imm_value(src) & M32
+        if src < c.registers:
+            self.counters["rf_reads"] += 1
+            return self.regs[src]
+        if src < c.registers + c.bool_registers:
+            return self.bools[src - c.registers]
+        unit = self._src_unit.get(src)
+        return self.units[unit].result if unit else 0
+
+    def _guard(self, g: int) -> bool:
+        if g == 0:
+            return True
+        k, neg = divmod(g - 1, 2)
+        value = self.bools[k] if k < self.config.bool_registers else 0
+        return bool(value) != bool(neg)
+
+    def step(self) -> None:
+        c, cnt, cycle = self.config, self.counters, self.cycle
+        for u in self.units.values():
+            u.deliver(cycle)
+        reg_w: dict[int, int] = {}
+        bool_w: dict[int, int] = {}
+        operand_w: dict[tuple[str, str], int] = {}
+        triggers: dict[str, tuple[str, int]] = {}
+        for slot, g, src, dst in self._decode(self.pc):
+            if not self._guard(g):
+                continue
+            value = self._source(src)
+            cnt[f"moves_bus{slot}"] += 1
+            kind = self._dst_kind[dst] if dst < len(self._dst_kind) else ("none",)
+            if kind[0] == "reg":
+                reg_w[kind[1]] = value
+                cnt["rf_writes"] += 1
+            elif kind[0] == "bool":
+                bool_w[kind[1]] = value & 1
+            elif kind[0] == "operand":
+                operand_w[(kind[1], kind[2])] = value
+            elif kind[0] == "trigger":
+                triggers[kind[1]] = (kind[2], value)
+
+        next_pc = (self.pc + 1) % c.imem_depth
+        store = None
+        for unit, (op, value) in triggers.items():
+            cnt[f"trig_{unit}"] += 1
+            if unit == "ctrl":
+                if op == "halt":
+                    self.halted = True
+                else:
+                    next_pc = value % c.imem_depth
+                continue
+            u = self.units[unit]
+            ops = {p: operand_w.get((unit, p), v) for p, v in u.operands.items()}
+            result = None
+            if unit == "alu":
+                result = alu(op, ops["in1"], value)
+            elif unit == "lsu":
+                result, store = self._lsu(op, value, ops["data"])
+            elif unit == "vmac":
+                result = self._vmac(op, value, ops["x"])
+            if result is not None:
+                u.pipe.append((cycle + u.latency, result))
+
+        for (unit, port), value in operand_w.items():
+            self.units[unit].operands[port] = value
+        for i, v in reg_w.items():
+            self.regs[i] = v
+        for i, v in bool_w.items():
+            self.bools[i] = v
+        if store is not None:
+            addr, data = store
+            self.dmem[addr:addr + len(data)] = data
+        if self.halted:
+            next_pc = self.pc
+        self.pc = next_pc
+        self.cycle += 1
+        cnt["cycles"] += 1
+
+    def _lsu(self, op: str, value: int, data: int):
+        cnt, mask = self.counters, self.config.dmem_bytes - 1
+        addr = value & mask
+        if op in ("ldw", "stw"):
+            addr &= ~3
+            if op == "ldw":
+                cnt["dmem_read_bits"] += 32
+                return int.from_bytes(self.dmem[addr:addr + 4].tobytes(), "little"), None
+            cnt["dmem_write_bits"] += 32
+            return None, (addr, np.frombuffer(data.to_bytes(4, "little"), dtype=np.uint8))
+        if op == "stb":
+            cnt["dmem_write_bits"] += 8
+            return None, (addr, np.array([data & 0xFF], dtype=np.uint8))
+        cnt["dmem_read_bits"] += 8
+        byte = int(self.dmem[addr])
+        assert op in LSU_OPS
+        return (s32(byte - 256 if byte > 127 and op == "ldb" else byte) & M32), None
+
+    def _vmac(self, op: str, value: int, x: int):
+        c, cnt = self.config, self.counters
+        if op == "get":
+            return self.acc[value % c.lanes]
+        row_bytes = c.vector_width // 8
+        row = (value % c.dmem_rows) * row_bytes
+        w = self.dmem[row:row + row_bytes].view(np.int8).astype(np.int64)
+        prod = s32(x & 0xFF if x & 0x80 == 0 else (x & 0xFF) - 256) * w
+        base = np.zeros(c.lanes, np.int64) if op == "mac0" else np.array(self.acc, np.int64)
+        self.acc = [int(v) & M32 for v in (base + prod)]
+        cnt["dmem_read_bits"] += c.vector_width
+        cnt["vmac_macs"] += 1
+        assert op in VMAC_OPS
+        return None
+
+
+assert ALU_OPS == UNITS["alu"].opcodes

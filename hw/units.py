@@ -1,0 +1,45 @@
+"""The registry of function units: one place that names each unit's ports and operations.
+
+The instruction encoding (`hw.isa`), the RTL parameter header (`hw.build`), the golden model
+(`hw.golden`) and the energy model are all derived from this table, so adding a unit starts here.
+Opcodes are numbered in the order listed; the RTL reads the same numbers from the generated header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    name: str
+    operands: tuple[str, ...]  # operand ports: latched, used by the next trigger
+    opcodes: tuple[str, ...]  # writing `unit.<opcode>` writes the trigger port and starts the op
+    results: tuple[str, ...]  # result ports readable as move sources
+    default_latency: int
+    rtl: str | None  # SystemVerilog file under hw/rtl/, None when built into the core
+    doc: str
+
+
+ALU_OPS = ("add", "sub", "and", "or", "xor", "shl", "shr", "sra",
+           "mul", "mulhi", "eq", "ne", "lt", "ltu", "min", "max")
+LSU_OPS = ("ldw", "ldb", "ldbu", "stw", "stb")
+VMAC_OPS = ("mac", "mac0", "get")
+CTRL_OPS = ("jump", "halt")
+
+UNITS: dict[str, UnitSpec] = {
+    spec.name: spec
+    for spec in (
+        UnitSpec("ctrl", (), CTRL_OPS, (), 1, None,
+                 "control: jump to the trigger value, or halt; always present"),
+        UnitSpec("alu", ("in1",), ALU_OPS, ("res",), 1, "tta_alu.sv",
+                 "scalar 32-bit ALU: res = in1 <op> trigger"),
+        UnitSpec("lsu", ("data",), LSU_OPS, ("res",), 1, "tta_lsu.sv",
+                 "scalar load-store unit on the data memory; trigger = byte address"),
+        UnitSpec("vmac", ("x",), VMAC_OPS, ("res",), 1, "tta_vmac.sv",
+                 "vector MAC: W/8 int8 lanes, int32 accumulators; trigger = weight row"),
+    )
+}
+
+# Units a config may list; ctrl is always there.
+OPTIONAL_UNITS = tuple(name for name in UNITS if name != "ctrl")
