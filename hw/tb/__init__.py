@@ -1,0 +1,1 @@
+"""cocotb testbenches of single function units (they run inside the simulator), and a runner."""

@@ -1,0 +1,42 @@
+"""Builds one function unit with cocotb's Python runner (Verilator) and runs its testbench."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hw.build import RTL_DIR, write_headers, verilator_root
+from hw.config import AccelConfig
+from hw.errors import SimulationError
+
+WRAPPER_DIR = Path(__file__).resolve().parent.parent / "bin"
+
+# unit -> (RTL files, testbench module)
+BENCHES = {
+    "vmac": (("tta_pipe.sv", "tta_vmac.sv"), "hw.tb.vmac_tb"),
+}
+
+
+def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
+                   parameters: dict[str, int] | None = None) -> tuple[int, int]:
+    """Run the unit's cocotb bench; returns (tests, failures)."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    if unit not in BENCHES:
+        raise SimulationError(f"no cocotb bench for unit {unit!r}; benches: {', '.join(BENCHES)}")
+    sources, module = BENCHES[unit]
+    # cocotb finds `verilator` on PATH and parses its --version: use the wrapper.
+    os.environ["PATH"] = f"{WRAPPER_DIR}{os.pathsep}{os.environ['PATH']}"
+    os.environ.setdefault("VERILATOR_ROOT", str(verilator_root()))
+    include = build_dir / "include"
+    write_headers(config, include)
+    params = {"W": config.vector_width, "LAT": config.latency(unit), "ROW_AW": 8,
+              **(parameters or {})}
+    runner = get_runner("verilator")
+    toplevel = f"tta_{unit}"
+    runner.build(sources=[RTL_DIR / s for s in sources], includes=[include], hdl_toplevel=toplevel,
+                 parameters=params, build_dir=build_dir, build_args=["-Wno-fatal"], always=True)
+    results = runner.test(hdl_toplevel=toplevel, test_module=module, build_dir=build_dir,
+                          parameters=params)
+    return get_results(Path(results))
