@@ -1,0 +1,1 @@
+"""TVM-based compiler: torch.export -> Relax -> pattern partition -> layer IR -> TTA program."""

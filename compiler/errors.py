@@ -1,0 +1,5 @@
+from hw.errors import CodesignError
+
+
+class CompileError(CodesignError):
+    """A model or layer cannot be compiled; the message names the op or layer."""

@@ -1,0 +1,82 @@
+"""Runs compiled layers: on an accelerator engine (RTL or golden model) or the numpy reference.
+
+A backend is chosen by name; all take the same int8 input and return the integer output, so
+the runtime and the tests can swap them and compare results bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.codegen import CompiledProgram, expected_output_shape
+from compiler.errors import CompileError
+from compiler.layer_ir import in_shape
+from compiler.reference import run_layer
+from hw.machine import get_machine
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    name: str
+    cycles: int
+    counters: dict[str, int]
+
+
+class Backend:
+    name = "base"
+
+    def run(self, layer_name: str, x: np.ndarray) -> tuple[np.ndarray, LayerRun | None]:
+        raise NotImplementedError
+
+
+class ReferenceBackend(Backend):
+    """The numpy integer reference: no cycles."""
+
+    name = "reference"
+
+    def __init__(self, compiled: CompiledProgram):
+        self.compiled = compiled
+
+    def run(self, layer_name, x):
+        return run_layer(self.compiled.layers[layer_name].layer, x), None
+
+
+class MachineBackend(Backend):
+    """A compiled program loaded once into an engine; each call runs one layer to its halt."""
+
+    def __init__(self, compiled: CompiledProgram, engine: str):
+        self.name = engine
+        self.compiled = compiled
+        self.machine = get_machine(engine, compiled.config)
+        self.machine.load_program(compiled.program)
+        for addr, data in compiled.image:
+            self.machine.write_dmem(addr, data)
+
+    def run(self, layer_name, x):
+        b = self.compiled.layers[layer_name]
+        x = np.asarray(x, np.int8)
+        if x.size != int(np.prod(in_shape(b.layer))):
+            raise CompileError(f"layer {layer_name}: input of {x.size} values, expected shape "
+                               f"{in_shape(b.layer)}")
+        m = self.machine
+        m.write_dmem(b.in_addr, x.ravel().view(np.uint8))
+        m.reset()
+        m.set_pc(b.entry)
+        result = m.run(max_cycles=b.cycles + 16)
+        shape = expected_output_shape(b)
+        n = int(np.prod(shape)) * (1 if b.out_dtype == "int8" else 4)
+        out = m.read_dmem(b.out_addr, n).view(b.out_dtype).reshape(shape).copy()
+        return out, LayerRun(layer_name, result.cycles, result.counters)
+
+
+BACKENDS = ("rtl", "golden", "reference")
+
+
+def get_backend(name: str, compiled: CompiledProgram) -> Backend:
+    if name == "reference":
+        return ReferenceBackend(compiled)
+    if name in ("rtl", "golden"):
+        return MachineBackend(compiled, name)
+    raise CompileError(f"unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")
