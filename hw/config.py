@@ -74,7 +74,7 @@ def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-class _Reader:
+class FieldReader:
     """Reads fields of one mapping, raising errors that name the file and the field."""
 
     def __init__(self, data: Any, where: str):
@@ -119,7 +119,7 @@ _FIELDS = ("name", "clock_mhz", "buses", "vector_width", "registers", "bool_regi
 
 
 def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelConfig:
-    r = _Reader(data, where)
+    r = FieldReader(data, where)
     r.check_known(_FIELDS)
     width = r.int("vector_width", 32, 4096, pow2=True)
     clock = r.number("clock_mhz")
@@ -131,7 +131,7 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
         raise r.fail("units", f"must be a list of units, not {raw_units!r}")
     units, seen = [], set()
     for i, raw in enumerate(raw_units):
-        u = _Reader(raw if not isinstance(raw, str) else {"type": raw}, f"{where}: units[{i}]")
+        u = FieldReader(raw if not isinstance(raw, str) else {"type": raw}, f"{where}: units[{i}]")
         u.check_known(("type", "latency"))
         kind = u.get("type")
         if kind not in OPTIONAL_UNITS:
@@ -142,7 +142,7 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
         units.append(UnitConfig(kind, u.int("latency", 1, 8, default=UNITS[kind].default_latency)))
 
     raw_energy = r.get("energy_pj")
-    e = _Reader(raw_energy, f"{where}: energy_pj")
+    e = FieldReader(raw_energy, f"{where}: energy_pj")
     e.check_known(ENERGY_EVENTS)
     energy = tuple((event, e.number(event)) for event in ENERGY_EVENTS)
 

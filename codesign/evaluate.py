@@ -1,0 +1,103 @@
+"""The seam between search and hardware: an `Evaluator` turns a trained model into `Metrics`.
+
+Evaluators are chosen by name: `rtl` runs the compiled network on the Verilated core, `golden`
+on the instruction-level model (same numbers, slower, no build).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from codesign.data import Dataset
+from codesign.errors import CodesignError
+from codesign.models import QuantNet
+from compiler.runtime import CompiledNetwork, compile_model
+from hw.config import AccelConfig
+from hw.energy import energy_of
+
+
+@dataclass(frozen=True)
+class LayerMetrics:
+    name: str
+    cycles: int
+    energy_j: float
+
+
+@dataclass(frozen=True)
+class Metrics:
+    accuracy: float  # top-1 on the accelerator (integer semantics)
+    images: int  # test images it was measured on
+    cycles: int  # accelerator cycles of one inference
+    latency_s: float  # cycles at the configured clock
+    energy_j: float  # of one inference (energy model, not a measurement)
+    size_bits: int
+    layers: tuple[LayerMetrics, ...]
+    sim_cycles_per_s: float  # simulated cycles per wall second, whole stack
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layers"}
+        d["layers"] = [vars(layer) | {} for layer in self.layers]
+        return d
+
+
+class Evaluator(ABC):
+    name = "base"
+
+    @abstractmethod
+    def evaluate(self, model: QuantNet, data: Dataset,
+                 progress: Callable[[str], None] | None = None) -> Metrics: ...
+
+
+def compile_quantnet(model: QuantNet, config: AccelConfig) -> CompiledNetwork:
+    example = torch.zeros((1, *model.input_shape))
+    with model.float_view() as float_model:
+        return compile_model(float_model, example, config, model.quant_spec())
+
+
+class AcceleratorEvaluator(Evaluator):
+    """Compiles the model and runs test images on an engine of the accelerator."""
+
+    def __init__(self, config: AccelConfig, images: int | None = None, engine: str = "rtl"):
+        self.config, self.images, self.name = config, images, engine
+
+    def evaluate(self, model, data, progress=None) -> Metrics:
+        net = compile_quantnet(model, self.config)
+        runner = net.runner(self.name)
+        n = min(self.images or len(data.x_test), len(data.x_test))
+        correct, sim_time, cycles, runs = 0, 0.0, None, None
+        for i in range(n):
+            start = time.perf_counter()
+            logits = runner(data.x_test[i:i + 1])
+            sim_time += time.perf_counter() - start
+            correct += int(np.argmax(logits) == data.y_test[i])
+            if cycles is None:
+                cycles, runs = runner.cycles, list(runner.layer_runs)
+            elif runner.cycles != cycles:  # straight-line code: data cannot change the count
+                raise CodesignError(f"cycle count changed between inputs ({cycles} vs "
+                                    f"{runner.cycles}): the compiled program is not static")
+            if progress and (i + 1) % 100 == 0:
+                progress(f"{self.name}: {i + 1}/{n} test images, accuracy {correct / (i + 1):.3f}")
+        table = self.config.energy
+        layers = tuple(LayerMetrics(r.name, r.cycles,
+                                    energy_of(r.counters, table, self.config.lanes).total_j)
+                       for r in runs)
+        return Metrics(
+            accuracy=correct / n, images=n, cycles=cycles,
+            latency_s=cycles / (self.config.clock_mhz * 1e6),
+            energy_j=sum(layer.energy_j for layer in layers), size_bits=model.size_bits(),
+            layers=layers, sim_cycles_per_s=cycles * n / sim_time if sim_time else 0.0)
+
+
+EVALUATORS = ("rtl", "golden")
+
+
+def get_evaluator(name: str, config: AccelConfig, images: int | None = None) -> Evaluator:
+    if name not in EVALUATORS:
+        raise CodesignError(f"unknown evaluator {name!r}; allowed: {', '.join(EVALUATORS)}")
+    return AcceleratorEvaluator(config, images, engine=name)

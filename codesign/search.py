@@ -1,0 +1,80 @@
+"""Multi-objective architecture search with Optuna: each trial trains a candidate and measures
+it on the accelerator; the study persists in SQLite inside the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import optuna
+
+from codesign.data import Dataset
+from codesign.evaluate import Evaluator, Metrics
+from codesign.experiment import OBJECTIVES, ExperimentConfig
+from codesign.models import build_model
+from codesign.train import train
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    return {"nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+            "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
+
+
+def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_dir: Path,
+               progress: Callable[[str], None] = print) -> optuna.Study:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    study = optuna.create_study(
+        study_name=exp.name, storage=storage, load_if_exists=True,
+        directions=[OBJECTIVES[o][1] for o in exp.search.objectives],
+        sampler=make_sampler(exp.search.sampler, exp.seed))
+    train_cfg = replace(exp.train, epochs=exp.search.epochs)
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        widths = tuple(trial.suggest_categorical(f"width{i}", list(choices))
+                       for i, choices in enumerate(exp.search.widths))
+        candidate = replace(exp.model, widths=widths)
+        progress(f"trial {trial.number}: widths {widths}: training {train_cfg.epochs} epochs")
+        model = train(build_model(candidate, data.input_shape, data.classes, exp.seed), data,
+                      train_cfg)
+        metrics = evaluator.evaluate(model, data)
+        trial.set_user_attr("metrics", metrics.as_dict())
+        progress(f"trial {trial.number}: {summary(metrics)}")
+        return [float(getattr(metrics, OBJECTIVES[o][0])) for o in exp.search.objectives]
+
+    study.optimize(objective, n_trials=exp.search.trials)
+    return study
+
+
+def summary(m: Metrics) -> str:
+    return (f"accuracy {m.accuracy:.3f} (RTL, {m.images} images), {m.cycles} cycles, "
+            f"{m.latency_s * 1e6:.1f} us, {m.energy_j * 1e9:.1f} nJ, {m.size_bits} bits")
+
+
+def trials_table(study: optuna.Study) -> str:
+    pareto = {t.number for t in study.best_trials}
+    head = (f"{'trial':>5} {'widths':<12} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} "
+            f"{'energy_nJ':>9} {'size_bits':>9}  pareto")
+    rows = [head]
+    for t in study.trials:
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            rows.append(f"{t.number:>5} {t.state.name}")
+            continue
+        m = t.user_attrs["metrics"]
+        widths = ",".join(str(v) for k, v in sorted(t.params.items()))
+        rows.append(f"{t.number:>5} {widths:<12} {m['accuracy']:>8.3f} {m['cycles']:>8} "
+                    f"{m['latency_s'] * 1e6:>10.1f} {m['energy_j'] * 1e9:>9.1f} "
+                    f"{m['size_bits']:>9}  {'*' if t.number in pareto else ''}")
+    return "\n".join(rows)
+
+
+def write_trials(study: optuna.Study, path: Path) -> None:
+    rows = [{"number": t.number, "state": t.state.name, "params": t.params,
+             "values": t.values, "metrics": t.user_attrs.get("metrics")} for t in study.trials]
+    path.write_text(json.dumps(rows, indent=2))
