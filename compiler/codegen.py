@@ -4,7 +4,7 @@ Each layer is straight-line code that ends in a halt, so its cycle count is know
 compile time. Per output position and lane group of output channels:
 
   MAC chain per input tap:   act address -> lsu.ldb;  +Llsu: lsu.res -> vmac.x, row -> vmac.mac
-  per output channel:        lane -> vmac.get; bias -> lsu.ldw; +: acc + bias -> mulhi(m) ->
+  per output channel:        lane -> vmac.get; bias -> lsu.ldw; +: acc + bias -> mulhr(m) ->
                              + rounding -> sra shift -> max lower -> min 127 -> lsu.stb
   (int32 outputs skip the requantization and store the word.)
 
@@ -165,7 +165,7 @@ def _compile_layer(layer: Layer, config: AccelConfig, enc: Encoding, mem: _Memor
                              M(lv, "vmac.res", "alu.in1"), M(lv, "lsu.res", "alu.add")]
                     t = lv + la
                     if rq:
-                        for src, op in ((k_mul, "mulhi"), (k_round, "add"), (k_shift, "sra"),
+                        for src, op in ((k_mul, "mulhr"), (k_round, "add"), (k_shift, "sra"),
                                         (k_lower, "max"), ("127", "min")):
                             chain += [M(t, "alu.res", "alu.in1"), M(t, src, f"alu.{op}")]
                             t += la

@@ -4,10 +4,11 @@
 - Weights: int8, symmetric per tensor, s_w = max|w| / 127, q = clip(round(w / s_w), -127, 127).
 - Bias: int32, q = round(b / (s_in * s_w)), added to the int32 accumulator.
 - Requantization of an accumulator to the next layer's int8 scale, as the TTA computes it:
-      t = floor(acc * m / 2**32)              (ALU mulhi, m a Q31 multiplier in [2**30, 2**31))
+      t = floor((acc * m + 2**31) / 2**32)    (ALU mulhr, m a Q31 multiplier in [2**30, 2**31))
       y = (t + (2**shift >> 1)) >> shift     (round half up, arithmetic shift)
       y = clip(y, 0 if relu else -128, 127)
-  so that y ~ acc * s_in * s_w / s_out = acc * m / 2**(32 + shift).
+  so that y ~ acc * s_in * s_w / s_out = acc * m / 2**(32 + shift), rounded twice like
+  gemmlowp / TFLite (rounding high multiply, then rounding shift).
 
 The torch fake-quant modules (codesign.quant) use the same rounding and ranges.
 """
@@ -77,6 +78,6 @@ class Requant:
 
     def apply(self, acc: np.ndarray) -> np.ndarray:
         acc = np.asarray(acc, np.int64)
-        t = (acc * self.multiplier) >> 32
+        t = (acc * self.multiplier + (1 << 31)) >> 32
         y = (t + self.rounding) >> self.shift
         return np.clip(y, self.lower, QMAX).astype(np.int8)

@@ -41,6 +41,7 @@ def alu(op: str, a: int, b: int) -> int:
         "sra": lambda: sa >> sh,
         "mul": lambda: sa * sb,
         "mulhi": lambda: (sa * sb) >> 32,
+        "mulhr": lambda: (sa * sb + (1 << 31)) >> 32,
         "eq": lambda: int(a == b),
         "ne": lambda: int(a != b),
         "lt": lambda: int(sa < sb),

@@ -22,7 +22,7 @@ class UnitSpec:
 
 
 ALU_OPS = ("add", "sub", "and", "or", "xor", "shl", "shr", "sra",
-           "mul", "mulhi", "eq", "ne", "lt", "ltu", "min", "max")
+           "mul", "mulhi", "mulhr", "eq", "ne", "lt", "ltu", "min", "max")
 LSU_OPS = ("ldw", "ldb", "ldbu", "stw", "stb")
 VMAC_OPS = ("mac", "mac0", "get")
 CTRL_OPS = ("jump", "halt")
@@ -33,7 +33,8 @@ UNITS: dict[str, UnitSpec] = {
         UnitSpec("ctrl", (), CTRL_OPS, (), 1, None,
                  "control: jump to the trigger value, or halt; always present"),
         UnitSpec("alu", ("in1",), ALU_OPS, ("res",), 1, "tta_alu.sv",
-                 "scalar 32-bit ALU: res = in1 <op> trigger"),
+                 "scalar 32-bit ALU: res = in1 <op> trigger (mulhi: high word of the signed product, "
+                 "mulhr: the same rounded half up)"),
         UnitSpec("lsu", ("data",), LSU_OPS, ("res",), 1, "tta_lsu.sv",
                  "scalar load-store unit on the data memory; trigger = byte address"),
         UnitSpec("vmac", ("x",), VMAC_OPS, ("res",), 1, "tta_vmac.sv",

@@ -9,12 +9,12 @@ module tta_alu #(
     input  logic [31:0] in1_d,
     input  logic        trig,
     input  logic [31:0] trig_d,
-    input  logic [3:0]  op,
+    input  logic [4:0]  op,
     output logic [31:0] res
 );
   `include "tta_ops.svh"
   logic [31:0] in1, a, b, r;
-  logic signed [63:0] sa, sb, prod;
+  logic signed [63:0] sa, sb, prod, prodr;
 
   always_ff @(posedge clk) begin
     if (rst) in1 <= '0;
@@ -27,6 +27,7 @@ module tta_alu #(
     sa = 64'($signed(a));
     sb = 64'($signed(b));
     prod = sa * sb;
+    prodr = prod + 64'sh80000000;  // round half up before taking the high word
     case (op)
       OP_ALU_ADD:   r = a + b;
       OP_ALU_SUB:   r = a - b;
@@ -38,6 +39,7 @@ module tta_alu #(
       OP_ALU_SRA:   r = $signed(a) >>> b[4:0];
       OP_ALU_MUL:   r = prod[31:0];
       OP_ALU_MULHI: r = prod[63:32];
+      OP_ALU_MULHR: r = prodr[63:32];
       OP_ALU_EQ:    r = {31'b0, a == b};
       OP_ALU_NE:    r = {31'b0, a != b};
       OP_ALU_LT:    r = {31'b0, $signed(a) < $signed(b)};

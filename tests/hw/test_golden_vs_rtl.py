@@ -41,6 +41,7 @@ ALU_REFERENCE = {
     "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b, "shl": lambda a, b: a << (b & 31),
     "shr": lambda a, b: a >> (b & 31), "sra": lambda a, b: _s(a) >> (b & 31),
     "mul": lambda a, b: _s(a) * _s(b), "mulhi": lambda a, b: (_s(a) * _s(b)) >> 32,
+    "mulhr": lambda a, b: (_s(a) * _s(b) + 2**31) >> 32,
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: _s(a) < _s(b),
     "ltu": lambda a, b: a < b, "min": lambda a, b: np.minimum(_s(a), _s(b)),
     "max": lambda a, b: np.maximum(_s(a), _s(b)),
