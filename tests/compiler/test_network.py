@@ -1,0 +1,96 @@
+"""A trained network through the whole compiler, on the RTL, equals the integer reference."""
+
+import numpy as np
+import pytest
+import torch
+
+from codesign.data import load_digits
+from codesign.evaluate import compile_quantnet
+from codesign.models import Candidate, build_model
+from codesign.train import TrainConfig, train
+from compiler.errors import CompileError
+from compiler.lower import LayerQuant
+from compiler.runtime import compile_model
+from hw.config import load_accel_config
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = load_digits()
+    model = train(build_model(Candidate((6, 12), (1, 2)), data.input_shape, 10), data,
+                  TrainConfig(epochs=2))
+    return model, data
+
+
+@pytest.fixture(scope="module")
+def compiled(trained):
+    return compile_quantnet(trained[0], load_accel_config("default"))
+
+
+def test_rtl_equals_integer_reference_on_test_images(compiled, trained):
+    model, data = trained
+    rtl, ref = compiled.runner("rtl"), compiled.runner("reference")
+    for i in range(24):
+        x = data.x_test[i:i + 1]
+        logits_rtl, logits_ref = rtl(x), ref(x)
+        np.testing.assert_array_equal(logits_rtl, logits_ref)
+        assert rtl.int_outputs.keys() == {"convs.0", "convs.1", "fc"}
+        for name, y in ref.int_outputs.items():
+            np.testing.assert_array_equal(rtl.int_outputs[name], y, err_msg=name)
+        assert rtl.cycles == sum(b.cycles for b in compiled.program.layers.values())
+
+
+def test_integer_model_tracks_fake_quant_torch(compiled, trained):
+    model, data = trained
+    ref = compiled.runner("reference")
+    x = data.x_test[:100]
+    with torch.no_grad():
+        torch_pred = model(torch.from_numpy(x)).argmax(1).numpy()
+    int_pred = np.array([np.argmax(ref(x[i:i + 1])) for i in range(len(x))])
+    assert (torch_pred == int_pred).mean() >= 0.95
+
+
+def test_placement_report_names_host_ops(compiled):
+    report = compiled.placement_report()
+    assert [p.where for p in compiled.placement] == ["tta", "tta", "host", "tta"]
+    assert "host  reshape" in report
+
+
+class _Mixed(torch.nn.Module):
+    """A grouped conv (not offloaded) and a sigmoid (no pattern) between offloaded layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.grouped = torch.nn.Conv2d(4, 4, 3, padding=1, groups=2)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        x = torch.sigmoid(self.grouped(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_unsupported_ops_run_on_the_host():
+    torch.manual_seed(0)
+    model = _Mixed().eval()
+    quant = {"conv": LayerQuant(1 / 127, 4 / 127), "fc": LayerQuant(1 / 127, None)}
+    net = compile_model(model, torch.zeros(1, 1, 8, 8), load_accel_config("default"), quant)
+    where = {p.op: p.where for p in net.placement}
+    assert where["nn.conv2d"] == "host" and where["sigmoid"] == "host"
+    assert [layer.name for layer in net.layers] == ["conv", "fc"]
+    x = np.random.default_rng(0).random((1, 1, 8, 8)).astype(np.float32)
+    rtl, ref = net.runner("rtl"), net.runner("reference")
+    np.testing.assert_array_equal(rtl(x), ref(x))
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert np.max(np.abs(rtl(x) - want)) < 0.1 * np.max(np.abs(want)) + 0.05
+
+
+def test_missing_quantization_entry_names_the_layer():
+    model = _Mixed().eval()
+    with pytest.raises(CompileError, match="layer fc: no entry in the quantization spec"):
+        compile_model(model, torch.zeros(1, 1, 8, 8), load_accel_config("default"),
+                      {"conv": LayerQuant(1 / 127, 4 / 127)})
