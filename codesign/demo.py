@@ -51,11 +51,11 @@ def run_demo(exp: ExperimentConfig, run_dir: Path, trials: int | None = None) ->
         print(f"  layer {b.layer.name:<9} entry {b.entry:>6}  {b.cycles:>6} cycles")
 
     log(f"checking the RTL against the numpy integer reference on {CHECK_IMAGES} test images")
-    rtl, ref = net.runner("rtl"), net.runner("reference")
-    for i in range(CHECK_IMAGES):
-        x = data.x_test[i:i + 1]
-        if not np.array_equal(rtl(x), ref(x)):
-            raise SystemExit(f"RTL and integer reference differ on test image {i}")
+    with net.runner("rtl") as rtl, net.runner("reference") as ref:
+        for i in range(CHECK_IMAGES):
+            x = data.x_test[i:i + 1]
+            if not np.array_equal(rtl(x), ref(x)):
+                raise SystemExit(f"RTL and integer reference differ on test image {i}")
     log("  bit-exact on every layer output and the logits")
 
     log("running the test split on the RTL")

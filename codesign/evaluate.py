@@ -68,7 +68,10 @@ class AcceleratorEvaluator(Evaluator):
 
     def evaluate(self, model, data, progress=None) -> Metrics:
         net = compile_quantnet(model, self.config)
-        runner = net.runner(self.name)
+        with net.runner(self.name) as runner:
+            return self._measure(model, data, runner, progress)
+
+    def _measure(self, model, data, runner, progress) -> Metrics:
         n = min(self.images or len(data.x_test), len(data.x_test))
         correct, sim_time, cycles, runs = 0, 0.0, None, None
         for i in range(n):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.errors import CompileError
-from compiler.layer_ir import Conv2d, Dense, Layer, out_shape
+from compiler.layer_ir import Conv2d, Dense, Layer
 from compiler.schedule import Timeline, TimedMove as M
 from hw.asm import Program, assemble
 from hw.config import AccelConfig
@@ -178,6 +178,3 @@ def _compile_layer(layer: Layer, config: AccelConfig, enc: Encoding, mem: _Memor
     return lines, LayerBinding(layer, entry, len(lines), in_addr, out_addr,
                                "int8" if rq else "int32")
 
-
-def expected_output_shape(binding: LayerBinding) -> tuple[int, ...]:
-    return out_shape(binding.layer)

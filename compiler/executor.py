@@ -6,13 +6,14 @@ the runtime and the tests can swap them and compare results bit for bit.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.codegen import CompiledProgram, expected_output_shape
+from compiler.codegen import CompiledProgram
 from compiler.errors import CompileError
-from compiler.layer_ir import in_shape
+from compiler.layer_ir import in_shape, out_shape
 from compiler.reference import run_layer
 from hw.machine import get_machine
 
@@ -24,11 +25,12 @@ class LayerRun:
     counters: dict[str, int]
 
 
-class Backend:
+class Backend(ABC):
     name = "base"
 
+    @abstractmethod
     def run(self, layer_name: str, x: np.ndarray) -> tuple[np.ndarray, LayerRun | None]:
-        raise NotImplementedError
+        """Integer output of one layer for an int8 input, and its run statistics if any."""
 
 
 class ReferenceBackend(Backend):
@@ -65,7 +67,7 @@ class MachineBackend(Backend):
         m.reset()
         m.set_pc(b.entry)
         result = m.run(max_cycles=b.cycles + 16)
-        shape = expected_output_shape(b)
+        shape = out_shape(b.layer)
         n = int(np.prod(shape)) * (1 if b.out_dtype == "int8" else 4)
         out = m.read_dmem(b.out_addr, n).view(b.out_dtype).reshape(shape).copy()
         return out, LayerRun(layer_name, result.cycles, result.counters)

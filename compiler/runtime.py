@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import tvm
+import tvm_ffi
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
@@ -91,6 +92,7 @@ class NetworkRunner:
         self.int_outputs: dict[str, np.ndarray] = {}  # of the last call
         prefix = f"codesign.tta.{next(_ids)}"
         names = {f: f"{prefix}.{layer}" for f, layer in net._func_layer.items()}
+        self._registered = list(names.values())
         by_name = {layer.name: layer for layer in net.layers}
         for f, packed in names.items():
             tvm.register_global_func(packed, self._layer_func(by_name[net._func_layer[f]]),
@@ -117,6 +119,19 @@ class NetworkRunner:
         while not hasattr(result, "numpy"):  # the exported program returns a tuple
             result = result[0]
         return result.numpy()
+
+    def close(self) -> None:
+        """Unregister the layer functions (the global registry would keep this runner alive)."""
+        for name in self._registered:
+            tvm_ffi.remove_global_func(name)
+        self._registered = []
+        self.vm = self.backend = None
+
+    def __enter__(self) -> "NetworkRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def cycles(self) -> int:

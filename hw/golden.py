@@ -17,7 +17,7 @@ import numpy as np
 from hw.asm import Program
 from hw.config import AccelConfig
 from hw.machine import Machine, MachineState
-from hw.units import ALU_OPS, LSU_OPS, UNITS, VMAC_OPS
+from hw.units import ALU_OPS, UNITS
 
 M32 = 0xFFFFFFFF
 
@@ -226,10 +226,10 @@ class GoldenModel(Machine):
         if op == "stb":
             cnt["dmem_write_bits"] += 8
             return None, (addr, np.array([data & 0xFF], dtype=np.uint8))
+        assert op in ("ldb", "ldbu"), op
         cnt["dmem_read_bits"] += 8
         byte = int(self.dmem[addr])
-        assert op in LSU_OPS
-        return (s32(byte - 256 if byte > 127 and op == "ldb" else byte) & M32), None
+        return (byte - 256 if byte > 127 and op == "ldb" else byte) & M32, None
 
     def _vmac(self, op: str, value: int, x: int):
         c, cnt = self.config, self.counters
@@ -243,7 +243,6 @@ class GoldenModel(Machine):
         self.acc = [int(v) & M32 for v in (base + prod)]
         cnt["dmem_read_bits"] += c.vector_width
         cnt["vmac_macs"] += 1
-        assert op in VMAC_OPS
         return None
 
 
