@@ -25,15 +25,14 @@ module tta_vmac #(
 
   logic [31:0] x, xv;
   logic [31:0] acc[L];
-  logic signed [15:0] prod[L];
 
   always_comb begin
     xv = x_we ? x_d : x;
     mem_row = trig_d[ROW_AW-1:0];
     macs = trig && (op == OP_VMAC_MAC || op == OP_VMAC_MAC0);
-    for (int l = 0; l < L; l++) prod[l] = $signed(xv[7:0]) * $signed(mem_rdata[8*l+:8]);
   end
 
+  // The lane products are formed only on a MAC (cheaper to simulate than a combinational array).
   always_ff @(posedge clk) begin
     if (rst) begin
       x <= '0;
@@ -42,7 +41,8 @@ module tta_vmac #(
       if (x_we) x <= x_d;
       if (macs)
         for (int l = 0; l < L; l++)
-          acc[l] <= (op == OP_VMAC_MAC0 ? 32'd0 : acc[l]) + 32'($signed(prod[l]));
+          acc[l] <= (op == OP_VMAC_MAC0 ? 32'd0 : acc[l])
+              + 32'(16'($signed(xv[7:0])) * 16'($signed(mem_rdata[8*l+:8])));
     end
   end
 
