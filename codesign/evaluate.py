@@ -88,7 +88,7 @@ class AcceleratorEvaluator(Evaluator):
                 progress(f"{self.name}: {i + 1}/{n} test images, accuracy {correct / (i + 1):.3f}")
         table = self.config.energy
         layers = tuple(LayerMetrics(r.name, r.cycles,
-                                    energy_of(r.counters, table, self.config.lanes).total_j)
+                                    energy_of(r.counters, table, self.config.vector_width).total_j)
                        for r in runs)
         return Metrics(
             accuracy=correct / n, images=n, cycles=cycles,

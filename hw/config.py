@@ -40,6 +40,10 @@ class AccelConfig:
         """8-bit MAC lanes of the vector unit."""
         return self.vector_width // 8
 
+    def lanes_at(self, bits: int) -> int:
+        """Vector MAC lanes at a weight precision of 8, 2 or 1 bits."""
+        return self.vector_width // bits
+
     @property
     def dmem_bytes(self) -> int:
         return self.dmem_rows * self.vector_width // 8

@@ -16,7 +16,9 @@ ENERGY_EVENTS = (
     "alu_op",
     "lsu_op",
     "ctrl_op",
-    "mac8",  # one 8-bit multiply-accumulate in one lane (two ops)
+    "mac8",  # one lane's multiply-accumulate with an 8-bit weight (two ops)
+    "mac2",  # ... with a ternary weight
+    "mac1",  # ... with a binary weight
     "vmac_op",  # fixed cost of one vector-unit trigger (get, control)
     "dmem_read_bit",
     "dmem_write_bit",
@@ -42,12 +44,14 @@ class EnergyBreakdown:
         return self.total_pj * 1e-12
 
 
-def energy_of(counters: dict[str, int], table: dict[str, float], lanes: int) -> EnergyBreakdown:
-    """Energy of one run from its counters (see `hw.counters.COUNTERS`)."""
+def energy_of(counters: dict[str, int], table: dict[str, float],
+              vector_width: int) -> EnergyBreakdown:
+    """Energy of one run from its counters (see `hw.isa.counter_names`)."""
     moves = sum(v for k, v in counters.items() if k.startswith("moves_bus"))
+    lane_macs = sum(counters[f"vmac_mac{b}"] * (vector_width // b) * table[f"mac{b}"]
+                    for b in (8, 2, 1))
     return EnergyBreakdown(
-        compute_pj=counters["trig_alu"] * table["alu_op"]
-        + counters["vmac_macs"] * lanes * table["mac8"]
+        compute_pj=counters["trig_alu"] * table["alu_op"] + lane_macs
         + counters["trig_vmac"] * table["vmac_op"],
         memory_pj=counters["dmem_read_bits"] * table["dmem_read_bit"]
         + counters["dmem_write_bits"] * table["dmem_write_bit"]

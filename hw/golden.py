@@ -17,7 +17,7 @@ import numpy as np
 from hw.asm import Program
 from hw.config import AccelConfig
 from hw.machine import Machine, MachineState
-from hw.units import ALU_OPS, UNITS
+from hw.units import ALU_OPS, PRECISIONS, UNITS
 
 M32 = 0xFFFFFFFF
 
@@ -92,7 +92,7 @@ class GoldenModel(Machine):
         self.regs = [0] * c.registers
         self.bools = [0] * c.bool_registers
         self.units = {n: _Unit(n, c.latency(n)) for n in c.unit_names}
-        self.acc = [0] * c.lanes
+        self.acc = np.zeros(c.vector_width, np.int64)  # one accumulator per binary lane
         self.counters = dict.fromkeys(self.counter_names, 0)
 
     def load_program(self, program: Program, base: int = 0) -> None:
@@ -232,17 +232,28 @@ class GoldenModel(Machine):
         return (byte - 256 if byte > 127 and op == "ldb" else byte) & M32, None
 
     def _vmac(self, op: str, value: int, x: int):
+        """Lanes beyond the precision's lane count keep their accumulators."""
         c, cnt = self.config, self.counters
         if op == "get":
-            return self.acc[value % c.lanes]
+            return int(self.acc[value % c.vector_width]) & M32
+        bits = next(b for b, acc_op, start_op in PRECISIONS.values() if op in (acc_op, start_op))
         row_bytes = c.vector_width // 8
-        row = (value % c.dmem_rows) * row_bytes
-        w = self.dmem[row:row + row_bytes].view(np.int8).astype(np.int64)
-        prod = s32(x & 0xFF if x & 0x80 == 0 else (x & 0xFF) - 256) * w
-        base = np.zeros(c.lanes, np.int64) if op == "mac0" else np.array(self.acc, np.int64)
-        self.acc = [int(v) & M32 for v in (base + prod)]
+        start = (value % c.dmem_rows) * row_bytes
+        row = self.dmem[start:start + row_bytes]
+        xs = (x & 0xFF) - 256 if x & 0x80 else x & 0xFF
+        if bits == 8:
+            w = row.view(np.int8).astype(np.int64)
+        else:  # little-endian bit fields: lane l holds bits [bits*l, bits*(l+1))
+            fields = np.unpackbits(row, bitorder="little").reshape(-1, bits).astype(np.int64)
+            if bits == 1:
+                w = 2 * fields[:, 0] - 1  # 1 -> +1, 0 -> -1
+            else:  # ternary code: bit 0 = nonzero, bit 1 = negative
+                w = fields[:, 0] * (1 - 2 * fields[:, 1])
+        lanes = len(w)
+        base = 0 if op.endswith("0") else self.acc[:lanes]
+        self.acc[:lanes] = ((base + xs * w + 2**31) % 2**32) - 2**31
         cnt["dmem_read_bits"] += c.vector_width
-        cnt["vmac_macs"] += 1
+        cnt[f"vmac_mac{bits}"] += 1
         return None
 
 

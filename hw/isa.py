@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from hw.config import AccelConfig
-from hw.units import UNITS
+from hw.units import PRECISIONS, UNITS
 
 
 def bits_for(n: int) -> int:
@@ -117,7 +117,8 @@ class Encoding:
 
 # Counters, in the order the RTL numbers them (the header generator reads this list).
 def counter_names(config: AccelConfig) -> list[str]:
-    names = ["cycles", "rf_reads", "rf_writes", "dmem_read_bits", "dmem_write_bits", "vmac_macs"]
+    names = ["cycles", "rf_reads", "rf_writes", "dmem_read_bits", "dmem_write_bits"]
+    names += [f"vmac_mac{bits}" for bits, _, _ in PRECISIONS.values()]
     names += [f"trig_{u}" for u in UNITS]
     names += [f"moves_bus{b}" for b in range(config.buses)]
     return names

@@ -24,7 +24,15 @@ class UnitSpec:
 ALU_OPS = ("add", "sub", "and", "or", "xor", "shl", "shr", "sra",
            "mul", "mulhi", "mulhr", "eq", "ne", "lt", "ltu", "min", "max")
 LSU_OPS = ("ldw", "ldb", "ldbu", "stw", "stb")
-VMAC_OPS = ("mac", "mac0", "get")
+VMAC_OPS = ("mac", "mac0", "tmac", "tmac0", "bmac", "bmac0", "get")
+
+# Precisions of the vector MAC on one W-bit datapath: weight bits per lane, and the opcodes that
+# accumulate (`mac`) or start a new sum (`mac0`). Lanes = W / bits: peak MACs 8 : 4 : 1.
+PRECISIONS = {  # name -> (weight bits, accumulate opcode, start opcode)
+    "int8": (8, "mac", "mac0"),
+    "ternary": (2, "tmac", "tmac0"),
+    "binary": (1, "bmac", "bmac0"),
+}
 CTRL_OPS = ("jump", "halt")
 
 UNITS: dict[str, UnitSpec] = {
@@ -38,7 +46,8 @@ UNITS: dict[str, UnitSpec] = {
         UnitSpec("lsu", ("data",), LSU_OPS, ("res",), 1, "tta_lsu.sv",
                  "scalar load-store unit on the data memory; trigger = byte address"),
         UnitSpec("vmac", ("x",), VMAC_OPS, ("res",), 1, "tta_vmac.sv",
-                 "vector MAC: W/8 int8 lanes, int32 accumulators; trigger = weight row"),
+                 "vector MAC: W/8 int8, W/2 ternary or W binary lanes with int32 "
+                 "accumulators; x broadcast to all lanes; trigger = weight row"),
     )
 }
 

@@ -119,7 +119,7 @@ module tta_core (
 
   // ---- function units ---------------------------------------------------------------------
   logic [DMEM_AW-1:0] lsu_row, vmac_row;
-  logic lsu_we, vmac_macs;
+  logic lsu_we, vmac_mac8, vmac_mac2, vmac_mac1;
   logic [W-1:0] lsu_wdata, lsu_wmask;
   logic [31:0] lsu_rbits, lsu_wbits;
 
@@ -144,9 +144,9 @@ module tta_core (
       tta_vmac #(.LAT(LAT_VMAC), .W(W), .ROW_AW(DMEM_AW)) u_vmac (
           .clk, .rst, .en(run), .x_we(vmac_x_we), .x_d(vmac_x_d), .trig(vmac_trig),
           .trig_d(vmac_d), .op(vmac_op), .res(vmac_res), .mem_row(vmac_row),
-          .mem_rdata(dmem[vmac_row]), .macs(vmac_macs));
+          .mem_rdata(dmem[vmac_row]), .mac8(vmac_mac8), .mac2(vmac_mac2), .mac1(vmac_mac1));
     end else begin : g_no_vmac
-      assign {vmac_res, vmac_row, vmac_macs} = '0;
+      assign {vmac_res, vmac_row, vmac_mac8, vmac_mac2, vmac_mac1} = '0;
     end
   endgenerate
 
@@ -204,9 +204,11 @@ module tta_core (
       counters[C_RF_READS] <= counters[C_RF_READS] + 64'(n_rf_reads);
       counters[C_RF_WRITES] <= counters[C_RF_WRITES] + 64'(n_rf_writes);
       counters[C_DMEM_READ_BITS] <= counters[C_DMEM_READ_BITS] + 64'(lsu_rbits)
-          + (vmac_macs ? 64'(W) : 64'd0);
+          + (vmac_mac8 || vmac_mac2 || vmac_mac1 ? 64'(W) : 64'd0);
       counters[C_DMEM_WRITE_BITS] <= counters[C_DMEM_WRITE_BITS] + 64'(lsu_wbits);
-      counters[C_VMAC_MACS] <= counters[C_VMAC_MACS] + 64'(vmac_macs);
+      counters[C_VMAC_MAC8] <= counters[C_VMAC_MAC8] + 64'(vmac_mac8);
+      counters[C_VMAC_MAC2] <= counters[C_VMAC_MAC2] + 64'(vmac_mac2);
+      counters[C_VMAC_MAC1] <= counters[C_VMAC_MAC1] + 64'(vmac_mac1);
       counters[C_TRIG_CTRL] <= counters[C_TRIG_CTRL] + 64'(ctrl_trig);
       counters[C_TRIG_ALU] <= counters[C_TRIG_ALU] + 64'(alu_trig);
       counters[C_TRIG_LSU] <= counters[C_TRIG_LSU] + 64'(lsu_trig);

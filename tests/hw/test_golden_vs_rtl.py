@@ -9,6 +9,7 @@ from hw.asm import assemble
 from hw.errors import SimulationError
 from hw.fuzz import random_program
 from hw.golden import GoldenModel
+from hw.units import PRECISIONS
 
 pytestmark = pytest.mark.rtl
 M32 = 0xFFFFFFFF
@@ -69,22 +70,35 @@ def test_alu_op_on_random_words(tiny, rtl_tiny, op):
     np.testing.assert_array_equal(got, want)
 
 
-def test_vmac_against_numpy(tiny, rtl_tiny):
-    rng = np.random.default_rng(7)
-    lanes, row = tiny.lanes, tiny.vector_width // 8
-    weights = rng.integers(-128, 128, (6, lanes), dtype=np.int8)
+def pack_weights(w: np.ndarray, bits: int) -> np.ndarray:
+    """Rows of lane weights -> packed bytes (binary: 1 = +1; ternary: bit0 nonzero, bit1 negative)."""
+    if bits == 8:
+        return w.astype(np.int8).view(np.uint8)
+    codes = (w > 0).astype(np.uint8) if bits == 1 else ((w != 0) | ((w < 0) << 1)).astype(np.uint8)
+    fields = np.unpackbits(codes[..., None], axis=-1, bitorder="little")[..., :bits]
+    return np.packbits(fields.reshape(len(w), -1), axis=-1, bitorder="little")
+
+
+@pytest.mark.parametrize("precision", ["int8", "ternary", "binary"])
+def test_vmac_against_numpy(tiny, rtl_tiny, precision):
+    bits, acc_op, start_op = PRECISIONS[precision]
+    rng = np.random.default_rng(bits)
+    lanes, row = tiny.lanes_at(bits), tiny.vector_width // 8
+    values = {8: np.arange(-128, 128), 2: np.array([-1, 0, 1]), 1: np.array([-1, 1])}[bits]
+    weights = rng.choice(values, (6, lanes))
     xs = [-128, 127, -1, 3, 100, -77]
     dmem = np.zeros(tiny.dmem_bytes, np.uint8)
-    dmem[row * 10:row * 16] = weights.view(np.uint8).ravel()
-    lines = [f"{xs[0]} -> vmac.x, 10 -> vmac.mac0"]
-    lines += [f"{x} -> vmac.x, {10 + k} -> vmac.mac" for k, x in enumerate(xs[1:], 1)]
+    dmem[row * 10:row * 16] = pack_weights(weights, bits).ravel()
+    lines = [f"{xs[0]} -> vmac.x, 10 -> vmac.{start_op}"]
+    lines += [f"{x} -> vmac.x, {10 + k} -> vmac.{acc_op}" for k, x in enumerate(xs[1:], 1)]
     for lane in range(lanes):  # read each accumulator and store it
         lines += [f"{lane} -> vmac.get", f"vmac.res -> lsu.data, {1024 + 4 * lane} -> lsu.stw"]
     lines.append("0 -> ctrl.halt")
     golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
     got = np.frombuffer(golden[2][1024:1024 + 4 * lanes], np.int32)
-    np.testing.assert_array_equal(got, np.array(xs) @ weights.astype(np.int32))
-    assert golden[1].counters["vmac_macs"] == len(xs)
+    np.testing.assert_array_equal(got, np.array(xs) @ weights)
+    assert golden[1].counters[f"vmac_mac{bits}"] == len(xs)
+    assert golden[1].counters["dmem_read_bits"] == len(xs) * tiny.vector_width
 
 
 def test_counted_loop_and_byte_access(tiny, rtl_tiny):
