@@ -36,13 +36,17 @@ ST_BOOL0, ST_PC, ST_HALTED, ST_CNT0 = 256, 512, 513, 1024
 
 def ops_header() -> str:
     """Opcode numbers of every unit, from the registry (config-independent)."""
-    lines = ["// Generated from hw/units.py: opcode numbers of every function unit."]
+    # Each module uses a few of these; the waiver is listed in rtl/lint_waivers.vlt.
+    lines = ["// Generated from hw/units.py: opcode numbers of every function unit.",
+             "// verilator lint_off UNUSEDPARAM"]
     for name, spec in UNITS.items():
         up = name.upper()
+        width = bits_for(len(spec.opcodes))
         lines.append(f"localparam int N_{up}_OPS = {len(spec.opcodes)};")
-        lines.append(f"localparam int OPB_{up} = {bits_for(len(spec.opcodes))};")
+        lines.append(f"localparam int OPB_{up} = {width};")
         for i, op in enumerate(spec.opcodes):
-            lines.append(f"localparam int OP_{up}_{op.upper()} = {i};")
+            lines.append(f"localparam logic [{width - 1}:0] OP_{up}_{op.upper()} = {width}'d{i};")
+    lines.append("// verilator lint_on UNUSEDPARAM")
     return "\n".join(lines) + "\n"
 
 
@@ -75,7 +79,8 @@ def params_header(config: AccelConfig) -> str:
         if not c.startswith("moves_bus") or c == "moves_bus0":
             p[f"C_{c.upper()}"] = i
     lines = [f"// Generated from accelerator config '{config.name}' by hw/build.py."]
-    lines += [f"localparam int {k} = {v};" for k, v in p.items()]
+    lines += [f"localparam bit {k} = 1'b{v};" if k.startswith("HAS_") else
+              f"localparam int {k} = {v};" for k, v in p.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -136,6 +141,26 @@ def build_core(config: AccelConfig, quiet: bool = False) -> Path:
         if not quiet:
             print(f"[hw] built in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
     return lib
+
+
+LINT_WAIVERS = RTL_DIR / "lint_waivers.vlt"
+
+
+def lint(config: AccelConfig) -> list[str]:
+    """`verilator --lint-only -Wall` on the core of one config, with the listed waivers.
+
+    Returns the warning and error lines (empty when clean)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        include = Path(tmp) / "include"
+        write_headers(config, include)
+        vroot = verilator_root()
+        cmd = [str(vroot / "bin" / "verilator"), "--lint-only", "-Wall", "--top-module",
+               "tta_core", f"-I{include}", str(LINT_WAIVERS),
+               *(str(RTL_DIR / s) for s in CORE_SOURCES)]
+        proc = subprocess.run(cmd, env=dict(os.environ, VERILATOR_ROOT=str(vroot)),
+                              capture_output=True, text=True)
+    return [line for line in proc.stderr.splitlines()
+            if line.startswith(("%Warning", "%Error")) and "Exiting due to" not in line]
 
 
 def write_headers(config: AccelConfig, directory: Path) -> None:
