@@ -73,3 +73,31 @@ def _guard(rng: random.Random, bools: list[str]) -> str:
     if not bools or rng.random() < 0.3:
         return ""
     return f"?{'!' if rng.random() < 0.5 else ''}{rng.choice(bools)} "
+
+
+def shrink(text: str, fails, max_rounds: int = 8) -> str:
+    """A smaller program on which `fails(text)` still holds.
+
+    Replaces whole instructions with `nop` (addresses and jump targets stay put), then drops
+    single moves, until nothing more can go. Every candidate is checked with `fails`.
+    """
+    lines = text.splitlines()
+    for _ in range(max_rounds):
+        changed = False
+        for i, line in enumerate(lines):
+            label, _, body = line.rpartition("loop: ") if line.startswith("loop: ") else ("", "", line)
+            prefix = "loop: " if line.startswith("loop: ") else ""
+            if body in ("nop", "0 -> ctrl.halt"):
+                continue
+            candidates = [prefix + "nop"]
+            moves = [m.strip() for m in body.split(",")]
+            if len(moves) > 1:
+                candidates += [prefix + ", ".join(moves[:k] + moves[k + 1:]) for k in range(len(moves))]
+            for cand in candidates:
+                trial = lines[:i] + [cand] + lines[i + 1:]
+                if fails("\n".join(trial) + "\n"):
+                    lines, changed = trial, True
+                    break
+        if not changed:
+            break
+    return "\n".join(lines) + "\n"

@@ -1,14 +1,19 @@
 """The golden model and the RTL agree exactly: final registers, guards, pc, memory, counters."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from hw.asm import assemble
 from hw.errors import SimulationError
 from hw.fuzz import random_program
+from hw.config import CONFIG_DIR, parse_accel_config
+from hw.fuzz import shrink
 from hw.golden import GoldenModel
+from hw.sim import RtlSimulator
 from hw.units import PRECISIONS
 
 pytestmark = pytest.mark.rtl
@@ -124,16 +129,40 @@ def test_counted_loop_and_byte_access(tiny, rtl_tiny):
     assert golden[1].regs[1] == 10
 
 
-def test_random_programs(tiny, rtl_tiny):
-    enc_seed = 1234
-    for k in range(250):
-        seed = enc_seed + k
-        text = random_program(rtl_tiny.encoding, random.Random(seed))
-        dmem = np.random.default_rng(seed).integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
-        try:
-            run_both(tiny, rtl_tiny, text, dmem)
-        except AssertionError as exc:
-            raise AssertionError(f"random program {seed} differs: {exc}\n{text}") from None
+REPRODUCERS = Path(__file__).resolve().parent / "reproducers"
+# A second build of the tiny core with other latencies, more buses and guards: other hazards.
+PIPELINED = {"name": "tiny-pipelined", "buses": 4, "bool_registers": 3,
+             "units": [{"type": "alu", "latency": 3}, {"type": "lsu", "latency": 1},
+                       {"type": "vmac", "latency": 2}]}
+
+
+def differs(config, rtl, text, dmem) -> bool:
+    try:
+        run_both(config, rtl, text, dmem)
+    except AssertionError:
+        return True
+    except SimulationError:  # a shrunk program that no longer halts is no reproducer
+        return False
+    return False
+
+
+@pytest.mark.parametrize("variant, count", [("tiny", 2000), ("pipelined", 600)])
+def test_random_programs(tiny, rtl_tiny, variant, count):
+    config, rtl = tiny, rtl_tiny
+    if variant == "pipelined":
+        data = yaml.safe_load((CONFIG_DIR / "tiny.yaml").read_text()) | PIPELINED
+        config = parse_accel_config(data)
+        rtl = RtlSimulator(config)
+    for seed in range(count):
+        text = random_program(rtl.encoding, random.Random(seed))
+        dmem = np.random.default_rng(seed).integers(0, 256, config.dmem_bytes, dtype=np.uint8)
+        if differs(config, rtl, text, dmem):
+            small = shrink(text, lambda t: differs(config, rtl, t, dmem))
+            REPRODUCERS.mkdir(exist_ok=True)
+            path = REPRODUCERS / f"{config.name}-{seed}.s"
+            path.write_text(f"# dmem: numpy default_rng({seed}) bytes\n{small}")
+            pytest.fail(f"{variant}: random program {seed} differs; shrunk reproducer: {path}\n"
+                        f"{small}")
 
 
 def test_hung_program_raises(tiny, rtl_tiny):
@@ -155,3 +184,11 @@ def test_reset_keeps_memories_and_set_pc_starts_elsewhere(tiny, rtl_tiny):
         assert machine.run().cycles == 1
         assert machine.state().regs[1] == 7 and machine.state().pc == 1
         assert machine.read_dmem(3, 3).tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("path", sorted(REPRODUCERS.glob("tiny-*.s")), ids=lambda p: p.name)
+def test_saved_reproducers(tiny, rtl_tiny, path):
+    """Shrunk programs that once differed, committed as regression cases."""
+    seed = int(path.stem.rsplit("-", 1)[1])
+    dmem = np.random.default_rng(seed).integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
+    run_both(tiny, rtl_tiny, path.read_text(), dmem)
