@@ -13,8 +13,12 @@ WRAPPER_DIR = Path(__file__).resolve().parent.parent / "bin"
 
 # unit -> (RTL files, testbench module)
 BENCHES = {
+    "alu": (("tta_pipe.sv", "tta_alu.sv"), "hw.tb.alu_tb"),
+    "lsu": (("tta_pipe.sv", "tta_lsu.sv"), "hw.tb.lsu_tb"),
     "vmac": (("tta_pipe.sv", "tta_vmac.sv"), "hw.tb.vmac_tb"),
 }
+# Parameters each unit's RTL takes (the ALU is width-independent).
+_UNIT_PARAMS = {"alu": ("LAT",), "lsu": ("LAT", "W", "ROW_AW"), "vmac": ("LAT", "W", "ROW_AW")}
 
 
 def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
@@ -31,8 +35,8 @@ def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
     os.environ.setdefault("VERILATOR_ROOT", str(verilator_root()))
     include = build_dir / "include"
     write_headers(config, include)
-    params = {"W": config.vector_width, "LAT": config.latency(unit), "ROW_AW": 8,
-              **(parameters or {})}
+    defaults = {"W": config.vector_width, "LAT": config.latency(unit), "ROW_AW": 8}
+    params = {k: v for k, v in {**defaults, **(parameters or {})}.items() if k in _UNIT_PARAMS[unit]}
     runner = get_runner("verilator")
     toplevel = f"tta_{unit}"
     runner.build(sources=[RTL_DIR / s for s in sources], includes=[include], hdl_toplevel=toplevel,
