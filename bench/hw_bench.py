@@ -1,6 +1,7 @@
 """Accelerator benchmark: simulation speed through the Python API against a pure C++ loop over
 the same Verilated model (measured alternately in one run), peak MACs/cycle per precision
-measured on the RTL against the lane count, and energy per op against BrainTTA's figures.
+measured on the RTL against the lane count, energy per op against BrainTTA's figures, and area
+(Yosys, generic gates; cached per config, minutes for the wide configs the first time).
 
 Writes bench/results/hw.json.
 """
@@ -14,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hw.area import area
 from hw.asm import assemble
 from hw.build import build_core
 from hw.config import load_accel_config
@@ -91,6 +93,16 @@ def main() -> None:
                 print(f"         {p:<8} {r.macs_per_cycle:7.1f} MACs/cycle (lanes "
                       f"{r.peak_macs_per_cycle}), {r.energy_per_op_fj:6.1f} fJ/op = "
                       f"{r.energy_per_op_fj / BRAINTTA_FJ[p]:.3f} x BrainTTA")
+            report = area(config)  # Yosys; minutes for the wide configs the first time
+            results[name]["area"] = {
+                "units": {u: {"cells": a.cells, "gate_equivalents": a.gate_equivalents}
+                          for u, a in report.units.items()},
+                "total_gate_equivalents": report.total.gate_equivalents,
+                "memory_bits": report.memory_bits}
+            print("         area (GE): " + ", ".join(
+                f"{u} {a.gate_equivalents / 1e3:.1f}k" for u, a in report.units.items())
+                + f", total {report.total.gate_equivalents / 1e3:.1f}k; memories "
+                + ", ".join(f"{k} {b / 8192:.0f} KiB" for k, b in report.memory_bits.items()))
     out = HERE / "results" / "hw.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")

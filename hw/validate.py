@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hw.area import AreaReport, area
 from hw.build import build_core, lint
 from hw.config import AccelConfig
 from hw.difftest import diff_random_programs
@@ -25,6 +26,7 @@ class Validation:
     random_programs: int = 0
     mismatches: list = field(default_factory=list)
     peaks: dict[str, PeakResult] = field(default_factory=dict)
+    area: AreaReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,6 +59,8 @@ def validate(config: AccelConfig, programs: int = 200,
     machine = get_machine("rtl", config)
     for precision in PRECISIONS:
         v.peaks[precision] = measure_peak(machine, precision)
+    progress("area: Yosys synthesis to generic gates (minutes for W >= 1024; cached)")
+    v.area = area(config)
     return v
 
 
@@ -70,6 +74,11 @@ def report(v: Validation) -> str:
         rows.append(f"{p:<9} {r.macs_per_cycle:>10.1f} {r.peak_macs_per_cycle:>6} {gops:>7.1f} "
                     f"{r.energy_per_op_fj:>7.1f}")
     rows.append("energy: a model calibrated to BrainTTA's published figures, not a measurement")
-    rows.append("area: not modelled yet")
+    if v.area:
+        rows.append(f"{'area':<9} {'cells':>10} {'GE':>10}  (gate equivalents: CMOS transistors / 4)")
+        for unit, a in [*v.area.units.items(), ("total", v.area.total)]:
+            rows.append(f"{unit:<9} {a.cells:>10} {a.gate_equivalents:>10.0f}")
+        rows.append("memories (not in the gate counts): " + ", ".join(
+            f"{k} {b / 8192:.0f} KiB" for k, b in v.area.memory_bits.items()))
     rows.append("result: " + ("OK" if v.ok else "FAILED"))
     return "\n".join(rows)

@@ -18,15 +18,21 @@ module tta_core (
 
   localparam int IWP = IWW * 32;  // instruction width padded to whole words
 
-  logic [IWP-1:0] imem[IMEM_DEPTH];
-  logic [W-1:0] dmem[DMEM_ROWS];
   logic [IMEM_AW-1:0] pc;
   logic [31:0] rf[NR];
   logic [NBOOL-1:0] bregs;
   logic [63:0] counters[NCNT];
 
   wire run = !rst && !freeze && !halted;
-  wire [IWP-1:0] instr = imem[pc];
+  logic [IWP-1:0] instr;
+  logic [31:0] imem_dbg_rdata, dmem_dbg_rdata;
+  logic [W-1:0] lsu_rdata, vmac_rdata;
+
+  // ---- memories ---------------------------------------------------------------------------
+  tta_mem #(.ROWS(IMEM_DEPTH), .WIDTH(IWP), .AW(IMEM_AW)) u_imem (
+      .clk, .ra(pc), .rda(instr), .rb(pc), .rdb(), .we(1'b0), .wa('0), .wdata('0), .wmask('0),
+      .dbg_we(dbg_we && dbg_space == 2'd0), .dbg_row(dbg_index[IMEM_AW-1:0]), .dbg_word,
+      .dbg_wdata, .dbg_rdata(imem_dbg_rdata));
 
   // ---- decode: one move per bus ---------------------------------------------------------
   logic [DST_BITS-1:0] dst[NB];
@@ -134,7 +140,7 @@ module tta_core (
     if (HAS_LSU) begin : g_lsu
       tta_lsu #(.LAT(LAT_LSU), .W(W), .ROW_AW(DMEM_AW)) u_lsu (
           .clk, .rst, .en(run), .data_we(lsu_data_we), .data_d(lsu_data_d), .trig(lsu_trig),
-          .trig_d(lsu_d), .op(lsu_op), .res(lsu_res), .mem_row(lsu_row), .mem_rdata(dmem[lsu_row]),
+          .trig_d(lsu_d), .op(lsu_op), .res(lsu_res), .mem_row(lsu_row), .mem_rdata(lsu_rdata),
           .mem_we(lsu_we), .mem_wdata(lsu_wdata), .mem_wmask(lsu_wmask), .read_bits(lsu_rbits),
           .write_bits(lsu_wbits));
     end else begin : g_no_lsu
@@ -144,11 +150,16 @@ module tta_core (
       tta_vmac #(.LAT(LAT_VMAC), .W(W), .ROW_AW(DMEM_AW)) u_vmac (
           .clk, .rst, .en(run), .x_we(vmac_x_we), .x_d(vmac_x_d), .trig(vmac_trig),
           .trig_d(vmac_d), .op(vmac_op), .res(vmac_res), .mem_row(vmac_row),
-          .mem_rdata(dmem[vmac_row]), .mac8(vmac_mac8), .mac2(vmac_mac2), .mac1(vmac_mac1));
+          .mem_rdata(vmac_rdata), .mac8(vmac_mac8), .mac2(vmac_mac2), .mac1(vmac_mac1));
     end else begin : g_no_vmac
       assign {vmac_res, vmac_row, vmac_mac8, vmac_mac2, vmac_mac1} = '0;
     end
   endgenerate
+
+  tta_mem #(.ROWS(DMEM_ROWS), .WIDTH(W), .AW(DMEM_AW)) u_dmem (
+      .clk, .ra(lsu_row), .rda(lsu_rdata), .rb(vmac_row), .rdb(vmac_rdata), .we(run && lsu_we),
+      .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask), .dbg_we(dbg_we && dbg_space == 2'd1),
+      .dbg_row(dbg_index[DMEM_AW-1:0]), .dbg_word, .dbg_wdata, .dbg_rdata(dmem_dbg_rdata));
 
   // ---- sequential state: pc, register files, data memory, counters, debug writes ----------
   wire dbg_state = dbg_we && dbg_space == 2'd2;
@@ -177,12 +188,6 @@ module tta_core (
       if (dbg_state && dbg_index == ST_PC) pc <= dbg_wdata[IMEM_AW-1:0];
       if (dbg_state && dbg_index == ST_HALTED) halted <= dbg_wdata[0];
     end
-  end
-
-  always_ff @(posedge clk) begin
-    if (run && lsu_we) dmem[lsu_row] <= (dmem[lsu_row] & ~lsu_wmask) | (lsu_wdata & lsu_wmask);
-    if (dbg_we && dbg_space == 2'd1) dmem[dbg_index[DMEM_AW-1:0]][32*dbg_word+:32] <= dbg_wdata;
-    if (dbg_we && dbg_space == 2'd0) imem[dbg_index[IMEM_AW-1:0]][32*dbg_word+:32] <= dbg_wdata;
   end
 
   // Event counters (the energy model's inputs); see hw/isa.py `counter_names`.
@@ -222,8 +227,8 @@ module tta_core (
   always_comb begin
     dbg_rdata = '0;
     case (dbg_space)
-      2'd0: dbg_rdata = imem[dbg_index[IMEM_AW-1:0]][32*dbg_word+:32];
-      2'd1: dbg_rdata = dmem[dbg_index[DMEM_AW-1:0]][32*dbg_word+:32];
+      2'd0: dbg_rdata = imem_dbg_rdata;
+      2'd1: dbg_rdata = dmem_dbg_rdata;
       2'd2: begin
         if (dbg_index < NR) dbg_rdata = rf[dbg_index];
         else if (dbg_index >= ST_BOOL0 && dbg_index < ST_BOOL0 + NBOOL)

@@ -55,11 +55,11 @@ module tta_vmac #(
       if (mac2)
         for (int l = 0; l < W / 2; l++)
           acc[l] <= (start ? 32'd0 : acc[l]) + (!mem_rdata[2*l] ? 32'd0 :
-              mem_rdata[2*l+1] ? -32'($signed(xv[7:0])) : 32'($signed(xv[7:0])));
+              mem_rdata[2*l+1] ? -(32'($signed(xv[7:0]))) : 32'($signed(xv[7:0])));
       if (mac1)
         for (int l = 0; l < W; l++)
           acc[l] <= (start ? 32'd0 : acc[l])
-              + (mem_rdata[l] ? 32'($signed(xv[7:0])) : -32'($signed(xv[7:0])));
+              + (mem_rdata[l] ? 32'($signed(xv[7:0])) : -(32'($signed(xv[7:0]))));
     end
   end
 

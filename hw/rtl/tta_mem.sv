@@ -1,0 +1,34 @@
+// A memory of ROWS rows of WIDTH bits: two asynchronous read ports, one masked write port, and a
+// 32-bit debug port (word `dbg_word` of row `dbg_row`) through which the host harness loads and
+// reads it. Kept in its own module so that area estimates can treat memories as macros.
+module tta_mem #(
+    parameter int ROWS = 256,
+    parameter int WIDTH = 64,
+    parameter int AW = 8
+) (
+    input  logic             clk,
+    input  logic [   AW-1:0] ra,
+    output logic [WIDTH-1:0] rda,
+    input  logic [   AW-1:0] rb,
+    output logic [WIDTH-1:0] rdb,
+    input  logic             we,
+    input  logic [   AW-1:0] wa,
+    input  logic [WIDTH-1:0] wdata,
+    input  logic [WIDTH-1:0] wmask,
+    input  logic             dbg_we,
+    input  logic [   AW-1:0] dbg_row,
+    input  logic [      7:0] dbg_word,
+    input  logic [     31:0] dbg_wdata,
+    output logic [     31:0] dbg_rdata
+);
+  logic [WIDTH-1:0] mem[ROWS];
+
+  assign rda = mem[ra];
+  assign rdb = mem[rb];
+  assign dbg_rdata = mem[dbg_row][32*dbg_word+:32];
+
+  always_ff @(posedge clk) begin
+    if (we) mem[wa] <= (mem[wa] & ~wmask) | (wdata & wmask);
+    if (dbg_we) mem[dbg_row][32*dbg_word+:32] <= dbg_wdata;
+  end
+endmodule
