@@ -3,9 +3,9 @@
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
+from hw.tb.common import ResultPort, start
 from hw.units import LSU_OPS
 
 OP = {name: i for i, name in enumerate(LSU_OPS)}
@@ -18,15 +18,8 @@ async def lsu_random_accesses(dut):
     size = rows * row_bytes
     rng = random.Random(11)
     mem = bytearray(rng.getrandbits(8) for _ in range(size))
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for sig in (dut.data_we, dut.data_d, dut.trig, dut.trig_d, dut.op, dut.mem_rdata):
-        sig.value = 0
-    dut.en.value = 1
-    dut.rst.value = 1
-    await RisingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    data, pending, expected = 0, [], 0
+    await start(dut, (dut.data_we, dut.data_d, dut.trig, dut.trig_d, dut.op, dut.mem_rdata))
+    res, data = ResultPort(latency), 0
     for cycle in range(2000):
         data_we, trig = rng.random() < 0.5, rng.random() < 0.8
         d, addr, op = rng.getrandbits(32), rng.getrandbits(32), rng.randrange(len(LSU_OPS))
@@ -47,7 +40,7 @@ async def lsu_random_accesses(dut):
             value = int.from_bytes(mem[a:a + (4 if name == "ldw" else 1)], "little")
             if name == "ldb" and value > 127:
                 value = (value - 256) & 0xFFFFFFFF
-            pending.append((cycle + latency, value))
+            res.trigger(cycle, value)
         store = trig and name.startswith("st")
         assert int(dut.mem_we.value) == int(store)
         if store:
@@ -59,7 +52,5 @@ async def lsu_random_accesses(dut):
             mem[a:a + n] = (data & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
         await RisingEdge(dut.clk)
         await ReadOnly()
-        while pending and pending[0][0] <= cycle + 1:
-            expected = pending.pop(0)[1]
-        assert int(dut.res.value) == expected, f"cycle {cycle}: {int(dut.res.value):#x} != {expected:#x}"
+        res.check(dut, cycle)
         await FallingEdge(dut.clk)
