@@ -125,7 +125,7 @@ _FIELDS = ("name", "clock_mhz", "buses", "vector_width", "registers", "bool_regi
 def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelConfig:
     r = FieldReader(data, where)
     r.check_known(_FIELDS)
-    width = r.int("vector_width", 32, 4096, pow2=True)
+    width = r.int("vector_width", 64, 4096, pow2=True)
     clock = r.number("clock_mhz")
     if clock <= 0:
         raise r.fail("clock_mhz", f"must be > 0, not {clock}")

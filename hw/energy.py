@@ -19,7 +19,8 @@ ENERGY_EVENTS = (
     "mac8",  # one lane's multiply-accumulate with an 8-bit weight (two ops)
     "mac2",  # ... with a ternary weight
     "mac1",  # ... with a binary weight
-    "vmac_op",  # fixed cost of one vector-unit trigger (get, control)
+    "vmac_op",  # fixed cost of one vector-unit trigger
+    "vpp_lane",  # post-processing of one accumulator lane (requantize, threshold, add, max)
     "dmem_read_bit",
     "dmem_write_bit",
     "leakage_cycle",
@@ -50,8 +51,9 @@ def energy_of(counters: dict[str, int], table: dict[str, float],
     moves = sum(v for k, v in counters.items() if k.startswith("moves_bus"))
     lane_macs = sum(counters[f"vmac_mac{b}"] * (vector_width // b) * table[f"mac{b}"]
                     for b in (8, 2, 1))
+    vpp = counters["vpp_groups"] * (vector_width // 8) * table["vpp_lane"]
     return EnergyBreakdown(
-        compute_pj=counters["trig_alu"] * table["alu_op"] + lane_macs
+        compute_pj=counters["trig_alu"] * table["alu_op"] + lane_macs + vpp
         + counters["trig_vmac"] * table["vmac_op"],
         memory_pj=counters["dmem_read_bits"] * table["dmem_read_bit"]
         + counters["dmem_write_bits"] * table["dmem_write_bit"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 from hw.isa import Encoding
+from hw.units import UNITS
 
 LOOP_GUARD_NOTE = "the last guard register is reserved for the structured loop"
 
@@ -23,9 +24,10 @@ def random_program(enc: Encoding, rng: random.Random, length: int | None = None)
     lo, hi = enc.imm_range
     dests = [d for d in enc.dests[1:] if not d.startswith("ctrl.") and d != f"b{loop_bool}"]
     # Destination groups, drawn evenly so that operand ports are written as often as triggers.
+    operands = {f"{u}.{p}" for u, spec in UNITS.items() for p in spec.operands}
     groups = [[d for d in dests if "." not in d],
-              [d for d in dests if d.split(".")[-1] in ("in1", "data", "x")],
-              [d for d in dests if "." in d and d.split(".")[-1] not in ("in1", "data", "x")]]
+              [d for d in dests if d in operands],
+              [d for d in dests if "." in d and d not in operands]]
     results = [s for s in enc.sources if "." in s]
     storage = [s for s in enc.sources if "." not in s]
 

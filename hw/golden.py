@@ -17,7 +17,9 @@ import numpy as np
 from hw.asm import Program
 from hw.config import AccelConfig
 from hw.machine import Machine, MachineState
-from hw.units import ALU_OPS, PRECISIONS, UNITS
+from hw.units import ALU_OPS, PRECISIONS, UNITS, VMAC_OPS
+
+VPP_OPS = VMAC_OPS[VMAC_OPS.index("sbias"):]
 
 M32 = 0xFFFFFFFF
 
@@ -93,6 +95,9 @@ class GoldenModel(Machine):
         self.bools = [0] * c.bool_registers
         self.units = {n: _Unit(n, c.latency(n)) for n in c.unit_names}
         self.acc = np.zeros(c.vector_width, np.int64)  # one accumulator per binary lane
+        group = c.vector_width // 8  # post-processing works on W/8 lanes at a time
+        self.bank = {"bias": np.zeros(group, np.int64), "mul": np.zeros(group, np.int64),
+                     "shift": np.zeros(group, np.int64)}
         self.counters = dict.fromkeys(self.counter_names, 0)
 
     def load_program(self, program: Program, base: int = 0) -> None:
@@ -177,7 +182,7 @@ class GoldenModel(Machine):
                 triggers[kind[1]] = (kind[2], value)
 
         next_pc = (self.pc + 1) % c.imem_depth
-        store = None
+        store = vstore = None
         for unit, (op, value) in triggers.items():
             cnt[f"trig_{unit}"] += 1
             if unit == "ctrl":
@@ -194,7 +199,7 @@ class GoldenModel(Machine):
             elif unit == "lsu":
                 result, store = self._lsu(op, value, ops["data"])
             elif unit == "vmac":
-                result = self._vmac(op, value, ops["x"])
+                result, vstore = self._vmac(op, value, ops)
             if result is not None:
                 u.pipe.append((cycle + u.latency, result))
 
@@ -204,9 +209,10 @@ class GoldenModel(Machine):
             self.regs[i] = v
         for i, v in bool_w.items():
             self.bools[i] = v
-        if store is not None:
-            addr, data = store
-            self.dmem[addr:addr + len(data)] = data
+        for write in (store, vstore):  # the vector unit's write lands last
+            if write is not None:
+                addr, data = write
+                self.dmem[addr:addr + len(data)] = data
         if self.halted:
             next_pc = self.pc
         self.pc = next_pc
@@ -231,16 +237,16 @@ class GoldenModel(Machine):
         byte = int(self.dmem[addr])
         return (byte - 256 if byte > 127 and op == "ldb" else byte) & M32, None
 
-    def _vmac(self, op: str, value: int, x: int):
-        """Lanes beyond the precision's lane count keep their accumulators."""
+    def _vmac(self, op: str, value: int, ops: dict[str, int]):
+        """Returns (result or None, deferred memory write or None); see hw/ISA.md."""
         c, cnt = self.config, self.counters
         if op == "get":
-            return int(self.acc[value % c.vector_width]) & M32
+            return int(self.acc[value % c.vector_width]) & M32, None
+        if op in VPP_OPS:
+            return None, self._post_process(op, value, ops)
         bits = next(b for b, acc_op, start_op in PRECISIONS.values() if op in (acc_op, start_op))
-        row_bytes = c.vector_width // 8
-        start = (value % c.dmem_rows) * row_bytes
-        row = self.dmem[start:start + row_bytes]
-        xs = (x & 0xFF) - 256 if x & 0x80 else x & 0xFF
+        row = self._row(value)
+        xs = _s8(ops["x"])
         if bits == 8:
             w = row.view(np.int8).astype(np.int64)
         else:  # little-endian bit fields: lane l holds bits [bits*l, bits*(l+1))
@@ -251,10 +257,68 @@ class GoldenModel(Machine):
                 w = fields[:, 0] * (1 - 2 * fields[:, 1])
         lanes = len(w)
         base = 0 if op.endswith("0") else self.acc[:lanes]
-        self.acc[:lanes] = ((base + xs * w + 2**31) % 2**32) - 2**31
+        self.acc[:lanes] = _wrap(base + xs * w)
         cnt["dmem_read_bits"] += c.vector_width
         cnt[f"vmac_mac{bits}"] += 1
-        return None
+        return None, None
+
+    def _row(self, row: int) -> np.ndarray:
+        n = self.config.vector_width // 8
+        start = (row % self.config.dmem_rows) * n
+        return self.dmem[start:start + n]
+
+    def _post_process(self, op: str, value: int, ops: dict[str, int]):
+        """Post-processing of the W/8 accumulator lanes base .. base + W/8 - 1 (mod W)."""
+        c, cnt = self.config, self.counters
+        g = c.vector_width // 8
+        if op in ("sbias", "smul", "sshift"):
+            bank = self.bank[op[1:]]
+            bank[value % g] = ops["prm"] & 31 if op == "sshift" else s32(ops["prm"])
+            return None
+        cnt["vpp_groups"] += 1
+        lanes = (ops["base"] + np.arange(g)) % c.vector_width
+        acc = self.acc[lanes]
+        if op in ("aset", "radd", "amax"):
+            x = self._row(value).view(np.int8).astype(np.int64)
+            cnt["dmem_read_bits"] += c.vector_width
+            self.acc[lanes] = {"aset": lambda: x,
+                               "radd": lambda: _wrap(acc + x * s32(ops["prm"])),
+                               "amax": lambda: np.maximum(acc, x)}[op]()
+            return None
+        v = _wrap(acc + self.bank["bias"])
+        row_bytes = c.vector_width // 8
+        if op == "rq":
+            lo, hi = _s8(ops["cfg"]), _s8(ops["cfg"] >> 8)
+            y = v
+            if not ops["cfg"] >> 16 & 1:  # bit 16 bypasses the multiplier and shift
+                t = (v * self.bank["mul"] + (1 << 31)) >> 32
+                y = (t + ((1 << self.bank["shift"]) >> 1)) >> self.bank["shift"]
+            cnt["dmem_write_bits"] += c.vector_width
+            start = (value % c.dmem_rows) * row_bytes
+            y = np.minimum(np.maximum(y, lo), hi)  # hi wins when lo > hi
+            return start, y.astype(np.int8).view(np.uint8)
+        if op == "bin":
+            bits = (v >= 0).astype(np.uint8)
+        else:  # ter: +1 above the threshold in the mul bank, -1 below its negative
+            thr = self.bank["mul"]
+            plus, minus = v > thr, v < _wrap(-thr)
+            codes = np.where(plus, 1, np.where(minus, 3, 0)).astype(np.uint8)
+            bits = np.unpackbits(codes[:, None], axis=1, bitorder="little")[:, :2].ravel()
+        data = np.packbits(bits, bitorder="little")
+        addr = value % c.dmem_bytes
+        addr -= addr % len(data)  # aligned to its size, so it never crosses a row
+        cnt["dmem_write_bits"] += 8 * len(data)
+        return addr, data
+
+
+def _s8(x: int) -> int:
+    x &= 0xFF
+    return x - 256 if x > 127 else x
+
+
+def _wrap(a: np.ndarray) -> np.ndarray:
+    """Wrap int64 values to int32."""
+    return ((a + 2**31) % 2**32) - 2**31
 
 
 assert ALU_OPS == UNITS["alu"].opcodes

@@ -24,7 +24,11 @@ class UnitSpec:
 ALU_OPS = ("add", "sub", "and", "or", "xor", "shl", "shr", "sra",
            "mul", "mulhi", "mulhr", "eq", "ne", "lt", "ltu", "min", "max")
 LSU_OPS = ("ldw", "ldb", "ldbu", "stw", "stb")
-VMAC_OPS = ("mac", "mac0", "tmac", "tmac0", "bmac", "bmac0", "get")
+VMAC_OPS = ("mac", "mac0", "tmac", "tmac0", "bmac", "bmac0", "get",
+            # post-processing of the accumulators (see hw/ISA.md)
+            "sbias", "smul", "sshift", "rq", "bin", "ter", "aset", "radd", "amax")
+# Post-processing operations that touch a group of W/8 accumulator lanes.
+VPP_GROUP_OPS = ("rq", "bin", "ter", "aset", "radd", "amax")
 
 # Precisions of the vector MAC on one W-bit datapath: weight bits per lane, and the opcodes that
 # accumulate (`mac`) or start a new sum (`mac0`). Lanes = W / bits: peak MACs 8 : 4 : 1.
@@ -45,9 +49,11 @@ UNITS: dict[str, UnitSpec] = {
                  "mulhr: the same rounded half up)"),
         UnitSpec("lsu", ("data",), LSU_OPS, ("res",), 1, "tta_lsu.sv",
                  "scalar load-store unit on the data memory; trigger = byte address"),
-        UnitSpec("vmac", ("x",), VMAC_OPS, ("res",), 1, "tta_vmac.sv",
+        UnitSpec("vmac", ("x", "base", "prm", "cfg"), VMAC_OPS, ("res",), 1, "tta_vmac.sv",
                  "vector MAC: W/8 int8, W/2 ternary or W binary lanes with int32 "
-                 "accumulators; x broadcast to all lanes; trigger = weight row"),
+                 "accumulators; x broadcast to all lanes; trigger = weight row; and "
+                 "post-processing of W/8 accumulators at a time: per-channel requantization, "
+                 "binarization, ternarization, residual add and max"),
     )
 }
 

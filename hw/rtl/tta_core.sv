@@ -31,6 +31,7 @@ module tta_core (
   // ---- memories ---------------------------------------------------------------------------
   tta_mem #(.ROWS(IMEM_DEPTH), .WIDTH(IWP), .AW(IMEM_AW)) u_imem (
       .clk, .ra(pc), .rda(instr), .rb(pc), .rdb(), .we(1'b0), .wa('0), .wdata('0), .wmask('0),
+      .we2(1'b0), .wa2('0), .wdata2('0), .wmask2('0),
       .dbg_we(dbg_we && dbg_space == 2'd0), .dbg_row(dbg_index[IMEM_AW-1:0]), .dbg_word,
       .dbg_wdata, .dbg_rdata(imem_dbg_rdata));
 
@@ -74,6 +75,8 @@ module tta_core (
   // ---- interconnect: port writes; when several slots write one port, the highest wins ----
   logic ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_trig, vmac_x_we, vmac_trig;
   logic [31:0] ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_d, vmac_x_d, vmac_d;
+  logic vmac_base_we, vmac_prm_we, vmac_cfg_we;
+  logic [31:0] vmac_base_d, vmac_prm_d, vmac_cfg_d;
   logic [OPB_CTRL-1:0] ctrl_op;
   logic [OPB_ALU-1:0] alu_op;
   logic [OPB_LSU-1:0] lsu_op;
@@ -83,6 +86,7 @@ module tta_core (
     {ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_trig, vmac_x_we, vmac_trig} = '0;
     {ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_d, vmac_x_d, vmac_d} = '0;
     {ctrl_op, alu_op, lsu_op, vmac_op} = '0;
+    {vmac_base_we, vmac_prm_we, vmac_cfg_we, vmac_base_d, vmac_prm_d, vmac_cfg_d} = '0;
     for (int b = 0; b < NB; b++) begin
       logic [31:0] d;
       d = 32'(dst[b]);
@@ -114,6 +118,18 @@ module tta_core (
           vmac_x_we = 1'b1;
           vmac_x_d  = val[b];
         end
+        if (d == D_VMAC_BASE) begin
+          vmac_base_we = 1'b1;
+          vmac_base_d  = val[b];
+        end
+        if (d == D_VMAC_PRM) begin
+          vmac_prm_we = 1'b1;
+          vmac_prm_d  = val[b];
+        end
+        if (d == D_VMAC_CFG) begin
+          vmac_cfg_we = 1'b1;
+          vmac_cfg_d  = val[b];
+        end
         if (d >= D_VMAC_OP0 && d < D_VMAC_OP0 + N_VMAC_OPS) begin
           vmac_trig = 1'b1;
           vmac_d = val[b];
@@ -125,7 +141,10 @@ module tta_core (
 
   // ---- function units ---------------------------------------------------------------------
   logic [DMEM_AW-1:0] lsu_row, vmac_row;
-  logic lsu_we, vmac_mac8, vmac_mac2, vmac_mac1;
+  logic lsu_we, vmac_mac8, vmac_mac2, vmac_mac1, vmac_group, vmac_mem_read, vmac_we;
+  logic [DMEM_AW-1:0] vmac_wrow;
+  logic [W-1:0] vmac_wdata, vmac_wmask;
+  logic [31:0] vmac_wbits;
   logic [W-1:0] lsu_wdata, lsu_wmask;
   logic [31:0] lsu_rbits, lsu_wbits;
 
@@ -148,17 +167,23 @@ module tta_core (
     end
     if (HAS_VMAC) begin : g_vmac
       tta_vmac #(.LAT(LAT_VMAC), .W(W), .ROW_AW(DMEM_AW)) u_vmac (
-          .clk, .rst, .en(run), .x_we(vmac_x_we), .x_d(vmac_x_d), .trig(vmac_trig),
-          .trig_d(vmac_d), .op(vmac_op), .res(vmac_res), .mem_row(vmac_row),
-          .mem_rdata(vmac_rdata), .mac8(vmac_mac8), .mac2(vmac_mac2), .mac1(vmac_mac1));
+          .clk, .rst, .en(run), .x_we(vmac_x_we), .x_d(vmac_x_d), .base_we(vmac_base_we),
+          .base_d(vmac_base_d), .prm_we(vmac_prm_we), .prm_d(vmac_prm_d), .cfg_we(vmac_cfg_we),
+          .cfg_d(vmac_cfg_d), .trig(vmac_trig), .trig_d(vmac_d), .op(vmac_op), .res(vmac_res),
+          .mem_row(vmac_row), .mem_rdata(vmac_rdata), .mem_we(vmac_we), .mem_wrow(vmac_wrow),
+          .mem_wdata(vmac_wdata), .mem_wmask(vmac_wmask), .mem_read(vmac_mem_read),
+          .write_bits(vmac_wbits), .mac8(vmac_mac8), .mac2(vmac_mac2), .mac1(vmac_mac1),
+          .group(vmac_group));
     end else begin : g_no_vmac
-      assign {vmac_res, vmac_row, vmac_mac8, vmac_mac2, vmac_mac1} = '0;
+      assign {vmac_res, vmac_row, vmac_mac8, vmac_mac2, vmac_mac1, vmac_group, vmac_mem_read,
+              vmac_we, vmac_wrow, vmac_wdata, vmac_wmask, vmac_wbits} = '0;
     end
   endgenerate
 
   tta_mem #(.ROWS(DMEM_ROWS), .WIDTH(W), .AW(DMEM_AW)) u_dmem (
       .clk, .ra(lsu_row), .rda(lsu_rdata), .rb(vmac_row), .rdb(vmac_rdata), .we(run && lsu_we),
-      .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask), .dbg_we(dbg_we && dbg_space == 2'd1),
+      .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask), .we2(run && vmac_we), .wa2(vmac_wrow),
+      .wdata2(vmac_wdata), .wmask2(vmac_wmask), .dbg_we(dbg_we && dbg_space == 2'd1),
       .dbg_row(dbg_index[DMEM_AW-1:0]), .dbg_word, .dbg_wdata, .dbg_rdata(dmem_dbg_rdata));
 
   // ---- sequential state: pc, register files, data memory, counters, debug writes ----------
@@ -209,8 +234,10 @@ module tta_core (
       counters[C_RF_READS] <= counters[C_RF_READS] + 64'(n_rf_reads);
       counters[C_RF_WRITES] <= counters[C_RF_WRITES] + 64'(n_rf_writes);
       counters[C_DMEM_READ_BITS] <= counters[C_DMEM_READ_BITS] + 64'(lsu_rbits)
-          + (vmac_mac8 || vmac_mac2 || vmac_mac1 ? 64'(W) : 64'd0);
-      counters[C_DMEM_WRITE_BITS] <= counters[C_DMEM_WRITE_BITS] + 64'(lsu_wbits);
+          + (vmac_mem_read ? 64'(W) : 64'd0);
+      counters[C_DMEM_WRITE_BITS] <= counters[C_DMEM_WRITE_BITS] + 64'(lsu_wbits)
+          + 64'(vmac_wbits);
+      counters[C_VPP_GROUPS] <= counters[C_VPP_GROUPS] + 64'(vmac_group);
       counters[C_VMAC_MAC8] <= counters[C_VMAC_MAC8] + 64'(vmac_mac8);
       counters[C_VMAC_MAC2] <= counters[C_VMAC_MAC2] + 64'(vmac_mac2);
       counters[C_VMAC_MAC1] <= counters[C_VMAC_MAC1] + 64'(vmac_mac1);

@@ -1,4 +1,5 @@
-// A memory of ROWS rows of WIDTH bits: two asynchronous read ports, one masked write port, and a
+// A memory of ROWS rows of WIDTH bits: two asynchronous read ports, two masked write ports (the
+// second wins where both write the same bits in one cycle), and a
 // 32-bit debug port (word `dbg_word` of row `dbg_row`) through which the host harness loads and
 // reads it. Kept in its own module so that area estimates can treat memories as macros.
 module tta_mem #(
@@ -15,6 +16,10 @@ module tta_mem #(
     input  logic [   AW-1:0] wa,
     input  logic [WIDTH-1:0] wdata,
     input  logic [WIDTH-1:0] wmask,
+    input  logic             we2,
+    input  logic [   AW-1:0] wa2,
+    input  logic [WIDTH-1:0] wdata2,
+    input  logic [WIDTH-1:0] wmask2,
     input  logic             dbg_we,
     input  logic [   AW-1:0] dbg_row,
     input  logic [      7:0] dbg_word,
@@ -28,7 +33,10 @@ module tta_mem #(
   assign dbg_rdata = mem[dbg_row][32*dbg_word+:32];
 
   always_ff @(posedge clk) begin
-    if (we) mem[wa] <= (mem[wa] & ~wmask) | (wdata & wmask);
+    if (we && !(we2 && wa2 == wa)) mem[wa] <= (mem[wa] & ~wmask) | (wdata & wmask);
+    if (we2 && we && wa2 == wa)
+      mem[wa2] <= (((mem[wa] & ~wmask) | (wdata & wmask)) & ~wmask2) | (wdata2 & wmask2);
+    else if (we2) mem[wa2] <= (mem[wa2] & ~wmask2) | (wdata2 & wmask2);
     if (dbg_we) mem[dbg_row][32*dbg_word+:32] <= dbg_wdata;
   end
 endmodule
