@@ -94,10 +94,7 @@ class GoldenModel(Machine):
         self.regs = [0] * c.registers
         self.bools = [0] * c.bool_registers
         self.units = {n: _Unit(n, c.latency(n)) for n in c.unit_names}
-        self.acc = np.zeros(c.vector_width, np.int64)  # one accumulator per binary lane
-        group = c.vector_width // 8  # post-processing works on W/8 lanes at a time
-        self.bank = {"bias": np.zeros(group, np.int64), "mul": np.zeros(group, np.int64),
-                     "shift": np.zeros(group, np.int64)}
+        self.vector = VectorUnit(c.vector_width, c.dmem_rows)
         self.counters = dict.fromkeys(self.counter_names, 0)
 
     def load_program(self, program: Program, base: int = 0) -> None:
@@ -238,15 +235,40 @@ class GoldenModel(Machine):
         return (byte - 256 if byte > 127 and op == "ldb" else byte) & M32, None
 
     def _vmac(self, op: str, value: int, ops: dict[str, int]):
-        """Returns (result or None, deferred memory write or None); see hw/ISA.md."""
-        c, cnt = self.config, self.counters
+        c = self.config
+        result, write, events = self.vector.execute(op, value, ops, self._row)
+        for name, n in events.items():
+            self.counters[name] += n
+        if write is None:
+            return result, None
+        row, offset, data = write
+        return result, (row * (c.vector_width // 8) + offset, data)
+
+    def _row(self, row: int) -> np.ndarray:
+        n = self.config.vector_width // 8
+        start = (row % self.config.dmem_rows) * n
+        return self.dmem[start:start + n]
+
+
+class VectorUnit:
+    """The vector unit's state and operations, apart from the core (the cocotb bench uses it too).
+
+    `execute` returns (result or None, memory write or None, counter increments); a write is
+    (row, byte offset in the row, bytes) and lands at the end of the cycle.
+    """
+
+    def __init__(self, width: int, rows: int):
+        self.width, self.rows, self.group = width, rows, width // 8
+        self.acc = np.zeros(width, np.int64)  # one accumulator per binary lane
+        self.bank = {name: np.zeros(self.group, np.int64) for name in ("bias", "mul", "shift")}
+
+    def execute(self, op: str, value: int, ops: dict[str, int], read_row):
         if op == "get":
-            return int(self.acc[value % c.vector_width]) & M32, None
+            return int(self.acc[value % self.width]) & M32, None, {}
         if op in VPP_OPS:
-            return None, self._post_process(op, value, ops)
+            return self._post_process(op, value, ops, read_row)
         bits = next(b for b, acc_op, start_op in PRECISIONS.values() if op in (acc_op, start_op))
-        row = self._row(value)
-        xs = _s8(ops["x"])
+        row = read_row(value % self.rows)
         if bits == 8:
             w = row.view(np.int8).astype(np.int64)
         else:  # little-endian bit fields: lane l holds bits [bits*l, bits*(l+1))
@@ -257,58 +279,46 @@ class GoldenModel(Machine):
                 w = fields[:, 0] * (1 - 2 * fields[:, 1])
         lanes = len(w)
         base = 0 if op.endswith("0") else self.acc[:lanes]
-        self.acc[:lanes] = _wrap(base + xs * w)
-        cnt["dmem_read_bits"] += c.vector_width
-        cnt[f"vmac_mac{bits}"] += 1
-        return None, None
+        self.acc[:lanes] = _wrap(base + _s8(ops["x"]) * w)
+        return None, None, {"dmem_read_bits": self.width, f"vmac_mac{bits}": 1}
 
-    def _row(self, row: int) -> np.ndarray:
-        n = self.config.vector_width // 8
-        start = (row % self.config.dmem_rows) * n
-        return self.dmem[start:start + n]
-
-    def _post_process(self, op: str, value: int, ops: dict[str, int]):
+    def _post_process(self, op: str, value: int, ops: dict[str, int], read_row):
         """Post-processing of the W/8 accumulator lanes base .. base + W/8 - 1 (mod W)."""
-        c, cnt = self.config, self.counters
-        g = c.vector_width // 8
+        g = self.group
         if op in ("sbias", "smul", "sshift"):
             bank = self.bank[op[1:]]
             bank[value % g] = ops["prm"] & 31 if op == "sshift" else s32(ops["prm"])
-            return None
-        cnt["vpp_groups"] += 1
-        lanes = (ops["base"] + np.arange(g)) % c.vector_width
+            return None, None, {}
+        lanes = (ops["base"] + np.arange(g)) % self.width
         acc = self.acc[lanes]
         if op in ("aset", "radd", "amax"):
-            x = self._row(value).view(np.int8).astype(np.int64)
-            cnt["dmem_read_bits"] += c.vector_width
+            x = read_row(value % self.rows).view(np.int8).astype(np.int64)
             self.acc[lanes] = {"aset": lambda: x,
                                "radd": lambda: _wrap(acc + x * s32(ops["prm"])),
                                "amax": lambda: np.maximum(acc, x)}[op]()
-            return None
+            return None, None, {"dmem_read_bits": self.width, "vpp_groups": 1}
         v = _wrap(acc + self.bank["bias"])
-        row_bytes = c.vector_width // 8
         if op == "rq":
-            lo, hi = _s8(ops["cfg"]), _s8(ops["cfg"] >> 8)
             y = v
             if not ops["cfg"] >> 16 & 1:  # bit 16 bypasses the multiplier and shift
                 t = (v * self.bank["mul"] + (1 << 31)) >> 32
                 y = (t + ((1 << self.bank["shift"]) >> 1)) >> self.bank["shift"]
-            cnt["dmem_write_bits"] += c.vector_width
-            start = (value % c.dmem_rows) * row_bytes
-            y = np.minimum(np.maximum(y, lo), hi)  # hi wins when lo > hi
-            return start, y.astype(np.int8).view(np.uint8)
+            y = np.minimum(np.maximum(y, _s8(ops["cfg"])), _s8(ops["cfg"] >> 8))  # hi wins
+            data = y.astype(np.int8).view(np.uint8)
+            return None, (value % self.rows, 0, data), {"dmem_write_bits": self.width,
+                                                         "vpp_groups": 1}
         if op == "bin":
             bits = (v >= 0).astype(np.uint8)
         else:  # ter: +1 above the threshold in the mul bank, -1 below its negative
             thr = self.bank["mul"]
-            plus, minus = v > thr, v < _wrap(-thr)
-            codes = np.where(plus, 1, np.where(minus, 3, 0)).astype(np.uint8)
+            codes = np.where(v > thr, 1, np.where(v < _wrap(-thr), 3, 0)).astype(np.uint8)
             bits = np.unpackbits(codes[:, None], axis=1, bitorder="little")[:, :2].ravel()
         data = np.packbits(bits, bitorder="little")
-        addr = value % c.dmem_bytes
-        addr -= addr % len(data)  # aligned to its size, so it never crosses a row
-        cnt["dmem_write_bits"] += 8 * len(data)
-        return addr, data
+        addr = value % (self.rows * g)
+        offset = addr % g
+        offset -= offset % len(data)  # aligned to its size, so it never crosses a row
+        return None, (addr // g, offset, data), {"dmem_write_bits": 8 * len(data),
+                                                  "vpp_groups": 1}
 
 
 def _s8(x: int) -> int:

@@ -76,9 +76,10 @@ module tta_vmac #(
 
   // The written row: computed only when a writing operation is triggered (cheap to simulate).
   logic signed [31:0] v, t, y, lo, hi, thr;
+  logic [31:0] rnd;
   logic signed [63:0] p;
   always_comb begin
-    {v, t, y, thr, p} = '0;
+    {v, t, y, thr, p, rnd} = '0;
     lo = 32'($signed(cfgv[7:0]));
     hi = 32'($signed(cfgv[15:8]));
     mem_we = 1'b0;
@@ -93,7 +94,8 @@ module tta_vmac #(
         v = acc[LB'(basev) + LB'(j)] + bias[j];
         p = 64'(v) * 64'($signed(mul[j])) + 64'sh80000000;
         t = p[63:32];
-        y = cfgv[16] ? v : (t + ((32'sd1 <<< shift[j]) >>> 1)) >>> shift[j];
+        rnd = (32'd1 << shift[j]) >> 1;  // unsigned: 2^30 for a shift of 31
+        y = cfgv[16] ? v : (t + $signed(rnd)) >>> shift[j];
         thr = $signed(mul[j]);
         if (op == OP_VMAC_RQ) begin
           y = y < lo ? lo : y;  // clip = min(max(y, lo), hi): hi wins when lo > hi

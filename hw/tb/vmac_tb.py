@@ -1,67 +1,74 @@
-"""cocotb testbench of the vector MAC unit (tta_vmac.sv) against a numpy model.
+"""cocotb testbench of the vector unit (tta_vmac.sv) against the golden model's `VectorUnit`.
 
 Runs inside the simulator; started by `hw.tb.runner.run_unit_bench`. The bench plays the data
-memory: it answers the unit's row address with random rows, read as int8, ternary or binary
-weights depending on the opcode.
+memory: it answers the unit's row address with random rows, and checks and applies its writes.
 """
 
 import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
+from hw.golden import VectorUnit
 from hw.tb.common import ResultPort, start
-from hw.units import PRECISIONS, VMAC_OPS
+from hw.units import VMAC_OPS
 
-OP = {name: i for i, name in enumerate(VMAC_OPS)}
-MAC_OPS = {OP[acc]: (bits, False) for bits, acc, _ in PRECISIONS.values()}
-MAC_OPS |= {OP[start]: (bits, True) for bits, _, start in PRECISIONS.values()}
-
-
-def lane_weights(row: int, width: int, bits: int) -> np.ndarray:
-    fields = np.array([(row >> (bits * l)) & ((1 << bits) - 1) for l in range(width // bits)])
-    if bits == 8:
-        return np.where(fields > 127, fields - 256, fields)
-    if bits == 2:
-        return (fields & 1) * (1 - 2 * (fields >> 1))
-    return 2 * fields - 1
+OPERANDS = ("x", "base", "prm", "cfg")
 
 
 @cocotb.test()
-async def vmac_random_operations(dut):
-    width = int(dut.W.value)
+async def vector_unit_random_operations(dut):
+    width, row_aw = int(dut.W.value), int(dut.ROW_AW.value)
+    rows, row_bytes = 1 << row_aw, width // 8
     rng = random.Random(2026)
-    rows = {r: rng.getrandbits(width) for r in range(256)}
-    acc = np.zeros(width, np.int64)
-    x_latched = 0
-    await start(dut, (dut.x_we, dut.x_d, dut.trig, dut.trig_d, dut.op, dut.mem_rdata))
+    memory = np.frombuffer(rng.randbytes(rows * row_bytes), np.uint8).copy()
+    model = VectorUnit(width, rows)
+    latched = dict.fromkeys(OPERANDS, 0)
+    inputs = [dut.trig, dut.trig_d, dut.op, dut.mem_rdata]
+    inputs += [getattr(dut, f"{o}_{s}") for o in OPERANDS for s in ("we", "d")]
+    await start(dut, inputs)
     res = ResultPort(int(dut.LAT.value))
-    for cycle in range(400):
-        x_we = rng.random() < 0.6
-        x = rng.randint(-128, 127) & 0xFFFFFFFF
+    writes = 0
+    for cycle in range(1500):
+        ops = dict(latched)
+        for o in OPERANDS:
+            we = rng.random() < 0.3
+            value = rng.choice([rng.getrandbits(32), rng.randrange(-200, 200) & 0xFFFFFFFF])
+            if o == "cfg" and rng.random() < 0.7:  # mostly lo < hi, sometimes bypass
+                value = (rng.randrange(-128, 0) & 0xFF) | rng.randrange(0, 128) << 8 \
+                    | (rng.random() < 0.2) << 16
+            getattr(dut, f"{o}_we").value, getattr(dut, f"{o}_d").value = int(we), value
+            if we:
+                ops[o] = latched[o] = value  # an operand moved with the trigger is used at once
         trig = rng.random() < 0.8
-        op = rng.choice(list(MAC_OPS) + [OP["get"]] * 3)
-        value = rng.randrange(256) if op != OP["get"] else rng.randrange(1 << 16)
-        dut.x_we.value, dut.x_d.value = int(x_we), x
+        op = rng.randrange(len(VMAC_OPS))
+        value = rng.getrandbits(32)
         dut.trig.value, dut.trig_d.value, dut.op.value = int(trig), value, op
-        dut.mem_rdata.value = rows[value % 256]
+        await Timer(1, unit="ns")
+        row = int(dut.mem_row.value)
+        dut.mem_rdata.value = int.from_bytes(memory[row * row_bytes:(row + 1) * row_bytes], "little")
+        await Timer(1, unit="ns")
 
-        # The model: an operand written with the trigger is used at once.
-        xv = x if x_we else x_latched
-        xs = (xv & 0xFF) - 256 if xv & 0x80 else xv & 0xFF
-        if trig and op == OP["get"]:
-            res.trigger(cycle, int(acc[value % width]))
-        elif trig:
-            bits, fresh = MAC_OPS[op]
-            w = lane_weights(rows[value % 256], width, bits)
-            n = len(w)
-            acc[:n] = (0 if fresh else acc[:n]) + xs * w
-            acc = ((acc + 2**31) % 2**32) - 2**31
-        if x_we:
-            x_latched = x
-
+        write = None
+        if trig:
+            result, write, _ = model.execute(
+                VMAC_OPS[op], value, ops, lambda r: memory[r * row_bytes:(r + 1) * row_bytes])
+            if result is not None:
+                res.trigger(cycle, result)
+        assert int(dut.mem_we.value) == int(write is not None), f"cycle {cycle}: write enable"
+        if write is not None:
+            wrow, offset, data = write
+            want = int.from_bytes(data.tobytes(), "little") << (8 * offset)
+            mask = ((1 << (8 * len(data))) - 1) << (8 * offset)
+            assert int(dut.mem_wrow.value) == wrow, f"cycle {cycle}: write row"
+            assert int(dut.mem_wmask.value) == mask, f"cycle {cycle}: write mask"
+            assert int(dut.mem_wdata.value) & mask == want, f"cycle {cycle}: {VMAC_OPS[op]} data"
+            start_byte = wrow * row_bytes + offset
+            memory[start_byte:start_byte + len(data)] = data
+            writes += 1
         await RisingEdge(dut.clk)
         await ReadOnly()
         res.check(dut, cycle)
         await FallingEdge(dut.clk)
+    assert writes > 100
