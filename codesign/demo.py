@@ -65,7 +65,7 @@ def run_demo(exp: ExperimentConfig, run_dir: Path, trials: int | None = None) ->
           f"fake-quant torch model: {accuracy(model, data):.4f})")
     print(f"  cycles per inference     {metrics.cycles}")
     print(f"  latency                  {metrics.latency_s * 1e6:.2f} us at {accel.clock_mhz:g} MHz")
-    print(f"  energy per inference     {metrics.energy_j * 1e9:.2f} nJ (first estimate from "
+    print(f"  energy per inference     {metrics.energy_j * 1e9:.2f} nJ (energy model over the "
           f"event counters)")
     print(f"  model size               {metrics.size_bits} bits")
     print(f"  simulation speed         {metrics.sim_cycles_per_s / 1e6:.2f} M cycles/s "

@@ -4,13 +4,14 @@ Each layer is straight-line code that ends in a halt, so its cycle count is know
 compile time. Per output position and lane group of output channels:
 
   MAC chain per input tap:   act address -> lsu.ldb;  +Llsu: lsu.res -> vmac.x, row -> vmac.mac
-  per output channel:        lane -> vmac.get; bias -> lsu.ldw; +: acc + bias -> mulhr(m) ->
-                             + rounding -> sra shift -> max lower -> min 127 -> lsu.stb
-  (int32 outputs skip the requantization and store the word.)
+  int8 outputs:              row -> vmac.rq: bias, requantize and clip all lanes of the group
+                             at once into one output row (parameters set once per group)
+  int32 outputs:             lane -> vmac.get; bias -> lsu.ldw; acc + bias -> lsu.stw
 
 Taps that fall into zero padding are skipped: activations are symmetric, so padding is 0.
-Layouts: activations CHW bytes; weights one row per (lane group, tap) with output channel o of
-the group in lane o; biases int32; per-layer constants in a small pool.
+Layouts: inputs CHW bytes; int8 outputs one row per (position, lane group), channel j of the
+group in byte j; int32 outputs CHW words; weights one row per (lane group, tap) with output
+channel o of the group in lane o; biases int32; per-layer constants in a small pool.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class LayerBinding:
     in_addr: int
     out_addr: int
     out_dtype: str  # "int8" or "int32"
+    position_stride: int  # int8: bytes per output position (lane groups x row); int32: 0 (CHW)
 
 
 @dataclass
@@ -121,8 +123,10 @@ def _compile_layer(layer: Layer, config: AccelConfig, enc: Encoding, mem: _Memor
     w_addr = mem.alloc(rows.size, row, f"layer {name}: weights", rows.tobytes())
     b_addr = mem.alloc(4 * o, 4, f"layer {name}: bias", conv.bias.astype("<i4").tobytes())
     in_addr = mem.alloc(c_in * h * w, row, f"layer {name}: input")
-    out_bytes = 1 if rq else 4
-    out_addr = mem.alloc(o * oh * ow * out_bytes, row, f"layer {name}: output")
+    # int8 outputs: one row per (position, lane group), written whole by the vector unit's rq;
+    # int32 outputs: CHW words stored by the LSU.
+    out_size = oh * ow * groups * row if rq else 4 * o * oh * ow
+    out_addr = mem.alloc(out_size, row, f"layer {name}: output")
 
     tl = Timeline(config)
     lo, hi = enc.imm_range
@@ -138,13 +142,22 @@ def _compile_layer(layer: Layer, config: AccelConfig, enc: Encoding, mem: _Memor
         return reg
 
     if rq:
-        k_mul = const(rq.multiplier - (1 << 32) if rq.multiplier >= 1 << 31 else rq.multiplier)
-        k_round, k_shift, k_lower = const(rq.rounding), str(rq.shift), str(rq.lower)
-    tl.barrier()
+        k_cfg = const((rq.lower & 0xFF) | (127 << 8))  # clip bounds
+        k_mul, k_shift = const(rq.multiplier), const(rq.shift)
+    tl.barrier()  # constants are in their registers from here on
+    if rq:  # the vector unit's clip bounds and lane base, for the whole layer
+        tl.place([M(0, k_cfg, "vmac.cfg"), M(0, "0", "vmac.base")])
 
     (sy, sx), (py, px), (dy, dx) = conv.stride, conv.padding, conv.dilation
     ll, lv, la = lat["lsu"], lat["vmac"], lat["alu"]
     for g in range(groups):
+        used = min(lanes, o - g * lanes)
+        if rq:  # per-lane parameters of this group's channels: bias, multiplier, shift
+            for j in range(used):
+                tl.place([M(0, str(b_addr + 4 * (g * lanes + j)), "lsu.ldw"),
+                          M(ll, "lsu.res", "vmac.prm"), M(ll, str(j), "vmac.sbias")])
+                tl.place([M(0, k_mul, "vmac.prm"), M(0, str(j), "vmac.smul")])
+                tl.place([M(0, k_shift, "vmac.prm"), M(0, str(j), "vmac.sshift")])
         for y in range(oh):
             for x in range(ow):
                 valid = [(t, (c * h + iy) * w + ix) for t, (c, ky, kx) in enumerate(taps)
@@ -157,24 +170,18 @@ def _compile_layer(layer: Layer, config: AccelConfig, enc: Encoding, mem: _Memor
                     tl.place([M(0, str(in_addr + offset), "lsu.ldb"),
                               M(ll, "lsu.res", "vmac.x"),
                               M(ll, str(wrow), "vmac.mac0" if i == 0 else "vmac.mac")])
-                for lane in range(min(lanes, o - g * lanes)):
+                if rq:  # bias, requantize, clip: the whole lane group into one row
+                    out_row = out_addr // row + (y * ow + x) * groups + g
+                    tl.place([M(0, str(out_row), "vmac.rq")])
+                    continue
+                for lane in range(used):  # int32: accumulator + bias through the ALU
                     ch = g * lanes + lane
                     dst = (ch * oh + y) * ow + x
-                    chain = [M(0, str(lane), "vmac.get"),
-                             M(lv - ll, str(b_addr + 4 * ch), "lsu.ldw"),
-                             M(lv, "vmac.res", "alu.in1"), M(lv, "lsu.res", "alu.add")]
-                    t = lv + la
-                    if rq:
-                        for src, op in ((k_mul, "mulhr"), (k_round, "add"), (k_shift, "sra"),
-                                        (k_lower, "max"), ("127", "min")):
-                            chain += [M(t, "alu.res", "alu.in1"), M(t, src, f"alu.{op}")]
-                            t += la
-                        chain += [M(t, "alu.res", "lsu.data"), M(t, str(out_addr + dst), "lsu.stb")]
-                    else:
-                        chain += [M(t, "alu.res", "lsu.data"),
-                                  M(t, str(out_addr + 4 * dst), "lsu.stw")]
-                    tl.place(chain)
+                    tl.place([M(0, str(lane), "vmac.get"),
+                              M(lv - ll, str(b_addr + 4 * ch), "lsu.ldw"),
+                              M(lv, "vmac.res", "alu.in1"), M(lv, "lsu.res", "alu.add"),
+                              M(lv + la, "alu.res", "lsu.data"),
+                              M(lv + la, str(out_addr + 4 * dst), "lsu.stw")])
     lines = tl.lines(halt=True)
     return lines, LayerBinding(layer, entry, len(lines), in_addr, out_addr,
-                               "int8" if rq else "int32")
-
+                               "int8" if rq else "int32", groups * row if rq else 0)

@@ -68,9 +68,13 @@ class MachineBackend(Backend):
         m.set_pc(b.entry)
         result = m.run(max_cycles=b.cycles + 16)
         shape = out_shape(b.layer)
-        n = int(np.prod(shape)) * (1 if b.out_dtype == "int8" else 4)
-        out = m.read_dmem(b.out_addr, n).view(b.out_dtype).reshape(shape).copy()
-        return out, LayerRun(layer_name, result.cycles, result.counters)
+        if b.out_dtype == "int32":
+            out = m.read_dmem(b.out_addr, 4 * int(np.prod(shape))).view(np.int32).reshape(shape)
+        else:  # one row per position: channels first within it
+            channels, positions = shape[0], int(np.prod(shape[1:]))
+            raw = m.read_dmem(b.out_addr, positions * b.position_stride).view(np.int8)
+            out = raw.reshape(positions, b.position_stride)[:, :channels].T.reshape(shape)
+        return out.copy(), LayerRun(layer_name, result.cycles, result.counters)
 
 
 BACKENDS = ("rtl", "golden", "reference")
