@@ -102,11 +102,11 @@ module tta_vmac #(
           mem_wdata[8*j+:8] = y > hi ? hi[7:0] : y[7:0];
           mem_wmask[8*j+:8] = 8'hFF;
         end else if (op == OP_VMAC_BIN) begin  // slot of G bits chosen by the byte address
-          mem_wdata[int'(trig_d[GB-1:GB-3])*G+j] = !v[31];
-          mem_wmask[int'(trig_d[GB-1:GB-3])*G+j] = 1'b1;
+          mem_wdata[32'(trig_d[GB-1:GB-3])*G+j] = !v[31];
+          mem_wmask[32'(trig_d[GB-1:GB-3])*G+j] = 1'b1;
         end else begin  // ter: slot of 2G bits
-          mem_wdata[int'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = v > thr ? 2'b01 : v < -thr ? 2'b11 : 2'b00;
-          mem_wmask[int'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = 2'b11;
+          mem_wdata[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = v > thr ? 2'b01 : v < -thr ? 2'b11 : 2'b00;
+          mem_wmask[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = 2'b11;
         end
       end
       write_bits = op == OP_VMAC_RQ ? 32'(W) : op == OP_VMAC_BIN ? 32'(G) : 32'(2 * G);
