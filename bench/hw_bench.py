@@ -1,7 +1,8 @@
 """Accelerator benchmark: simulation speed through the Python API against a pure C++ loop over
 the same Verilated model (measured alternately in one run), peak MACs/cycle per precision
 measured on the RTL against the lane count, energy per op against BrainTTA's figures, and area
-(Yosys, generic gates; cached per config, minutes for the wide configs the first time).
+(Yosys, generic gates; cached per config; only tiny unless cached or CODESIGN_BENCH_AREA=1,
+since the wide configs take hours to synthesize).
 
 Writes bench/results/hw.json.
 """
@@ -9,13 +10,14 @@ Writes bench/results/hw.json.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from hw.area import area
+from hw.area import area, area_cached
 from hw.asm import assemble
 from hw.build import build_core
 from hw.config import load_accel_config
@@ -93,7 +95,12 @@ def main() -> None:
                 print(f"         {p:<8} {r.macs_per_cycle:7.1f} MACs/cycle (lanes "
                       f"{r.peak_macs_per_cycle}), {r.energy_per_op_fj:6.1f} fJ/op = "
                       f"{r.energy_per_op_fj / BRAINTTA_FJ[p]:.3f} x BrainTTA")
-            report = area(config)  # Yosys; minutes for the wide configs the first time
+            if name != "tiny" and not os.environ.get("CODESIGN_BENCH_AREA") and \
+                    not area_cached(config):
+                print("         area: not cached; CODESIGN_BENCH_AREA=1 synthesizes it "
+                      "(hours for W >= 1024 with per-lane requantization multipliers)")
+                continue
+            report = area(config)
             results[name]["area"] = {
                 "units": {u: {"cells": a.cells, "gate_equivalents": a.gate_equivalents}
                           for u, a in report.units.items()},

@@ -42,7 +42,7 @@ def _validate_accel(args) -> int:
     from hw.config import load_accel_config
     from hw.validate import report, validate
 
-    v = validate(load_accel_config(args.config), programs=args.programs,
+    v = validate(load_accel_config(args.config), programs=args.programs, with_area=args.area,
                  progress=lambda m: print(f"  {m}", flush=True))
     print(report(v))
     for m in v.mismatches[:3]:
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("validate-accel", help="build, lint, test and measure an accelerator")
     p.add_argument("config", help="a name under configs/accel/ or a YAML path")
     p.add_argument("--programs", type=int, default=200, help="random programs to compare")
+    p.add_argument("--area", action="store_true", help="synthesize the area if not cached")
     p.set_defaults(func=_validate_accel)
     args = parser.parse_args(argv)
     try:

@@ -105,10 +105,18 @@ def synthesize(config: AccelConfig) -> AreaReport:
     return AreaReport(units, memory)
 
 
-def area(config: AccelConfig) -> AreaReport:
-    """The area report of one config, from the cache or a Yosys run (minutes for wide ones)."""
+def _cache_path(config: AccelConfig) -> Path:
     model = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:8]  # this file's rules
-    cache = cache_root().parent / "area" / f"{build_key(config)}-{model}.json"
+    return cache_root().parent / "area" / f"{build_key(config)}-{model}.json"
+
+
+def area_cached(config: AccelConfig) -> bool:
+    return _cache_path(config).exists()
+
+
+def area(config: AccelConfig) -> AreaReport:
+    """The area report of one config, from the cache or a Yosys run (slow for wide configs)."""
+    cache = _cache_path(config)
     if cache.exists():
         data = json.loads(cache.read_text())
         return AreaReport({k: Area(**v) for k, v in data["units"].items()}, data["memory_bits"])

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from hw.area import AreaReport, area
+from hw.area import AreaReport, area, area_cached
 from hw.build import build_core, lint
 from hw.config import AccelConfig
 from hw.difftest import diff_random_programs
@@ -35,7 +35,7 @@ class Validation:
                 and all(p.macs_per_cycle == p.peak_macs_per_cycle for p in self.peaks.values()))
 
 
-def validate(config: AccelConfig, programs: int = 200,
+def validate(config: AccelConfig, programs: int = 200, with_area: bool = False,
              progress: Callable[[str], None] = print) -> Validation:
     from hw.tb.runner import BENCHES, run_unit_bench
 
@@ -59,8 +59,9 @@ def validate(config: AccelConfig, programs: int = 200,
     machine = get_machine("rtl", config)
     for precision in PRECISIONS:
         v.peaks[precision] = measure_peak(machine, precision)
-    progress("area: Yosys synthesis to generic gates (minutes for W >= 1024; cached)")
-    v.area = area(config)
+    if with_area or area_cached(config):
+        progress("area: Yosys synthesis to generic gates (cached; slow for W >= 1024)")
+        v.area = area(config)
     return v
 
 
@@ -74,7 +75,9 @@ def report(v: Validation) -> str:
         rows.append(f"{p:<9} {r.macs_per_cycle:>10.1f} {r.peak_macs_per_cycle:>6} {gops:>7.1f} "
                     f"{r.energy_per_op_fj:>7.1f}")
     rows.append("energy: a model calibrated to BrainTTA's published figures, not a measurement")
-    if v.area:
+    if not v.area:
+        rows.append("area: not computed (--area synthesizes it; hours for W >= 1024)")
+    else:
         rows.append(f"{'area':<9} {'cells':>10} {'GE':>10}  (gate equivalents: CMOS transistors / 4)")
         for unit, a in [*v.area.units.items(), ("total", v.area.total)]:
             rows.append(f"{unit:<9} {a.cells:>10} {a.gate_equivalents:>10.0f}")
