@@ -303,6 +303,7 @@ class VectorUnit:
             if not ops["cfg"] >> 16 & 1:  # bit 16 bypasses the multiplier and shift
                 t = (v * self.bank["mul"] + (1 << 31)) >> 32
                 y = (t + ((1 << self.bank["shift"]) >> 1)) >> self.bank["shift"]
+            y = y + _s8(ops["cfg"] >> 24)  # output zero point
             y = np.minimum(np.maximum(y, _s8(ops["cfg"])), _s8(ops["cfg"] >> 8))  # hi wins
             data = y.astype(np.int8).view(np.uint8)
             return None, (value % self.rows, 0, data), {"dmem_write_bits": self.width,

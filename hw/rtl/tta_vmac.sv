@@ -11,7 +11,7 @@
 //
 // Post-processing works on the group of G = W/8 lanes base .. base + G - 1 (mod W), with
 // per-lane parameter banks bias, mul and shift (set by sbias / smul / sshift from `prm`):
-//   rq:   row[trigger] byte j = clip(requant(acc + bias), cfg lo, cfg hi)   (a whole row)
+//   rq:   row[trigger] byte j = clip(requant(acc + bias) + zero point)   (a whole row)
 //   bin:  G bits, bit j = (acc + bias >= 0), at byte address trigger (aligned to G/8 bytes)
 //   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] (aligned to G/4 bytes)
 //   aset / radd / amax: acc = x / acc + x * prm / max(acc, x), x = signed byte j of row[trigger]
@@ -95,7 +95,7 @@ module tta_vmac #(
         p = 64'(v) * 64'($signed(mul[j])) + 64'sh80000000;
         t = p[63:32];
         rnd = (32'd1 << shift[j]) >> 1;  // unsigned: 2^30 for a shift of 31
-        y = cfgv[16] ? v : (t + $signed(rnd)) >>> shift[j];
+        y = (cfgv[16] ? v : (t + $signed(rnd)) >>> shift[j]) + 32'($signed(cfgv[31:24]));
         thr = $signed(mul[j]);
         if (op == OP_VMAC_RQ) begin
           y = y < lo ? lo : y;  // clip = min(max(y, lo), hi): hi wins when lo > hi

@@ -207,11 +207,12 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     mul = rng.integers(2**30, 2**31, g)
     shift = rng.integers(0, 12, g)
     shift[0] = 31  # the rounding term is 2**30, not negative
-    lo, hi = -100, 90
+    lo, hi, zp = -100, 90, -7
     dmem = np.zeros(tiny.dmem_bytes, np.uint8)
     for r, x in ((4, x1), (5, x2), (6, x3)):
         dmem[r * row:(r + 1) * row] = x.astype(np.int8).view(np.uint8)
-    words = np.concatenate([bias, mul, shift, [(lo & 0xFF) | (hi & 0xFF) << 8, scale]])
+    cfg = (lo & 0xFF) | (hi & 0xFF) << 8 | (zp & 0xFF) << 24
+    words = np.concatenate([bias, mul, shift, [cfg, scale]])
     dmem[512:512 + 4 * len(words)] = words.astype(np.int64).astype(np.uint32).view(np.uint8)
     cfg_addr, scale_addr = 512 + 4 * 3 * g, 512 + 4 * (3 * g + 1)
 
@@ -232,7 +233,7 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     acc = x1 + x2 * scale
     v = acc + bias
     t = (v * mul + 2**31) >> 32
-    y = np.clip((t + ((1 << shift) >> 1)) >> shift, lo, hi)
+    y = np.clip(((t + ((1 << shift) >> 1)) >> shift) + zp, lo, hi)
     np.testing.assert_array_equal(mem[20 * row:21 * row].view(np.int8), y)
     assert mem[21 * row + 3] == np.packbits(v >= 0, bitorder="little")[0]
     codes = np.where(v > mul, 1, np.where(v < -mul, 3, 0))
@@ -240,6 +241,6 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
                                        bitorder="little")[:, :2].ravel(), bitorder="little")
     np.testing.assert_array_equal(mem[22 * row + 4:22 * row + 6], packed)
     v2 = np.maximum(acc, x3) + bias
-    y2 = np.clip(((v2 * mul + 2**31) >> 32) + ((1 << shift) >> 1) >> shift, lo, hi)
+    y2 = np.clip((((v2 * mul + 2**31) >> 32) + ((1 << shift) >> 1) >> shift) + zp, lo, hi)
     np.testing.assert_array_equal(mem[24 * row:25 * row].view(np.int8), y2)
     assert golden[1].counters["vpp_groups"] == 7  # aset radd rq bin ter amax rq
