@@ -244,3 +244,14 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     y2 = np.clip((((v2 * mul + 2**31) >> 32) + ((1 << shift) >> 1) >> shift) + zp, lo, hi)
     np.testing.assert_array_equal(mem[24 * row:25 * row].view(np.int8), y2)
     assert golden[1].counters["vpp_groups"] == 7  # aset radd rq bin ter amax rq
+
+
+@pytest.mark.parametrize("name", ["default", "wide"])
+def test_random_programs_on_wide_datapaths(name):
+    """The BrainTTA-like and the wide core: random programs with whole-memory comparison."""
+    from hw.config import load_accel_config
+    from hw.difftest import diff_random_programs
+
+    mismatches = diff_random_programs(load_accel_config(name), count=150, seed=10_000)
+    assert not mismatches, f"{name}: program {mismatches[0].seed} differs " \
+                           f"({mismatches[0].what}):\n{mismatches[0].program}"
