@@ -80,6 +80,7 @@ def main() -> None:
                                     config.vector_width // 32, iterations))
             ratio = statistics.median(p / c for p, c in zip(py, cpp))
             peaks = {p: measure_peak(machine, p) for p in PRECISIONS}
+            dot_peaks = {p: measure_peak(machine, p, dot=True) for p in PRECISIONS}
             results[name] = {
                 "python_api_cycles_per_s": statistics.median(py),
                 "cpp_loop_cycles_per_s": statistics.median(cpp),
@@ -88,13 +89,17 @@ def main() -> None:
                              "fj_per_op": r.energy_per_op_fj,
                              "fj_per_op_over_braintta": r.energy_per_op_fj / BRAINTTA_FJ[p]}
                          for p, r in peaks.items()},
+                "peak_dot_form": {p: {"macs_per_cycle": r.macs_per_cycle,
+                                      "lanes": r.peak_macs_per_cycle}
+                                  for p, r in dot_peaks.items()},
             }
             print(f"{name:8} Python API {statistics.median(py) / 1e6:5.2f} M cycles/s, C++ loop "
                   f"{statistics.median(cpp) / 1e6:5.2f} M cycles/s, ratio {ratio:.3f}")
             for p, r in peaks.items():
                 print(f"         {p:<8} {r.macs_per_cycle:7.1f} MACs/cycle (lanes "
                       f"{r.peak_macs_per_cycle}), {r.energy_per_op_fj:6.1f} fJ/op = "
-                      f"{r.energy_per_op_fj / BRAINTTA_FJ[p]:.3f} x BrainTTA")
+                      f"{r.energy_per_op_fj / BRAINTTA_FJ[p]:.3f} x BrainTTA; dot form "
+                      f"{dot_peaks[p].macs_per_cycle:.1f} MACs/cycle")
             if name != "tiny" and not os.environ.get("CODESIGN_BENCH_AREA") and \
                     not area_cached(config):
                 print("         area: not cached; CODESIGN_BENCH_AREA=1 synthesizes it "

@@ -30,6 +30,9 @@ CORE_SOURCES = ("tta_pipe.sv", "tta_mem.sv", "tta_alu.sv", "tta_lsu.sv", "tta_vm
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
                    "-Wno-lint", "-Wno-style")
 CXXFLAGS = "-fPIC -O2 -std=c++20"
+# The PyPI wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
+# any model large enough to be split into several files; gcc's flag is `-include`.
+VERILATOR_MAKEFLAGS = ("-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 
 # Indices of the state registers behind the debug port (space 2).
 ST_BOOL0, ST_PC, ST_HALTED, ST_CNT0 = 256, 512, 513, 1024
@@ -178,7 +181,8 @@ def _verilate(config: AccelConfig, tmp: Path) -> None:
     cmd = [str(vroot / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", "2",
            *VERILATOR_FLAGS, "--top-module", "tta_core", f"-I{include}", f"-I{RTL_DIR}",
            "-Mdir", str(tmp / "obj"), "-o", "libtta.so", "-CFLAGS", CXXFLAGS,
-           "-LDFLAGS", "-shared", *(str(RTL_DIR / s) for s in CORE_SOURCES), str(HARNESS)]
+           "-LDFLAGS", "-shared", *VERILATOR_MAKEFLAGS,
+           *(str(RTL_DIR / s) for s in CORE_SOURCES), str(HARNESS)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         log = tmp.parent / f"build-{config.name}.log"

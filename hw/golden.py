@@ -17,7 +17,7 @@ import numpy as np
 from hw.asm import Program
 from hw.config import AccelConfig
 from hw.machine import Machine, MachineState
-from hw.units import ALU_OPS, PRECISIONS, UNITS, VMAC_OPS
+from hw.units import ALU_OPS, DOT_PRECISIONS, PRECISIONS, UNITS, VMAC_OPS
 
 VPP_OPS = VMAC_OPS[VMAC_OPS.index("sbias"):]
 
@@ -267,19 +267,18 @@ class VectorUnit:
             return int(self.acc[value % self.width]) & M32, None, {}
         if op in VPP_OPS:
             return self._post_process(op, value, ops, read_row)
-        bits = next(b for b, acc_op, start_op in PRECISIONS.values() if op in (acc_op, start_op))
-        row = read_row(value % self.rows)
-        if bits == 8:
-            w = row.view(np.int8).astype(np.int64)
-        else:  # little-endian bit fields: lane l holds bits [bits*l, bits*(l+1))
-            fields = np.unpackbits(row, bitorder="little").reshape(-1, bits).astype(np.int64)
-            if bits == 1:
-                w = 2 * fields[:, 0] - 1  # 1 -> +1, 0 -> -1
-            else:  # ternary code: bit 0 = nonzero, bit 1 = negative
-                w = fields[:, 0] * (1 - 2 * fields[:, 1])
-        lanes = len(w)
-        base = 0 if op.endswith("0") else self.acc[:lanes]
-        self.acc[:lanes] = _wrap(base + _s8(ops["x"]) * w)
+        dot = next((p for p, names in DOT_PRECISIONS.items() if op in names), None)
+        precision = dot or next(p for p, (_, *names) in PRECISIONS.items() if op in names)
+        bits = PRECISIONS[precision][0]
+        w = _values(read_row(value % self.rows), bits)
+        if dot:  # lane l: its 32-bit slice of the row against the 32 bits of packed x
+            x = _values(np.frombuffer((ops["x"] & M32).to_bytes(4, "little"), np.uint8), bits)
+            terms = w.reshape(self.width // 32, -1) @ x
+            lanes = (ops["base"] + np.arange(len(terms))) % self.width
+        else:  # the signed low byte of x broadcast to every lane
+            terms, lanes = _s8(ops["x"]) * w, np.arange(len(w))
+        start = 0 if op.endswith("0") else self.acc[lanes]
+        self.acc[lanes] = _wrap(start + terms)
         return None, None, {"dmem_read_bits": self.width, f"vmac_mac{bits}": 1}
 
     def _post_process(self, op: str, value: int, ops: dict[str, int], read_row):
@@ -320,6 +319,17 @@ class VectorUnit:
         offset -= offset % len(data)  # aligned to its size, so it never crosses a row
         return None, (addr // g, offset, data), {"dmem_write_bits": 8 * len(data),
                                                   "vpp_groups": 1}
+
+
+def _values(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Signed values of packed little-endian fields: int8 bytes, ternary codes (bit 0 =
+    nonzero, bit 1 = negative) or bits (1 -> +1, 0 -> -1)."""
+    if bits == 8:
+        return packed.view(np.int8).astype(np.int64)
+    fields = np.unpackbits(packed, bitorder="little").reshape(-1, bits).astype(np.int64)
+    if bits == 1:
+        return 2 * fields[:, 0] - 1
+    return fields[:, 0] * (1 - 2 * fields[:, 1])
 
 
 def _s8(x: int) -> int:

@@ -24,7 +24,8 @@ class UnitSpec:
 ALU_OPS = ("add", "sub", "and", "or", "xor", "shl", "shr", "sra",
            "mul", "mulhi", "mulhr", "eq", "ne", "lt", "ltu", "min", "max")
 LSU_OPS = ("ldw", "ldb", "ldbu", "stw", "stb")
-VMAC_OPS = ("mac", "mac0", "tmac", "tmac0", "bmac", "bmac0", "get",
+VMAC_OPS = ("mac", "mac0", "tmac", "tmac0", "bmac", "bmac0",
+            "dmac", "dmac0", "dtmac", "dtmac0", "dbmac", "dbmac0", "get",
             # post-processing of the accumulators (see hw/ISA.md)
             "sbias", "smul", "sshift", "rq", "bin", "ter", "aset", "radd", "amax")
 # Post-processing operations that touch a group of W/8 accumulator lanes.
@@ -36,6 +37,15 @@ PRECISIONS = {  # name -> (weight bits, accumulate opcode, start opcode)
     "int8": (8, "mac", "mac0"),
     "ternary": (2, "tmac", "tmac0"),
     "binary": (1, "bmac", "bmac0"),
+}
+# Dot-product forms of the same precisions: `x` holds 32 bits of packed activations (4 int8,
+# 16 ternary codes or 32 bits) and each of the W/32 output lanes reduces them against its own
+# 32-bit slice of the weight row, so the reduction runs over input channels and every precision
+# reaches its peak with only W/32 output channels.
+DOT_PRECISIONS = {  # name -> (accumulate opcode, start opcode)
+    "int8": ("dmac", "dmac0"),
+    "ternary": ("dtmac", "dtmac0"),
+    "binary": ("dbmac", "dbmac0"),
 }
 CTRL_OPS = ("jump", "halt")
 
@@ -51,7 +61,8 @@ UNITS: dict[str, UnitSpec] = {
                  "scalar load-store unit on the data memory; trigger = byte address"),
         UnitSpec("vmac", ("x", "base", "prm", "cfg"), VMAC_OPS, ("res",), 1, "tta_vmac.sv",
                  "vector MAC: W/8 int8, W/2 ternary or W binary lanes with int32 "
-                 "accumulators; x broadcast to all lanes; trigger = weight row; and "
+                 "accumulators; x broadcast to all lanes, or (dot forms) 32 bits of packed "
+                 "activations reduced per W/32 output lanes; trigger = weight row; and "
                  "post-processing of W/8 accumulators at a time: per-channel requantization, "
                  "binarization, ternarization, residual add and max"),
     )

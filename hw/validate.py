@@ -59,6 +59,7 @@ def validate(config: AccelConfig, programs: int = 200, with_area: bool = False,
     machine = get_machine("rtl", config)
     for precision in PRECISIONS:
         v.peaks[precision] = measure_peak(machine, precision)
+        v.peaks[f"{precision}-dot"] = measure_peak(machine, precision, dot=True)
     if with_area or area_cached(config):
         progress("area: Yosys synthesis to generic gates (cached; slow for W >= 1024)")
         v.area = area(config)
@@ -69,10 +70,10 @@ def report(v: Validation) -> str:
     c = v.config
     rows = [f"accelerator '{c.name}': {c.buses} buses, W = {c.vector_width}, "
             f"{c.clock_mhz:g} MHz",
-            f"{'precision':<9} {'MACs/cycle':>10} {'peak':>6} {'GOPS':>7} {'fJ/op':>7}"]
+            f"{'precision':<11} {'MACs/cycle':>10} {'peak':>6} {'GOPS':>7} {'fJ/op':>7}"]
     for p, r in v.peaks.items():
         gops = 2 * r.macs_per_cycle * c.clock_mhz / 1e3
-        rows.append(f"{p:<9} {r.macs_per_cycle:>10.1f} {r.peak_macs_per_cycle:>6} {gops:>7.1f} "
+        rows.append(f"{p:<11} {r.macs_per_cycle:>10.1f} {r.peak_macs_per_cycle:>6} {gops:>7.1f} "
                     f"{r.energy_per_op_fj:>7.1f}")
     rows.append("energy: a model calibrated to BrainTTA's published figures, not a measurement")
     if not v.area:

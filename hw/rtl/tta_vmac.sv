@@ -8,6 +8,9 @@
 //   binary:  W lanes, a bit per lane: 1 = +1, 0 = -1      (bmac, bmac0)
 // mac*: acc[l] += x * w[l]; mac*0: acc[l] = x * w[l]; lanes past the precision's count keep
 // their value. get: res = acc[trigger mod W]. Accumulators are int32 and wrap.
+// Dot forms (dmac, dtmac, dbmac and their *0): x holds 32 bits of packed activations in the
+// same format as the weights (4 bytes, 16 codes, 32 bits); output lane l = 0 .. W/32 - 1 adds
+// the dot product of x with bits [32l, 32l + 32) of the row to acc[base + l] (mod W).
 //
 // Post-processing works on the group of G = W/8 lanes base .. base + G - 1 (mod W), with
 // per-lane parameter banks bias, mul and shift (set by sbias / smul / sshift from `prm`):
@@ -33,7 +36,7 @@ module tta_vmac #(
     input  logic [31:0]       cfg_d,
     input  logic              trig,
     input  logic [31:0]       trig_d,
-    input  logic [3:0]        op,
+    input  logic [OPB_VMAC-1:0] op,
     output logic [31:0]       res,
     output logic [ROW_AW-1:0] mem_row,  // row read this cycle
     input  logic [W-1:0]      mem_rdata,
@@ -43,7 +46,7 @@ module tta_vmac #(
     output logic [W-1:0]      mem_wmask,
     output logic              mem_read,  // event counts of this cycle
     output logic [31:0]       write_bits,
-    output logic              mac8,
+    output logic              mac8,  // a MAC trigger per precision (broadcast or dot form)
     output logic              mac2,
     output logic              mac1,
     output logic              group  // a post-processing operation on G lanes
@@ -57,17 +60,22 @@ module tta_vmac #(
   logic [31:0] acc[W];
   logic [31:0] bias[G], mul[G];
   logic [4:0] shift[G];
-  logic start, rows_in;
+  logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1;
 
   always_comb begin
     xv = x_we ? x_d : x;  // operands moved with the trigger are used at once
     basev = base_we ? base_d : base;
     prmv = prm_we ? prm_d : prm;
     cfgv = cfg_we ? cfg_d : cfg;
-    mac8 = trig && (op == OP_VMAC_MAC || op == OP_VMAC_MAC0);
-    mac2 = trig && (op == OP_VMAC_TMAC || op == OP_VMAC_TMAC0);
-    mac1 = trig && (op == OP_VMAC_BMAC || op == OP_VMAC_BMAC0);
-    start = op == OP_VMAC_MAC0 || op == OP_VMAC_TMAC0 || op == OP_VMAC_BMAC0;
+    bc8 = trig && (op == OP_VMAC_MAC || op == OP_VMAC_MAC0);
+    bc2 = trig && (op == OP_VMAC_TMAC || op == OP_VMAC_TMAC0);
+    bc1 = trig && (op == OP_VMAC_BMAC || op == OP_VMAC_BMAC0);
+    dot8 = trig && (op == OP_VMAC_DMAC || op == OP_VMAC_DMAC0);
+    dot2 = trig && (op == OP_VMAC_DTMAC || op == OP_VMAC_DTMAC0);
+    dot1 = trig && (op == OP_VMAC_DBMAC || op == OP_VMAC_DBMAC0);
+    {mac8, mac2, mac1} = {bc8 || dot8, bc2 || dot2, bc1 || dot1};
+    start = op == OP_VMAC_MAC0 || op == OP_VMAC_TMAC0 || op == OP_VMAC_BMAC0
+        || op == OP_VMAC_DMAC0 || op == OP_VMAC_DTMAC0 || op == OP_VMAC_DBMAC0;
     rows_in = trig && (op == OP_VMAC_ASET || op == OP_VMAC_RADD || op == OP_VMAC_AMAX);
     group = rows_in || (trig && (op == OP_VMAC_RQ || op == OP_VMAC_BIN || op == OP_VMAC_TER));
     mem_read = mac8 || mac2 || mac1 || rows_in;
@@ -124,18 +132,34 @@ module tta_vmac #(
       if (prm_we) prm <= prm_d;
       if (cfg_we) cfg <= cfg_d;
       // Lane terms are formed only on a MAC (cheaper to simulate than a combinational array).
-      if (mac8)
+      if (bc8)
         for (int l = 0; l < W / 8; l++)
           acc[l] <= (start ? 32'd0 : acc[l])
               + 32'(16'($signed(xv[7:0])) * 16'($signed(mem_rdata[8*l+:8])));
-      if (mac2)
+      if (bc2)
         for (int l = 0; l < W / 2; l++)
           acc[l] <= (start ? 32'd0 : acc[l]) + (!mem_rdata[2*l] ? 32'd0 :
               mem_rdata[2*l+1] ? -(32'($signed(xv[7:0]))) : 32'($signed(xv[7:0])));
-      if (mac1)
+      if (bc1)
         for (int l = 0; l < W; l++)
           acc[l] <= (start ? 32'd0 : acc[l])
               + (mem_rdata[l] ? 32'($signed(xv[7:0])) : -(32'($signed(xv[7:0]))));
+      if (dot8 || dot2 || dot1)
+        for (int l = 0; l < W / 32; l++) begin
+          logic [31:0] wl;
+          logic signed [31:0] sum;
+          wl = mem_rdata[32*l+:32];
+          sum = '0;
+          if (dot8)
+            for (int k = 0; k < 4; k++)
+              sum += 32'(16'($signed(xv[8*k+:8])) * 16'($signed(wl[8*k+:8])));
+          else if (dot2)
+            for (int k = 0; k < 16; k++)  // code: bit 0 = nonzero, bit 1 = negative
+              sum += !(xv[2*k] && wl[2*k]) ? 32'd0 : xv[2*k+1] ^ wl[2*k+1] ? -32'sd1 : 32'sd1;
+          else
+            sum = 32'($countones(~(xv ^ wl))) * 2 - 32;
+          acc[LB'(basev) + LB'(l)] <= (start ? 32'd0 : acc[LB'(basev) + LB'(l)]) + sum;
+        end
       if (rows_in)
         for (int j = 0; j < G; j++) begin
           logic signed [31:0] a, xj;

@@ -14,7 +14,7 @@ from hw.config import CONFIG_DIR, parse_accel_config
 from hw.fuzz import shrink
 from hw.golden import GoldenModel
 from hw.sim import RtlSimulator
-from hw.units import PRECISIONS
+from hw.units import DOT_PRECISIONS, PRECISIONS
 
 pytestmark = pytest.mark.rtl
 M32 = 0xFFFFFFFF
@@ -104,6 +104,39 @@ def test_vmac_against_numpy(tiny, rtl_tiny, precision):
     np.testing.assert_array_equal(got, np.array(xs) @ weights)
     assert golden[1].counters[f"vmac_mac{bits}"] == len(xs)
     assert golden[1].counters["dmem_read_bits"] == len(xs) * tiny.vector_width
+
+
+@pytest.mark.parametrize("precision", ["int8", "ternary", "binary"])
+def test_vmac_dot_forms_against_numpy(tiny, rtl_tiny, precision):
+    """x packs 32 bits of activations; output lane l reduces them against its row slice."""
+    bits = PRECISIONS[precision][0]
+    acc_op, start_op = DOT_PRECISIONS[precision]
+    rng = np.random.default_rng(10 + bits)
+    per_word, outs, row = 32 // bits, tiny.vector_width // 32, tiny.vector_width // 8
+    values = {8: np.arange(-128, 128), 2: np.array([-1, 0, 1]), 1: np.array([-1, 1])}[bits]
+    weights = rng.choice(values, (5, outs, per_word))  # trigger, output lane, input
+    xs = rng.choice(values, (5, per_word))
+    dmem = np.zeros(tiny.dmem_bytes, np.uint8)
+    dmem[row * 10:row * 15] = pack_weights(weights.reshape(5, -1), bits).ravel()
+    words = [int.from_bytes(pack_weights(x[None], bits).tobytes(), "little") for x in xs]
+    dmem[512:512 + 20] = np.frombuffer(b"".join(w.to_bytes(4, "little") for w in words), np.uint8)
+    base = 5  # output lanes 5, 6, ...: the dot forms add to acc[base + l]
+    lat = tiny.latency("lsu")  # load k issues in cycle k; its word triggers MAC k at k + lat
+    cycles = [[] for _ in range(5 + lat)]
+    cycles[0].append(f"{base} -> vmac.base")
+    for k in range(5):
+        cycles[k].append(f"{512 + 4 * k} -> lsu.ldw")
+        op = start_op if k == 0 else acc_op
+        cycles[k + lat] += ["lsu.res -> vmac.x", f"{10 + k} -> vmac.{op}"]
+    lines = [", ".join(c) for c in cycles]
+    for lane in range(outs):
+        lines += [f"{base + lane} -> vmac.get",
+                  f"vmac.res -> lsu.data, {1024 + 4 * lane} -> lsu.stw"]
+    lines.append("0 -> ctrl.halt")
+    golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
+    got = np.frombuffer(golden[2][1024:1024 + 4 * outs], np.int32)
+    np.testing.assert_array_equal(got, np.einsum("kli,ki->l", weights, xs))
+    assert golden[1].counters[f"vmac_mac{bits}"] == 5
 
 
 def test_counted_loop_and_byte_access(tiny, rtl_tiny):

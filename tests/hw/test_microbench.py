@@ -13,11 +13,12 @@ BRAINTTA_FJ_PER_OP = {"binary": 35, "ternary": 67, "int8": 405}
 def test_peak_macs_per_cycle_equal_the_lane_count(name):
     config = load_accel_config(name)
     machine = get_machine("rtl", config)
-    peaks = {p: measure_peak(machine, p, triggers=500) for p in PRECISIONS}
-    for p, r in peaks.items():
-        assert r.macs_per_cycle == r.peak_macs_per_cycle == config.lanes_at(PRECISIONS[p][0])
-    assert peaks["binary"].macs_per_cycle == 2 * peaks["ternary"].macs_per_cycle \
-        == 8 * peaks["int8"].macs_per_cycle
+    for dot in (False, True):
+        peaks = {p: measure_peak(machine, p, triggers=500, dot=dot) for p in PRECISIONS}
+        for p, r in peaks.items():
+            assert r.macs_per_cycle == r.peak_macs_per_cycle == config.lanes_at(PRECISIONS[p][0])
+        assert peaks["binary"].macs_per_cycle == 2 * peaks["ternary"].macs_per_cycle \
+            == 8 * peaks["int8"].macs_per_cycle
 
 
 def test_default_energy_is_calibrated_to_braintta():
