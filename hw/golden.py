@@ -194,7 +194,7 @@ class GoldenModel(Machine):
             if unit == "alu":
                 result = alu(op, ops["in1"], value)
             elif unit == "lsu":
-                result, store = self._lsu(op, value, ops["data"])
+                result, store = self._lsu(op, value + ops["base"], ops["data"])
             elif unit == "vmac":
                 result, vstore = self._vmac(op, value, ops)
             if result is not None:

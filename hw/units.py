@@ -57,8 +57,8 @@ UNITS: dict[str, UnitSpec] = {
         UnitSpec("alu", ("in1",), ALU_OPS, ("res",), 1, "tta_alu.sv",
                  "scalar 32-bit ALU: res = in1 <op> trigger (mulhi: high word of the signed product, "
                  "mulhr: the same rounded half up)"),
-        UnitSpec("lsu", ("data",), LSU_OPS, ("res",), 1, "tta_lsu.sv",
-                 "scalar load-store unit on the data memory; trigger = byte address"),
+        UnitSpec("lsu", ("data", "base"), LSU_OPS, ("res",), 1, "tta_lsu.sv",
+                 "scalar load-store unit on the data memory; byte address = base + trigger"),
         UnitSpec("vmac", ("x", "base", "prm", "cfg"), VMAC_OPS, ("res",), 1, "tta_vmac.sv",
                  "vector MAC: W/8 int8, W/2 ternary or W binary lanes with int32 "
                  "accumulators; x broadcast to all lanes, or (dot forms) 32 bits of packed "

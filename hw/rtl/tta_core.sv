@@ -75,8 +75,8 @@ module tta_core (
   // ---- interconnect: port writes; when several slots write one port, the highest wins ----
   // One block per port on purpose: a generic per-destination array (written and cleared every
   // cycle) simulated about 2x slower in Verilator (measured on tiny and default).
-  logic ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_trig, vmac_x_we, vmac_trig;
-  logic [31:0] ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_d, vmac_x_d, vmac_d;
+  logic ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_base_we, lsu_trig, vmac_x_we, vmac_trig;
+  logic [31:0] ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_base_d, lsu_d, vmac_x_d, vmac_d;
   logic vmac_base_we, vmac_prm_we, vmac_cfg_we;
   logic [31:0] vmac_base_d, vmac_prm_d, vmac_cfg_d;
   logic [OPB_CTRL-1:0] ctrl_op;
@@ -85,8 +85,9 @@ module tta_core (
   logic [OPB_VMAC-1:0] vmac_op;
 
   always_comb begin
-    {ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_trig, vmac_x_we, vmac_trig} = '0;
-    {ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_d, vmac_x_d, vmac_d} = '0;
+    {ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_base_we, lsu_trig, vmac_x_we,
+     vmac_trig} = '0;
+    {ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_base_d, lsu_d, vmac_x_d, vmac_d} = '0;
     {ctrl_op, alu_op, lsu_op, vmac_op} = '0;
     {vmac_base_we, vmac_prm_we, vmac_cfg_we, vmac_base_d, vmac_prm_d, vmac_cfg_d} = '0;
     for (int b = 0; b < NB; b++) begin
@@ -110,6 +111,10 @@ module tta_core (
         if (d == D_LSU_DATA) begin
           lsu_data_we = 1'b1;
           lsu_data_d  = val[b];
+        end
+        if (d == D_LSU_BASE) begin
+          lsu_base_we = 1'b1;
+          lsu_base_d  = val[b];
         end
         if (d >= D_LSU_OP0 && d < D_LSU_OP0 + N_LSU_OPS) begin
           lsu_trig = 1'b1;
@@ -160,7 +165,8 @@ module tta_core (
     end
     if (HAS_LSU) begin : g_lsu
       tta_lsu #(.LAT(LAT_LSU), .W(W), .ROW_AW(DMEM_AW)) u_lsu (
-          .clk, .rst, .en(run), .data_we(lsu_data_we), .data_d(lsu_data_d), .trig(lsu_trig),
+          .clk, .rst, .en(run), .data_we(lsu_data_we), .data_d(lsu_data_d), .base_we(lsu_base_we),
+          .base_d(lsu_base_d), .trig(lsu_trig),
           .trig_d(lsu_d), .op(lsu_op), .res(lsu_res), .mem_row(lsu_row), .mem_rdata(lsu_rdata),
           .mem_we(lsu_we), .mem_wdata(lsu_wdata), .mem_wmask(lsu_wmask), .read_bits(lsu_rbits),
           .write_bits(lsu_wbits));

@@ -1,5 +1,6 @@
-// Scalar load-store unit. The trigger value is a byte address (wrapping at the memory size);
-// words are little-endian and 4-byte aligned (the low address bits are ignored).
+// Scalar load-store unit. The byte address is the operand `base` plus the trigger value
+// (wrapping at the memory size), so a loop moves its base once and addresses the rest by
+// immediates; words are little-endian and 4-byte aligned (the low address bits are ignored).
 module tta_lsu #(
     parameter int LAT = 1,
     parameter int W = 64,  // data-memory row width in bits
@@ -10,6 +11,8 @@ module tta_lsu #(
     input  logic              en,
     input  logic              data_we,
     input  logic [31:0]       data_d,
+    input  logic              base_we,
+    input  logic [31:0]       base_d,
     input  logic              trig,
     input  logic [31:0]       trig_d,
     input  logic [2:0]        op,
@@ -25,19 +28,23 @@ module tta_lsu #(
   `include "tta_ops.svh"
   localparam int BOFF = $clog2(W / 8);  // byte-offset bits within a row
 
-  logic [31:0] data, d, r;
+  logic [31:0] data, d, base, a, r;
   logic [BOFF-1:0] boff, woff;
   logic [7:0] byte_v;
 
   always_ff @(posedge clk) begin
-    if (rst) data <= '0;
-    else if (en && data_we) data <= data_d;
+    if (rst) {data, base} <= '0;
+    else if (en) begin
+      if (data_we) data <= data_d;
+      if (base_we) base <= base_d;
+    end
   end
 
   always_comb begin
     d = data_we ? data_d : data;
-    mem_row = trig_d[BOFF+ROW_AW-1:BOFF];
-    boff = trig_d[BOFF-1:0];
+    a = trig_d + (base_we ? base_d : base);
+    mem_row = a[BOFF+ROW_AW-1:BOFF];
+    boff = a[BOFF-1:0];
     woff = {boff[BOFF-1:2], 2'b00};
     byte_v = mem_rdata[8*boff+:8];
     mem_we = 1'b0;

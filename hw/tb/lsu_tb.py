@@ -18,13 +18,19 @@ async def lsu_random_accesses(dut):
     size = rows * row_bytes
     rng = random.Random(11)
     mem = bytearray(rng.getrandbits(8) for _ in range(size))
-    await start(dut, (dut.data_we, dut.data_d, dut.trig, dut.trig_d, dut.op, dut.mem_rdata))
-    res, data = ResultPort(latency), 0
+    await start(dut, (dut.data_we, dut.data_d, dut.base_we, dut.base_d, dut.trig, dut.trig_d,
+                      dut.op, dut.mem_rdata))
+    res, data, base = ResultPort(latency), 0, 0
     for cycle in range(2000):
-        data_we, trig = rng.random() < 0.5, rng.random() < 0.8
-        d, addr, op = rng.getrandbits(32), rng.getrandbits(32), rng.randrange(len(LSU_OPS))
+        data_we, base_we, trig = rng.random() < 0.5, rng.random() < 0.3, rng.random() < 0.8
+        d, offset, op = rng.getrandbits(32), rng.getrandbits(32), rng.randrange(len(LSU_OPS))
+        b = rng.getrandbits(32)
+        if base_we:  # a base moved with the trigger is used by it
+            base = b
+        addr = (base + offset) & 0xFFFFFFFF
         dut.data_we.value, dut.data_d.value = int(data_we), d
-        dut.trig.value, dut.trig_d.value, dut.op.value = int(trig), addr, op
+        dut.base_we.value, dut.base_d.value = int(base_we), b
+        dut.trig.value, dut.trig_d.value, dut.op.value = int(trig), offset, op
         await Timer(1, unit="ns")
         row = int(dut.mem_row.value)
         assert row == (addr % size) // row_bytes
