@@ -1,31 +1,44 @@
 """TTA code generation: layer IR -> one program with an entry per layer + a data-memory image.
 
-Each layer is straight-line code that ends in a halt, so its cycle count is known exactly at
-compile time. Per output position and lane group of output channels:
+Every layer is a loop nest that ends in a halt; its cycle count is known exactly at compile time
+(`LayerBinding.cycles`, checked against the RTL by the tests).
 
-  MAC chain per input tap:   act address -> lsu.ldb;  +Llsu: lsu.res -> vmac.x, row -> vmac.mac
-  int8 outputs:              row -> vmac.rq: bias, requantize and clip all lanes of the group
-                             at once into one output row (parameters set once per group)
-  int32 outputs:             lane -> vmac.get; bias -> lsu.ldw; acc + bias -> lsu.stw
+Convolutions and dense layers use the vector unit's dot-product MACs: a 32-bit word of packed
+input channels (4 int8, 16 ternary codes or 32 bits) against a W-bit weight row gives W/32
+output channels ("chunk") at once. One loop iteration computes P output positions x all output
+channels of a lane group (G = W/8 accumulators): per position and chunk, one MAC per (tap, input
+word), then one post-processing trigger requantizes (rq), ternarizes (ter) or binarizes (bin) the
+whole group into the output. Narrow layers put P = G / (channels rounded to chunks) positions in
+one group, so every precision reaches its peak with few output channels.
 
-Taps that fall into zero padding are skipped: activations are symmetric, so padding is 0.
-Layouts: inputs CHW bytes; int8 outputs one row per (position, lane group), channel j of the
-group in byte j; int32 outputs CHW words; weights one row per (lane group, tap) with output
-channel o of the group in lane o; biases int32; per-layer constants in a small pool.
+  body:   rin -> lsu.base                       (the window's first input word)
+          off -> lsu.ldw; +Llsu: lsu.res -> vmac.x, row -> vmac.dmac   (one per cycle)
+          rout -> vmac.rq | vmac.ter | vmac.bin (or per lane: get, + bias, stw for int32)
+  loops:  x over output columns (P at a time), y over rows, groups unrolled.
+
+Pooling and residual adds work on rows of int8 channels with the vector unit's aset / amax /
+radd, then rq. Layouts (`Layout`) are position-major with the channels of a position packed
+together; inputs carry their zero padding, written by the executor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from compiler.errors import CompileError
-from compiler.layer_ir import Conv2d, Dense, Layer
+from compiler.intsem import QMIN, pad_value
+from compiler.layer_ir import Add, Conv2d, Dense, Layer, Pool
+from compiler.layout import Layout, pack_values as _pack
 from compiler.schedule import Timeline, TimedMove as M
 from hw.asm import Program, assemble
 from hw.config import AccelConfig
 from hw.isa import Encoding
+from hw.units import DOT_PRECISIONS
+
+DOT_OPS = {8: DOT_PRECISIONS["int8"], 2: DOT_PRECISIONS["ternary"], 1: DOT_PRECISIONS["binary"]}
 
 
 @dataclass(frozen=True)
@@ -35,10 +48,11 @@ class LayerBinding:
     layer: Layer
     entry: int  # first instruction
     cycles: int  # exact cycle count of one run
-    in_addr: int
-    out_addr: int
-    out_dtype: str  # "int8" or "int32"
-    position_stride: int  # int8: bytes per output position (lane groups x row); int32: 0 (CHW)
+    inputs: tuple[Layout, ...]  # Add: two
+    output: Layout
+    macs: int  # useful multiply-accumulates (for utilization)
+    mac_bits: int  # precision the vector unit runs at (8, 2, 1; 0 for row operations)
+    tiling: dict = field(default_factory=dict)  # loop structure, for the manifest
 
 
 @dataclass
@@ -51,11 +65,12 @@ class CompiledProgram:
 
 
 class _Memory:
-    """Bump allocator over the data memory; every buffer must be reachable by immediates."""
+    """Constant data (weights, parameters) bump-allocated from the bottom; activations share
+    one scratch area above them, since the host moves activations between layer runs."""
 
     def __init__(self, config: AccelConfig, imm_max: int):
         self.config, self.row = config, config.vector_width // 8
-        self.limit = min(config.dmem_bytes, imm_max + 1)
+        self.limit = config.dmem_bytes
         self.top = 0
         self.image: list[tuple[int, bytes]] = []
 
@@ -64,124 +79,438 @@ class _Memory:
         if addr + size > self.limit:
             raise CompileError(
                 f"{what}: {size} bytes do not fit the data memory of accelerator "
-                f"'{self.config.name}' ({self.top} of {self.limit} addressable bytes used)")
+                f"'{self.config.name}' ({self.top} of {self.limit} bytes used)")
         self.top = addr + size
         if data is not None:
             self.image.append((addr, data))
         return addr
 
 
+def mac_bits(w_bits: int, a_bits: int) -> int:
+    """The dot-product precision a (weight, activation) pair runs at: int8 if either is 8."""
+    return 8 if 8 in (w_bits, a_bits) else max(w_bits, a_bits)
+
+
 def compile_layers(layers: list[Layer], config: AccelConfig) -> CompiledProgram:
     if config.buses < 3 or not all(config.has_unit(u) for u in ("alu", "lsu", "vmac")):
         raise CompileError(f"accelerator '{config.name}': the code generator needs at least 3 "
                            f"buses and the alu, lsu and vmac units")
+    if config.vector_width < 64:
+        raise CompileError(f"accelerator '{config.name}': the code generator needs W >= 64")
     enc = Encoding(config)
     mem = _Memory(config, enc.imm_range[1])
+    plans = [_plan(i, layer, config, mem) for i, layer in enumerate(layers)]
+    while True:  # emitting may add constants, which move the activations' scratch area up
+        top = mem.top
+        scratch = mem.alloc(0, config.vector_width // 8, "activations")
+        emitted = [plan.emit(scratch, enc, 0) for plan in plans]
+        if mem.top == top or mem.top <= scratch:
+            break
     listing: list[str] = []
     bindings: dict[str, LayerBinding] = {}
-    n_instr = 0
-    for layer in layers:
-        lines, binding = _compile_layer(layer, config, enc, mem, n_instr)
-        listing.append(f"{layer.name}:  # {type(layer).__name__} {_describe(layer)}")
-        listing.extend(f"    {line}" for line in lines)
-        bindings[layer.name] = binding
-        n_instr += len(lines)
+    for plan, (lines, binding) in zip(plans, emitted):
+        if scratch + sum(lay.size for lay in (*binding.inputs, binding.output)) > mem.limit:
+            raise CompileError(f"layer {plan.layer.name}: its activations do not fit the data "
+                               f"memory of accelerator '{config.name}' ({mem.limit} bytes, "
+                               f"{scratch} used by weights); tiling activations through a "
+                               f"smaller memory is not implemented")
+        listing.append(f"# {plan.layer.name}: {type(plan.layer).__name__} {_describe(plan.layer)}")
+        listing.extend(lines)
+        bindings[plan.layer.name] = binding
     text = "\n".join(listing) + "\n"
+    n_instr = sum(1 for line in listing if not line.endswith(":") and not line.startswith("#"))
     if n_instr > config.imem_depth:
         raise CompileError(f"the program needs {n_instr} instructions; accelerator "
                            f"'{config.name}' has {config.imem_depth}")
     program = assemble(text, enc, name="network")
-    assert all(program.labels[n] == b.entry for n, b in bindings.items())
+    for plan in plans:
+        b = bindings[plan.layer.name]
+        bindings[plan.layer.name] = replace(b, entry=program.labels[plan.label])
     return CompiledProgram(config, program, text, mem.image, bindings)
 
 
 def _describe(layer: Layer) -> str:
     if isinstance(layer, Dense):
-        return f"{layer.in_features} -> {layer.out_features}"
-    return f"{layer.in_shape} -> {layer.out_shape} k={layer.weight.shape[2:]} s={layer.stride}"
+        return f"{layer.in_shape} -> {layer.out_features} w{layer.w_bits}a{layer.a_bits}"
+    if isinstance(layer, Conv2d):
+        return (f"{layer.in_shape} -> {layer.out_shape} k={layer.kernel} s={layer.stride} "
+                f"g={layer.groups} w{layer.w_bits}a{layer.a_bits}")
+    if isinstance(layer, Pool):
+        return f"{layer.kind} {layer.in_shape} -> {layer.out_shape} k={layer.kernel}"
+    return f"{layer.shape}"
 
 
-def _compile_layer(layer: Layer, config: AccelConfig, enc: Encoding, mem: _Memory,
-                   entry: int) -> tuple[list[str], LayerBinding]:
-    conv = layer.as_conv() if isinstance(layer, Dense) else layer
-    lanes, rq = config.lanes, conv.requant
-    c_in, h, w = conv.in_shape
-    o, oh, ow = conv.out_shape
-    kh, kw = conv.weight.shape[2:]
-    groups = -(-o // lanes)
-    taps = [(c, ky, kx) for c in range(c_in) for ky in range(kh) for kx in range(kw)]
-    lat = {u: config.latency(u) for u in ("alu", "lsu", "vmac")}
-    name = layer.name
+def _label(index: int, layer: Layer) -> str:
+    return f"L{index}_" + re.sub(r"[^\w]", "_", layer.name)
 
-    # Memory: weight rows, biases, constants, input and output buffers.
-    rows = np.zeros((groups, len(taps), lanes), np.int8)
-    for g in range(groups):
-        chans = conv.weight[g * lanes:(g + 1) * lanes]
-        for t, (c, ky, kx) in enumerate(taps):
-            rows[g, t, :len(chans)] = chans[:, c, ky, kx]
-    row = config.vector_width // 8
-    w_addr = mem.alloc(rows.size, row, f"layer {name}: weights", rows.tobytes())
-    b_addr = mem.alloc(4 * o, 4, f"layer {name}: bias", conv.bias.astype("<i4").tobytes())
-    in_addr = mem.alloc(c_in * h * w, row, f"layer {name}: input")
-    # int8 outputs: one row per (position, lane group), written whole by the vector unit's rq;
-    # int32 outputs: CHW words stored by the LSU.
-    out_size = oh * ow * groups * row if rq else 4 * o * oh * ow
-    out_addr = mem.alloc(out_size, row, f"layer {name}: output")
 
-    tl = Timeline(config)
-    lo, hi = enc.imm_range
-    regs = iter(range(1, config.registers))
+# --- planning: memory for constants, the loop structure -------------------------------------
 
-    def const(value: int) -> str:
-        """An immediate if it fits, else a register loaded from the constant pool."""
-        if lo <= value <= hi:
-            return str(value)
-        reg = f"r{next(regs)}"
-        addr = mem.alloc(4, 4, f"layer {name}: constant", int(value).to_bytes(4, "little", signed=True))
-        tl.place([M(0, str(addr), "lsu.ldw"), M(lat["lsu"], "lsu.res", reg)])
-        return reg
+class _Plan:
+    """One layer's constants (allocated at planning) and its code (emitted once activations
+    have their place)."""
 
-    if rq:
-        k_cfg = const((rq.lower & 0xFF) | (127 << 8))  # clip bounds
-        k_mul, k_shift = const(rq.multiplier), const(rq.shift)
-    tl.barrier()  # constants are in their registers from here on
-    if rq:  # the vector unit's clip bounds and lane base, for the whole layer
-        tl.place([M(0, k_cfg, "vmac.cfg"), M(0, "0", "vmac.base")])
+    def __init__(self, index: int, layer: Layer, config: AccelConfig, mem: _Memory):
+        self.index, self.layer, self.config, self.mem = index, layer, config, mem
+        self.w = config.vector_width
+        self.row = self.w // 8
+        self.group = self.w // 8  # G: accumulator lanes per post-processing trigger
+        self.chunk = self.w // 32  # L: output lanes per dot-product trigger
+        self.lat = {u: config.latency(u) for u in ("alu", "lsu", "vmac")}
+        self.label = _label(index, layer)
+        self.pool: dict[int, int] = {}  # constant -> address
 
-    (sy, sx), (py, px), (dy, dx) = conv.stride, conv.padding, conv.dilation
-    ll, lv, la = lat["lsu"], lat["vmac"], lat["alu"]
-    for g in range(groups):
-        used = min(lanes, o - g * lanes)
-        if rq:  # per-lane parameters of this group's channels: bias, multiplier, shift
-            for j in range(used):
-                tl.place([M(0, str(b_addr + 4 * (g * lanes + j)), "lsu.ldw"),
-                          M(ll, "lsu.res", "vmac.prm"), M(ll, str(j), "vmac.sbias")])
-                tl.place([M(0, k_mul, "vmac.prm"), M(0, str(j), "vmac.smul")])
-                tl.place([M(0, k_shift, "vmac.prm"), M(0, str(j), "vmac.sshift")])
-        for y in range(oh):
-            for x in range(ow):
-                valid = [(t, (c * h + iy) * w + ix) for t, (c, ky, kx) in enumerate(taps)
-                         for iy, ix in [(y * sy - py + ky * dy, x * sx - px + kx * dx)]
-                         if 0 <= iy < h and 0 <= ix < w]
-                if not valid:  # all taps in padding: clear the accumulators
-                    tl.place([M(0, "0", "vmac.x"), M(0, str(w_addr // row), "vmac.mac0")])
-                for i, (t, offset) in enumerate(valid):
-                    wrow = (w_addr // row) + g * len(taps) + t
-                    tl.place([M(0, str(in_addr + offset), "lsu.ldb"),
-                              M(ll, "lsu.res", "vmac.x"),
-                              M(ll, str(wrow), "vmac.mac0" if i == 0 else "vmac.mac")])
-                if rq:  # bias, requantize, clip: the whole lane group into one row
-                    out_row = out_addr // row + (y * ow + x) * groups + g
-                    tl.place([M(0, str(out_row), "vmac.rq")])
-                    continue
-                for lane in range(used):  # int32: accumulator + bias through the ALU
-                    ch = g * lanes + lane
-                    dst = (ch * oh + y) * ow + x
-                    tl.place([M(0, str(lane), "vmac.get"),
-                              M(lv - ll, str(b_addr + 4 * ch), "lsu.ldw"),
-                              M(lv, "vmac.res", "alu.in1"), M(lv, "lsu.res", "alu.add"),
-                              M(lv + la, "alu.res", "lsu.data"),
-                              M(lv + la, str(out_addr + 4 * dst), "lsu.stw")])
-    lines = tl.lines(halt=True)
-    return lines, LayerBinding(layer, entry, len(lines), in_addr, out_addr,
-                               "int8" if rq else "int32", groups * row if rq else 0)
+    def const_addr(self, value: int) -> int:
+        value = int(value)
+        if value not in self.pool:
+            self.pool[value] = self.mem.alloc(4, 4, f"layer {self.layer.name}: constant",
+                                              (value & 0xFFFFFFFF).to_bytes(4, "little"))
+        return self.pool[value]
+
+
+def _plan(index: int, layer: Layer, config: AccelConfig, mem: _Memory) -> "_Plan":
+    if isinstance(layer, (Conv2d, Dense)):
+        return _ConvPlan(index, layer, config, mem)
+    return _RowPlan(index, layer, config, mem)
+
+
+class _Emitter:
+    """Builds one layer's code: a prologue, then loops whose bodies are scheduled timelines."""
+
+    def __init__(self, plan: _Plan, enc: Encoding):
+        self.plan, self.enc = plan, enc
+        self.lines: list[str] = []
+        self.cycles = 0
+        self.regs = iter(range(1, plan.config.registers))
+        self.lo, self.hi = enc.imm_range
+
+    def reg(self) -> str:
+        try:
+            return f"r{next(self.regs)}"
+        except StopIteration:
+            raise CompileError(f"layer {self.plan.layer.name}: out of registers") from None
+
+    def imm(self, value: int) -> str:
+        if not self.lo <= value <= self.hi:
+            raise CompileError(f"layer {self.plan.layer.name}: immediate {value} is outside "
+                               f"the accelerator's short immediates [{self.lo}, {self.hi}]")
+        return str(value)
+
+    def value(self, tl: Timeline, value: int, dst: str, at: int = 0, extra=()) -> None:
+        """Move a constant to `dst` (an immediate, or loaded from the constant pool; the
+        prologue keeps lsu.base at 0), with `extra` moves at the same cycle."""
+        if self.lo <= value <= self.hi:
+            tl.place([M(at, str(value), dst), *(M(at, s, d) for s, d in extra)])
+            return
+        ll = self.plan.lat["lsu"]
+        tl.place([M(0, str(self.plan.const_addr(value)), "lsu.ldw"),
+                  M(ll, "lsu.res", dst), *(M(ll, s, d) for s, d in extra)])
+
+    def block(self, tl: Timeline, label: str | None = None) -> int:
+        lines = tl.lines(halt=False) or ["nop"]
+        if label:
+            self.lines.append(f"{label}:")
+        self.lines.extend(lines)
+        return len(lines)
+
+    def loop_control(self, tl: Timeline, counter: str, label: str, min_start: int) -> None:
+        """counter -= 1; jump back to `label` while it is not 0 (the jump ends the block)."""
+        la = self.plan.lat["alu"]
+        start = max(min_start, tl.end - 1 - (2 * la + 1))
+        tl.place([M(0, counter, "alu.in1"), M(0, "-1", "alu.add"), M(la, "alu.res", counter),
+                  M(la, "alu.res", "alu.in1"), M(la, "0", "alu.ne"), M(2 * la, "alu.res", "b0"),
+                  M(2 * la + 1, f"?b0 @{label}", "ctrl.jump")], min_start=start)
+
+    def add(self, tl: Timeline, reg: str, step: int, min_start: int = 0) -> None:
+        if step == 0:
+            return
+        la = self.plan.lat["alu"]
+        src = self.imm(step) if self.lo <= step <= self.hi else self.const_reg(step)
+        tl.place([M(0, reg, "alu.in1"), M(0, src, "alu.add"), M(la, "alu.res", reg)],
+                 min_start=min_start)
+
+    def const_reg(self, value: int) -> str:
+        raise CompileError(f"layer {self.plan.layer.name}: step {value} exceeds the short "
+                           f"immediates [{self.lo}, {self.hi}]")
+
+
+class _LoopNest:
+    """y rows x (nx iterations of a body) for one group, with exact cycle accounting."""
+
+    def __init__(self, em: _Emitter, ny: int, nx: int, name: str):
+        self.em, self.ny, self.nx, self.name = em, ny, nx, name
+
+    def emit(self, prologue: Timeline, body: Timeline, row_tail) -> int:
+        """Emit prologue, loops and row tail; returns the cycles one run of them takes."""
+        em = self.em
+        p_len = em.block(prologue)
+        rx, ry = self.rx, self.ry
+        head = Timeline(em.plan.config)
+        head.place([M(0, str(self.nx), rx)])
+        h_len = em.block(head, f"{self.name}_y")
+        b_len = em.block(body, f"{self.name}_x")
+        tail = Timeline(em.plan.config)
+        row_tail(tail)
+        em.loop_control(tail, ry, f"{self.name}_y", 0)
+        t_len = em.block(tail)
+        return p_len + self.ny * (h_len + self.nx * b_len + t_len)
+
+
+# --- convolutions and dense layers ---------------------------------------------------------
+
+class _ConvPlan(_Plan):
+    def __init__(self, index, layer, config, mem):
+        super().__init__(index, layer, config, mem)
+        conv = layer.as_conv() if isinstance(layer, Dense) else layer
+        self.conv = conv
+        name = layer.name
+        if conv.w_bits == 1 and conv.groups > 1:
+            raise CompileError(f"layer {name}: grouped convolution with binary weights is not "
+                               f"supported (a binary weight cannot be 0)")
+        self.bits = mac_bits(conv.w_bits, conv.a_bits)
+        per_word = 32 // self.bits
+        c, h, w = conv.in_shape
+        o, oh, ow = conv.out_shape
+        kh, kw = conv.kernel
+        (sy, sx), (pt, pl, pb, pr), (dy, dx) = conv.stride, conv.padding, conv.dilation
+        self.words = -(-c // per_word)
+        self.s_in = 4 * self.words  # bytes per input position
+        out = conv.out
+        self.out_kind = out.kind
+        L, G = self.chunk, self.group
+        self.n_groups = -(-o // G)
+        oc = -(-o // L) * L
+        self.p = G // oc if (self.n_groups == 1 and out.kind != "int32") else 1
+        self.oc = oc if self.p > 1 else G
+        self.nx = -(-ow // self.p)
+        cols = max(w + pl + pr, (self.nx * self.p - 1) * sx + (kw - 1) * dx + 1)
+        self.in_layout = dict(shape=(c, h, w), rows=h + pt + pb, cols=cols, origin=(pt, pl),
+                              pos_bits=32 * self.words, bits=self.bits,
+                              fill=pad_value(conv.a_bits))
+        self.ebits = {"int8": 8, "ternary": 2, "binary": 1, "int32": 32}[out.kind]
+        self.out_unit = G * self.ebits // 8 if out.kind != "int32" else 4 * o  # bytes
+        self.pos_bits = self.n_groups * G * self.ebits // self.p if out.kind != "int32" \
+            else 32 * o
+
+        # Weight rows: per (group, chunk, tap) where the chunk's weights are not all zero.
+        weight = conv.dense_weight().astype(np.int64)
+        pad_ch = self.words * per_word - c
+        wq = np.zeros((o, self.words * per_word, kh, kw), np.int64)
+        wq[:, :c] = weight
+        if self.bits == 1:  # pad channels read -1 (bit 0): weight +1, corrected in the bias
+            wq[:, c:] = 1
+        taps = [(ky, kx, word) for ky in range(kh) for kx in range(kw)
+                for word in range(self.words)]
+        self.tap_offset = {t: ((t[0] * dy) * cols + t[1] * dx) * self.s_in + 4 * t[2]
+                           for t in taps}
+        rows: list[np.ndarray] = []
+        self.passes: list[list[tuple[int, list[tuple[tuple, int]]]]] = []  # group -> chunks
+        for g in range(self.n_groups):
+            chunks = []
+            for q in range(min(G // L, -(-(o - g * G) // L))):
+                chans = range(g * G + q * L, min(o, g * G + (q + 1) * L))
+                entries = []
+                for t in taps:
+                    ky, kx, word = t
+                    vals = np.zeros((L, per_word), np.int64)
+                    vals[:len(chans)] = wq[list(chans), word * per_word:(word + 1) * per_word,
+                                           ky, kx]
+                    if self.bits == 1 and len(chans) < L:
+                        vals[len(chans):] = 1
+                    if not vals.any() and self.bits != 1 and entries:
+                        continue  # all zero (grouped convolutions): nothing to add
+                    entries.append((t, len(rows)))
+                    rows.append(_pack(vals.reshape(-1), self.bits))
+                chunks.append((q, entries))
+            self.passes.append(chunks)
+        data = b"".join(r.tobytes() for r in rows)
+        base_row = mem.alloc(len(data), self.row, f"layer {name}: weights", data) // self.row
+        self.passes = [[(q, [(t, base_row + r) for t, r in entries]) for q, entries in chunks]
+                       for chunks in self.passes]
+        self.macs = int(conv.weight.size) * oh * ow  # useful MACs
+        self.bias = conv.bias.astype(np.int64) + (pad_ch * kh * kw if self.bits == 1 else 0)
+
+    def emit(self, scratch: int, enc: Encoding, entry: int) -> tuple[list[str], LayerBinding]:
+        conv, cfg, lat = self.conv, self.config, self.lat
+        ll, lv, la = lat["lsu"], lat["vmac"], lat["alu"]
+        G, L, P = self.group, self.chunk, self.p
+        o, oh, ow = conv.out_shape
+        (sy, sx) = conv.stride
+        in_l = Layout(scratch, **self.in_layout)
+        out_addr = -(-(scratch + in_l.size) // self.row) * self.row
+        out_l = Layout(out_addr, conv.out_shape, oh, self.nx * P, (0, 0), self.pos_bits,
+                       min(self.ebits, 32), 0)
+        em = _Emitter(self, enc)
+        rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
+        out = conv.out
+        op = {"int8": "rq", "ternary": "ter", "binary": "bin"}.get(out.kind)
+        acc_op, start_op = DOT_OPS[self.bits]
+        cycles = 0
+        em.lines.append(f"{self.label}:")
+        for g, chunks in enumerate(self.passes):
+            # Prologue: the group's per-lane parameters, post-processing config, pointers.
+            pro = Timeline(cfg)
+            pro.place([M(0, "0", "lsu.base")])
+            if out.kind != "int32":
+                for j in range(G):
+                    ch = g * G + (j % self.oc if P > 1 else j)
+                    if ch >= o:
+                        continue
+                    em.value(pro, int(self.bias[ch]), "vmac.prm", extra=[(str(j), "vmac.sbias")])
+                    if out.kind == "int8":
+                        em.value(pro, int(out.requant.multiplier[ch]), "vmac.prm",
+                                 extra=[(str(j), "vmac.smul")])
+                        em.value(pro, int(out.requant.shift[ch]), "vmac.prm",
+                                 extra=[(str(j), "vmac.sshift")])
+                    elif out.kind == "ternary":
+                        em.value(pro, int(out.thresholds[ch]), "vmac.prm",
+                                 extra=[(str(j), "vmac.smul")])
+                if out.kind == "int8":
+                    rq = out.requant
+                    em.value(pro, (rq.lo & 0xFF) | ((rq.hi & 0xFF) << 8), "vmac.cfg")
+            out_start = {"int8": out_addr // self.row + g, "int32": out_addr}.get(
+                out.kind, out_addr + g * self.out_unit)
+            em.value(pro, in_l.addr, rin)
+            em.value(pro, out_start, rout)
+            em.value(pro, oh, ry)
+            pro.barrier()
+
+            # Body: P positions x chunks x taps, then the group's post-processing.
+            body = Timeline(cfg)
+            first = True
+            for p in range(P):
+                for q, entries in chunks:
+                    for k, (t, wrow) in enumerate(entries):
+                        off = p * sx * self.s_in + self.tap_offset[t]
+                        chain = [M(0, em.imm(off), "lsu.ldw"), M(ll, "lsu.res", "vmac.x"),
+                                 M(ll, em.imm(wrow), f"vmac.{start_op if k == 0 else acc_op}")]
+                        if k == 0:
+                            chain.append(M(ll, em.imm(p * self.oc + q * L), "vmac.base"))
+                        if first:
+                            chain.append(M(0, rin, "lsu.base"))
+                            first = False
+                        body.place(chain)
+            if op:
+                post = body.place([M(0, "0", "vmac.base"), M(0, rout, f"vmac.{op}")])
+                last_read = post
+            else:  # int32: per lane, accumulator + bias through the ALU, stored by the LSU
+                last_read = 0
+                for lane in range(min(G, o - g * G)):
+                    ch = g * G + lane
+                    b = int(self.bias[ch])
+                    bsrc = em.imm(b) if em.lo <= b <= em.hi else None
+                    if bsrc is None:
+                        raise CompileError(f"layer {conv.name}: int32 bias {b} exceeds the "
+                                           f"short immediates")
+                    last_read = body.place([
+                        M(0, str(lane), "vmac.get"), M(lv, "vmac.res", "alu.in1"),
+                        M(lv, bsrc, "alu.add"), M(lv + la, "alu.res", "lsu.data"),
+                        M(lv + la, rout, "lsu.base"), M(lv + la, em.imm(4 * ch), "lsu.stw")])
+                    last_read += lv + la
+            em.add(body, rin, P * sx * self.s_in)
+            step_out = self.n_groups if out.kind == "int8" else \
+                (self.n_groups * self.out_unit if out.kind != "int32" else self.out_unit)
+            em.add(body, rout, step_out, min_start=max(0, last_read - la))
+            em.loop_control(body, rx, f"{self.label}_g{g}_x", 0)
+
+            def row_tail(tl, rin=rin):
+                em.add(tl, rin, (sy * in_l.cols - self.nx * P * sx) * self.s_in)
+
+            nest = _LoopNest(em, oh, self.nx, f"{self.label}_g{g}")
+            nest.rx, nest.ry = rx, ry
+            cycles += nest.emit(pro, body, row_tail)
+        em.lines.append("0 -> ctrl.halt")
+        cycles += 1
+        binding = LayerBinding(self.layer, entry, cycles, (in_l,), out_l, self.macs, self.bits,
+                               {"positions_per_iteration": P, "groups": self.n_groups,
+                                "chunks": [len(c) for c in self.passes],
+                                "macs_per_iteration": sum(len(e) for c in self.passes
+                                                          for _, e in c) * P})
+        return _indent(em.lines, self.label), binding
+
+
+# --- pooling and element-wise adds on int8 rows --------------------------------------------
+
+class _RowPlan(_Plan):
+    def __init__(self, index, layer, config, mem):
+        super().__init__(index, layer, config, mem)
+        if layer.out.kind != "int8":
+            raise CompileError(f"layer {layer.name}: {type(layer).__name__} writes int8 only")
+
+    def emit(self, scratch: int, enc: Encoding, entry: int) -> tuple[list[str], LayerBinding]:
+        layer, cfg, G = self.layer, self.config, self.group
+        la = self.lat["alu"]
+        c, h, w = layer.in_shape
+        o, oh, ow = layer.out_shape
+        n_groups = -(-c // G)
+        if isinstance(layer, Pool):
+            (kh, kw), (sy, sx), (pt, pl, pb, pr) = layer.kernel, layer.stride, layer.padding
+            fill = QMIN if layer.kind == "max" else 0
+        else:
+            (kh, kw), (sy, sx), (pt, pl, pb, pr), fill = (1, 1), (1, 1), (0, 0, 0, 0), 0
+        cols = w + pl + pr
+        in_l = Layout(scratch, (c, h, w), h + pt + pb, cols, (pt, pl), 8 * n_groups * G, 8, fill)
+        inputs = [in_l]
+        top = -(-(scratch + in_l.size) // self.row) * self.row
+        if isinstance(layer, Add):
+            inputs.append(Layout(top, (c, h, w), h, w, (0, 0), 8 * n_groups * G, 8, 0))
+            top += -(-inputs[1].size // self.row) * self.row
+        out_l = Layout(top, layer.out_shape, oh, ow, (0, 0), 8 * n_groups * G, 8, 0)
+        em = _Emitter(self, enc)
+        rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
+        rq = layer.out.requant
+        bypass = rq is None  # max pooling: values pass unchanged
+        lo, hi = (QMIN, 127) if bypass else (rq.lo, rq.hi)
+        cycles = 0
+        em.lines.append(f"{self.label}:")
+        for g in range(n_groups):
+            pro = Timeline(cfg)
+            pro.place([M(0, "0", "lsu.base"), M(0, "0", "vmac.base")])
+            for j in range(min(G, c - g * G)):
+                em.value(pro, 0, "vmac.prm", extra=[(str(j), "vmac.sbias")])
+                if not bypass:
+                    em.value(pro, int(rq.multiplier[0]), "vmac.prm", extra=[(str(j), "vmac.smul")])
+                    em.value(pro, int(rq.shift[0]), "vmac.prm", extra=[(str(j), "vmac.sshift")])
+            em.value(pro, (lo & 0xFF) | ((hi & 0xFF) << 8) | (bypass << 16), "vmac.cfg")
+            em.value(pro, in_l.addr // self.row + g, rin)
+            em.value(pro, out_l.addr // self.row + g, rout)
+            em.value(pro, oh, ry)
+            pro.barrier()
+            body = Timeline(cfg)
+            if isinstance(layer, Pool):
+                ops = [("aset" if i == 0 else ("amax" if layer.kind == "max" else "radd"),
+                        (ky * cols + kx) * n_groups, 1)
+                       for i, (ky, kx) in enumerate((a, b) for a in range(kh) for b in range(kw))]
+            else:
+                b_off = (inputs[1].addr - in_l.addr) // self.row
+                ops = [("aset", 0, None)] + ([("radd", 0, layer.ka - 1)] if layer.ka != 1 else [])
+                ops.append(("radd", b_off, layer.kb))
+            for vop, off, prm in ops:
+                chain = [M(0, rin, "alu.in1"), M(0, em.imm(off), "alu.add"),
+                         M(la, "alu.res", f"vmac.{vop}")]
+                if vop == "radd":
+                    if not em.lo <= prm <= em.hi:
+                        raise CompileError(f"layer {layer.name}: factor {prm} too large")
+                    chain.append(M(la, str(prm), "vmac.prm"))
+                body.place(chain)
+            post = body.place([M(0, rout, "vmac.rq")])
+            em.add(body, rin, sx * n_groups)
+            em.add(body, rout, n_groups, min_start=max(0, post - la))
+            em.loop_control(body, rx, f"{self.label}_g{g}_x", 0)
+
+            def row_tail(tl, rin=rin):
+                em.add(tl, rin, (sy * cols - ow * sx) * n_groups)
+
+            nest = _LoopNest(em, oh, ow, f"{self.label}_g{g}")
+            nest.rx, nest.ry = rx, ry
+            cycles += nest.emit(pro, body, row_tail)
+        em.lines.append("0 -> ctrl.halt")
+        cycles += 1
+        return _indent(em.lines, self.label), LayerBinding(
+            layer, entry, cycles, tuple(inputs), out_l, 0, 0,
+            {"groups": n_groups, "taps": len(ops)})
+
+
+def _indent(lines: list[str], label: str) -> list[str]:
+    """Labels at the margin, instructions indented."""
+    return [line if line.endswith(":") else f"    {line}" for line in lines]

@@ -13,7 +13,7 @@ import numpy as np
 
 from compiler.codegen import CompiledProgram
 from compiler.errors import CompileError
-from compiler.layer_ir import in_shape, out_shape
+from compiler.layer_ir import out_shape
 from compiler.reference import run_layer
 from hw.machine import get_machine
 
@@ -29,8 +29,8 @@ class Backend(ABC):
     name = "base"
 
     @abstractmethod
-    def run(self, layer_name: str, x: np.ndarray) -> tuple[np.ndarray, LayerRun | None]:
-        """Integer output of one layer for an int8 input, and its run statistics if any."""
+    def run(self, layer_name: str, *inputs: np.ndarray) -> tuple[np.ndarray, LayerRun | None]:
+        """Integer output of one layer for its integer input(s), and its run statistics."""
 
 
 class ReferenceBackend(Backend):
@@ -41,8 +41,8 @@ class ReferenceBackend(Backend):
     def __init__(self, compiled: CompiledProgram):
         self.compiled = compiled
 
-    def run(self, layer_name, x):
-        return run_layer(self.compiled.layers[layer_name].layer, x), None
+    def run(self, layer_name, *inputs):
+        return run_layer(self.compiled.layers[layer_name].layer, *inputs), None
 
 
 class MachineBackend(Backend):
@@ -56,25 +56,25 @@ class MachineBackend(Backend):
         for addr, data in compiled.image:
             self.machine.write_dmem(addr, data)
 
-    def run(self, layer_name, x):
+    def run(self, layer_name, *inputs):
         b = self.compiled.layers[layer_name]
-        x = np.asarray(x, np.int8)
-        if x.size != int(np.prod(in_shape(b.layer))):
-            raise CompileError(f"layer {layer_name}: input of {x.size} values, expected shape "
-                               f"{in_shape(b.layer)}")
+        if len(inputs) != len(b.inputs):
+            raise CompileError(f"layer {layer_name}: {len(inputs)} inputs, expected "
+                               f"{len(b.inputs)}")
         m = self.machine
-        m.write_dmem(b.in_addr, x.ravel().view(np.uint8))
+        for layout, x in zip(b.inputs, inputs):
+            x = np.asarray(x)
+            if x.size != int(np.prod(layout.shape)):
+                raise CompileError(f"layer {layer_name}: input of {x.size} values, expected "
+                                   f"shape {layout.shape}")
+            m.write_dmem(layout.addr, layout.encode(x.reshape(layout.shape)))
         m.reset()
         m.set_pc(b.entry)
         result = m.run(max_cycles=b.cycles + 16)
-        shape = out_shape(b.layer)
-        if b.out_dtype == "int32":
-            out = m.read_dmem(b.out_addr, 4 * int(np.prod(shape))).view(np.int32).reshape(shape)
-        else:  # one row per position: channels first within it
-            channels, positions = shape[0], int(np.prod(shape[1:]))
-            raw = m.read_dmem(b.out_addr, positions * b.position_stride).view(np.int8)
-            out = raw.reshape(positions, b.position_stride)[:, :channels].T.reshape(shape)
-        return out.copy(), LayerRun(layer_name, result.cycles, result.counters)
+        out = b.output.decode(m.read_dmem(b.output.addr, b.output.size))
+        dtype = np.int32 if b.output.bits == 32 else np.int8
+        return out.reshape(out_shape(b.layer)).astype(dtype), \
+            LayerRun(layer_name, result.cycles, result.counters)
 
 
 BACKENDS = ("rtl", "golden", "reference")

@@ -1,14 +1,29 @@
 """The one integer semantics of quantized layers, shared by every stage.
 
-- Activations: int8, symmetric (zero point 0), q = clip(round_half_even(x / s), -128, 127).
-- Weights: int8, symmetric per tensor, s_w = max|w| / 127, q = clip(round(w / s_w), -127, 127).
-- Bias: int32, q = round(b / (s_in * s_w)), added to the int32 accumulator.
-- Requantization of an accumulator to the next layer's int8 scale, as the TTA computes it:
-      t = floor((acc * m + 2**31) / 2**32)    (ALU mulhr, m a Q31 multiplier in [2**30, 2**31))
-      y = (t + (2**shift >> 1)) >> shift     (round half up, arithmetic shift)
-      y = clip(y, 0 if relu else -128, 127)
-  so that y ~ acc * s_in * s_w / s_out = acc * m / 2**(32 + shift), rounded twice like
-  gemmlowp / TFLite (rounding high multiply, then rounding shift).
+Activations (a tensor's quantization is its bit width and one real scale s):
+- 8-bit: q = clip(round_half_even(x / s), -128, 127), symmetric (zero point 0).
+- ternary: q = clip(round_half_even(x / s), -1, 1) (codes: bit 0 nonzero, bit 1 negative).
+- binary: q = +1 if x >= 0 else -1 (s only scales the value passed on).
+Zero padding of a convolution is q = 0, except for binary inputs, which are padded with -1.
+
+Weights, symmetric per output channel o (scale s_w[o], integer q):
+- 8-bit: s_w = max|w_o| / 127, q = clip(round(w / s_w), -127, 127).
+- ternary (TWN): threshold t = 0.7 mean|w_o|, q = sign(w) where |w| > t else 0,
+  s_w = mean |w| over |w| > t.
+- binary: q = +1 if w >= 0 else -1, s_w = mean|w_o|.
+Each is invariant to a positive per-channel factor, so folding batch norm into the float weights
+before quantizing gives the same integers as quantizing first and scaling after.
+
+Bias: int32, q = round(b / (s_in * s_w[o])), added to the int32 accumulator.
+
+Requantization of an accumulator v (bias included) to an 8-bit output, per channel o:
+      t = floor((v * m[o] + 2**31) / 2**32)    (m a Q31 multiplier in [2**30, 2**31))
+      y = (t + (2**shift[o] >> 1)) >> shift[o]  (round half up, arithmetic shift)
+      y = clip(y, lo, hi)                      (lo = 0 after a ReLU; hi < 127 for a clip)
+so y ~ v * s_in * s_w[o] / s_out, rounded twice like gemmlowp / TFLite.
+To a ternary output: +1 if v > thr[o], -1 if v < -thr[o], else 0, thr = floor(s_out / 2 /
+(s_in s_w[o])); to a binary output: +1 if v >= 0 else -1. The accelerator's post-processing
+unit computes exactly these (hw/ISA.md: rq, ter, bin).
 
 The torch fake-quant modules (codesign.quant) use the same rounding and ranges.
 """
@@ -24,60 +39,154 @@ from compiler.errors import CompileError
 
 QMIN, QMAX = -128, 127
 WMAX = 127
+BITS = (1, 2, 8)
+TERNARY_THRESHOLD = 0.7  # of mean |w|: the TWN rule
+
+
+def check_bits(bits: int, what: str) -> int:
+    if bits not in BITS:
+        raise CompileError(f"{what}: {bits} bits; allowed: 1 (binary), 2 (ternary), 8")
+    return bits
+
+
+# --- activations ---------------------------------------------------------------------------
+
+def act_range(bits: int) -> tuple[int, int]:
+    return {8: (QMIN, QMAX), 2: (-1, 1), 1: (-1, 1)}[bits]
+
+
+def quantize_act(x: np.ndarray, scale: float, bits: int = 8) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    if bits == 1:
+        return np.where(x >= 0, 1, -1).astype(np.int8)
+    lo, hi = act_range(bits)
+    return np.clip(np.round(x / scale), lo, hi).astype(np.int8)
 
 
 def quantize_activation(x: np.ndarray, scale: float) -> np.ndarray:
-    return np.clip(np.round(np.asarray(x, np.float64) / scale), QMIN, QMAX).astype(np.int8)
+    return quantize_act(x, scale, 8)
 
+
+def act_scale(amax: float, mean_abs: float, bits: int) -> float:
+    """The scale of a tensor from calibration statistics (max and mean of |x|)."""
+    if bits == 8:
+        return amax / QMAX if amax > 0 else 1.0 / QMAX
+    if bits == 2:  # levels -s, 0, s: s = 2 mean|x| puts the threshold s/2 at the mean
+        return 2 * mean_abs if mean_abs > 0 else 1.0
+    return mean_abs if mean_abs > 0 else 1.0
+
+
+def pad_value(bits: int) -> int:
+    """The integer a convolution's zero padding stands for, by input bit width."""
+    return -1 if bits == 1 else 0
+
+
+# --- weights -------------------------------------------------------------------------------
 
 def weight_scale(w: np.ndarray) -> float:
+    """Per-tensor 8-bit scale (kept for element-wise constants)."""
     m = float(np.max(np.abs(w)))
     return m / WMAX if m > 0 else 1.0
 
 
-def quantize_weight(w: np.ndarray, scale: float) -> np.ndarray:
+def quantize_weight(w: np.ndarray, scale) -> np.ndarray:
     return np.clip(np.round(np.asarray(w, np.float64) / scale), -WMAX, WMAX).astype(np.int8)
 
 
-def quantize_bias(b: np.ndarray, in_scale: float, w_scale: float) -> np.ndarray:
-    q = np.round(np.asarray(b, np.float64) / (in_scale * w_scale))
+def quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric quantization (axis 0): (integers int8, scales float64)."""
+    w = np.asarray(w, np.float64)
+    flat = np.abs(w.reshape(len(w), -1))
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    if bits == 8:
+        m = flat.max(axis=1)
+        scale = np.where(m > 0, m / WMAX, 1.0)
+        return quantize_weight(w, scale.reshape(shape)), scale
+    if bits == 2:
+        t = TERNARY_THRESHOLD * flat.mean(axis=1)
+        keep = flat > t[:, None]
+        n = keep.sum(axis=1)
+        scale = np.where(n > 0, (flat * keep).sum(axis=1) / np.maximum(n, 1), 1.0)
+        q = np.sign(w) * (np.abs(w) > t.reshape(shape))
+        return q.astype(np.int8), scale
+    m = flat.mean(axis=1)
+    return np.where(w >= 0, 1, -1).astype(np.int8), np.where(m > 0, m, 1.0)
+
+
+def quantize_bias(b: np.ndarray, in_scale: float, w_scale) -> np.ndarray:
+    q = np.round(np.asarray(b, np.float64) / (in_scale * np.asarray(w_scale, np.float64)))
     if np.any(np.abs(q) >= 2**31):
         raise CompileError("bias does not fit int32 at this input and weight scale")
     return q.astype(np.int32)
 
 
-@dataclass(frozen=True)
-class Requant:
-    """int32 accumulator -> int8 output (see the module docstring)."""
+# --- outputs -------------------------------------------------------------------------------
 
-    multiplier: int  # Q31, in [2**30, 2**31)
-    shift: int  # >= 0
-    relu: bool
+def _fixed_point(real_scale: float) -> tuple[int, int]:
+    if not 0 < real_scale < 0.5:
+        raise CompileError(f"requantization scale {real_scale:g} is outside (0, 0.5); "
+                           f"the accelerator's fixed-point requantizer cannot express it")
+    mantissa, exponent = math.frexp(real_scale)  # real = mantissa * 2**exponent, m in [.5, 1)
+    multiplier = round(mantissa * 2**31)
+    shift = -exponent - 1
+    if multiplier == 2**31:
+        multiplier, shift = 2**30, shift - 1
+    if not 0 <= shift <= 31:
+        raise CompileError(f"requantization scale {real_scale:g} needs a shift of {shift}; "
+                           f"the accelerator's shifter takes 0 .. 31")
+    return multiplier, shift
+
+
+@dataclass(frozen=True, eq=False)
+class Requant:
+    """int32 accumulators (bias included) -> int8, per channel (see the module docstring)."""
+
+    multiplier: np.ndarray  # int64 [O], Q31 in [2**30, 2**31)
+    shift: np.ndarray  # int64 [O], 0 .. 31
+    lo: int = QMIN
+    hi: int = QMAX
 
     @classmethod
-    def from_scale(cls, real_scale: float, relu: bool) -> "Requant":
-        if not 0 < real_scale < 0.5:
-            raise CompileError(f"requantization scale {real_scale:g} is outside (0, 0.5); "
-                               f"the accelerator's fixed-point requantizer cannot express it")
-        mantissa, exponent = math.frexp(real_scale)  # real = mantissa * 2**exponent, m in [.5, 1)
-        multiplier = round(mantissa * 2**31)
-        shift = -exponent - 1
-        if multiplier == 2**31:
-            multiplier, shift = 2**30, shift - 1
-        if shift < 0:
-            raise CompileError(f"requantization scale {real_scale:g} needs a negative shift")
-        return cls(multiplier, shift, relu)
+    def from_scale(cls, real_scale, relu: bool = False, hi: int = QMAX) -> "Requant":
+        pairs = [_fixed_point(float(s)) for s in np.atleast_1d(real_scale)]
+        return cls(np.array([m for m, _ in pairs], np.int64),
+                   np.array([s for _, s in pairs], np.int64), 0 if relu else QMIN, hi)
 
     @property
-    def rounding(self) -> int:
-        return (1 << self.shift) >> 1
+    def relu(self) -> bool:
+        return self.lo == 0
 
-    @property
-    def lower(self) -> int:
-        return 0 if self.relu else QMIN
-
-    def apply(self, acc: np.ndarray) -> np.ndarray:
+    def apply(self, acc: np.ndarray, axis: int = 0) -> np.ndarray:
+        """Requantize accumulators whose channel axis is `axis`."""
         acc = np.asarray(acc, np.int64)
-        t = (acc * self.multiplier + (1 << 31)) >> 32
-        y = (t + self.rounding) >> self.shift
-        return np.clip(y, self.lower, QMAX).astype(np.int8)
+        shape = [1] * acc.ndim
+        shape[axis] = -1
+        m = np.broadcast_to(self.multiplier, (acc.shape[axis],)).reshape(shape)
+        s = np.broadcast_to(self.shift, (acc.shape[axis],)).reshape(shape)
+        t = (acc * m + (1 << 31)) >> 32
+        y = (t + ((1 << s) >> 1)) >> s
+        return np.clip(y, self.lo, self.hi).astype(np.int8)
+
+
+def ternary_thresholds(out_scale: float, acc_scale: np.ndarray) -> np.ndarray:
+    """Accumulator thresholds of a ternary output: half an output step, rounded down."""
+    thr = np.floor(out_scale / 2 / np.asarray(acc_scale, np.float64))
+    if np.any(thr >= 2**31):
+        raise CompileError("ternary threshold does not fit int32")
+    return thr.astype(np.int64)
+
+
+def wrap32(a: np.ndarray) -> np.ndarray:
+    return ((np.asarray(a, np.int64) + 2**31) % 2**32) - 2**31
+
+
+def binarize(v: np.ndarray) -> np.ndarray:
+    return np.where(np.asarray(v) >= 0, 1, -1).astype(np.int8)
+
+
+def ternarize(v: np.ndarray, thr: np.ndarray, axis: int = 0) -> np.ndarray:
+    v = np.asarray(v, np.int64)
+    shape = [1] * v.ndim
+    shape[axis] = -1
+    t = np.asarray(thr, np.int64).reshape(shape)
+    return np.where(v > t, 1, np.where(v < -t, -1, 0)).astype(np.int8)

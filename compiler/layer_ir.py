@@ -1,6 +1,8 @@
 """The layer IR: the seam between the TVM import and TTA code generation.
 
-Plain frozen dataclasses holding integer weights and the requantization of one offloaded layer.
+Plain frozen dataclasses holding the integers of one offloaded layer: its weights, its input and
+output bit widths, and how its int32 accumulators become its output (`Output`). Shapes are CHW
+without the batch axis (batch 1).
 """
 
 from __future__ import annotations
@@ -11,50 +13,135 @@ import numpy as np
 
 from compiler.intsem import Requant
 
+OUTPUT_KINDS = ("int8", "ternary", "binary", "int32")
+
+
+@dataclass(frozen=True, eq=False)
+class Output:
+    """int32 accumulators -> the layer's output."""
+
+    kind: str  # one of OUTPUT_KINDS
+    scale: np.ndarray  # real value of one output step, per channel (int32: s_in * s_w[o])
+    requant: Requant | None = None  # int8; None: values pass unchanged (max pooling)
+    thresholds: np.ndarray | None = None  # ternary: per channel
+
+    @property
+    def bits(self) -> int:
+        return {"int8": 8, "ternary": 2, "binary": 1, "int32": 32}[self.kind]
+
 
 @dataclass(frozen=True, eq=False)
 class Conv2d:
-    """int8 NCHW convolution (groups = 1) with int32 bias; batch 1."""
+    """Convolution with integer weights of `w_bits` on inputs of `a_bits`; int32 bias."""
 
     name: str
     in_shape: tuple[int, int, int]  # C, H, W
     out_shape: tuple[int, int, int]  # O, OH, OW
-    weight: np.ndarray  # int8 [O, C, KH, KW]
+    weight: np.ndarray  # int8 [O, C / groups, KH, KW], values in the w_bits range
     bias: np.ndarray  # int32 [O]
     stride: tuple[int, int]
-    padding: tuple[int, int]  # top, left (bottom and right follow from the output shape)
+    padding: tuple[int, int, int, int]  # top, left, bottom, right
     dilation: tuple[int, int]
-    requant: Requant | None  # None: the output is the int32 accumulator
-    in_scale: float  # real value of one input step
-    out_scale: float  # real value of one output step (s_in * s_w when requant is None)
+    groups: int
+    w_bits: int
+    a_bits: int
+    in_scale: float
+    out: Output
+    source: str = ""  # where it came from (module path / Relax function)
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return tuple(self.weight.shape[2:])
+
+    def dense_weight(self) -> np.ndarray:
+        """[O, C, KH, KW] with the zeros of a grouped convolution spelled out."""
+        if self.groups == 1:
+            return self.weight
+        o, cg, kh, kw = self.weight.shape
+        full = np.zeros((o, cg * self.groups, kh, kw), np.int8)
+        per_group = o // self.groups
+        for oc in range(o):
+            g = oc // per_group
+            full[oc, g * cg:(g + 1) * cg] = self.weight[oc]
+        return full
 
 
 @dataclass(frozen=True, eq=False)
 class Dense:
-    """int8 matrix-vector product y = W x + b; batch 1."""
+    """y = W x + b on a flattened input (any input shape, flattened in CHW order)."""
 
     name: str
-    in_features: int
+    in_shape: tuple[int, ...]
     out_features: int
     weight: np.ndarray  # int8 [O, K]
     bias: np.ndarray  # int32 [O]
-    requant: Requant | None
+    w_bits: int
+    a_bits: int
     in_scale: float
-    out_scale: float
+    out: Output
+    source: str = ""
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.out_features,)
 
     def as_conv(self) -> Conv2d:
         """A dense layer is a 1x1 convolution over a K x 1 x 1 input."""
-        return Conv2d(self.name, (self.in_features, 1, 1), (self.out_features, 1, 1),
-                      self.weight.reshape(self.out_features, self.in_features, 1, 1), self.bias,
-                      (1, 1), (0, 0), (1, 1), self.requant, self.in_scale, self.out_scale)
+        k = int(np.prod(self.in_shape))
+        return Conv2d(self.name, (k, 1, 1), (self.out_features, 1, 1),
+                      self.weight.reshape(self.out_features, k, 1, 1), self.bias, (1, 1),
+                      (0, 0, 0, 0), (1, 1), 1, self.w_bits, self.a_bits, self.in_scale,
+                      self.out, self.source)
 
 
-Layer = Conv2d | Dense
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """Max or average pooling of an int8 tensor (global pooling: the kernel is the input)."""
+
+    name: str
+    kind: str  # "max" | "avg"
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]  # max pads with -128 (never wins), avg with 0
+    in_scale: float
+    out: Output  # int8; max: identity (same scale), avg: sum * m / 2**(32 + shift)
+    source: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Add:
+    """Element-wise sum of two int8 tensors: requant(a * ka + b * kb) (residual connections)."""
+
+    name: str
+    shape: tuple[int, int, int]
+    ka: int
+    kb: int
+    a_scale: float
+    b_scale: float
+    out: Output  # int8
+    source: str = ""
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return self.shape
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return self.shape
+
+
+Layer = Conv2d | Dense | Pool | Add
 
 
 def in_shape(layer: Layer) -> tuple[int, ...]:
-    return layer.in_shape if isinstance(layer, Conv2d) else (layer.in_features,)
+    return layer.in_shape
 
 
 def out_shape(layer: Layer) -> tuple[int, ...]:
-    return layer.out_shape if isinstance(layer, Conv2d) else (layer.out_features,)
+    return layer.out_shape
+
+
+def in_bits(layer: Layer) -> int:
+    return layer.a_bits if isinstance(layer, (Conv2d, Dense)) else 8

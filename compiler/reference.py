@@ -4,32 +4,57 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.layer_ir import Conv2d, Dense, Layer
+from compiler.intsem import QMAX, QMIN, binarize, pad_value, ternarize, wrap32
+from compiler.layer_ir import Add, Conv2d, Dense, Layer, Output, Pool
+
+
+def _windows(x: np.ndarray, kernel, stride, padding, dilation, fill: int) -> np.ndarray:
+    """[C, KH, KW, OH, OW] input windows of a padded [C, H, W] tensor."""
+    c, h, w = x.shape
+    (kh, kw), (sy, sx), (pt, pl, pb, pr), (dy, dx) = kernel, stride, padding, dilation
+    xp = np.full((c, h + pt + pb, w + pl + pr), fill, np.int64)
+    xp[:, pt:pt + h, pl:pl + w] = x
+    oh = (h + pt + pb - dy * (kh - 1) - 1) // sy + 1
+    ow = (w + pl + pr - dx * (kw - 1) - 1) // sx + 1
+    out = np.empty((c, kh, kw, oh, ow), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            out[:, ky, kx] = xp[:, ky * dy:ky * dy + sy * (oh - 1) + 1:sy,
+                                kx * dx:kx * dx + sx * (ow - 1) + 1:sx]
+    return out
 
 
 def conv2d_accumulators(layer: Conv2d, x: np.ndarray) -> np.ndarray:
-    """int64 accumulators [O, OH, OW] of an int8 input [C, H, W], bias included."""
-    c, h, w = layer.in_shape
-    o, oh, ow = layer.out_shape
-    kh, kw = layer.weight.shape[2:]
-    (sy, sx), (py, px), (dy, dx) = layer.stride, layer.padding, layer.dilation
-    xp = np.zeros((c, h + 2 * py + kh * dy, w + 2 * px + kw * dx), np.int64)
-    xp[:, py:py + h, px:px + w] = x.reshape(c, h, w)
-    wt = layer.weight.astype(np.int64)
-    acc = np.zeros((o, oh, ow), np.int64)
-    for ky in range(kh):
-        for kx in range(kw):
-            patch = xp[:, ky * dy:ky * dy + sy * oh:sy, kx * dx:kx * dx + sx * ow:sx]
-            acc += np.einsum("oc,chw->ohw", wt[:, :, ky, kx], patch[:, :oh, :ow])
-    return acc + layer.bias.astype(np.int64)[:, None, None]
+    """int32 accumulators [O, OH, OW] of an integer input [C, H, W], bias included."""
+    win = _windows(np.asarray(x, np.int64).reshape(layer.in_shape), layer.kernel, layer.stride,
+                   layer.padding, layer.dilation, pad_value(layer.a_bits))
+    acc = np.einsum("ockl,cklhw->ohw", layer.dense_weight().astype(np.int64), win)
+    return wrap32(acc + layer.bias.astype(np.int64)[:, None, None])
 
 
-def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """int8 input -> int8 output (requantized) or int32 accumulators."""
-    conv = layer.as_conv() if isinstance(layer, Dense) else layer
-    acc = conv2d_accumulators(conv, np.asarray(x))
+def finish(out: Output, v: np.ndarray) -> np.ndarray:
+    """Accumulators (channel axis 0) -> the layer's output integers."""
+    if out.kind == "int32":
+        return wrap32(v).astype(np.int32)
+    if out.kind == "int8":  # no requantization: the values pass (max pooling)
+        return out.requant.apply(v) if out.requant else np.clip(v, QMIN, QMAX).astype(np.int8)
+    if out.kind == "binary":
+        return binarize(v)
+    return ternarize(v, out.thresholds)
+
+
+def run_layer(layer: Layer, x: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Integer input(s) -> integer output, shaped like the layer's output."""
     if isinstance(layer, Dense):
-        acc = acc.reshape(layer.out_features)
-    if layer.requant is None:
-        return ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)
-    return layer.requant.apply(acc)
+        return run_layer(layer.as_conv(), np.asarray(x).reshape(-1, 1, 1)).reshape(-1)
+    if isinstance(layer, Conv2d):
+        return finish(layer.out, conv2d_accumulators(layer, x))
+    if isinstance(layer, Pool):
+        fill = QMIN if layer.kind == "max" else 0
+        win = _windows(np.asarray(x, np.int64).reshape(layer.in_shape), layer.kernel,
+                       layer.stride, layer.padding, (1, 1), fill)
+        acc = win.max(axis=(1, 2)) if layer.kind == "max" else win.sum(axis=(1, 2))
+        return finish(layer.out, acc)
+    assert isinstance(layer, Add)
+    acc = np.asarray(x, np.int64) * layer.ka + np.asarray(b, np.int64) * layer.kb
+    return finish(layer.out, wrap32(acc.reshape(layer.shape)))

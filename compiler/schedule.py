@@ -57,11 +57,11 @@ class Timeline:
                 return False
         return True
 
-    def place(self, chain: list[TimedMove]) -> int:
-        """Place a chain at its earliest feasible start; returns the start cycle."""
+    def place(self, chain: list[TimedMove], min_start: int = 0) -> int:
+        """Place a chain at its earliest feasible start (not before `min_start`); returns it."""
         base = min(m.offset for m in chain)
         chain = [TimedMove(m.offset - base, m.src, m.dst) for m in chain]
-        start = max(self.floor, self.last_start - WINDOW)
+        start = max(self.floor, self.last_start - WINDOW, min_start)
         while not self._fits(start, chain):
             start += 1
         for m in chain:

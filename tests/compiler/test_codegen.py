@@ -6,63 +6,129 @@ import pytest
 from compiler.codegen import compile_layers
 from compiler.errors import CompileError
 from compiler.executor import get_backend
-from compiler.intsem import Requant
-from compiler.layer_ir import Conv2d, Dense
+from compiler.intsem import Requant, act_range
+from compiler.layer_ir import Add, Conv2d, Dense, Output, Pool
 
 pytestmark = pytest.mark.rtl
 
 
-def random_conv(rng, name, requant=True):
-    c, o = int(rng.integers(1, 4)), int(rng.integers(1, 12))
+def random_weights(rng, shape, bits):
+    if bits == 8:
+        return rng.integers(-127, 128, shape).astype(np.int8)
+    return rng.choice([-1, 0, 1] if bits == 2 else [-1, 1], shape).astype(np.int8)
+
+
+def random_output(rng, o, kind):
+    scale = np.full(o, 0.1)
+    if kind == "int8":
+        rq = Requant.from_scale(rng.uniform(1e-3, 0.05, o), relu=bool(rng.integers(0, 2)),
+                                hi=int(rng.choice([127, 100])))
+        return Output("int8", scale, requant=rq)
+    if kind == "ternary":
+        return Output("ternary", scale, thresholds=rng.integers(0, 300, o))
+    return Output(kind, scale)
+
+
+def random_conv(rng, name, kind=None, w_bits=None, a_bits=None, groups=None):
+    w_bits = w_bits or int(rng.choice([8, 2, 1]))
+    a_bits = a_bits or int(rng.choice([8, 2, 1]))
+    groups = groups or (int(rng.choice([1, 1, 2])) if w_bits != 1 else 1)
+    c = groups * int(rng.integers(1, 6))
+    o = groups * int(rng.integers(1, 10))
     kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     sy, sx = int(rng.integers(1, 3)), int(rng.integers(1, 3))
     dy, dx = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-    py, px = int(rng.integers(0, kh)), int(rng.integers(0, kw))
-    h, w = int(rng.integers(max(3, (kh - 1) * dy + 1), 7)), int(rng.integers(max(3, (kw - 1) * dx + 1), 7))
-    oh, ow = (h + 2 * py - dy * (kh - 1) - 1) // sy + 1, (w + 2 * px - dx * (kw - 1) - 1) // sx + 1
-    rq = Requant.from_scale(float(rng.uniform(1e-3, 0.05)), bool(rng.integers(0, 2))) if requant else None
-    return Conv2d(name, (c, h, w), (o, oh, ow), rng.integers(-127, 128, (o, c, kh, kw)).astype(np.int8),
-                  rng.integers(-5000, 5000, o).astype(np.int32), (sy, sx), (py, px), (dy, dx), rq,
-                  0.1, 0.1)
+    pad = tuple(int(rng.integers(0, k)) for k in (kh, kw, kh, kw))
+    h = int(rng.integers(max(3, (kh - 1) * dy + 1), 7))
+    w = int(rng.integers(max(3, (kw - 1) * dx + 1), 7))
+    oh = (h + pad[0] + pad[2] - dy * (kh - 1) - 1) // sy + 1
+    ow = (w + pad[1] + pad[3] - dx * (kw - 1) - 1) // sx + 1
+    kind = kind or str(rng.choice(["int8", "ternary", "binary", "int32"]))
+    return Conv2d(name, (c, h, w), (o, oh, ow), random_weights(rng, (o, c // groups, kh, kw), w_bits),
+                  rng.integers(-500, 500, o).astype(np.int32), (sy, sx), pad, (dy, dx), groups,
+                  w_bits, a_bits, 0.1, random_output(rng, o, kind))
+
+
+def random_input(rng, layer):
+    bits = layer.a_bits if isinstance(layer, (Conv2d, Dense)) else 8
+    if bits == 1:
+        return rng.choice([-1, 1], layer.in_shape).astype(np.int8)
+    lo, hi = act_range(bits)
+    return rng.integers(lo, hi + 1, layer.in_shape).astype(np.int8)
 
 
 def check(layers, config, rng, images=2):
     compiled = compile_layers(layers, config)
     backends = [get_backend(n, compiled) for n in ("reference", "golden", "rtl")]
     for layer in layers:
-        shape = layer.in_shape if isinstance(layer, Conv2d) else (layer.in_features,)
         for _ in range(images):
-            x = rng.integers(-128, 128, shape).astype(np.int8)
-            (ref, _), (gold, g_run), (rtl, r_run) = (b.run(layer.name, x) for b in backends)
+            xs = [random_input(rng, layer)]
+            if isinstance(layer, Add):
+                xs.append(random_input(rng, layer))
+            (ref, _), (gold, g_run), (rtl, r_run) = (b.run(layer.name, *xs) for b in backends)
             np.testing.assert_array_equal(gold, ref, err_msg=f"golden vs reference, {layer.name}")
             np.testing.assert_array_equal(rtl, ref, err_msg=f"RTL vs reference, {layer.name}")
             assert g_run.cycles == r_run.cycles == compiled.layers[layer.name].cycles
             assert g_run.counters == r_run.counters
+    return compiled
 
 
-def test_random_convolutions(tiny):
-    rng = np.random.default_rng(11)
-    for i in range(12):
-        layers = [random_conv(rng, f"conv{i}", requant=bool(i % 3))]
+@pytest.mark.parametrize("seed", range(4))
+def test_random_convolutions_all_precisions(tiny, seed):
+    rng = np.random.default_rng(seed)
+    for i in range(6):
+        layer = random_conv(rng, f"conv{i}")
         try:
-            check(layers, tiny, rng)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\nlayer: {layers[0]}") from None
+            check([layer], tiny, rng)
+        except (AssertionError, CompileError) as exc:
+            raise AssertionError(f"{exc}\nlayer: {layer.in_shape}->{layer.out_shape} "
+                                 f"k={layer.kernel} s={layer.stride} p={layer.padding} "
+                                 f"d={layer.dilation} g={layer.groups} w{layer.w_bits} "
+                                 f"a{layer.a_bits} {layer.out.kind}") from None
 
 
-def test_dense_layers_share_one_program(tiny):
+@pytest.mark.parametrize("w_bits,a_bits", [(8, 8), (2, 2), (1, 1), (1, 8), (8, 1), (2, 1)])
+def test_wide_channels_every_pair_on_default(w_bits, a_bits):
+    """Channel counts past one word and one chunk, positions packed per lane group."""
+    from hw.config import load_accel_config
+    rng = np.random.default_rng(w_bits * 10 + a_bits)
+    config = load_accel_config("default")
+    layers = [
+        Conv2d("c40", (40, 5, 5), (40, 5, 5), random_weights(rng, (40, 40, 3, 3), w_bits),
+               rng.integers(-500, 500, 40).astype(np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1,
+               w_bits, a_bits, 0.1, random_output(rng, 40, "int8")),
+        Conv2d("c16", (33, 6, 6), (16, 3, 3), random_weights(rng, (16, 33, 3, 3), w_bits),
+               rng.integers(-500, 500, 16).astype(np.int32), (2, 2), (1, 1, 0, 0), (1, 1), 1,
+               w_bits, a_bits, 0.1, random_output(rng, 16, str(rng.choice(["binary", "ternary"])))),
+        Conv2d("c200", (8, 3, 3), (200, 3, 3), random_weights(rng, (200, 8, 1, 1), w_bits),
+               rng.integers(-500, 500, 200).astype(np.int32), (1, 1), (0, 0, 0, 0), (1, 1), 1,
+               w_bits, a_bits, 0.1, random_output(rng, 200, "int8")),
+    ]
+    check(layers, config, rng, images=1)
+
+
+def test_dense_pool_add_share_one_program(tiny):
     rng = np.random.default_rng(3)
-    layers = [Dense("fc1", 40, 12, rng.integers(-127, 128, (12, 40)).astype(np.int8),
-                    rng.integers(-900, 900, 12).astype(np.int32), Requant.from_scale(0.004, True),
-                    0.1, 0.1),
-              Dense("fc2", 12, 5, rng.integers(-127, 128, (5, 12)).astype(np.int8),
-                    rng.integers(-900, 900, 5).astype(np.int32), None, 0.1, 0.01)]
+    o = random_output
+    layers = [
+        Dense("fc1", (4, 3, 3), 12, random_weights(rng, (12, 36), 8),
+              rng.integers(-900, 900, 12).astype(np.int32), 8, 8, 0.1, o(rng, 12, "int8")),
+        Dense("fc2", (12,), 5, random_weights(rng, (5, 12), 8),
+              rng.integers(-900, 900, 5).astype(np.int32), 8, 8, 0.1, o(rng, 5, "int32")),
+        Pool("max", "max", (10, 5, 6), (10, 3, 3), (2, 2), (2, 2), (1, 0, 0, 0), 0.1,
+             Output("int8", np.full(10, 0.1))),
+        Pool("avg", "avg", (10, 4, 4), (10, 1, 1), (4, 4), (1, 1), (0, 0, 0, 0), 0.1,
+             Output("int8", np.full(10, 0.1), requant=Requant.from_scale(1 / 16 * 0.9))),
+        Add("add", (9, 3, 2), 300, 77, 0.1, 0.1,
+            Output("int8", np.full(9, 0.1), requant=Requant.from_scale(1 / 400, relu=True))),
+    ]
     check(layers, tiny, rng, images=3)
 
 
-def test_layer_too_large_names_the_layer(tiny):
+def test_too_large_layer_is_a_clear_error(tiny):
     rng = np.random.default_rng(0)
-    big = Dense("huge", 600, 16, rng.integers(-127, 128, (16, 600)).astype(np.int8),
-                np.zeros(16, np.int32), None, 0.1, 0.1)
-    with pytest.raises(CompileError, match="layer huge: weights: .* do not fit the data memory"):
-        compile_layers([big], tiny)
+    layer = Conv2d("big", (64, 32, 32), (64, 32, 32), random_weights(rng, (64, 64, 3, 3), 8),
+                   np.zeros(64, np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 8, 0.1,
+                   random_output(rng, 64, "int8"))
+    with pytest.raises(CompileError, match="layer big: .*do(es)? not fit"):
+        compile_layers([layer], tiny)

@@ -1,0 +1,78 @@
+"""How activation tensors sit in the data memory, and their packing to and from bytes.
+
+The executor writes a layer's inputs and reads its outputs through these; the code generator
+decides the layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An activation tensor [C, H, W] in the data memory.
+
+    Positions of a (rows x cols) grid lie `pos_bits` apart, row-major from `addr`; the tensor's
+    element (c, y, x) is at grid position (y + origin[0], x + origin[1]), channel c at bit offset
+    c * bits; values are int8 bytes (bits 8), ternary codes (2) or bits (1: 1 = +1, 0 = -1).
+    Grid positions outside the tensor and channels past C hold `fill` (binary: always -1).
+    """
+
+    addr: int
+    shape: tuple[int, int, int]
+    rows: int
+    cols: int
+    origin: tuple[int, int]
+    pos_bits: int
+    bits: int
+    fill: int = 0
+
+    @property
+    def size(self) -> int:
+        return -(-self.rows * self.cols * self.pos_bits // 8)
+
+    def _bit_offsets(self) -> np.ndarray:
+        """Bit offset of every element (c, y, x) of the tensor, shape [C, H, W]."""
+        c, h, w = self.shape
+        pos = (np.arange(h)[:, None] + self.origin[0]) * self.cols \
+            + np.arange(w)[None, :] + self.origin[1]
+        return pos[None] * self.pos_bits + np.arange(c)[:, None, None] * self.bits
+
+    def encode(self, q: np.ndarray) -> np.ndarray:
+        """The whole buffer (padding included) holding integer tensor q [C, H, W]."""
+        n_bits = self.rows * self.cols * self.pos_bits
+        fields = np.full(n_bits // self.bits, self.fill, np.int64)
+        fields[self._bit_offsets().ravel() // self.bits] = np.asarray(q, np.int64).ravel()
+        return pack_values(fields, self.bits)
+
+    def decode(self, raw: np.ndarray) -> np.ndarray:
+        """Integer tensor [C, H, W] from the buffer's bytes."""
+        offsets = self._bit_offsets()
+        if self.bits >= 8:
+            data = np.frombuffer(np.asarray(raw, np.uint8).tobytes(),
+                                 np.int8 if self.bits == 8 else np.int32)
+            return data[offsets // self.bits].astype(np.int64)
+        bits = np.unpackbits(np.asarray(raw, np.uint8), bitorder="little")
+        if self.bits == 1:
+            return np.where(bits[offsets] == 1, 1, -1)
+        nz, neg = bits[offsets], bits[offsets + 1]
+        return nz.astype(np.int64) * (1 - 2 * neg.astype(np.int64))
+
+
+def pack_values(values: np.ndarray, bits: int) -> np.ndarray:
+    """Signed values -> packed little-endian fields (the vector unit's weight/activation
+    format): int8 bytes, ternary codes (bit 0 nonzero, bit 1 negative), bits (1 = +1)."""
+    v = np.asarray(values, np.int64)
+    if bits == 32:
+        return v.astype("<i4").view(np.uint8)
+    if bits == 8:
+        return v.astype(np.int8).view(np.uint8)
+    if bits == 2:
+        codes = ((v != 0) | ((v < 0) << 1)).astype(np.uint8)
+    else:
+        codes = (v > 0).astype(np.uint8)
+    fields = np.unpackbits(codes[:, None], axis=1, bitorder="little")[:, :bits]
+    return np.packbits(fields.ravel(), bitorder="little")
