@@ -1,0 +1,103 @@
+"""The quantization spec: bit widths per layer (a default and overrides by module path or glob),
+and optionally fixed activation scales (from quantization-aware training).
+
+YAML form:
+
+    default: {weights: 8, activations: 8}
+    layers:                       # first matching key wins; exact paths before globs
+      conv1: {weights: 8, activations: 8}
+      "blocks.*.conv*": {weights: 1, activations: 1}
+
+`activations` is the bit width of the layer's *input*; the previous layer writes that format.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from compiler.errors import CompileError
+from compiler.intsem import BITS
+
+
+@dataclass(frozen=True)
+class LayerBits:
+    weights: int = 8
+    activations: int = 8
+
+
+@dataclass
+class QuantSpec:
+    default: LayerBits = field(default_factory=LayerBits)
+    layers: dict[str, LayerBits] = field(default_factory=dict)
+    act_scales: dict[str, float] = field(default_factory=dict)  # layer -> its input's scale
+    source: str = "<spec>"
+
+    def bits(self, name: str) -> LayerBits:
+        if name in self.layers:
+            return self.layers[name]
+        for pattern, bits in self.layers.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return bits
+        return self.default
+
+    def unused_keys(self, names: list[str]) -> list[str]:
+        return [k for k in self.layers
+                if not any(k == n or fnmatch.fnmatchcase(n, k) for n in names)]
+
+    @classmethod
+    def from_dict(cls, data: dict | None, source: str = "<spec>") -> "QuantSpec":
+        data = data or {}
+        if not isinstance(data, dict):
+            raise CompileError(f"{source}: a quantization spec is a mapping with 'default' "
+                               f"and 'layers'")
+        unknown = set(data) - {"default", "layers", "act_scales"}
+        if unknown:
+            raise CompileError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}; "
+                               f"allowed: default, layers, act_scales")
+        default = _bits(data.get("default", {}), f"{source}: default")
+        layers = {str(k): _bits(v, f"{source}: layers.{k}", default)
+                  for k, v in (data.get("layers") or {}).items()}
+        scales = {str(k): float(v) for k, v in (data.get("act_scales") or {}).items()}
+        return cls(default, layers, scales, source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "QuantSpec":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise CompileError(f"{path}: cannot read the quantization spec: {exc}") from exc
+        return cls.from_dict(data, str(path))
+
+
+def _bits(entry, where: str, default: LayerBits = LayerBits()) -> LayerBits:
+    if not isinstance(entry, dict):
+        raise CompileError(f"{where}: expected a mapping like {{weights: 8, activations: 8}}, "
+                           f"got {entry!r}")
+    unknown = set(entry) - {"weights", "activations"}
+    if unknown:
+        raise CompileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+                           f"allowed: weights, activations")
+    out = {}
+    for key in ("weights", "activations"):
+        value = entry.get(key, getattr(default, key))
+        if value not in BITS:
+            raise CompileError(f"{where}.{key}: {value!r} bits; allowed: "
+                               f"{', '.join(map(str, BITS))}")
+        out[key] = value
+    return LayerBits(**out)
+
+
+def as_spec(quant) -> QuantSpec:
+    """A QuantSpec from a spec, a dict, a YAML path, or None (all 8-bit)."""
+    if quant is None:
+        return QuantSpec()
+    if isinstance(quant, QuantSpec):
+        return quant
+    if isinstance(quant, (str, Path)):
+        return QuantSpec.load(quant)
+    return QuantSpec.from_dict(quant)
