@@ -11,7 +11,7 @@ from torch import nn
 
 from codesign.errors import ConfigError
 from codesign.quant import ActQuant, QConv2d, QLinear, set_quantization
-from compiler.lower import LayerQuant, QuantSpec
+from compiler.quantspec import QuantSpec
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,10 @@ class QuantNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
     def quant_spec(self) -> QuantSpec:
-        """Scales for the compiler, keyed by module path."""
+        """All 8-bit, with the trained input scale of every layer, keyed by module path."""
         scales = [self.input_quant.scale] + [q.scale for q in self.act_quants]
-        spec = {f"convs.{i}": LayerQuant(scales[i], scales[i + 1]) for i in range(len(self.convs))}
-        spec["fc"] = LayerQuant(scales[-1], None)
-        return spec
+        names = [f"convs.{i}" for i in range(len(self.convs))] + ["fc"]
+        return QuantSpec(act_scales=dict(zip(names, scales)))
 
     @contextlib.contextmanager
     def float_view(self):

@@ -1,6 +1,6 @@
 """Fake quantization for quantization-aware training, with the rounding and ranges of the
 integer semantics (compiler.intsem): symmetric int8 activations with an EMA-calibrated range,
-symmetric per-tensor int8 weights, round half to even, straight-through gradients.
+symmetric per-output-channel int8 weights, round half to even, straight-through gradients.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ def fake_quant(x: torch.Tensor, scale: torch.Tensor, lo: int, hi: int) -> torch.
 
 
 def weight_scale(w: torch.Tensor) -> torch.Tensor:
-    m = w.detach().abs().max()
+    """Per output channel (axis 0), shaped to broadcast against w."""
+    m = w.detach().abs().reshape(len(w), -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
     return torch.where(m > 0, m / WMAX, torch.ones_like(m))
 
 

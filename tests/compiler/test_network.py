@@ -9,7 +9,6 @@ from codesign.evaluate import compile_quantnet
 from codesign.models import Candidate, build_model
 from codesign.train import TrainConfig, train
 from compiler.errors import CompileError
-from compiler.lower import LayerQuant
 from compiler.runtime import compile_model
 from hw.config import load_accel_config
 
@@ -54,12 +53,12 @@ def test_integer_model_tracks_fake_quant_torch(compiled, trained):
 
 def test_placement_report_names_host_ops(compiled):
     report = compiled.placement_report()
-    assert [p.where for p in compiled.placement] == ["tta", "tta", "host", "tta"]
-    assert "host  reshape" in report
+    assert [p.where for p in compiled.placement] == ["tta", "tta", "tta"]
+    assert "reshape+matmul+add" in report
 
 
 class _Mixed(torch.nn.Module):
-    """A grouped conv (not offloaded) and a sigmoid (no pattern) between offloaded layers."""
+    """A sigmoid (no pattern) between offloaded layers."""
 
     def __init__(self):
         super().__init__()
@@ -76,21 +75,22 @@ class _Mixed(torch.nn.Module):
 def test_unsupported_ops_run_on_the_host():
     torch.manual_seed(0)
     model = _Mixed().eval()
-    quant = {"conv": LayerQuant(1 / 127, 4 / 127), "fc": LayerQuant(1 / 127, None)}
-    net = compile_model(model, torch.zeros(1, 1, 8, 8), load_accel_config("default"), quant)
+    cal = np.random.default_rng(1).random((8, 1, 8, 8)).astype(np.float32)
+    net = compile_model(model, torch.zeros(1, 1, 8, 8), load_accel_config("default"),
+                        calibration=cal)
     where = {p.op: p.where for p in net.placement}
-    assert where["nn.conv2d"] == "host" and where["sigmoid"] == "host"
-    assert [layer.name for layer in net.layers] == ["conv", "fc"]
+    assert where["sigmoid"] == "host" and where["nn.conv2d+add"] == "tta"
+    assert [layer.name for layer in net.layers] == ["conv", "grouped", "fc"]
     x = np.random.default_rng(0).random((1, 1, 8, 8)).astype(np.float32)
-    rtl, ref = net.runner("rtl"), net.runner("reference")
-    np.testing.assert_array_equal(rtl(x), ref(x))
-    with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
-    assert np.max(np.abs(rtl(x) - want)) < 0.1 * np.max(np.abs(want)) + 0.05
+    with net.runner("rtl") as rtl, net.runner("reference") as ref:
+        np.testing.assert_array_equal(rtl(x), ref(x))
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        assert np.max(np.abs(rtl(x) - want)) < 0.1 * np.max(np.abs(want)) + 0.05
 
 
-def test_missing_quantization_entry_names_the_layer():
+def test_spec_entries_must_name_layers():
     model = _Mixed().eval()
-    with pytest.raises(CompileError, match="layer fc: no entry in the quantization spec"):
+    with pytest.raises(CompileError, match="layers fc2 match no conv/dense layer"):
         compile_model(model, torch.zeros(1, 1, 8, 8), load_accel_config("default"),
-                      {"conv": LayerQuant(1 / 127, 4 / 127)})
+                      {"layers": {"fc2": {"weights": 1}}})
