@@ -50,6 +50,90 @@ def _validate_accel(args) -> int:
     return 0 if v.ok else 1
 
 
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise SystemExit(f"error: --input-shape {text!r}: expected integers like 3,32,32")
+
+
+def _compile(args) -> int:
+    import numpy as np
+    import torch
+
+    from compiler import artifacts
+    from compiler.frontend import export
+    from compiler.runtime import compile_model, fold_batch_norm
+    from hw.config import load_accel_config
+
+    config = load_accel_config(args.accel)
+    model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
+    if args.calibration:
+        cal = np.load(args.calibration).astype(np.float32)
+        if cal.shape[1:] != shape:
+            raise SystemExit(f"error: {args.calibration}: shape {cal.shape}, expected "
+                             f"(N, {', '.join(map(str, shape))})")
+    else:  # post-training quantization on random inputs: scales only, say so
+        cal = np.random.default_rng(0).standard_normal((args.calibrate, *shape)).astype(np.float32)
+        print(f"calibrating activation scales on {args.calibrate} random N(0, 1) inputs "
+              f"(give --calibration FILE.npy for real data)")
+    start = time.perf_counter()
+    model = fold_batch_norm(model)
+    example = torch.from_numpy(cal[:1])
+    net = compile_model(model, example, config, args.quant, cal)
+    seconds = time.perf_counter() - start
+    out = artifacts.save(net, args.output, export(model, example))
+    print(net.placement_report())
+    total = sum(b.cycles for b in net.program.layers.values())
+    print(f"{len(net.layers)} accelerator layers, {len(net.program.program.words)} "
+          f"instructions, {total} cycles expected per inference on '{config.name}'; "
+          f"compiled in {seconds:.1f} s -> {out}")
+    return 0
+
+
+def _run(args) -> int:
+    import numpy as np
+
+    from compiler import artifacts
+
+    net = artifacts.load(args.dir)
+    if args.input:
+        xs = np.load(args.input).astype(np.float32)
+        xs = xs.reshape((-1, *net.input_shape))
+    else:
+        xs = np.random.default_rng(args.seed).standard_normal(
+            (args.random, *net.input_shape)).astype(np.float32)
+    rtl = net.runner("rtl")
+    ref = net.runner("reference") if args.check else None
+    try:
+        for i, x in enumerate(xs):
+            y = rtl(x[None])
+            print(f"input {i}: {rtl.cycles} cycles, output {np.array2string(y.ravel()[:8], precision=4)}"
+                  f"{' ...' if y.size > 8 else ''}")
+            if ref is None:
+                continue
+            y_ref = ref(x[None])
+            for layer in net.layers:
+                a, b = rtl.int_outputs[layer.name], ref.int_outputs[layer.name]
+                if not np.array_equal(a, b):
+                    idx = tuple(int(v) for v in np.argwhere(a != b)[0])
+                    print(f"MISMATCH input {i}, layer {layer.name}: RTL {a[idx]} vs reference "
+                          f"{b[idx]} at {idx} ({int(np.sum(a != b))} of {a.size} differ)")
+                    return 1
+            if not np.array_equal(y, y_ref):
+                print(f"MISMATCH input {i}: network outputs differ")
+                return 1
+        if ref is not None:
+            print(f"check: {len(xs)} inputs bit-exact against the integer reference, every layer")
+    finally:
+        rtl.close()
+        if ref is not None:
+            ref.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codesign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +150,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--programs", type=int, default=200, help="random programs to compare")
     p.add_argument("--area", action="store_true", help="synthesize the area if not cached")
     p.set_defaults(func=_validate_accel)
+    p = sub.add_parser("compile", help="compile a PyTorch model for an accelerator")
+    p.add_argument("model", help="path/to/file.py:Name or file.pt2")
+    p.add_argument("--accel", default="default", help="accelerator config name or YAML")
+    p.add_argument("--quant", help="quantization spec YAML (default: all 8-bit)")
+    p.add_argument("--input-shape", help="C,H,W when the model does not say")
+    p.add_argument("--calibration", help=".npy batch of inputs for activation scales")
+    p.add_argument("--calibrate", type=int, default=16,
+                   help="random inputs for activation scales without --calibration")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.set_defaults(func=_compile)
+    p = sub.add_parser("run", help="run a compiled directory on the RTL")
+    p.add_argument("dir", help="output directory of `codesign compile`")
+    p.add_argument("--input", help=".npy of inputs (one, or a batch)")
+    p.add_argument("--random", type=int, default=1, help="random inputs without --input")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check", action="store_true",
+                   help="compare every layer with the integer reference; exit 1 on a mismatch")
+    p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0

@@ -398,15 +398,17 @@ class _ConvPlan(_Plan):
                 for lane in range(min(G, o - g * G)):
                     ch = g * G + lane
                     b = int(self.bias[ch])
-                    bsrc = em.imm(b) if em.lo <= b <= em.hi else None
-                    if bsrc is None:
-                        raise CompileError(f"layer {conv.name}: int32 bias {b} exceeds the "
-                                           f"short immediates")
-                    last_read = body.place([
-                        M(0, str(lane), "vmac.get"), M(lv, "vmac.res", "alu.in1"),
-                        M(lv, bsrc, "alu.add"), M(lv + la, "alu.res", "lsu.data"),
-                        M(lv + la, rout, "lsu.base"), M(lv + la, em.imm(4 * ch), "lsu.stw")])
-                    last_read += lv + la
+                    chain = [M(0, str(lane), "vmac.get"), M(lv, "vmac.res", "alu.in1"),
+                             M(lv + la, "alu.res", "lsu.data"), M(lv + la, rout, "lsu.base"),
+                             M(lv + la, em.imm(4 * ch), "lsu.stw")]
+                    if em.lo <= b <= em.hi:
+                        chain.append(M(lv, str(b), "alu.add"))
+                    else:  # from the constant pool, at an absolute address (base 0)
+                        chain += [M(lv - ll, "0", "lsu.base"),
+                                  M(lv - ll, em.imm(self.const_addr(b)), "lsu.ldw"),
+                                  M(lv, "lsu.res", "alu.add")]
+                    first_cycle = body.place(chain)
+                    last_read = first_cycle + max(0, ll - lv) + lv + la
             em.add(body, rin, P * sx * self.s_in)
             step_out = self.n_groups if out.kind == "int8" else \
                 (self.n_groups * self.out_unit if out.kind != "int32" else self.out_unit)

@@ -123,8 +123,11 @@ def float_forward(f: FloatLayer, *xs: np.ndarray) -> np.ndarray:
 
 
 def module_weights(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {name: m.weight.detach().cpu().numpy() for name, m in model.named_modules()
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    """Module path -> weight of every conv / linear layer (by parameter name, so modules
+    rebuilt from an ExportedProgram match too)."""
+    return {name.removesuffix(".weight"): p.detach().cpu().numpy()
+            for name, p in model.named_parameters()
+            if name.endswith(".weight") and p.dim() in (2, 4)}
 
 
 def match_module(layer: FloatLayer, weights: dict[str, np.ndarray]) -> str:

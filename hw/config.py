@@ -66,6 +66,13 @@ class AccelConfig:
     def energy(self) -> dict[str, float]:
         return dict(self.energy_pj)
 
+    def to_dict(self) -> dict:
+        """The YAML form: `parse_accel_config(c.to_dict())` gives c back."""
+        d = asdict(self)
+        d["units"] = [{"type": u.type, "latency": u.latency} for u in self.units]
+        d["energy_pj"] = dict(self.energy_pj)
+        return d
+
     def hardware_hash(self) -> str:
         """Hash of everything that shapes the RTL (not name, clock or energy table)."""
         hw = asdict(self)

@@ -1,0 +1,162 @@
+"""Compiler inputs and outputs on disk: loading a MODEL argument, and the compiled directory.
+
+MODEL is `path/to/file.py:Name` (an nn.Module class or a factory callable without required
+arguments) or `file.pt2` (a `torch.export.save`d ExportedProgram of the float model).
+
+A compiled directory holds:
+  program.s       assembly, labelled per layer
+  program.bin     the instruction words as the harness loads them
+  dmem.bin        the data-memory image (weights, parameters; activations come at run time)
+  layers.pkl      the layer IR (integers and scales of every accelerator layer)
+  host.pt2        the float network, exported: the host part is rebuilt from it by `load`
+  accel.yaml      the accelerator config it was compiled for
+  manifest.json   layers, placement, shapes, bit widths, tiling and expected cycles
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import pickle
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from compiler.codegen import CompiledProgram
+from compiler.errors import CompileError
+from compiler.layer_ir import Add, Conv2d, Dense, Pool
+from compiler.partition import CODEGEN, partition_for_tta, placement
+from compiler.frontend import to_relax
+from hw.asm import assemble
+from hw.config import AccelConfig, load_accel_config
+from hw.isa import Encoding
+
+
+def load_model(spec: str, input_shape: tuple[int, ...] | None = None
+               ) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """(float model in eval mode, input shape without the batch axis) from a MODEL argument."""
+    if spec.endswith(".pt2"):
+        path = Path(spec)
+        try:
+            ep = torch.export.load(str(path))
+        except Exception as exc:
+            raise CompileError(f"{path}: not a torch.export.save'd program: {exc}") from exc
+        shape = tuple(ep.example_inputs[0][0].shape[1:]) if ep.example_inputs else None
+        return ep.module(), tuple(input_shape or shape or ())
+    file, sep, name = spec.rpartition(":")
+    if not sep or not file.endswith(".py"):
+        raise CompileError(f"model {spec!r}: expected path/to/file.py:Name or file.pt2")
+    path = Path(file)
+    if not path.is_file():
+        raise CompileError(f"model {spec!r}: no file {path}")
+    module_spec = importlib.util.spec_from_file_location(f"codesign_model_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise CompileError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(module, name):
+        names = [n for n, v in vars(module).items() if inspect.isclass(v)
+                 and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__]
+        raise CompileError(f"{path}: no {name!r} (nn.Module classes there: "
+                           f"{', '.join(names) or 'none'})")
+    factory = getattr(module, name)
+    try:
+        model = factory()
+    except TypeError as exc:
+        raise CompileError(f"{path}:{name}: cannot be called without arguments: {exc}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise CompileError(f"{path}:{name}() returned {type(model).__name__}, not an nn.Module")
+    shape = input_shape or getattr(model, "input_shape", None)
+    if not shape:
+        raise CompileError(f"{spec}: give --input-shape C,H,W (the model has no input_shape)")
+    return model.eval(), tuple(int(d) for d in shape)
+
+
+def manifest(net) -> dict:
+    layers = []
+    for layer in net.layers:
+        b = net.program.layers[layer.name]
+        entry = {"name": layer.name, "kind": type(layer).__name__, "placement": CODEGEN,
+                 "relax_function": layer.source, "in_shape": list(layer.in_shape),
+                 "out_shape": list(layer.out_shape), "output": layer.out.kind,
+                 "expected_cycles": b.cycles, "entry": b.entry, "macs": b.macs,
+                 "tiling": b.tiling}
+        if isinstance(layer, (Conv2d, Dense)):
+            entry.update(weight_bits=layer.w_bits, activation_bits=layer.a_bits,
+                         mac_bits=b.mac_bits)
+        if isinstance(layer, Conv2d):
+            entry.update(kernel=list(layer.kernel), stride=list(layer.stride),
+                         padding=list(layer.padding), dilation=list(layer.dilation),
+                         groups=layer.groups)
+        if isinstance(layer, Pool):
+            entry.update(pool=layer.kind, kernel=list(layer.kernel), stride=list(layer.stride))
+        if isinstance(layer, Add):
+            entry.update(factors=[layer.ka, layer.kb])
+        layers.append(entry)
+    return {
+        "accelerator": net.config.name, "hardware_hash": net.config.hardware_hash(),
+        "input_shape": list(net.input_shape),
+        "instructions": len(net.program.program.words),
+        "expected_cycles": sum(b.cycles for b in net.program.layers.values()),
+        "layers": layers,
+        "placement": [{"op": p.op, "where": p.where, "layer": net._func_layer.get(p.layer, p.layer)}
+                      for p in net.placement],
+    }
+
+
+def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    prog = net.program
+    (d / "program.s").write_text(prog.listing)
+    (d / "program.bin").write_bytes(prog.program.harness_words().tobytes())
+    image = np.zeros(max((a + len(b) for a, b in prog.image), default=0), np.uint8)
+    for addr, data in prog.image:
+        image[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
+    (d / "dmem.bin").write_bytes(image.tobytes())
+    with open(d / "layers.pkl", "wb") as f:
+        pickle.dump({"layers": net.layers, "bindings": prog.layers,
+                     "func_layer": net._func_layer}, f)
+    torch.export.save(host, str(d / "host.pt2"))
+    (d / "accel.yaml").write_text(yaml.safe_dump(net.config.to_dict(), sort_keys=False))
+    (d / "manifest.json").write_text(json.dumps(manifest(net), indent=2))
+    return d
+
+
+def load(directory: str | Path):
+    """A CompiledNetwork from a compiled directory (the host graph rebuilt from host.pt2)."""
+    from compiler.runtime import CompiledNetwork
+
+    d = Path(directory)
+    missing = [n for n in ("program.s", "program.bin", "dmem.bin", "layers.pkl", "host.pt2",
+                           "accel.yaml", "manifest.json") if not (d / n).is_file()]
+    if missing:
+        raise CompileError(f"{d}: not a compiled directory (missing {', '.join(missing)})")
+    config: AccelConfig = load_accel_config(d / "accel.yaml")
+    man = json.loads((d / "manifest.json").read_text())
+    if man["hardware_hash"] != config.hardware_hash():
+        raise CompileError(f"{d}/accel.yaml: does not match the manifest's hardware hash")
+    listing = (d / "program.s").read_text()
+    program = assemble(listing, Encoding(config), name=str(d / "program.s"))
+    if program.harness_words().tobytes() != (d / "program.bin").read_bytes():
+        raise CompileError(f"{d}/program.bin: differs from program.s assembled for "
+                           f"'{config.name}'")
+    with open(d / "layers.pkl", "rb") as f:
+        saved = pickle.load(f)
+    image = (d / "dmem.bin").read_bytes()
+    compiled = CompiledProgram(config, program, listing, [(0, image)], saved["bindings"])
+    ep = torch.export.load(str(d / "host.pt2"))
+    mod = partition_for_tta(to_relax(ep))
+    funcs = [p.layer for p in placement(mod) if p.where == CODEGEN]
+    if funcs != list(saved["func_layer"]):
+        raise CompileError(f"{d}/host.pt2: its offloaded functions {funcs} differ from the "
+                           f"compiled ones {list(saved['func_layer'])}")
+    return CompiledNetwork(config, compiled, saved["layers"], placement(mod),
+                           tuple(man["input_shape"]), mod, saved["func_layer"])
