@@ -109,7 +109,9 @@ def compile_layers(layers: list[Layer], config: AccelConfig) -> CompiledProgram:
     listing: list[str] = []
     bindings: dict[str, LayerBinding] = {}
     for plan, (lines, binding) in zip(plans, emitted):
-        if scratch + sum(lay.size for lay in (*binding.inputs, binding.output)) > mem.limit:
+        row = config.vector_width // 8
+        end = max(lay.addr + -(-lay.size // row) * row for lay in (*binding.inputs, binding.output))
+        if end > mem.limit:
             raise CompileError(f"layer {plan.layer.name}: its activations do not fit the data "
                                f"memory of accelerator '{config.name}' ({mem.limit} bytes, "
                                f"{scratch} used by weights); tiling activations through a "
@@ -444,20 +446,26 @@ class _RowPlan(_Plan):
         la = self.lat["alu"]
         c, h, w = layer.in_shape
         o, oh, ow = layer.out_shape
-        n_groups = -(-c // G)
-        if isinstance(layer, Pool):
+        if isinstance(layer, Pool):  # one row of G channels per position and channel group
+            n_groups = -(-c // G)
             (kh, kw), (sy, sx), (pt, pl, pb, pr) = layer.kernel, layer.stride, layer.padding
             fill = QMIN if layer.kind == "max" else 0
-        else:
-            (kh, kw), (sy, sx), (pt, pl, pb, pr), fill = (1, 1), (1, 1), (0, 0, 0, 0), 0
-        cols = w + pl + pr
-        in_l = Layout(scratch, (c, h, w), h + pt + pb, cols, (pt, pl), 8 * n_groups * G, 8, fill)
-        inputs = [in_l]
-        top = -(-(scratch + in_l.size) // self.row) * self.row
-        if isinstance(layer, Add):
-            inputs.append(Layout(top, (c, h, w), h, w, (0, 0), 8 * n_groups * G, 8, 0))
-            top += -(-inputs[1].size // self.row) * self.row
-        out_l = Layout(top, layer.out_shape, oh, ow, (0, 0), 8 * n_groups * G, 8, 0)
+            cols = w + pl + pr
+            in_l = Layout(scratch, (c, h, w), h + pt + pb, cols, (pt, pl), 8 * n_groups * G, 8,
+                          fill)
+            inputs = [in_l]
+            top = -(-(scratch + in_l.size) // self.row) * self.row
+            out_l = Layout(top, layer.out_shape, oh, ow, (0, 0), 8 * n_groups * G, 8, 0)
+            lanes = None
+        else:  # element-wise: the dense HWC bytes, a row (G values) at a time
+            n_groups, (kh, kw), (sy, sx), (pt, pl, pb, pr) = 1, (1, 1), (1, 1), (0, 0, 0, 0)
+            n_rows = -(-c * h * w // G)
+            cols = n_rows  # the loop walks rows as one line of "positions"
+            size = n_rows * self.row
+            inputs = [Layout(scratch + k * size, (c, h, w), h, w, (0, 0), 8 * c, 8) for k in (0, 1)]
+            in_l = inputs[0]
+            out_l = Layout(scratch + 2 * size, (c, h, w), h, w, (0, 0), 8 * c, 8)
+            oh, ow, lanes = 1, n_rows, G
         em = _Emitter(self, enc)
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
         rq = layer.out.requant
@@ -468,7 +476,7 @@ class _RowPlan(_Plan):
         for g in range(n_groups):
             pro = Timeline(cfg)
             pro.place([M(0, "0", "lsu.base"), M(0, "0", "vmac.base")])
-            for j in range(min(G, c - g * G)):
+            for j in range(lanes or min(G, c - g * G)):
                 em.value(pro, 0, "vmac.prm", extra=[(str(j), "vmac.sbias")])
                 if not bypass:
                     em.value(pro, int(rq.multiplier[0]), "vmac.prm", extra=[(str(j), "vmac.smul")])

@@ -48,6 +48,7 @@ class Conv2d:
     in_scale: float
     out: Output
     source: str = ""  # where it came from (module path / Relax function)
+    w_scale: np.ndarray | None = None  # real value of one weight step, per output channel
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -80,6 +81,7 @@ class Dense:
     in_scale: float
     out: Output
     source: str = ""
+    w_scale: np.ndarray | None = None
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -91,7 +93,7 @@ class Dense:
         return Conv2d(self.name, (k, 1, 1), (self.out_features, 1, 1),
                       self.weight.reshape(self.out_features, k, 1, 1), self.bias, (1, 1),
                       (0, 0, 0, 0), (1, 1), 1, self.w_bits, self.a_bits, self.in_scale,
-                      self.out, self.source)
+                      self.out, self.source, self.w_scale)
 
 
 @dataclass(frozen=True, eq=False)

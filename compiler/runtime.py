@@ -30,6 +30,7 @@ from compiler.lower import (FloatLayer, LayerStats, Node, Stats, assign_formats,
                             match_module, module_weights, quantize, read_function)
 from compiler.partition import CODEGEN, Placement, offloaded_functions, partition_for_tta, placement
 from compiler.quantspec import QuantSpec, as_spec
+from compiler.reference import fake_quant_layer
 from hw.config import AccelConfig
 
 _ids = itertools.count()
@@ -98,6 +99,13 @@ class CompiledNetwork:
 
     def runner(self, backend: str = "rtl") -> "NetworkRunner":
         return NetworkRunner(self, backend)
+
+    def fake_quant(self) -> HostGraph:
+        """The torch fake-quant model of this compilation (float arithmetic on the same
+        quantized values); call it like a runner, close it after."""
+        by_name = {layer.name: layer for layer in self.layers}
+        return HostGraph(self._host, {f: (lambda *xs, layer=by_name[n]: fake_quant_layer(layer, *xs))
+                                      for f, n in self._func_layer.items()})
 
     def placement_report(self) -> str:
         names = {f: n for f, n in self._func_layer.items()}

@@ -1,0 +1,174 @@
+"""The compiler's network zoo: small versions of the architectures the accelerator must run.
+
+Each entry: a factory of the float model (random weights, batch norms with random statistics),
+its input shape, and its quantization spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(c)
+    with torch.no_grad():  # statistics as if trained, scales of both signs
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(-1.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+    return bn
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(144, 64), nn.Linear(64, 32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * 4 * 4, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class VGG(nn.Module):
+    """3x3 convolutions with batch norm, strided downsampling, dilation, global pooling."""
+
+    def __init__(self):
+        super().__init__()
+        spec = [(3, 16, 1, 1), (16, 32, 2, 1), (32, 32, 1, 2), (32, 64, 2, 1)]
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, s, padding=d, dilation=d, bias=False)
+                                   for i, o, s, d in spec)
+        self.bns = nn.ModuleList(_bn(o) for _, o, _, _ in spec)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        for conv, bn in zip(self.convs, self.bns):
+            x = F.relu(bn(conv(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = _bn(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = _bn(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), _bn(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.shortcut(x))
+
+
+class ResNet8(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
+        self.bn = _bn(16)
+        self.layer1 = BasicBlock(16, 16, 1)
+        self.layer2 = BasicBlock(16, 32, 2)
+        self.layer3 = BasicBlock(32, 64, 2)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.stem(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class MobileNet(nn.Module):
+    """Depthwise-separable blocks (depthwise 3x3 + ReLU6, pointwise 1x1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2, 1, bias=False)
+        self.bn = _bn(16)
+        blocks = []
+        for cin, cout, stride in [(16, 32, 1), (32, 64, 2), (64, 64, 1)]:
+            blocks += [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), _bn(cin),
+                       nn.ReLU6(), nn.Conv2d(cin, cout, 1, bias=False), _bn(cout), nn.ReLU6()]
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.relu6(self.bn(self.stem(x))))
+        return self.fc(torch.flatten(F.avg_pool2d(x, 2), 1))
+
+
+class LowBitNet(nn.Module):
+    """8-bit first and last layers around low-bit convolutions with batch norm (no ReLU:
+    the batch norm's shift sets the sign threshold of the next binary/ternary input)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.conv0 = nn.Conv2d(1, width, 3, 1, 1)
+        self.bn0 = _bn(width)
+        self.body1 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn1 = _bn(width)
+        self.body2 = nn.Conv2d(width, 2 * width, 3, 2, 1, bias=False)
+        self.bn2 = _bn(2 * width)
+        self.body3 = nn.Conv2d(2 * width, 2 * width, 3, 1, 1, bias=False)
+        self.bn3 = _bn(2 * width)
+        self.fc = nn.Linear(2 * width * 6 * 6, 10)
+
+    def forward(self, x):
+        x = self.bn0(self.conv0(x))
+        x = self.bn1(self.body1(x))
+        x = self.bn2(self.body2(x))
+        x = F.max_pool2d(F.relu(self.bn3(self.body3(x))), 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    factory: type
+    input_shape: tuple[int, int, int]
+    quant: dict = field(default_factory=dict)
+
+
+ZOO = [
+    ZooEntry("mlp", MLP, (1, 12, 12)),
+    ZooEntry("lenet", LeNet, (1, 28, 28)),
+    ZooEntry("vgg", VGG, (3, 16, 16)),
+    ZooEntry("resnet8", ResNet8, (1, 28, 28)),
+    ZooEntry("mobilenet", MobileNet, (3, 32, 32)),
+    ZooEntry("binary", LowBitNet, (1, 12, 12),
+             {"layers": {"body*": {"weights": 1, "activations": 1}}}),
+    ZooEntry("ternary", LowBitNet, (1, 12, 12),
+             {"layers": {"body*": {"weights": 2, "activations": 2}}}),
+    ZooEntry("mixed", LowBitNet, (1, 12, 12),
+             {"layers": {"body1": {"weights": 2, "activations": 8},
+                         "body2": {"weights": 1, "activations": 2},
+                         "body3": {"weights": 8, "activations": 1},
+                         "fc": {"weights": 2, "activations": 8}}}),
+    ZooEntry("mixed_resnet8", ResNet8, (1, 28, 28),
+             {"layers": {"layer1.*": {"weights": 2, "activations": 8},
+                         "layer2.conv2": {"weights": 1, "activations": 1},
+                         "layer3.conv*": {"weights": 2, "activations": 2}}}),
+]
+
+
+def build(entry: ZooEntry, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return entry.factory().eval()
