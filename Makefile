@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo bench bench-hw clean help
+.PHONY: all install test test-fast demo bench bench-hw bench-compiler clean help
 
 all: install
 
@@ -45,3 +45,6 @@ bench: install ## simulation speed of the whole stack; figures in bench/results/
 
 bench-hw: install ## accelerator: Python API vs C++ loop, peak MACs/cycle, energy/op (bench/results/hw.json)
 	$(PY) bench/hw_bench.py
+
+bench-compiler: install ## compiler: conv utilization per precision on the RTL, zoo compile times (bench/results/compiler.json)
+	$(PY) bench/compiler_bench.py

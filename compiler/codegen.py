@@ -282,8 +282,12 @@ class _ConvPlan(_Plan):
         L, G = self.chunk, self.group
         self.n_groups = -(-o // G)
         oc = -(-o // L) * L
-        self.p = G // oc if (self.n_groups == 1 and out.kind != "int32") else 1
-        self.oc = oc if self.p > 1 else G
+        # Positions per iteration: G / oc fill one post-processing group; narrow layers take
+        # several groups (blocks) of the W accumulators, as many as the row has positions for.
+        per_group = G // oc if (self.n_groups == 1 and out.kind != "int32") else 1
+        self.blocks = max(1, min(self.w // G, ow // per_group)) if per_group > 1 else 1
+        self.p = per_group * self.blocks
+        self.oc = oc if per_group > 1 else G
         self.nx = -(-ow // self.p)
         cols = max(w + pl + pr, (self.nx * self.p - 1) * sx + (kw - 1) * dx + 1)
         self.in_layout = dict(shape=(c, h, w), rows=h + pt + pb, cols=cols, origin=(pt, pl),
@@ -291,7 +295,8 @@ class _ConvPlan(_Plan):
                               fill=pad_value(conv.a_bits))
         self.ebits = {"int8": 8, "ternary": 2, "binary": 1, "int32": 32}[out.kind]
         self.out_unit = G * self.ebits // 8 if out.kind != "int32" else 4 * o  # bytes
-        self.pos_bits = self.n_groups * G * self.ebits // self.p if out.kind != "int32" \
+        self.pos_bits = self.n_groups * G * self.ebits * self.blocks // self.p \
+            if out.kind != "int32" \
             else 32 * o
 
         # Weight rows: per (group, chunk, tap) where the chunk's weights are not all zero.
@@ -392,9 +397,14 @@ class _ConvPlan(_Plan):
                             chain.append(M(0, rin, "lsu.base"))
                             first = False
                         body.place(chain)
-            if op:
-                post = body.place([M(0, "0", "vmac.base"), M(0, rout, f"vmac.{op}")])
-                last_read = post
+            if op:  # one trigger per block of G accumulators, to consecutive output units
+                last_read = body.place([M(0, "0", "vmac.base"), M(0, rout, f"vmac.{op}")])
+                unit = 1 if out.kind == "int8" else self.out_unit
+                for k in range(1, self.blocks):
+                    start = body.place([M(0, rout, "alu.in1"), M(0, em.imm(k * unit), "alu.add"),
+                                        M(la, em.imm(k * G), "vmac.base"),
+                                        M(la, "alu.res", f"vmac.{op}")])
+                    last_read = max(last_read, start)
             else:  # int32: per lane, accumulator + bias through the ALU, stored by the LSU
                 last_read = 0
                 for lane in range(min(G, o - g * G)):
@@ -412,8 +422,9 @@ class _ConvPlan(_Plan):
                     first_cycle = body.place(chain)
                     last_read = first_cycle + max(0, ll - lv) + lv + la
             em.add(body, rin, P * sx * self.s_in)
-            step_out = self.n_groups if out.kind == "int8" else \
-                (self.n_groups * self.out_unit if out.kind != "int32" else self.out_unit)
+            step_out = self.n_groups * self.blocks if out.kind == "int8" else \
+                (self.n_groups * self.out_unit * self.blocks if out.kind != "int32"
+                 else self.out_unit)
             em.add(body, rout, step_out, min_start=max(0, last_read - la))
             em.loop_control(body, rx, f"{self.label}_g{g}_x", 0)
 
@@ -427,6 +438,7 @@ class _ConvPlan(_Plan):
         cycles += 1
         binding = LayerBinding(self.layer, entry, cycles, (in_l,), out_l, self.macs, self.bits,
                                {"positions_per_iteration": P, "groups": self.n_groups,
+                                "accumulator_blocks": self.blocks,
                                 "chunks": [len(c) for c in self.passes],
                                 "macs_per_iteration": sum(len(e) for c in self.passes
                                                           for _, e in c) * P})

@@ -89,7 +89,8 @@ def test_random_convolutions_all_precisions(tiny, seed):
 
 @pytest.mark.parametrize("w_bits,a_bits", [(8, 8), (2, 2), (1, 1), (1, 8), (8, 1), (2, 1)])
 def test_wide_channels_every_pair_on_default(w_bits, a_bits):
-    """Channel counts past one word and one chunk, positions packed per lane group."""
+    """Channel counts past one word and one chunk, positions packed per lane group, several
+    accumulator blocks per iteration (21 columns: a partial last iteration)."""
     from hw.config import load_accel_config
     rng = np.random.default_rng(w_bits * 10 + a_bits)
     config = load_accel_config("default")
@@ -103,8 +104,13 @@ def test_wide_channels_every_pair_on_default(w_bits, a_bits):
         Conv2d("c200", (8, 3, 3), (200, 3, 3), random_weights(rng, (200, 8, 1, 1), w_bits),
                rng.integers(-500, 500, 200).astype(np.int32), (1, 1), (0, 0, 0, 0), (1, 1), 1,
                w_bits, a_bits, 0.1, random_output(rng, 200, "int8")),
+        Conv2d("rows", (8, 3, 21), (16, 3, 21), random_weights(rng, (16, 8, 3, 3), w_bits),
+               rng.integers(-500, 500, 16).astype(np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1,
+               w_bits, a_bits, 0.1,
+               random_output(rng, 16, str(rng.choice(["int8", "binary", "ternary"])))),
     ]
-    check(layers, config, rng, images=1)
+    compiled = check(layers, config, rng, images=1)
+    assert compiled.layers["rows"].tiling["accumulator_blocks"] > 1
 
 
 def test_dense_pool_add_share_one_program(tiny):
