@@ -31,7 +31,7 @@ from compiler.codegen import CompiledProgram
 from compiler.errors import CompileError
 from compiler.layer_ir import Add, Conv2d, Dense, Pool
 from compiler.partition import CODEGEN, partition_for_tta, placement
-from compiler.frontend import to_relax
+from compiler.frontend import eval_mode, to_relax
 from hw.asm import assemble
 from hw.config import AccelConfig, load_accel_config
 from hw.isa import Encoding
@@ -76,7 +76,7 @@ def load_model(spec: str, input_shape: tuple[int, ...] | None = None
     shape = input_shape or getattr(model, "input_shape", None)
     if not shape:
         raise CompileError(f"{spec}: give --input-shape C,H,W (the model has no input_shape)")
-    return model.eval(), tuple(int(d) for d in shape)
+    return eval_mode(model), tuple(int(d) for d in shape)
 
 
 def manifest(net) -> dict:

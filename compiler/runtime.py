@@ -23,7 +23,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from compiler.codegen import CompiledProgram, compile_layers
 from compiler.errors import CompileError
 from compiler.executor import LayerRun, get_backend
-from compiler.frontend import export, to_relax
+from compiler.frontend import eval_mode, export, to_relax
 from compiler.intsem import quantize_act
 from compiler.layer_ir import Add, Conv2d, Dense, Layer
 from compiler.lower import (FloatLayer, LayerStats, Node, Stats, assign_formats, float_forward,
@@ -120,7 +120,7 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
     if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return model
     try:
-        return fuse(model.eval())
+        return fuse(eval_mode(model))
     except Exception as exc:  # fx tracing fails on data-dependent control flow
         print(f"[compiler] batch norm not folded ({type(exc).__name__}: {exc}); it runs on the "
               f"host", file=sys.stderr)
@@ -133,7 +133,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     """Float torch model -> program for `config`. Activation scales not fixed by the spec are
     calibrated on `calibration` (a batch of inputs; default: the example)."""
     spec = as_spec(quant)
-    model = fold_batch_norm(model.eval())
+    model = fold_batch_norm(eval_mode(model))
     mod = partition_for_tta(to_relax(export(model, example)))
     funcs = offloaded_functions(mod)
     order = [p.layer for p in placement(mod) if p.where == CODEGEN]
