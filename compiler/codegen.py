@@ -31,7 +31,7 @@ import numpy as np
 from compiler.errors import CompileError
 from compiler.intsem import QMIN, pad_value
 from compiler.layer_ir import Add, Conv2d, Dense, Layer, Pool
-from compiler.layout import Layout, pack_values as _pack
+from compiler.layout import Layout, RowTiling, pack_values as _pack
 from compiler.schedule import Timeline, TimedMove as M
 from hw.asm import Program, assemble
 from hw.config import AccelConfig
@@ -53,6 +53,7 @@ class LayerBinding:
     macs: int  # useful multiply-accumulates (for utilization)
     mac_bits: int  # precision the vector unit runs at (8, 2, 1; 0 for row operations)
     tiling: dict = field(default_factory=dict)  # loop structure, for the manifest
+    row_tiling: RowTiling | None = None  # inputs padded and written by the executor, per tile
 
 
 @dataclass
@@ -114,8 +115,8 @@ def compile_layers(layers: list[Layer], config: AccelConfig) -> CompiledProgram:
         if end > mem.limit:
             raise CompileError(f"layer {plan.layer.name}: its activations do not fit the data "
                                f"memory of accelerator '{config.name}' ({mem.limit} bytes, "
-                               f"{scratch} used by weights); tiling activations through a "
-                               f"smaller memory is not implemented")
+                               f"{scratch} used by weights); element-wise layers are not "
+                               f"tiled")
         listing.append(f"# {plan.layer.name}: {type(plan.layer).__name__} {_describe(plan.layer)}")
         listing.extend(lines)
         bindings[plan.layer.name] = binding
@@ -144,6 +145,24 @@ def _describe(layer: Layer) -> str:
 
 def _label(index: int, layer: Layer) -> str:
     return f"L{index}_" + re.sub(r"[^\w]", "_", layer.name)
+
+
+def _align(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def _tile_rows(plan: "_Plan", scratch: int, oh: int, in_rows, in_row_bytes: int,
+               out_row_bytes: int) -> int:
+    """The most output rows per tile whose input window and output fit above `scratch`."""
+    row = plan.row
+    for t in range(oh, 0, -1):
+        end = _align(scratch + in_rows(t) * in_row_bytes, row) + _align(t * out_row_bytes, row)
+        if end <= plan.mem.limit:
+            return t
+    raise CompileError(
+        f"layer {plan.layer.name}: even one output row does not fit the data memory of "
+        f"accelerator '{plan.config.name}' ({plan.mem.limit} bytes, {scratch} used by weights "
+        f"and constants; input row {in_row_bytes} B, output row {out_row_bytes} B)")
 
 
 # --- planning: memory for constants, the loop structure -------------------------------------
@@ -289,10 +308,7 @@ class _ConvPlan(_Plan):
         self.p = per_group * self.blocks
         self.oc = oc if per_group > 1 else G
         self.nx = -(-ow // self.p)
-        cols = max(w + pl + pr, (self.nx * self.p - 1) * sx + (kw - 1) * dx + 1)
-        self.in_layout = dict(shape=(c, h, w), rows=h + pt + pb, cols=cols, origin=(pt, pl),
-                              pos_bits=32 * self.words, bits=self.bits,
-                              fill=pad_value(conv.a_bits))
+        self.cols = max(w + pl + pr, (self.nx * self.p - 1) * sx + (kw - 1) * dx + 1)
         self.ebits = {"int8": 8, "ternary": 2, "binary": 1, "int32": 32}[out.kind]
         self.out_unit = G * self.ebits // 8 if out.kind != "int32" else 4 * o  # bytes
         self.pos_bits = self.n_groups * G * self.ebits * self.blocks // self.p \
@@ -308,7 +324,7 @@ class _ConvPlan(_Plan):
             wq[:, c:] = 1
         taps = [(ky, kx, word) for ky in range(kh) for kx in range(kw)
                 for word in range(self.words)]
-        self.tap_offset = {t: ((t[0] * dy) * cols + t[1] * dx) * self.s_in + 4 * t[2]
+        self.tap_offset = {t: ((t[0] * dy) * self.cols + t[1] * dx) * self.s_in + 4 * t[2]
                            for t in taps}
         rows: list[np.ndarray] = []
         self.passes: list[list[tuple[int, list[tuple[tuple, int]]]]] = []  # group -> chunks
@@ -342,10 +358,19 @@ class _ConvPlan(_Plan):
         ll, lv, la = lat["lsu"], lat["vmac"], lat["alu"]
         G, L, P = self.group, self.chunk, self.p
         o, oh, ow = conv.out_shape
-        (sy, sx) = conv.stride
-        in_l = Layout(scratch, **self.in_layout)
-        out_addr = -(-(scratch + in_l.size) // self.row) * self.row
-        out_l = Layout(out_addr, conv.out_shape, oh, self.nx * P, (0, 0), self.pos_bits,
+        (sy, sx), (kh, _), (dy, _) = conv.stride, conv.kernel, conv.dilation
+        c = conv.in_shape[0]
+        cols, fill = self.cols, pad_value(conv.a_bits)
+
+        def in_rows(t: int) -> int:
+            return (t - 1) * sy + (kh - 1) * dy + 1
+
+        rows = _tile_rows(self, scratch, oh, in_rows, cols * self.s_in,
+                          -(-self.nx * P * self.pos_bits // 8))
+        in_l = Layout(scratch, (c, in_rows(rows), cols), in_rows(rows), cols, (0, 0),
+                      32 * self.words, self.bits, fill)
+        out_addr = _align(scratch + in_l.size, self.row)
+        out_l = Layout(out_addr, (o, rows, ow), rows, self.nx * P, (0, 0), self.pos_bits,
                        min(self.ebits, 32), 0)
         em = _Emitter(self, enc)
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
@@ -379,7 +404,7 @@ class _ConvPlan(_Plan):
                 out.kind, out_addr + g * self.out_unit)
             em.value(pro, in_l.addr, rin)
             em.value(pro, out_start, rout)
-            em.value(pro, oh, ry)
+            em.value(pro, rows, ry)
             pro.barrier()
 
             # Body: P positions x chunks x taps, then the group's post-processing.
@@ -431,17 +456,21 @@ class _ConvPlan(_Plan):
             def row_tail(tl, rin=rin):
                 em.add(tl, rin, (sy * in_l.cols - self.nx * P * sx) * self.s_in)
 
-            nest = _LoopNest(em, oh, self.nx, f"{self.label}_g{g}")
+            nest = _LoopNest(em, rows, self.nx, f"{self.label}_g{g}")
             nest.rx, nest.ry = rx, ry
             cycles += nest.emit(pro, body, row_tail)
         em.lines.append("0 -> ctrl.halt")
         cycles += 1
-        binding = LayerBinding(self.layer, entry, cycles, (in_l,), out_l, self.macs, self.bits,
+        tiles = -(-oh // rows)
+        tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), conv.padding, fill, cycles)
+        binding = LayerBinding(self.layer, entry, cycles * tiles, (in_l,), out_l, self.macs,
+                               self.bits,
                                {"positions_per_iteration": P, "groups": self.n_groups,
                                 "accumulator_blocks": self.blocks,
                                 "chunks": [len(c) for c in self.passes],
                                 "macs_per_iteration": sum(len(e) for c in self.passes
-                                                          for _, e in c) * P})
+                                                          for _, e in c) * P,
+                                "row_tiles": tiles, "rows_per_tile": rows}, tiling)
         return _indent(em.lines, self.label), binding
 
 
@@ -463,11 +492,17 @@ class _RowPlan(_Plan):
             (kh, kw), (sy, sx), (pt, pl, pb, pr) = layer.kernel, layer.stride, layer.padding
             fill = QMIN if layer.kind == "max" else 0
             cols = w + pl + pr
-            in_l = Layout(scratch, (c, h, w), h + pt + pb, cols, (pt, pl), 8 * n_groups * G, 8,
-                          fill)
+
+            def in_rows(t: int) -> int:
+                return (t - 1) * sy + kh
+
+            pos = n_groups * G  # bytes per position
+            rows = _tile_rows(self, scratch, oh, in_rows, cols * pos, ow * pos)
+            in_l = Layout(scratch, (c, in_rows(rows), cols), in_rows(rows), cols, (0, 0),
+                          8 * pos, 8, fill)
             inputs = [in_l]
-            top = -(-(scratch + in_l.size) // self.row) * self.row
-            out_l = Layout(top, layer.out_shape, oh, ow, (0, 0), 8 * n_groups * G, 8, 0)
+            top = _align(scratch + in_l.size, self.row)
+            out_l = Layout(top, (o, rows, ow), rows, ow, (0, 0), 8 * pos, 8, 0)
             lanes = None
         else:  # element-wise: the dense HWC bytes, a row (G values) at a time
             n_groups, (kh, kw), (sy, sx), (pt, pl, pb, pr) = 1, (1, 1), (1, 1), (0, 0, 0, 0)
@@ -477,7 +512,7 @@ class _RowPlan(_Plan):
             inputs = [Layout(scratch + k * size, (c, h, w), h, w, (0, 0), 8 * c, 8) for k in (0, 1)]
             in_l = inputs[0]
             out_l = Layout(scratch + 2 * size, (c, h, w), h, w, (0, 0), 8 * c, 8)
-            oh, ow, lanes = 1, n_rows, G
+            oh, ow, lanes, rows = 1, n_rows, G, 1
         em = _Emitter(self, enc)
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
         rq = layer.out.requant
@@ -496,7 +531,7 @@ class _RowPlan(_Plan):
             em.value(pro, (lo & 0xFF) | ((hi & 0xFF) << 8) | (bypass << 16), "vmac.cfg")
             em.value(pro, in_l.addr // self.row + g, rin)
             em.value(pro, out_l.addr // self.row + g, rout)
-            em.value(pro, oh, ry)
+            em.value(pro, rows, ry)
             pro.barrier()
             body = Timeline(cfg)
             if isinstance(layer, Pool):
@@ -523,14 +558,20 @@ class _RowPlan(_Plan):
             def row_tail(tl, rin=rin):
                 em.add(tl, rin, (sy * cols - ow * sx) * n_groups)
 
-            nest = _LoopNest(em, oh, ow, f"{self.label}_g{g}")
+            nest = _LoopNest(em, rows, ow, f"{self.label}_g{g}")
             nest.rx, nest.ry = rx, ry
             cycles += nest.emit(pro, body, row_tail)
         em.lines.append("0 -> ctrl.halt")
         cycles += 1
+        tiling = None
+        if isinstance(layer, Pool):
+            tiles = -(-oh // rows)
+            tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), layer.padding, fill, cycles)
+            cycles *= tiles
         return _indent(em.lines, self.label), LayerBinding(
             layer, entry, cycles, tuple(inputs), out_l, 0, 0,
-            {"groups": n_groups, "taps": len(ops)})
+            {"groups": n_groups, "taps": len(ops),
+             "row_tiles": tiling.tiles if tiling else 1}, tiling)
 
 
 def _indent(lines: list[str], label: str) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from compiler.codegen import CompiledProgram
 from compiler.errors import CompileError
-from compiler.layer_ir import out_shape
+from compiler.layer_ir import Dense, out_shape
 from compiler.reference import run_layer
 from hw.machine import get_machine
 
@@ -61,20 +61,46 @@ class MachineBackend(Backend):
         if len(inputs) != len(b.inputs):
             raise CompileError(f"layer {layer_name}: {len(inputs)} inputs, expected "
                                f"{len(b.inputs)}")
+        shape = tuple((b.layer.as_conv() if isinstance(b.layer, Dense) else b.layer).in_shape)
+        for x in inputs:
+            if np.asarray(x).size != int(np.prod(shape)):
+                raise CompileError(f"layer {layer_name}: input of {np.asarray(x).size} values, "
+                                   f"expected shape {shape}")
+        dtype = np.int32 if b.output.bits == 32 else np.int8
+        if b.row_tiling is None:
+            for layout, x in zip(b.inputs, inputs):
+                self.machine.write_dmem(layout.addr,
+                                        layout.encode(np.asarray(x).reshape(layout.shape)))
+            out, run = self._run(b, b.cycles)
+            return out.reshape(out_shape(b.layer)).astype(dtype), \
+                LayerRun(layer_name, run.cycles, run.counters)
+        # Row tiles: the padded input's window of each tile, then its rows of the output.
+        rt, layout = b.row_tiling, b.inputs[0]
+        c, h, w = shape
+        pt, pl, pb, pr = rt.padding
+        xp = np.full((c, max(h + pt + pb, (rt.tiles - 1) * rt.step + rt.in_rows),
+                      layout.cols), rt.fill, np.int64)
+        xp[:, pt:pt + h, pl:pl + w] = np.asarray(inputs[0]).reshape(shape)
+        rows, cycles, counters = [], 0, {}
+        for t in range(rt.tiles):
+            window = xp[:, t * rt.step:t * rt.step + rt.in_rows]
+            self.machine.write_dmem(layout.addr, layout.encode(window))
+            out, run = self._run(b, rt.cycles_per_tile)
+            rows.append(out)
+            cycles += run.cycles
+            for k, v in run.counters.items():
+                counters[k] = counters.get(k, 0) + v
+        view = b.layer.as_conv() if isinstance(b.layer, Dense) else b.layer
+        out = np.concatenate(rows, axis=1)[:, :view.out_shape[1]]
+        return out.reshape(out_shape(b.layer)).astype(dtype), LayerRun(layer_name, cycles, counters)
+
+    def _run(self, b, cycles: int):
+        """One run from the layer's entry to its halt; the output buffer decoded."""
         m = self.machine
-        for layout, x in zip(b.inputs, inputs):
-            x = np.asarray(x)
-            if x.size != int(np.prod(layout.shape)):
-                raise CompileError(f"layer {layer_name}: input of {x.size} values, expected "
-                                   f"shape {layout.shape}")
-            m.write_dmem(layout.addr, layout.encode(x.reshape(layout.shape)))
         m.reset()
         m.set_pc(b.entry)
-        result = m.run(max_cycles=b.cycles + 16)
-        out = b.output.decode(m.read_dmem(b.output.addr, b.output.size))
-        dtype = np.int32 if b.output.bits == 32 else np.int8
-        return out.reshape(out_shape(b.layer)).astype(dtype), \
-            LayerRun(layer_name, result.cycles, result.counters)
+        result = m.run(max_cycles=cycles + 16)
+        return b.output.decode(m.read_dmem(b.output.addr, b.output.size)), result
 
 
 BACKENDS = ("rtl", "golden", "reference")

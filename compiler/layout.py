@@ -62,6 +62,23 @@ class Layout:
         return nz.astype(np.int64) * (1 - 2 * neg.astype(np.int64))
 
 
+@dataclass(frozen=True)
+class RowTiling:
+    """A layer run in tiles of `rows` output rows, when its activations do not fit at once.
+
+    The executor pads the input (`padding`: top, left, bottom, right, with `fill`) and writes tile
+    t's window of padded rows [t * step, t * step + in_rows) to the input buffer before each run.
+    """
+
+    rows: int
+    tiles: int
+    step: int
+    in_rows: int
+    padding: tuple[int, int, int, int]
+    fill: int
+    cycles_per_tile: int
+
+
 def pack_values(values: np.ndarray, bits: int) -> np.ndarray:
     """Signed values -> packed little-endian fields (the vector unit's weight/activation
     format): int8 bytes, ternary codes (bit 0 nonzero, bit 1 negative), bits (1 = +1)."""

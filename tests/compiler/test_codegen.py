@@ -131,10 +131,28 @@ def test_dense_pool_add_share_one_program(tiny):
     check(layers, tiny, rng, images=3)
 
 
-def test_too_large_layer_is_a_clear_error(tiny):
+def test_activations_larger_than_the_memory_run_in_row_tiles(tiny):
+    """tiny has 2 KiB of data memory: a 20x20x8 input (3.2 KB) and a pool after it are tiled."""
+    rng = np.random.default_rng(5)
+    layers = [
+        Conv2d("conv", (8, 20, 20), (8, 10, 20), random_weights(rng, (8, 8, 3, 3), 8),
+               rng.integers(-500, 500, 8).astype(np.int32), (2, 1), (1, 1, 1, 1), (1, 1), 1,
+               8, 8, 0.1, random_output(rng, 8, "int8")),
+        Pool("pool", "max", (8, 20, 20), (8, 10, 10), (3, 3), (2, 2), (1, 1, 1, 1), 0.1,
+             Output("int8", np.full(8, 0.1))),
+    ]
+    compiled = check(layers, tiny, rng, images=1)
+    for name in ("conv", "pool"):
+        b = compiled.layers[name]
+        assert b.row_tiling.tiles > 1 and b.tiling["row_tiles"] == b.row_tiling.tiles
+        assert b.cycles == b.row_tiling.tiles * b.row_tiling.cycles_per_tile
+
+
+def test_weights_larger_than_the_memory_are_a_clear_error(tiny):
     rng = np.random.default_rng(0)
-    layer = Conv2d("big", (64, 32, 32), (64, 32, 32), random_weights(rng, (64, 64, 3, 3), 8),
+    layer = Conv2d("big", (64, 8, 8), (64, 8, 8), random_weights(rng, (64, 64, 3, 3), 8),
                    np.zeros(64, np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 8, 0.1,
                    random_output(rng, 64, "int8"))
-    with pytest.raises(CompileError, match="layer big: .*do(es)? not fit"):
+    with pytest.raises(CompileError, match="layer big: weights: .* bytes do not fit the data "
+                                           "memory of accelerator 'tiny'"):
         compile_layers([layer], tiny)
