@@ -19,6 +19,10 @@ one group, so every precision reaches its peak with few output channels.
 Pooling and residual adds work on rows of int8 channels with the vector unit's aset / amax /
 radd, then rq. Layouts (`Layout`) are position-major with the channels of a position packed
 together; inputs carry their zero padding, written by the executor.
+
+Memory: constants (weights, per-channel parameters) of all layers stay resident when they fit;
+otherwise each layer's are streamed (written by the executor before it runs). Activations that
+do not fit run in tiles of output rows (`RowTiling`), the executor writing each tile's window.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from compiler.errors import CompileError
+from compiler.errors import CompileError, MemoryFitError
 from compiler.intsem import QMIN, pad_value
 from compiler.layer_ir import Add, Conv2d, Dense, Layer, Pool
 from compiler.layout import Layout, RowTiling, pack_values as _pack
@@ -54,6 +58,7 @@ class LayerBinding:
     mac_bits: int  # precision the vector unit runs at (8, 2, 1; 0 for row operations)
     tiling: dict = field(default_factory=dict)  # loop structure, for the manifest
     row_tiling: RowTiling | None = None  # inputs padded and written by the executor, per tile
+    image: tuple = ()  # streamed weights: this layer's constants, written before each run
 
 
 @dataclass
@@ -78,7 +83,7 @@ class _Memory:
     def alloc(self, size: int, align: int, what: str, data: bytes | None = None) -> int:
         addr = -(-self.top // align) * align
         if addr + size > self.limit:
-            raise CompileError(
+            raise MemoryFitError(
                 f"{what}: {size} bytes do not fit the data memory of accelerator "
                 f"'{self.config.name}' ({self.top} of {self.limit} bytes used)")
         self.top = addr + size
@@ -92,31 +97,49 @@ def mac_bits(w_bits: int, a_bits: int) -> int:
     return 8 if 8 in (w_bits, a_bits) else max(w_bits, a_bits)
 
 
-def compile_layers(layers: list[Layer], config: AccelConfig) -> CompiledProgram:
+def compile_layers(layers: list[Layer], config: AccelConfig,
+                   stream_weights: bool | None = None) -> CompiledProgram:
+    """Weights stay resident when all layers' constants fit beside the largest activations;
+    otherwise (or with stream_weights=True) each layer's constants start at address 0 and the
+    executor writes them before the layer runs."""
     if config.buses < 3 or not all(config.has_unit(u) for u in ("alu", "lsu", "vmac")):
         raise CompileError(f"accelerator '{config.name}': the code generator needs at least 3 "
                            f"buses and the alu, lsu and vmac units")
     if config.vector_width < 64:
         raise CompileError(f"accelerator '{config.name}': the code generator needs W >= 64")
+    if stream_weights is None:
+        try:
+            return compile_layers(layers, config, False)
+        except MemoryFitError:
+            if len(layers) == 1:
+                raise
+            return compile_layers(layers, config, True)
     enc = Encoding(config)
-    mem = _Memory(config, enc.imm_range[1])
-    plans = [_plan(i, layer, config, mem) for i, layer in enumerate(layers)]
-    while True:  # emitting may add constants, which move the activations' scratch area up
-        top = mem.top
-        scratch = mem.alloc(0, config.vector_width // 8, "activations")
-        emitted = [plan.emit(scratch, enc, 0) for plan in plans]
-        if mem.top == top or mem.top <= scratch:
-            break
+    if stream_weights:
+        emitted, plans = [], []
+        for i, layer in enumerate(layers):
+            mem = _Memory(config, enc.imm_range[1])
+            plan = _plan(i, layer, config, mem)
+            out = _emit_all([plan], mem, enc)[0]
+            lines, binding = out
+            emitted.append((lines, replace(binding, image=tuple(mem.image))))
+            plans.append(plan)
+        image = []
+    else:
+        mem = _Memory(config, enc.imm_range[1])
+        plans = [_plan(i, layer, config, mem) for i, layer in enumerate(layers)]
+        emitted = _emit_all(plans, mem, enc)
+        image = mem.image
     listing: list[str] = []
     bindings: dict[str, LayerBinding] = {}
     for plan, (lines, binding) in zip(plans, emitted):
         row = config.vector_width // 8
         end = max(lay.addr + -(-lay.size // row) * row for lay in (*binding.inputs, binding.output))
-        if end > mem.limit:
-            raise CompileError(f"layer {plan.layer.name}: its activations do not fit the data "
-                               f"memory of accelerator '{config.name}' ({mem.limit} bytes, "
-                               f"{scratch} used by weights); element-wise layers are not "
-                               f"tiled")
+        if end > config.dmem_bytes:
+            raise MemoryFitError(f"layer {plan.layer.name}: its activations do not fit the data "
+                               f"memory of accelerator '{config.name}' ({config.dmem_bytes} "
+                               f"bytes, {binding.inputs[0].addr} used by weights); element-wise "
+                               f"layers are not tiled")
         listing.append(f"# {plan.layer.name}: {type(plan.layer).__name__} {_describe(plan.layer)}")
         listing.extend(lines)
         bindings[plan.layer.name] = binding
@@ -129,7 +152,16 @@ def compile_layers(layers: list[Layer], config: AccelConfig) -> CompiledProgram:
     for plan in plans:
         b = bindings[plan.layer.name]
         bindings[plan.layer.name] = replace(b, entry=program.labels[plan.label])
-    return CompiledProgram(config, program, text, mem.image, bindings)
+    return CompiledProgram(config, program, text, image, bindings)
+
+
+def _emit_all(plans: list["_Plan"], mem: "_Memory", enc: Encoding):
+    while True:  # emitting may add constants, which move the activations' scratch area up
+        top = mem.top
+        scratch = mem.alloc(0, mem.row, "activations")
+        emitted = [plan.emit(scratch, enc, 0) for plan in plans]
+        if mem.top == top or mem.top <= scratch:
+            return emitted
 
 
 def _describe(layer: Layer) -> str:
@@ -159,7 +191,7 @@ def _tile_rows(plan: "_Plan", scratch: int, oh: int, in_rows, in_row_bytes: int,
         end = _align(scratch + in_rows(t) * in_row_bytes, row) + _align(t * out_row_bytes, row)
         if end <= plan.mem.limit:
             return t
-    raise CompileError(
+    raise MemoryFitError(
         f"layer {plan.layer.name}: even one output row does not fit the data memory of "
         f"accelerator '{plan.config.name}' ({plan.mem.limit} bytes, {scratch} used by weights "
         f"and constants; input row {in_row_bytes} B, output row {out_row_bytes} B)")

@@ -67,6 +67,8 @@ class MachineBackend(Backend):
                 raise CompileError(f"layer {layer_name}: input of {np.asarray(x).size} values, "
                                    f"expected shape {shape}")
         dtype = np.int32 if b.output.bits == 32 else np.int8
+        for addr, data in b.image:  # streamed weights and parameters of this layer
+            self.machine.write_dmem(addr, data)
         if b.row_tiling is None:
             for layout, x in zip(b.inputs, inputs):
                 self.machine.write_dmem(layout.addr,
