@@ -20,7 +20,9 @@ Requantization of an accumulator v (bias included) to an 8-bit output, per chann
       t = floor((v * m[o] + 2**31) / 2**32)    (m a Q31 multiplier in [2**30, 2**31))
       y = (t + (2**shift[o] >> 1)) >> shift[o]  (round half up, arithmetic shift)
       y = clip(y, lo, hi)                      (lo = 0 after a ReLU; hi < 127 for a clip)
-so y ~ v * s_in * s_w[o] / s_out, rounded twice like gemmlowp / TFLite.
+so y ~ v * s_in * s_w[o] / s_out, rounded twice like gemmlowp / TFLite. Scales >= 0.5 (an
+output step finer than two accumulator steps, e.g. after binary layers) use a negative shift:
+t = floor(((v * m[o]) << -shift[o]) + 2**31) / 2**32) with the product wrapping at 64 bits.
 To a ternary output: +1 if v > thr[o], -1 if v < -thr[o], else 0, thr = floor(s_out / 2 /
 (s_in s_w[o])); to a binary output: +1 if v >= 0 else -1. The accelerator's post-processing
 unit computes exactly these (hw/ISA.md: rq, ter, bin).
@@ -123,17 +125,16 @@ def quantize_bias(b: np.ndarray, in_scale: float, w_scale) -> np.ndarray:
 # --- outputs -------------------------------------------------------------------------------
 
 def _fixed_point(real_scale: float) -> tuple[int, int]:
-    if not 0 < real_scale < 0.5:
-        raise CompileError(f"requantization scale {real_scale:g} is outside (0, 0.5); "
-                           f"the accelerator's fixed-point requantizer cannot express it")
+    if not real_scale > 0:
+        raise CompileError(f"requantization scale {real_scale:g} must be > 0")
     mantissa, exponent = math.frexp(real_scale)  # real = mantissa * 2**exponent, m in [.5, 1)
     multiplier = round(mantissa * 2**31)
     shift = -exponent - 1
     if multiplier == 2**31:
         multiplier, shift = 2**30, shift - 1
-    if not 0 <= shift <= 31:
+    if not -32 <= shift <= 31:
         raise CompileError(f"requantization scale {real_scale:g} needs a shift of {shift}; "
-                           f"the accelerator's shifter takes 0 .. 31")
+                           f"the accelerator's shifter takes -32 .. 31")
     return multiplier, shift
 
 
@@ -163,8 +164,9 @@ class Requant:
         shape[axis] = -1
         m = np.broadcast_to(self.multiplier, (acc.shape[axis],)).reshape(shape)
         s = np.broadcast_to(self.shift, (acc.shape[axis],)).reshape(shape)
-        t = (acc * m + (1 << 31)) >> 32
-        y = (t + ((1 << s) >> 1)) >> s
+        left, right = np.maximum(-s, 0), np.maximum(s, 0)
+        t = (((acc * m) << left) + (1 << 31)) >> 32
+        y = np.where(s < 0, t, (t + ((1 << right) >> 1)) >> right)
         return np.clip(y, self.lo, self.hi).astype(np.int8)
 
 

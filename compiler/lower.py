@@ -185,38 +185,14 @@ class Node:
     host_use: bool  # read by a host op or returned by the network
 
 
-MAX_REQUANT = 0.49  # the requantizer's real scale must stay below 0.5
-
-
-def scale_floors(nodes: list[Node], stats: dict[str, LayerStats],
-                 spec: QuantSpec) -> dict[str, float]:
-    """The smallest int8 output scale each conv/dense layer can requantize to: one output step
-    must span at least two accumulator steps (s_in * s_w[o]) of every channel."""
-    producer = {(c, i): n.name for n in nodes for c, i in n.consumers}
-    floors: dict[str, float] = {}
-    for node in nodes:  # producers first
-        f = node.float_layer
-        if f.kind not in ("conv2d", "dense"):
-            continue
-        st = stats[node.name].inputs[0]
-        s_in = spec.act_scales.get(node.name) or intsem.act_scale(st.amax, st.mean, node.bits[1])
-        s_in = max(s_in, floors.get(producer.get((node.name, 0)), 0.0))
-        w_scale = intsem.quantize_weights(f.weight, node.bits[0])[1]
-        floors[node.name] = float(np.max(s_in * w_scale)) / MAX_REQUANT
-    return floors
-
-
 def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
                    spec: QuantSpec) -> dict[str, tuple[list[TensorQuant], TensorQuant]]:
     """(input formats, output format) per layer; see the module docstring."""
     by_name = {n.name: n for n in nodes}
-    producer = {(c, i): n.name for n in nodes for c, i in n.consumers}
-    floors = scale_floors(nodes, stats, spec)
     formats: dict[str, tuple[list[TensorQuant], TensorQuant]] = {}
     for node in reversed(nodes):  # consumers first
         f, st = node.float_layer, stats[node.name]
-        own = TensorQuant(8, max(intsem.act_scale(st.output.amax, st.output.mean, 8),
-                                 floors.get(node.name, 0.0)))
+        own = TensorQuant(8, intsem.act_scale(st.output.amax, st.output.mean, 8))
         if len(node.consumers) == 1 and not node.host_use:
             consumer, index = node.consumers[0]
             out = formats[consumer][0][index]
@@ -234,10 +210,6 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
             scale = given if given is not None else intsem.act_scale(s.amax, s.mean, bits)
             if f.kind == "max_pool":  # max passes values: same scale in and out
                 scale = out.scale
-            if bits == 8:  # no finer than its producer can requantize to
-                scale = max(scale, floors.get(producer.get((node.name, i)), 0.0))
-            if f.kind == "max_pool" and scale != out.scale:
-                out = TensorQuant(8, scale)  # the consumer's quantizer adapts on the host
             ins.append(TensorQuant(bits, scale))
         formats[node.name] = (ins, out)
         assert node.name in by_name

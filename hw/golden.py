@@ -286,7 +286,8 @@ class VectorUnit:
         g = self.group
         if op in ("sbias", "smul", "sshift"):
             bank = self.bank[op[1:]]
-            bank[value % g] = ops["prm"] & 31 if op == "sshift" else s32(ops["prm"])
+            prm = ops["prm"]
+            bank[value % g] = ((prm & 63) ^ 32) - 32 if op == "sshift" else s32(prm)
             return None, None, {}
         lanes = (ops["base"] + np.arange(g)) % self.width
         acc = self.acc[lanes]
@@ -300,8 +301,7 @@ class VectorUnit:
         if op == "rq":
             y = v
             if not ops["cfg"] >> 16 & 1:  # bit 16 bypasses the multiplier and shift
-                t = (v * self.bank["mul"] + (1 << 31)) >> 32
-                y = (t + ((1 << self.bank["shift"]) >> 1)) >> self.bank["shift"]
+                y = requantize(v, self.bank["mul"], self.bank["shift"])
             y = y + _s8(ops["cfg"] >> 24)  # output zero point
             y = np.minimum(np.maximum(y, _s8(ops["cfg"])), _s8(ops["cfg"] >> 8))  # hi wins
             data = y.astype(np.int8).view(np.uint8)
@@ -319,6 +319,18 @@ class VectorUnit:
         offset -= offset % len(data)  # aligned to its size, so it never crosses a row
         return None, (addr // g, offset, data), {"dmem_write_bits": 8 * len(data),
                                                   "vpp_groups": 1}
+
+
+def requantize(v: np.ndarray, mul: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """The post-processing requantizer on int32 values (hw/ISA.md): for shift >= 0,
+    t = (v * mul + 2^31) >> 32 then a rounding right shift; for shift < 0, the 64-bit product
+    (wrapping) shifted left by -shift, then (+ 2^31) >> 32."""
+    v, mul, shift = (np.asarray(a, np.int64) for a in (v, mul, shift))
+    left = np.maximum(-shift, 0)
+    right = np.maximum(shift, 0)
+    p = (v * mul) << left  # int64 arithmetic wraps like the RTL's 64-bit product
+    t = (p + np.int64(1 << 31)) >> 32
+    return np.where(shift < 0, t, (t + ((np.int64(1) << right) >> 1)) >> right)
 
 
 def _values(packed: np.ndarray, bits: int) -> np.ndarray:

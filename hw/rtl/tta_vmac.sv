@@ -59,7 +59,7 @@ module tta_vmac #(
   logic [31:0] x, xv, base, basev, prm, prmv, cfg, cfgv;
   logic [31:0] acc[W];
   logic [31:0] bias[G], mul[G];
-  logic [4:0] shift[G];
+  logic [5:0] shift[G];
   logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1;
 
   always_comb begin
@@ -100,10 +100,15 @@ module tta_vmac #(
       if (op != OP_VMAC_RQ) mem_wrow = trig_d[GB+ROW_AW-1:GB];
       for (int j = 0; j < G; j++) begin
         v = acc[LB'(basev) + LB'(j)] + bias[j];
-        p = 64'(v) * 64'($signed(mul[j])) + 64'sh80000000;
+        // shift is 6-bit signed: >= 0 a rounding right shift after the high multiply, < 0 a
+        // left shift of the 64-bit product before it (real scales >= 0.5).
+        p = 64'(v) * 64'($signed(mul[j]));
+        if (shift[j][5]) p = p << (6'd0 - shift[j]);
+        p = p + 64'sh80000000;
         t = p[63:32];
-        rnd = (32'd1 << shift[j]) >> 1;  // unsigned: 2^30 for a shift of 31
-        y = (cfgv[16] ? v : (t + $signed(rnd)) >>> shift[j]) + 32'($signed(cfgv[31:24]));
+        rnd = shift[j][5] ? 32'd0 : (32'd1 << shift[j][4:0]) >> 1;  // 2^30 for a shift of 31
+        y = cfgv[16] ? v : shift[j][5] ? t : (t + $signed(rnd)) >>> shift[j][4:0];
+        y = y + 32'($signed(cfgv[31:24]));
         thr = $signed(mul[j]);
         if (op == OP_VMAC_RQ) begin
           y = y < lo ? lo : y;  // clip = min(max(y, lo), hi): hi wins when lo > hi
@@ -170,7 +175,7 @@ module tta_vmac #(
         end
       if (trig && op == OP_VMAC_SBIAS) bias[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SMUL) mul[trig_d[GB-1:0]] <= prmv;
-      if (trig && op == OP_VMAC_SSHIFT) shift[trig_d[GB-1:0]] <= prmv[4:0];
+      if (trig && op == OP_VMAC_SSHIFT) shift[trig_d[GB-1:0]] <= prmv[5:0];
     end
   end
 

@@ -21,7 +21,8 @@ def random_weights(rng, shape, bits):
 def random_output(rng, o, kind):
     scale = np.full(o, 0.1)
     if kind == "int8":
-        rq = Requant.from_scale(rng.uniform(1e-3, 0.05, o), relu=bool(rng.integers(0, 2)),
+        scales = np.exp(rng.uniform(np.log(1e-3), np.log(4.0), o))  # >= 0.5: left shifts
+        rq = Requant.from_scale(scales, relu=bool(rng.integers(0, 2)),
                                 hi=int(rng.choice([127, 100])))
         return Output("int8", scale, requant=rq)
     if kind == "ternary":
