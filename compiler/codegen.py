@@ -416,8 +416,12 @@ class _ConvPlan(_Plan):
             pro = Timeline(cfg)
             pro.place([M(0, "0", "lsu.base")])
             if out.kind != "int32":
-                for j in range(G):
-                    ch = g * G + (j % self.oc if P > 1 else j)
+                # Several positions per group repeat the pattern of oc lanes: set it once, then
+                # replicate it over the group (brep, oc a power of two).
+                lanes = self.oc if P > 1 else G
+                assert P == 1 or lanes & (lanes - 1) == 0
+                for j in range(lanes):
+                    ch = g * G + j
                     if ch >= o:
                         continue
                     em.value(pro, int(self.bias[ch]), "vmac.prm", extra=[(str(j), "vmac.sbias")])
@@ -429,6 +433,8 @@ class _ConvPlan(_Plan):
                     elif out.kind == "ternary":
                         em.value(pro, int(out.thresholds[ch]), "vmac.prm",
                                  extra=[(str(j), "vmac.smul")])
+                if P > 1:
+                    pro.place([M(0, str(lanes - 1), "vmac.brep")])
                 if out.kind == "int8":
                     rq = out.requant
                     em.value(pro, (rq.lo & 0xFF) | ((rq.hi & 0xFF) << 8), "vmac.cfg")

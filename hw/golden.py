@@ -284,6 +284,11 @@ class VectorUnit:
     def _post_process(self, op: str, value: int, ops: dict[str, int], read_row):
         """Post-processing of the W/8 accumulator lanes base .. base + W/8 - 1 (mod W)."""
         g = self.group
+        if op == "brep":  # bank[j] = bank[j & mask] for every lane j
+            src = np.arange(g) & (value % g)
+            for bank in self.bank.values():
+                bank[:] = bank[src]
+            return None, None, {}
         if op in ("sbias", "smul", "sshift"):
             bank = self.bank[op[1:]]
             prm = ops["prm"]

@@ -27,7 +27,7 @@ LSU_OPS = ("ldw", "ldb", "ldbu", "stw", "stb")
 VMAC_OPS = ("mac", "mac0", "tmac", "tmac0", "bmac", "bmac0",
             "dmac", "dmac0", "dtmac", "dtmac0", "dbmac", "dbmac0", "get",
             # post-processing of the accumulators (see hw/ISA.md)
-            "sbias", "smul", "sshift", "rq", "bin", "ter", "aset", "radd", "amax")
+            "sbias", "smul", "sshift", "brep", "rq", "bin", "ter", "aset", "radd", "amax")
 # Post-processing operations that touch a group of W/8 accumulator lanes.
 VPP_GROUP_OPS = ("rq", "bin", "ter", "aset", "radd", "amax")
 

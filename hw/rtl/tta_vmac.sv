@@ -13,7 +13,8 @@
 // the dot product of x with bits [32l, 32l + 32) of the row to acc[base + l] (mod W).
 //
 // Post-processing works on the group of G = W/8 lanes base .. base + G - 1 (mod W), with
-// per-lane parameter banks bias, mul and shift (set by sbias / smul / sshift from `prm`):
+// per-lane parameter banks bias, mul and shift (set by sbias / smul / sshift from `prm`;
+// brep copies entry j & mask to every entry j, mask = trigger value, for repeating patterns):
 //   rq:   row[trigger] byte j = clip(requant(acc + bias) + zero point)   (a whole row)
 //   bin:  G bits, bit j = (acc + bias >= 0), at byte address trigger (aligned to G/8 bytes)
 //   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] (aligned to G/4 bytes)
@@ -176,6 +177,12 @@ module tta_vmac #(
       if (trig && op == OP_VMAC_SBIAS) bias[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SMUL) mul[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SSHIFT) shift[trig_d[GB-1:0]] <= prmv[5:0];
+      if (trig && op == OP_VMAC_BREP)  // replicate the banks with period mask + 1
+        for (int j = 0; j < G; j++) begin
+          bias[j] <= bias[GB'(j) & trig_d[GB-1:0]];
+          mul[j] <= mul[GB'(j) & trig_d[GB-1:0]];
+          shift[j] <= shift[GB'(j) & trig_d[GB-1:0]];
+        end
     end
   end
 
