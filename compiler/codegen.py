@@ -46,6 +46,17 @@ DOT_OPS = {8: DOT_PRECISIONS["int8"], 2: DOT_PRECISIONS["ternary"], 1: DOT_PRECI
 
 
 @dataclass(frozen=True)
+class ExecBlock:
+    """Straight-line instructions of a layer and how often one run executes them: the static
+    schedule the estimator counts events from."""
+
+    start: int  # first instruction, relative to the layer's entry
+    length: int
+    count: int  # executions of each of its instructions per run (per row tile)
+    exits: int = 0  # executions of its last instruction whose guarded jump falls through
+
+
+@dataclass(frozen=True)
 class LayerBinding:
     """Where one compiled layer lives on the accelerator."""
 
@@ -59,6 +70,11 @@ class LayerBinding:
     tiling: dict = field(default_factory=dict)  # loop structure, for the manifest
     row_tiling: RowTiling | None = None  # inputs padded and written by the executor, per tile
     image: tuple = ()  # streamed weights: this layer's constants, written before each run
+    blocks: tuple[ExecBlock, ...] = ()  # the layer's code with its execution counts
+
+    @property
+    def tiles(self) -> int:
+        return self.row_tiling.tiles if self.row_tiling else 1
 
 
 @dataclass
@@ -233,6 +249,8 @@ class _Emitter:
     def __init__(self, plan: _Plan, enc: Encoding):
         self.plan, self.enc = plan, enc
         self.lines: list[str] = []
+        self.blocks: list[ExecBlock] = []
+        self.n_instr = 0
         self.cycles = 0
         self.regs = iter(range(1, plan.config.registers))
         self.lo, self.hi = enc.imm_range
@@ -259,12 +277,21 @@ class _Emitter:
         tl.place([M(0, str(self.plan.const_addr(value)), "lsu.ldw"),
                   M(ll, "lsu.res", dst), *(M(ll, s, d) for s, d in extra)])
 
-    def block(self, tl: Timeline, label: str | None = None) -> int:
+    def block(self, tl: Timeline, label: str | None = None, count: int = 1,
+              exits: int = 0) -> int:
         lines = tl.lines(halt=False) or ["nop"]
         if label:
             self.lines.append(f"{label}:")
         self.lines.extend(lines)
+        self.blocks.append(ExecBlock(self.n_instr, len(lines), count, exits))
+        self.n_instr += len(lines)
         return len(lines)
+
+    def halt(self) -> int:
+        self.lines.append("0 -> ctrl.halt")
+        self.blocks.append(ExecBlock(self.n_instr, 1, 1))
+        self.n_instr += 1
+        return 1
 
     def loop_control(self, tl: Timeline, counter: str, label: str, min_start: int) -> None:
         """counter -= 1; jump back to `label` while it is not 0 (the jump ends the block)."""
@@ -300,12 +327,12 @@ class _LoopNest:
         rx, ry = self.rx, self.ry
         head = Timeline(em.plan.config)
         head.place([M(0, str(self.nx), rx)])
-        h_len = em.block(head, f"{self.name}_y")
-        b_len = em.block(body, f"{self.name}_x")
+        h_len = em.block(head, f"{self.name}_y", self.ny)
+        b_len = em.block(body, f"{self.name}_x", self.ny * self.nx, self.ny)
         tail = Timeline(em.plan.config)
         row_tail(tail)
         em.loop_control(tail, ry, f"{self.name}_y", 0)
-        t_len = em.block(tail)
+        t_len = em.block(tail, None, self.ny, 1)
         return p_len + self.ny * (h_len + self.nx * b_len + t_len)
 
 
@@ -497,18 +524,17 @@ class _ConvPlan(_Plan):
             nest = _LoopNest(em, rows, self.nx, f"{self.label}_g{g}")
             nest.rx, nest.ry = rx, ry
             cycles += nest.emit(pro, body, row_tail)
-        em.lines.append("0 -> ctrl.halt")
-        cycles += 1
+        cycles += em.halt()
         tiles = -(-oh // rows)
         tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), conv.padding, fill, cycles)
         binding = LayerBinding(self.layer, entry, cycles * tiles, (in_l,), out_l, self.macs,
-                               self.bits,
+                               self.bits, blocks=tuple(em.blocks), tiling=
                                {"positions_per_iteration": P, "groups": self.n_groups,
                                 "accumulator_blocks": self.blocks,
                                 "chunks": [len(c) for c in self.passes],
                                 "macs_per_iteration": sum(len(e) for c in self.passes
                                                           for _, e in c) * P,
-                                "row_tiles": tiles, "rows_per_tile": rows}, tiling)
+                                "row_tiles": tiles, "rows_per_tile": rows}, row_tiling=tiling)
         return _indent(em.lines, self.label), binding
 
 
@@ -599,8 +625,7 @@ class _RowPlan(_Plan):
             nest = _LoopNest(em, rows, ow, f"{self.label}_g{g}")
             nest.rx, nest.ry = rx, ry
             cycles += nest.emit(pro, body, row_tail)
-        em.lines.append("0 -> ctrl.halt")
-        cycles += 1
+        cycles += em.halt()
         tiling = None
         if isinstance(layer, Pool):
             tiles = -(-oh // rows)
@@ -609,7 +634,7 @@ class _RowPlan(_Plan):
         return _indent(em.lines, self.label), LayerBinding(
             layer, entry, cycles, tuple(inputs), out_l, 0, 0,
             {"groups": n_groups, "taps": len(ops),
-             "row_tiles": tiling.tiles if tiling else 1}, tiling)
+             "row_tiles": tiling.tiles if tiling else 1}, tiling, blocks=tuple(em.blocks))
 
 
 def _indent(lines: list[str], label: str) -> list[str]:

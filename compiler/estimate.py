@@ -1,0 +1,116 @@
+"""The analytic estimator: event counters of every layer from the generated schedule, without
+simulation.
+
+Every layer is straight-line blocks with execution counts fixed at compile time
+(`LayerBinding.blocks`). The estimator decodes each instruction of the program once into the
+events its moves cause (the golden model's counting rules, hw/ISA.md: `event_table`), then a
+layer's counters are its instructions' events weighted by their execution counts; the energy
+model turns counters into joules. Cycles are instructions executed (one per cycle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.codegen import CompiledProgram, LayerBinding
+from hw.isa import Encoding, counter_names
+from hw.units import DOT_PRECISIONS, PRECISIONS, UNITS
+
+_MAC_BITS = {op: PRECISIONS[p][0] for p, ops in DOT_PRECISIONS.items() for op in ops}
+_MAC_BITS |= {op: bits for bits, *ops in PRECISIONS.values() for op in ops}
+_LSU_BITS = {"ldw": ("dmem_read_bits", 32), "ldb": ("dmem_read_bits", 8),
+             "ldbu": ("dmem_read_bits", 8), "stw": ("dmem_write_bits", 32),
+             "stb": ("dmem_write_bits", 8)}
+
+
+def _destination_events(enc: Encoding, names: list[str]) -> np.ndarray:
+    """[destination id, counter]: the events one executed move to that destination causes
+    (besides its bus move and register read)."""
+    c = enc.config
+    width, group = c.vector_width, c.vector_width // 8
+    index = {n: i for i, n in enumerate(names)}
+    table = np.zeros((1 << enc.dst_bits, len(names)), np.int64)
+    for d, dst in enumerate(enc.dests):
+        ev = table[d]
+        if d == 0:
+            continue
+        if dst.startswith("r") and dst[1:].isdigit():
+            ev[index["rf_writes"]] += 1
+        unit, _, port = dst.partition(".")
+        if unit not in UNITS or port not in UNITS[unit].opcodes:
+            continue
+        ev[index[f"trig_{unit}"]] += 1
+        if unit == "lsu":
+            name, bits = _LSU_BITS[port]
+            ev[index[name]] += bits
+        elif unit == "vmac":
+            if port in _MAC_BITS:
+                ev[index["dmem_read_bits"]] += width
+                ev[index[f"vmac_mac{_MAC_BITS[port]}"]] += 1
+            elif port in ("aset", "radd", "amax"):
+                ev[index["dmem_read_bits"]] += width
+                ev[index["vpp_groups"]] += 1
+            elif port in ("rq", "bin", "ter"):
+                ev[index["dmem_write_bits"]] += {"rq": width, "bin": group, "ter": 2 * group}[port]
+                ev[index["vpp_groups"]] += 1
+    return table
+
+
+def event_table(compiled: CompiledProgram) -> tuple[np.ndarray, np.ndarray]:
+    """[instruction, counter] events of the unguarded and of the guarded moves of every
+    instruction (guarded moves count only when their guard holds). Cached on the program."""
+    cached = getattr(compiled, "_event_table", None)
+    if cached is not None:
+        return cached
+    enc = compiled.program.encoding
+    c = enc.config
+    names = counter_names(c)
+    dst_events = _destination_events(enc, names)
+    bus = [names.index(f"moves_bus{b}") for b in range(c.buses)]
+    rf_read = names.index("rf_reads")
+    n = len(compiled.program.words)
+    dst = np.zeros((c.buses, n), np.int64)
+    src = np.zeros((c.buses, n), np.int64)
+    grd = np.zeros((c.buses, n), np.int64)
+    sb, db, srcb = enc.slot_bits, enc.dst_bits, enc.src_bits
+    for i, word in enumerate(compiled.program.words):
+        for slot in range(c.buses):
+            s = word >> (slot * sb)
+            dst[slot, i] = s & ((1 << db) - 1)
+            src[slot, i] = (s >> db) & ((1 << srcb) - 1)
+            grd[slot, i] = (s >> (db + srcb)) & ((1 << enc.guard_bits) - 1)
+    tables = []
+    for guarded in (False, True):
+        ev = np.zeros((n, len(names)), np.int64)
+        for slot in range(c.buses):
+            live = (dst[slot] != 0) & ((grd[slot] != 0) == guarded)
+            ev += dst_events[dst[slot]] * live[:, None]
+            ev[:, bus[slot]] += live
+            is_reg = (src[slot] >> enc.src_value_bits == 0) & (src[slot] < c.registers)
+            ev[:, rf_read] += live & is_reg
+        tables.append(ev)
+    compiled._event_table = tuple(tables)
+    return compiled._event_table
+
+
+def estimate_layer(compiled: CompiledProgram, binding: LayerBinding) -> dict[str, int]:
+    """Counters of one run of a layer (all its row tiles), as the RTL would report them."""
+    plain, guarded = event_table(compiled)
+    names = counter_names(compiled.config)
+    n = sum(b.length for b in binding.blocks)
+    count = np.zeros(n, np.int64)
+    taken = np.zeros(n, np.int64)
+    for b in binding.blocks:
+        count[b.start:b.start + b.length] = b.count
+        taken[b.start:b.start + b.length] = b.count
+        taken[b.start + b.length - 1] -= b.exits  # the loop's jump falls through
+    rows = slice(binding.entry, binding.entry + n)
+    total = (count @ plain[rows] + taken @ guarded[rows]) * binding.tiles
+    counters = dict(zip(names, (int(v) for v in total)))
+    counters["cycles"] = int(count.sum()) * binding.tiles
+    return counters
+
+
+def estimate(compiled: CompiledProgram) -> dict[str, dict[str, int]]:
+    """Counters per layer, in program order."""
+    return {name: estimate_layer(compiled, b) for name, b in compiled.layers.items()}
