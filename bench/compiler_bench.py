@@ -26,7 +26,7 @@ from compiler.intsem import Requant  # noqa: E402
 from compiler.layer_ir import Conv2d, Output  # noqa: E402
 from compiler.runtime import compile_model  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
-from tests.compiler.zoo import ZOO, build  # noqa: E402
+from compiler.zoo import ZOO, build  # noqa: E402
 
 PAIRS = {"int8": (8, 8), "ternary": (2, 2), "binary": (1, 1)}
 SHAPES = [(32, 32, 16), (64, 64, 8), (128, 128, 8)]  # C in, C out, H = W; 3x3, padding 1

@@ -60,27 +60,16 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def _compile(args) -> int:
-    import numpy as np
     import torch
 
     from compiler import artifacts
     from compiler.frontend import export
-    from compiler.runtime import compile_model, fold_batch_norm
+    from compiler.runtime import compile_model
     from hw.config import load_accel_config
 
     config = load_accel_config(args.accel)
-    model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
-    if args.calibration:
-        cal = np.load(args.calibration).astype(np.float32)
-        if cal.shape[1:] != shape:
-            raise SystemExit(f"error: {args.calibration}: shape {cal.shape}, expected "
-                             f"(N, {', '.join(map(str, shape))})")
-    else:  # post-training quantization on random inputs: scales only, say so
-        cal = np.random.default_rng(0).standard_normal((args.calibrate, *shape)).astype(np.float32)
-        print(f"calibrating activation scales on {args.calibrate} random N(0, 1) inputs "
-              f"(give --calibration FILE.npy for real data)")
+    model, cal = _load_inputs(args)
     start = time.perf_counter()
-    model = fold_batch_norm(model)
     example = torch.from_numpy(cal[:1])
     net = compile_model(model, example, config, args.quant, cal)
     seconds = time.perf_counter() - start
@@ -134,6 +123,81 @@ def _run(args) -> int:
     return 0
 
 
+def _load_inputs(args):
+    """(float model with batch norm folded, calibration batch) from MODEL and the options."""
+    import numpy as np
+
+    from compiler import artifacts
+    from compiler.runtime import fold_batch_norm
+
+    model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
+    if args.calibration:
+        cal = np.load(args.calibration).astype(np.float32)
+        if cal.shape[1:] != shape:
+            raise SystemExit(f"error: {args.calibration}: shape {cal.shape}, expected "
+                             f"(N, {', '.join(map(str, shape))})")
+    else:  # post-training quantization on random inputs: scales only, say so
+        cal = np.random.default_rng(0).standard_normal((args.calibrate, *shape)).astype(np.float32)
+        print(f"calibrating activation scales on {args.calibrate} random N(0, 1) inputs "
+              f"(give --calibration FILE.npy for real data)")
+    return fold_batch_norm(model), cal
+
+
+def _evaluate(args) -> int:
+    import dataclasses
+    import json
+
+    import torch
+
+    from codesign.evalcache import EvalCache, cache_key
+    from codesign.hwcost import NetworkCost, bar_chart, network_cost, table
+    from compiler.frontend import export
+    from compiler.quantspec import as_spec
+    from compiler.runtime import compile_model
+    from hw.config import load_accel_config
+
+    config = load_accel_config(args.accel)
+    model, cal = _load_inputs(args)
+    spec = as_spec(args.quant)
+    example = torch.from_numpy(cal[:1])
+    start = time.perf_counter()
+    key = cache_key(export(model, example), dataclasses.asdict(spec), cal, config.to_dict(),
+                    args.fidelity)
+    cache = None if args.no_cache else EvalCache(args.cache)
+    hit = cache.get(key) if cache else None
+    if hit:
+        cost = NetworkCost.from_dict(hit)
+        print(f"evaluation cache hit ({1e3 * (time.perf_counter() - start):.0f} ms, "
+              f"{cache.path})")
+    else:
+        net = compile_model(model, example, config, spec, cal)
+        cost = network_cost(net, args.fidelity, cal[:1])
+        if cache:
+            cache.put(key, cost.as_dict())
+        print(f"evaluated in {time.perf_counter() - start:.1f} s")
+    if cache:
+        cache.close()
+    print(table(cost))
+    plot = Path(args.plot or (Path(args.json).with_suffix(".png") if args.json
+                              else "evaluation.png"))
+    bar_chart(cost, plot)
+    print(f"per-layer chart: {plot}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(cost.as_dict(), indent=2))
+        print(f"figures: {args.json}")
+    return 0
+
+
+def _model_options(p) -> None:
+    p.add_argument("model", help="path/to/file.py:Name or file.pt2")
+    p.add_argument("--accel", default="default", help="accelerator config name or YAML")
+    p.add_argument("--quant", help="quantization spec YAML (default: all 8-bit)")
+    p.add_argument("--input-shape", help="C,H,W when the model does not say")
+    p.add_argument("--calibration", help=".npy batch of inputs for activation scales")
+    p.add_argument("--calibrate", type=int, default=16,
+                   help="random inputs for activation scales without --calibration")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codesign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,13 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--area", action="store_true", help="synthesize the area if not cached")
     p.set_defaults(func=_validate_accel)
     p = sub.add_parser("compile", help="compile a PyTorch model for an accelerator")
-    p.add_argument("model", help="path/to/file.py:Name or file.pt2")
-    p.add_argument("--accel", default="default", help="accelerator config name or YAML")
-    p.add_argument("--quant", help="quantization spec YAML (default: all 8-bit)")
-    p.add_argument("--input-shape", help="C,H,W when the model does not say")
-    p.add_argument("--calibration", help=".npy batch of inputs for activation scales")
-    p.add_argument("--calibrate", type=int, default=16,
-                   help="random inputs for activation scales without --calibration")
+    _model_options(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.set_defaults(func=_compile)
     p = sub.add_parser("run", help="run a compiled directory on the RTL")
@@ -168,6 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true",
                    help="compare every layer with the integer reference; exit 1 on a mismatch")
     p.set_defaults(func=_run)
+    p = sub.add_parser("evaluate", help="per-layer cycles, latency, energy of a model")
+    _model_options(p)
+    p.add_argument("--fidelity", choices=("rtl", "estimate", "both"), default="rtl")
+    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--plot", help="per-layer bar chart PNG (default: next to --json)")
+    p.add_argument("--no-cache", action="store_true", help="bypass the evaluation cache")
+    p.add_argument("--cache", help="cache database (default ~/.cache/codesign/evaluations.sqlite)")
+    p.set_defaults(func=_evaluate)
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0

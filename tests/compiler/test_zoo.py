@@ -7,7 +7,7 @@ import torch
 
 from compiler.runtime import compile_model
 from hw.config import load_accel_config
-from tests.compiler.zoo import ZOO, build
+from compiler.zoo import ZOO, build
 
 pytestmark = pytest.mark.rtl
 

@@ -1,4 +1,5 @@
-"""The compiler's network zoo: small versions of the architectures the accelerator must run.
+"""The network zoo: small versions of the architectures the accelerator must run, and random
+candidates like the search proposes (tests, benchmarks and the fidelity report use them).
 
 Each entry: a factory of the float model (random weights, batch norms with random statistics),
 its input shape, and its quantization spec.
@@ -172,3 +173,50 @@ ZOO = [
 def build(entry: ZooEntry, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return entry.factory().eval()
+
+
+class RandomNet(nn.Module):
+    """A random candidate: conv blocks (width, kernel, stride, optional residual), batch norm,
+    ReLU, pooling, then a classifier."""
+
+    def __init__(self, blocks, in_channels: int, pool: str):
+        super().__init__()
+        self.convs, self.bns, self.residual = nn.ModuleList(), nn.ModuleList(), []
+        c = in_channels
+        for width, kernel, stride, residual in blocks:
+            residual = residual and stride == 1 and width == c
+            self.convs.append(nn.Conv2d(c, width, kernel, stride, kernel // 2, bias=False))
+            self.bns.append(_bn(width))
+            self.residual.append(residual)
+            c = width
+        self.pool = pool
+        self.fc = nn.LazyLinear(10)
+
+    def forward(self, x):
+        for conv, bn, residual in zip(self.convs, self.bns, self.residual):
+            y = bn(conv(x))
+            x = F.relu(y + x) if residual else F.relu(y)
+        x = F.max_pool2d(x, 2) if self.pool == "max" else F.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+def random_entry(seed: int) -> ZooEntry:
+    """A random network and mixed-precision spec from a search-space-like distribution."""
+    import random
+
+    rng = random.Random(seed)
+    shape = rng.choice([(1, 12, 12), (1, 16, 16), (3, 16, 16)])
+    blocks = [(rng.choice([8, 16, 32, 48]), rng.choice([1, 3, 5]), rng.choice([1, 1, 2]),
+               rng.random() < 0.4) for _ in range(rng.randint(1, 4))]
+    pool = rng.choice(["max", "avg"])
+    layers = {}
+    for i in range(1, len(blocks)):
+        w, a = rng.choice([(8, 8), (2, 8), (1, 8), (2, 2), (1, 1), (8, 2)])
+        layers[f"convs.{i}"] = {"weights": w, "activations": a}
+
+    def factory(blocks=blocks, c=shape[0], pool=pool):
+        model = RandomNet(blocks, c, pool)
+        model(torch.zeros(1, *shape))  # materialize the lazy classifier
+        return model
+
+    return ZooEntry(f"random{seed}", factory, shape, {"layers": layers})

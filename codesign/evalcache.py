@@ -1,0 +1,74 @@
+"""The evaluation cache: network costs on disk, content-addressed.
+
+The key hashes everything a cost depends on: the exported graph and its weights, the
+quantization spec, the calibration data, the accelerator config (energy table and clock
+included), the fidelity, and the source of the compiler and of the hardware model (RTL, golden
+model, energy model). SQLite in WAL mode: several processes may read and write at once; a write
+is one transaction, so a killed process leaves either the whole entry or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@lru_cache(maxsize=1)
+def tool_version() -> str:
+    """Hash of the compiler's and the hardware model's sources."""
+    h = hashlib.sha256()
+    files = sorted([*(ROOT / "compiler").glob("*.py"), *(ROOT / "hw").glob("*.py"),
+                    *(ROOT / "hw" / "rtl").glob("*"), *(ROOT / "hw" / "harness").glob("*")])
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(program: torch.export.ExportedProgram, spec: dict, calibration: np.ndarray,
+              config: dict, fidelity: str) -> str:
+    h = hashlib.sha256()
+    h.update(str(program.graph).encode())
+    for name, tensor in sorted(program.state_dict.items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    for part in (spec, config, fidelity, tool_version()):
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(calibration, np.float32).tobytes())
+    return h.hexdigest()
+
+
+def default_path() -> Path:
+    root = Path(os.environ.get("CODESIGN_CACHE", Path.home() / ".cache" / "codesign"))
+    return root / "evaluations.sqlite"
+
+
+class EvalCache:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, "
+                        "value TEXT NOT NULL, created REAL NOT NULL)")
+
+    def get(self, key: str) -> dict | None:
+        row = self.db.execute("SELECT value FROM costs WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO costs VALUES (?, ?, ?)",
+                        (key, json.dumps(value), time.time()))
+
+    def close(self) -> None:
+        self.db.close()

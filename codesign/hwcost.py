@@ -1,0 +1,158 @@
+"""What a compiled network costs on its accelerator, per layer and end to end.
+
+Two fidelities behind one function: `estimate` (the analytic estimator over the generated
+schedule, no simulation) and `rtl` (one inference on the Verilated core); `both` gives the RTL
+figures with the estimate beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from codesign.errors import CodesignError
+from compiler.estimate import estimate
+from compiler.layer_ir import Conv2d, Dense
+from compiler.runtime import CompiledNetwork
+from hw.energy import energy_of
+
+FIDELITIES = ("rtl", "estimate", "both")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    kind: str
+    placement: str  # "tta" (host ops cost no accelerator cycles)
+    cycles: int
+    energy_j: float
+    energy_breakdown_j: dict[str, float]  # compute per precision, memory, moves/RF, control,
+    utilization: float  # useful MACs / (cycles x peak MACs/cycle); 0 for row operations
+    dmem_read_bits: int
+    dmem_write_bits: int
+    estimate_cycles: int | None = None
+    rtl_cycles: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    accelerator: str
+    fidelity: str
+    cycles: int
+    latency_s: float
+    energy_j: float
+    size_bits: int
+    layers: tuple[LayerCost, ...]
+    host_ops: tuple[str, ...]
+    estimate_cycles: int | None = None
+    rtl_cycles: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = [asdict(layer) for layer in self.layers]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkCost":
+        d = dict(d)
+        d["layers"] = tuple(LayerCost(**layer) for layer in d["layers"])
+        d["host_ops"] = tuple(d["host_ops"])
+        return cls(**d)
+
+
+def size_bits(net: CompiledNetwork) -> int:
+    """Weights at their bit width, plus a 32-bit bias per output channel."""
+    return sum(int(layer.weight.size) * layer.w_bits + 32 * len(layer.bias)
+               for layer in net.layers if isinstance(layer, (Conv2d, Dense)))
+
+
+def _breakdown(counters: dict[str, int], config) -> dict[str, float]:
+    table, w = config.energy, config.vector_width
+    e = energy_of(counters, table, w)
+    per_precision = {f"compute_mac{b}": counters[f"vmac_mac{b}"] * (w // b) * table[f"mac{b}"]
+                     for b in (8, 2, 1)}
+    other_compute = e.compute_pj - sum(per_precision.values())
+    parts = {**per_precision, "compute_other": other_compute, "memory": e.memory_pj,
+             "moves_and_registers": e.interconnect_pj, "control": e.control_pj,
+             "leakage": e.leakage_pj}
+    return {k: v * 1e-12 for k, v in parts.items()}
+
+
+def network_cost(net: CompiledNetwork, fidelity: str = "both",
+                 x: np.ndarray | None = None) -> NetworkCost:
+    """Per-layer and total cost of one inference (for the RTL: on input x, default random;
+    the schedule is static, so any input gives the same counts)."""
+    if fidelity not in FIDELITIES:
+        raise CodesignError(f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
+    config = net.config
+    est = estimate(net.program)
+    rtl = None
+    if fidelity != "estimate":
+        if x is None:
+            x = np.random.default_rng(0).standard_normal((1, *net.input_shape)).astype(np.float32)
+        with net.runner("rtl") as runner:
+            runner(x)
+            rtl = {r.name: r.counters for r in runner.layer_runs}
+    layers = []
+    for layer in net.layers:
+        b = net.program.layers[layer.name]
+        counters = rtl[layer.name] if rtl else est[layer.name]
+        breakdown = _breakdown(counters, config)
+        peak = config.lanes_at(b.mac_bits) if b.mac_bits else 0
+        layers.append(LayerCost(
+            layer.name, type(layer).__name__, "tta", counters["cycles"],
+            sum(breakdown.values()), breakdown,
+            b.macs / (counters["cycles"] * peak) if peak else 0.0,
+            counters["dmem_read_bits"], counters["dmem_write_bits"],
+            est[layer.name]["cycles"] if fidelity == "both" else None,
+            rtl[layer.name]["cycles"] if fidelity == "both" else None))
+    cycles = sum(layer.cycles for layer in layers)
+    host = tuple(p.op for p in net.placement if p.where != "tta")
+    return NetworkCost(
+        config.name, fidelity, cycles, cycles / (config.clock_mhz * 1e6),
+        sum(layer.energy_j for layer in layers), size_bits(net), tuple(layers), host,
+        sum(e["cycles"] for e in est.values()) if fidelity == "both" else None,
+        sum(c["cycles"] for c in rtl.values()) if fidelity == "both" else None)
+
+
+def table(cost: NetworkCost) -> str:
+    both = cost.fidelity == "both"
+    head = (f"{'layer':<22} {'kind':<7} {'cycles':>9} {'energy nJ':>10} {'util':>6} "
+            f"{'read kB':>8} {'write kB':>8}" + (f" {'estimate':>9} {'error':>7}" if both else ""))
+    rows = [f"accelerator '{cost.accelerator}', fidelity {cost.fidelity}", head]
+    for layer in cost.layers:
+        row = (f"{layer.name:<22} {layer.kind:<7} {layer.cycles:>9} {layer.energy_j * 1e9:>10.2f} "
+               f"{100 * layer.utilization:>5.1f}% {layer.dmem_read_bits / 8e3:>8.1f} "
+               f"{layer.dmem_write_bits / 8e3:>8.1f}")
+        if both:
+            err = (layer.estimate_cycles - layer.rtl_cycles) / layer.rtl_cycles
+            row += f" {layer.estimate_cycles:>9} {100 * err:>6.2f}%"
+        rows.append(row)
+    rows.append(f"total: {cost.cycles} cycles = {cost.latency_s * 1e6:.2f} us, "
+                f"{cost.energy_j * 1e9:.2f} nJ (energy model), {cost.size_bits} bits of weights"
+                + (f"; host ops: {', '.join(cost.host_ops)}" if cost.host_ops else
+                   "; every op on the accelerator"))
+    return "\n".join(rows)
+
+
+def bar_chart(cost: NetworkCost, path) -> None:
+    """Per-layer cycles and energy as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [layer.name for layer in cost.layers]
+    fig, axes = plt.subplots(1, 2, figsize=(12, max(3, 0.3 * len(names) + 1.5)))
+    axes[0].barh(names, [layer.cycles for layer in cost.layers], color="tab:blue")
+    axes[0].set_xlabel("cycles")
+    axes[1].barh(names, [layer.energy_j * 1e9 for layer in cost.layers], color="tab:orange")
+    axes[1].set_xlabel("energy (nJ, model)")
+    for ax in axes:
+        ax.invert_yaxis()
+    fig.suptitle(f"{cost.cycles} cycles, {cost.energy_j * 1e9:.1f} nJ on '{cost.accelerator}' "
+                 f"({cost.fidelity})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
