@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo bench bench-hw bench-compiler clean help
+.PHONY: all install test test-fast demo bench bench-hw bench-compiler bench-eval fidelity clean help
 
 all: install
 
@@ -48,3 +48,9 @@ bench-hw: install ## accelerator: Python API vs C++ loop, peak MACs/cycle, energ
 
 bench-compiler: install ## compiler: conv utilization per precision on the RTL, zoo compile times (bench/results/compiler.json)
 	$(PY) bench/compiler_bench.py
+
+fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
+	$(VENV)/bin/codesign fidelity --out bench/results/fidelity
+
+bench-eval: install ## evaluation service: RTL vs estimator vs cache-hit time on a mixed ResNet-8 (bench/results/eval.json)
+	$(PY) bench/eval_bench.py

@@ -188,6 +188,17 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _fidelity(args) -> int:
+    from codesign.fidelity import report, summary_table
+
+    configs = args.configs.split(",") if args.configs else None
+    result = report(args.random, configs, Path(args.out))
+    print(summary_table(result))
+    print(f"table and scatter plot: {args.out}/fidelity.json, {args.out}/fidelity.png")
+    s = result["summary"]
+    return 0 if s["max_cycle_error"] <= 0.02 and s["max_layer_cycle_error"] <= 0.05 else 1
+
+
 def _model_options(p) -> None:
     p.add_argument("model", help="path/to/file.py:Name or file.pt2")
     p.add_argument("--accel", default="default", help="accelerator config name or YAML")
@@ -234,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cache", action="store_true", help="bypass the evaluation cache")
     p.add_argument("--cache", help="cache database (default ~/.cache/codesign/evaluations.sqlite)")
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("fidelity", help="estimator vs RTL over the zoo and random candidates")
+    p.add_argument("--random", type=int, default=30, help="random candidates")
+    p.add_argument("--configs", help="comma-separated accelerator configs (default: all shipped)")
+    p.add_argument("--out", default="bench/results/fidelity", help="output directory")
+    p.set_defaults(func=_fidelity)
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
