@@ -75,9 +75,13 @@ def run_demo(exp: ExperimentConfig, run_dir: Path, trials: int | None = None) ->
     log(f"search: {n} trials, {exp.search.sampler}, objectives {list(exp.search.objectives)}")
     search_exp = exp if trials is None else exp.__class__(
         **{**exp.__dict__, "search": exp.search.__class__(**{**exp.search.__dict__, "trials": n})})
-    study = run_search(search_exp, data, get_evaluator("rtl", accel, exp.search.eval_images),
+    evaluator = get_evaluator(exp.search.fidelity, accel, exp.search.eval_images)
+    study = run_search(search_exp, data, evaluator,
                        run_dir, progress=lambda m: log("  " + m))
     print(trials_table(study))
+    if hasattr(evaluator, "confirmed"):
+        log(f"screening: {evaluator.confirmed} of {len(evaluator.seen)} candidates could enter "
+            f"the Pareto front and were confirmed on the RTL; the rest were estimated")
     write_trials(study, run_dir / "trials.json")
     result = {"model": summary(metrics), "metrics": metrics.as_dict(),
               "seconds": time.time() - start, "run_dir": str(run_dir)}

@@ -1,14 +1,19 @@
 """The seam between search and hardware: an `Evaluator` turns a trained model into `Metrics`.
 
-Evaluators are chosen by name: `rtl` runs the compiled network on the Verilated core, `golden`
-on the instruction-level model (same numbers, slower, no build).
+Evaluators are chosen by name:
+- `rtl`: the compiled network on the Verilated core (accuracy, cycles and counters measured);
+- `golden`: the same on the instruction-level model (slower, no build);
+- `estimate`: accuracy from the numpy integer reference (bit-exact with the RTL), cycles and
+  energy from the analytic estimator over the schedule (no simulation);
+- `screen`: `estimate` for every candidate, then the RTL for those that may enter the Pareto
+  front of the candidates seen so far (the multi-fidelity policy).
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -17,6 +22,7 @@ import torch
 from codesign.data import Dataset
 from codesign.errors import CodesignError
 from codesign.models import QuantNet
+from compiler.estimate import estimate
 from compiler.runtime import CompiledNetwork, compile_model
 from hw.config import AccelConfig
 from hw.energy import energy_of
@@ -38,7 +44,8 @@ class Metrics:
     energy_j: float  # of one inference (energy model, not a measurement)
     size_bits: int
     layers: tuple[LayerMetrics, ...]
-    sim_cycles_per_s: float  # simulated cycles per wall second, whole stack
+    sim_cycles_per_s: float  # simulated cycles per wall second, whole stack (0: estimated)
+    fidelity: str = "rtl"  # where the figures come from: rtl | golden | estimate
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layers"}
@@ -61,15 +68,27 @@ def compile_quantnet(model: QuantNet, config: AccelConfig) -> CompiledNetwork:
 
 
 class AcceleratorEvaluator(Evaluator):
-    """Compiles the model and runs test images on an engine of the accelerator."""
+    """Compiles the model and runs test images on an engine of the accelerator, or (engine
+    `estimate`) on the integer reference with the estimator's cycles and energy."""
 
     def __init__(self, config: AccelConfig, images: int | None = None, engine: str = "rtl"):
         self.config, self.images, self.name = config, images, engine
 
     def evaluate(self, model, data, progress=None) -> Metrics:
         net = compile_quantnet(model, self.config)
-        with net.runner(self.name) as runner:
-            return self._measure(model, data, runner, progress)
+        backend = "reference" if self.name == "estimate" else self.name
+        with net.runner(backend) as runner:
+            metrics = self._measure(model, data, runner, progress)
+        if self.name != "estimate":
+            return metrics
+        table, w = self.config.energy, self.config.vector_width
+        counters = estimate(net.program)
+        layers = tuple(LayerMetrics(n, c["cycles"], energy_of(c, table, w).total_j)
+                       for n, c in counters.items())
+        cycles = sum(layer.cycles for layer in layers)
+        return replace(metrics, cycles=cycles, latency_s=cycles / (self.config.clock_mhz * 1e6),
+                       energy_j=sum(layer.energy_j for layer in layers), layers=layers,
+                       sim_cycles_per_s=0.0, fidelity="estimate")
 
     def _measure(self, model, data, runner, progress) -> Metrics:
         n = min(self.images or len(data.x_test), len(data.x_test))
@@ -81,7 +100,7 @@ class AcceleratorEvaluator(Evaluator):
             correct += int(np.argmax(logits) == data.y_test[i])
             if cycles is None:
                 cycles, runs = runner.cycles, list(runner.layer_runs)
-            elif runner.cycles != cycles:  # straight-line code: data cannot change the count
+            elif runner.cycles != cycles:  # static schedules: data cannot change the count
                 raise CodesignError(f"cycle count changed between inputs ({cycles} vs "
                                     f"{runner.cycles}): the compiled program is not static")
             if progress and (i + 1) % 100 == 0:
@@ -89,18 +108,60 @@ class AcceleratorEvaluator(Evaluator):
         table = self.config.energy
         layers = tuple(LayerMetrics(r.name, r.cycles,
                                     energy_of(r.counters, table, self.config.vector_width).total_j)
-                       for r in runs)
+                       for r in runs or ())
+        cycles = cycles or 0
         return Metrics(
             accuracy=correct / n, images=n, cycles=cycles,
             latency_s=cycles / (self.config.clock_mhz * 1e6),
             energy_j=sum(layer.energy_j for layer in layers), size_bits=model.size_bits(),
-            layers=layers, sim_cycles_per_s=cycles * n / sim_time if sim_time else 0.0)
+            layers=layers, sim_cycles_per_s=cycles * n / sim_time if sim_time and cycles else 0.0,
+            fidelity=self.name)
 
 
-EVALUATORS = ("rtl", "golden")
+# Objectives the screening policy compares on: (Metrics field, larger is better).
+SCREEN_OBJECTIVES = (("accuracy", True), ("cycles", False), ("energy_j", False),
+                     ("size_bits", False))
+
+
+class ScreeningEvaluator(Evaluator):
+    """Multi-fidelity: every candidate through the estimator; those not dominated by any
+    candidate seen so far are confirmed on the RTL (whose figures are then returned)."""
+
+    name = "screen"
+
+    def __init__(self, config: AccelConfig, images: int | None = None):
+        self.fast = AcceleratorEvaluator(config, images, "estimate")
+        self.exact = AcceleratorEvaluator(config, images, "rtl")
+        self.seen: list[Metrics] = []
+        self.confirmed = 0
+
+    def may_enter_front(self, m: Metrics) -> bool:
+        def dominates(a: Metrics, b: Metrics) -> bool:
+            pairs = [(getattr(a, f), getattr(b, f)) if up else (getattr(b, f), getattr(a, f))
+                     for f, up in SCREEN_OBJECTIVES]
+            return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+        return not any(dominates(other, m) for other in self.seen)
+
+    def evaluate(self, model, data, progress=None) -> Metrics:
+        m = self.fast.evaluate(model, data, progress)
+        if self.may_enter_front(m):
+            rtl = self.exact.evaluate(model, data, progress)
+            if (rtl.cycles, rtl.accuracy) != (m.cycles, m.accuracy):
+                raise CodesignError(f"the RTL disagrees with the estimate ({rtl.cycles} vs "
+                                    f"{m.cycles} cycles, accuracy {rtl.accuracy} vs "
+                                    f"{m.accuracy})")
+            self.confirmed += 1
+            m = rtl
+        self.seen.append(m)
+        return m
+
+
+EVALUATORS = ("rtl", "golden", "estimate", "screen")
 
 
 def get_evaluator(name: str, config: AccelConfig, images: int | None = None) -> Evaluator:
     if name not in EVALUATORS:
         raise CodesignError(f"unknown evaluator {name!r}; allowed: {', '.join(EVALUATORS)}")
+    if name == "screen":
+        return ScreeningEvaluator(config, images)
     return AcceleratorEvaluator(config, images, engine=name)

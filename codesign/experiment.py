@@ -21,6 +21,7 @@ OBJECTIVES = {  # name -> (Metrics field, Optuna direction)
     "size": ("size_bits", "minimize"),
 }
 SAMPLERS = ("nsga2", "tpe", "random")
+FIDELITIES = ("rtl", "estimate", "screen")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class SearchConfig:
     epochs: int
     eval_images: int | None
     widths: tuple[tuple[int, ...], ...]
+    fidelity: str = "rtl"  # rtl | estimate | screen (codesign.evaluate)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,11 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
     train = TrainConfig(t.int("epochs", 1), t.int("batch_size", 1), t.number("lr"), seed,
                         None if t.get("time_limit_s", None) is None else t.number("time_limit_s"))
     s = FieldReader(r.get("search"), f"{where}: search")
-    s.check_known(("trials", "sampler", "objectives", "epochs", "eval_images", "widths"))
+    s.check_known(("trials", "sampler", "objectives", "epochs", "eval_images", "widths",
+                   "fidelity"))
+    fidelity = s.get("fidelity", "rtl")
+    if fidelity not in FIDELITIES:
+        raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
     sampler = s.get("sampler", "nsga2")
     if sampler not in SAMPLERS:
         raise s.fail("sampler", f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
@@ -92,7 +98,7 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
                     for i, w in enumerate(widths))
     search = SearchConfig(s.int("trials", 1), sampler, tuple(objectives),
                           s.int("epochs", 1, default=train.epochs),
-                          _optional_images(s, "eval_images"), choices)
+                          _optional_images(s, "eval_images"), choices, fidelity)
     name = r.get("name")
     if not isinstance(name, str) or not name:
         raise r.fail("name", f"must be a non-empty string, not {name!r}")

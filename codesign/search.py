@@ -53,7 +53,9 @@ def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_d
 
 
 def summary(m: Metrics) -> str:
-    return (f"accuracy {m.accuracy:.3f} (RTL, {m.images} images), {m.cycles} cycles, "
+    where = {"rtl": "RTL", "golden": "golden model",
+             "estimate": "integer reference + estimator"}.get(m.fidelity, m.fidelity)
+    return (f"accuracy {m.accuracy:.3f} ({where}, {m.images} images), {m.cycles} cycles, "
             f"{m.latency_s * 1e6:.1f} us, {m.energy_j * 1e9:.1f} nJ, {m.size_bits} bits")
 
 

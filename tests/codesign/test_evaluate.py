@@ -1,0 +1,45 @@
+"""Fidelities of the evaluator: the estimate equals the RTL; screening confirms on the RTL only
+candidates that may enter the Pareto front."""
+
+from dataclasses import replace
+
+import pytest
+
+from codesign.data import load_digits
+from codesign.evaluate import ScreeningEvaluator, get_evaluator
+from codesign.models import Candidate, build_model
+from codesign.train import TrainConfig, train
+from hw.config import load_accel_config
+
+pytestmark = pytest.mark.rtl
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = load_digits()
+    return train(build_model(Candidate((4, 8), (1, 2)), data.input_shape, 10), data,
+                 TrainConfig(epochs=1)), data
+
+
+def test_estimate_fidelity_equals_the_rtl(trained):
+    model, data = trained
+    config = load_accel_config("default")
+    rtl = get_evaluator("rtl", config, 40).evaluate(model, data)
+    est = get_evaluator("estimate", config, 40).evaluate(model, data)
+    assert est.fidelity == "estimate" and rtl.fidelity == "rtl"
+    assert (est.accuracy, est.cycles, est.size_bits) == (rtl.accuracy, rtl.cycles, rtl.size_bits)
+    assert est.energy_j == pytest.approx(rtl.energy_j, rel=1e-12)
+    assert [(x.name, x.cycles) for x in est.layers] == [(x.name, x.cycles) for x in rtl.layers]
+
+
+def test_screening_confirms_only_candidates_that_may_enter_the_front(trained):
+    model, data = trained
+    screen = get_evaluator("screen", load_accel_config("default"), 40)
+    assert isinstance(screen, ScreeningEvaluator)
+    first = screen.evaluate(model, data)
+    assert first.fidelity == "rtl" and screen.confirmed == 1
+    # A candidate better in every objective was seen: this one cannot enter the front.
+    screen.seen.append(replace(first, accuracy=1.0, cycles=1, energy_j=0.0, size_bits=1))
+    second = screen.evaluate(model, data)
+    assert second.fidelity == "estimate" and screen.confirmed == 1
+    assert (second.cycles, second.accuracy) == (first.cycles, first.accuracy)
