@@ -151,7 +151,6 @@ def _evaluate(args) -> int:
 
     from codesign.evalcache import EvalCache, cache_key
     from codesign.hwcost import NetworkCost, bar_chart, network_cost, table
-    from compiler.frontend import export
     from compiler.quantspec import as_spec
     from compiler.runtime import compile_model
     from hw.config import load_accel_config
@@ -161,8 +160,7 @@ def _evaluate(args) -> int:
     spec = as_spec(args.quant)
     example = torch.from_numpy(cal[:1])
     start = time.perf_counter()
-    key = cache_key(export(model, example), dataclasses.asdict(spec), cal, config.to_dict(),
-                    args.fidelity)
+    key = cache_key(model, dataclasses.asdict(spec), cal, config.to_dict(), args.fidelity)
     cache = None if args.no_cache else EvalCache(args.cache)
     hit = cache.get(key) if cache else None
     if hit:

@@ -1,15 +1,17 @@
 """The evaluation cache: network costs on disk, content-addressed.
 
-The key hashes everything a cost depends on: the exported graph and its weights, the
-quantization spec, the calibration data, the accelerator config (energy table and clock
-included), the fidelity, and the source of the compiler and of the hardware model (RTL, golden
-model, energy model). SQLite in WAL mode: several processes may read and write at once; a write
+The key hashes everything a cost depends on: the model (the source file of its class, its module
+structure, or a GraphModule's code, and its weights: no torch.export needed, so a hit costs
+milliseconds), the quantization spec, the calibration data, the accelerator config (energy table
+and clock included), the fidelity, and the source of the compiler and of the hardware model
+(RTL, golden model, energy model). SQLite in WAL mode: several processes may read and write at once; a write
 is one transaction, so a killed process leaves either the whole entry or none.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import sqlite3
@@ -35,13 +37,28 @@ def tool_version() -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(program: torch.export.ExportedProgram, spec: dict, calibration: np.ndarray,
-              config: dict, fidelity: str) -> str:
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Hash of what defines a model's function: its code and structure, and its weights."""
     h = hashlib.sha256()
-    h.update(str(program.graph).encode())
-    for name, tensor in sorted(program.state_dict.items()):
+    if isinstance(model, torch.fx.GraphModule):
+        h.update(model.code.encode())
+    else:
+        cls = type(model)
+        h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        try:
+            h.update(Path(inspect.getsourcefile(cls)).read_bytes())
+        except (TypeError, OSError):  # defined interactively: its structure still counts
+            pass
+        h.update(repr(model).encode())
+    for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(model: torch.nn.Module, spec: dict, calibration: np.ndarray, config: dict,
+              fidelity: str) -> str:
+    h = hashlib.sha256(model_fingerprint(model).encode())
     for part in (spec, config, fidelity, tool_version()):
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(calibration, np.float32).tobytes())

@@ -22,6 +22,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from compiler.codegen import CompiledProgram, compile_layers
 from compiler.errors import CompileError
+from compiler.estimate import event_table
 from compiler.executor import LayerRun, get_backend
 from compiler.frontend import eval_mode, export, to_relax
 from compiler.intsem import quantize_act
@@ -164,6 +165,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     formats = assign_formats(nodes, stats, spec)
     layers = [quantize(n, *formats[n.name]) for n in nodes]
     program = compile_layers(layers, config)
+    event_table(program)  # the estimator's per-instruction events, decoded once at compile time
     return CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
                            mod, {f: names[f] for f in order})
 
