@@ -104,7 +104,7 @@ def scatter(rows: list[dict], path: Path) -> None:
             pts = [(x[f"rtl_{what}"], x[f"estimate_{what}"]) for r in rows
                    if r["accelerator"] == name for x in r["layers"]]
             ax.scatter(*zip(*pts), s=8, label=name)
-        lo = min(min(x[f"rtl_{what}"] for r in rows for x in r["layers"]), 1e-12)
+        lo = min(x[f"rtl_{what}"] for r in rows for x in r["layers"])
         hi = max(x[f"rtl_{what}"] for r in rows for x in r["layers"])
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         ax.set_xscale("log")
