@@ -20,7 +20,6 @@ import inspect
 import json
 import pickle
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np

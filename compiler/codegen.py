@@ -34,7 +34,7 @@ import numpy as np
 
 from compiler.errors import CompileError, MemoryFitError
 from compiler.intsem import QMIN, pad_value
-from compiler.layer_ir import Add, Conv2d, Dense, Layer, Pool
+from compiler.layer_ir import Conv2d, Dense, Layer, Pool
 from compiler.layout import Layout, RowTiling, pack_values as _pack
 from compiler.schedule import Timeline, TimedMove as M
 from hw.asm import Program, assemble
@@ -90,7 +90,7 @@ class _Memory:
     """Constant data (weights, parameters) bump-allocated from the bottom; activations share
     one scratch area above them, since the host moves activations between layer runs."""
 
-    def __init__(self, config: AccelConfig, imm_max: int):
+    def __init__(self, config: AccelConfig):
         self.config, self.row = config, config.vector_width // 8
         self.limit = config.dmem_bytes
         self.top = 0
@@ -134,7 +134,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig,
     if stream_weights:
         emitted, plans = [], []
         for i, layer in enumerate(layers):
-            mem = _Memory(config, enc.imm_range[1])
+            mem = _Memory(config)
             plan = _plan(i, layer, config, mem)
             out = _emit_all([plan], mem, enc)[0]
             lines, binding = out
@@ -142,7 +142,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig,
             plans.append(plan)
         image = []
     else:
-        mem = _Memory(config, enc.imm_range[1])
+        mem = _Memory(config)
         plans = [_plan(i, layer, config, mem) for i, layer in enumerate(layers)]
         emitted = _emit_all(plans, mem, enc)
         image = mem.image
@@ -352,7 +352,7 @@ class _ConvPlan(_Plan):
         c, h, w = conv.in_shape
         o, oh, ow = conv.out_shape
         kh, kw = conv.kernel
-        (sy, sx), (pt, pl, pb, pr), (dy, dx) = conv.stride, conv.padding, conv.dilation
+        (_, sx), (_, pl, _, pr), (dy, dx) = conv.stride, conv.padding, conv.dilation
         self.words = -(-c // per_word)
         self.s_in = 4 * self.words  # bytes per input position
         out = conv.out
@@ -553,7 +553,7 @@ class _RowPlan(_Plan):
         o, oh, ow = layer.out_shape
         if isinstance(layer, Pool):  # one row of G channels per position and channel group
             n_groups = -(-c // G)
-            (kh, kw), (sy, sx), (pt, pl, pb, pr) = layer.kernel, layer.stride, layer.padding
+            (kh, kw), (sy, sx), (_, pl, _, pr) = layer.kernel, layer.stride, layer.padding
             fill = QMIN if layer.kind == "max" else 0
             cols = w + pl + pr
 
@@ -569,7 +569,7 @@ class _RowPlan(_Plan):
             out_l = Layout(top, (o, rows, ow), rows, ow, (0, 0), 8 * pos, 8, 0)
             lanes = None
         else:  # element-wise: the dense HWC bytes, a row (G values) at a time
-            n_groups, (kh, kw), (sy, sx), (pt, pl, pb, pr) = 1, (1, 1), (1, 1), (0, 0, 0, 0)
+            n_groups, (kh, kw), (sy, sx) = 1, (1, 1), (1, 1)
             n_rows = -(-c * h * w // G)
             cols = n_rows  # the loop walks rows as one line of "positions"
             size = n_rows * self.row

@@ -188,7 +188,6 @@ class Node:
 def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
                    spec: QuantSpec) -> dict[str, tuple[list[TensorQuant], TensorQuant]]:
     """(input formats, output format) per layer; see the module docstring."""
-    by_name = {n.name: n for n in nodes}
     formats: dict[str, tuple[list[TensorQuant], TensorQuant]] = {}
     for node in reversed(nodes):  # consumers first
         f, st = node.float_layer, stats[node.name]
@@ -212,7 +211,6 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
                 scale = out.scale
             ins.append(TensorQuant(bits, scale))
         formats[node.name] = (ins, out)
-        assert node.name in by_name
     return formats
 
 

@@ -7,7 +7,7 @@ import ctypes
 import numpy as np
 
 from hw.asm import Program
-from hw.build import ST_BOOL0, ST_CNT0, ST_HALTED, ST_PC, build_core
+from hw.build import ST_BOOL0, ST_CNT0, ST_PC, build_core
 from hw.config import AccelConfig
 from hw.machine import Machine, MachineState
 
