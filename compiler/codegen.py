@@ -20,7 +20,9 @@ Pooling and residual adds work on rows of int8 channels with the vector unit's a
 radd, then rq. Layouts (`Layout`) are position-major with the channels of a position packed
 together; inputs carry their zero padding, written by the executor.
 
-Memory: constants (weights, per-channel parameters) of all layers stay resident when they fit;
+Memory: constants (weights, per-channel parameters) sit in the low banks, activations from the
+next bank boundary up, so no instruction stalls on a bank conflict. Constants of all layers
+stay resident when they fit;
 otherwise each layer's are streamed (written by the executor before it runs). Activations that
 do not fit run in tiles of output rows (`RowTiling`), the executor writing each tile's window.
 """
@@ -172,11 +174,15 @@ def compile_layers(layers: list[Layer], config: AccelConfig,
 
 
 def _emit_all(plans: list["_Plan"], mem: "_Memory", enc: Encoding):
-    while True:  # emitting may add constants, which move the activations' scratch area up
+    # Activations start in a bank of their own: the LSU's activation loads and the vector
+    # unit's weight reads then never meet in one bank, so the code never stalls.
+    c = mem.config
+    align = c.bank_bytes if c.dmem_banks > 1 else mem.row
+    while True:  # emitting may add constants, which can move the activations' area up
         top = mem.top
-        scratch = mem.alloc(0, mem.row, "activations")
+        scratch = _align(top, align)
         emitted = [plan.emit(scratch, enc, 0) for plan in plans]
-        if mem.top == top or mem.top <= scratch:
+        if mem.top <= scratch:
             return emitted
 
 

@@ -65,6 +65,7 @@ def params_header(config: AccelConfig) -> str:
         "GUARD_BITS": enc.guard_bits, "SLOT_BITS": enc.slot_bits, "IWW": enc.words,
         "IMEM_DEPTH": config.imem_depth, "IMEM_AW": bits_for(config.imem_depth),
         "DMEM_ROWS": config.dmem_rows, "DMEM_AW": bits_for(config.dmem_rows),
+        "BANK_BITS": bits_for(config.dmem_banks) if config.dmem_banks > 1 else 0,
         "D_REG0": enc.dst_id["r0"], "D_BOOL0": enc.dst_id["b0"],
         "ST_BOOL0": ST_BOOL0, "ST_PC": ST_PC, "ST_HALTED": ST_HALTED, "ST_CNT0": ST_CNT0,
     }

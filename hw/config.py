@@ -34,6 +34,7 @@ class AccelConfig:
     dmem_rows: int  # rows of W bits
     units: tuple[UnitConfig, ...]
     energy_pj: tuple[tuple[str, float], ...]  # event -> picojoules, in ENERGY_EVENTS order
+    dmem_banks: int = 1  # data-memory banks of dmem_rows / banks consecutive rows
 
     @property
     def lanes(self) -> int:
@@ -47,6 +48,10 @@ class AccelConfig:
     @property
     def dmem_bytes(self) -> int:
         return self.dmem_rows * self.vector_width // 8
+
+    @property
+    def bank_bytes(self) -> int:
+        return self.dmem_bytes // self.dmem_banks
 
     def has_unit(self, name: str) -> bool:
         return name == "ctrl" or any(u.type == name for u in self.units)
@@ -126,7 +131,7 @@ class FieldReader:
 
 
 _FIELDS = ("name", "clock_mhz", "buses", "vector_width", "registers", "bool_registers",
-           "short_imm_bits", "imem_depth", "dmem_rows", "units", "energy_pj")
+           "short_imm_bits", "imem_depth", "dmem_rows", "dmem_banks", "units", "energy_pj")
 
 
 def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelConfig:
@@ -160,6 +165,7 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
     name = r.get("name")
     if not isinstance(name, str) or not name:
         raise r.fail("name", f"must be a non-empty string, not {name!r}")
+    rows = r.int("dmem_rows", 2, 1 << 20, pow2=True)
     return AccelConfig(
         name=name,
         clock_mhz=clock,
@@ -169,9 +175,10 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
         bool_registers=r.int("bool_registers", 1, 8),
         short_imm_bits=r.int("short_imm_bits", 4, 32),
         imem_depth=r.int("imem_depth", 2, 1 << 20, pow2=True),
-        dmem_rows=r.int("dmem_rows", 2, 1 << 20, pow2=True),
+        dmem_rows=rows,
         units=tuple(units),
         energy_pj=energy,
+        dmem_banks=r.int("dmem_banks", 1, rows, default=1, pow2=True),
     )
 
 

@@ -20,6 +20,10 @@ from hw.machine import Machine, MachineState
 from hw.units import ALU_OPS, DOT_PRECISIONS, PRECISIONS, UNITS, VMAC_OPS
 
 VPP_OPS = VMAC_OPS[VMAC_OPS.index("sbias"):]
+# Vector-unit operations that read a data-memory row (the MACs' weights, the row operations).
+VECTOR_READS = tuple(op for ops in (*(p[1:] for p in PRECISIONS.values()),
+                                    *DOT_PRECISIONS.values()) for op in ops) \
+    + ("aset", "radd", "amax")
 
 M32 = 0xFFFFFFFF
 
@@ -91,6 +95,7 @@ class GoldenModel(Machine):
     def reset(self) -> None:
         c = self.config
         self.pc, self.halted, self.cycle = 0, False, 0
+        self.tick = 0  # instructions executed: unit latencies count these, not stall cycles
         self.regs = [0] * c.registers
         self.bools = [0] * c.bool_registers
         self.units = {n: _Unit(n, c.latency(n)) for n in c.unit_names}
@@ -155,7 +160,7 @@ class GoldenModel(Machine):
         return bool(value) != bool(neg)
 
     def step(self) -> None:
-        c, cnt, cycle = self.config, self.counters, self.cycle
+        c, cnt, cycle = self.config, self.counters, self.tick
         for u in self.units.values():
             u.deliver(cycle)
         reg_w: dict[int, int] = {}
@@ -178,6 +183,10 @@ class GoldenModel(Machine):
             elif kind[0] == "trigger":
                 triggers[kind[1]] = (kind[2], value)
 
+        if c.dmem_banks > 1 and self._bank_conflict(triggers, operand_w):
+            cnt["cycles"] += 1  # the core waits a cycle, then executes the instruction
+            cnt["stall_cycles"] += 1
+            self.cycle += 1
         next_pc = (self.pc + 1) % c.imem_depth
         store = vstore = None
         for unit, (op, value) in triggers.items():
@@ -214,7 +223,30 @@ class GoldenModel(Machine):
             next_pc = self.pc
         self.pc = next_pc
         self.cycle += 1
+        self.tick += 1
         cnt["cycles"] += 1
+
+    def _bank_conflict(self, triggers: dict, operand_w: dict) -> bool:
+        """The LSU and the vector unit reading, or both writing, one bank in this instruction."""
+        if "lsu" not in triggers or "vmac" not in triggers:
+            return False
+        c = self.config
+        row_bytes, rows = c.vector_width // 8, c.dmem_rows
+        op, value = triggers["lsu"]
+        base = operand_w.get(("lsu", "base"), self.units["lsu"].operands["base"])
+        lsu_row = ((value + base) & (c.dmem_bytes - 1)) // row_bytes
+        vop, vvalue = triggers["vmac"]
+        if vop in ("rq", "bin", "ter"):
+            v_row, v_write = (vvalue % rows if vop == "rq" else vvalue % (rows * row_bytes)
+                              // row_bytes), True
+        elif vop in VECTOR_READS:
+            v_row, v_write = vvalue % rows, False
+        else:
+            return False
+        if v_write != op.startswith("st"):
+            return False  # a read and a write use different ports
+        per_bank = rows // c.dmem_banks
+        return lsu_row // per_bank == v_row // per_bank
 
     def _lsu(self, op: str, value: int, data: int):
         cnt, mask = self.counters, self.config.dmem_bytes - 1

@@ -24,6 +24,8 @@ module tta_core (
   logic [63:0] counters[NCNT];
 
   wire run = !rst && !freeze && !halted;
+  localparam int BK = BANK_BITS > 0 ? BANK_BITS : 1;  // bank-index bits (1 when unbanked)
+  logic go;  // run, and not stalled on a bank conflict this cycle
   logic [IWP-1:0] instr;
   logic [31:0] imem_dbg_rdata, dmem_dbg_rdata;
   logic [W-1:0] lsu_rdata, vmac_rdata;
@@ -158,14 +160,14 @@ module tta_core (
   generate
     if (HAS_ALU) begin : g_alu
       tta_alu #(.LAT(LAT_ALU)) u_alu (
-          .clk, .rst, .en(run), .in1_we(alu_in1_we), .in1_d(alu_in1_d), .trig(alu_trig),
+          .clk, .rst, .en(go), .in1_we(alu_in1_we), .in1_d(alu_in1_d), .trig(alu_trig),
           .trig_d(alu_d), .op(alu_op), .res(alu_res));
     end else begin : g_no_alu
       assign alu_res = '0;
     end
     if (HAS_LSU) begin : g_lsu
       tta_lsu #(.LAT(LAT_LSU), .W(W), .ROW_AW(DMEM_AW)) u_lsu (
-          .clk, .rst, .en(run), .data_we(lsu_data_we), .data_d(lsu_data_d), .base_we(lsu_base_we),
+          .clk, .rst, .en(go), .data_we(lsu_data_we), .data_d(lsu_data_d), .base_we(lsu_base_we),
           .base_d(lsu_base_d), .trig(lsu_trig),
           .trig_d(lsu_d), .op(lsu_op), .res(lsu_res), .mem_row(lsu_row), .mem_rdata(lsu_rdata),
           .mem_we(lsu_we), .mem_wdata(lsu_wdata), .mem_wmask(lsu_wmask), .read_bits(lsu_rbits),
@@ -175,7 +177,7 @@ module tta_core (
     end
     if (HAS_VMAC) begin : g_vmac
       tta_vmac #(.LAT(LAT_VMAC), .W(W), .ROW_AW(DMEM_AW)) u_vmac (
-          .clk, .rst, .en(run), .x_we(vmac_x_we), .x_d(vmac_x_d), .base_we(vmac_base_we),
+          .clk, .rst, .en(go), .x_we(vmac_x_we), .x_d(vmac_x_d), .base_we(vmac_base_we),
           .base_d(vmac_base_d), .prm_we(vmac_prm_we), .prm_d(vmac_prm_d), .cfg_we(vmac_cfg_we),
           .cfg_d(vmac_cfg_d), .trig(vmac_trig), .trig_d(vmac_d), .op(vmac_op), .res(vmac_res),
           .mem_row(vmac_row), .mem_rdata(vmac_rdata), .mem_we(vmac_we), .mem_wrow(vmac_wrow),
@@ -188,9 +190,30 @@ module tta_core (
     end
   endgenerate
 
+  // ---- bank conflicts ---------------------------------------------------------------------
+  // The data memory has 2^BANK_BITS banks of consecutive rows, each with one read and one write
+  // port: the LSU and the vector unit reading (or writing) one bank in one cycle stall the whole
+  // core for a cycle (nothing changes, `stall_cycles` counts it); the instruction then executes.
+  logic stalled, conflict;
+  always_comb begin
+    conflict = 1'b0;
+    if (BANK_BITS > 0) begin
+      if (lsu_rbits != 0 && vmac_mem_read
+          && lsu_row[DMEM_AW-1-:BK] == vmac_row[DMEM_AW-1-:BK]) conflict = 1'b1;
+      if (lsu_we && vmac_we && lsu_row[DMEM_AW-1-:BK] == vmac_wrow[DMEM_AW-1-:BK])
+        conflict = 1'b1;
+    end
+  end
+  wire stall = run && conflict && !stalled;
+  assign go = run && !stall;
+  always_ff @(posedge clk) begin
+    if (rst) stalled <= 1'b0;
+    else if (run) stalled <= stall;
+  end
+
   tta_mem #(.ROWS(DMEM_ROWS), .WIDTH(W), .AW(DMEM_AW)) u_dmem (
-      .clk, .ra(lsu_row), .rda(lsu_rdata), .rb(vmac_row), .rdb(vmac_rdata), .we(run && lsu_we),
-      .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask), .we2(run && vmac_we), .wa2(vmac_wrow),
+      .clk, .ra(lsu_row), .rda(lsu_rdata), .rb(vmac_row), .rdb(vmac_rdata), .we(go && lsu_we),
+      .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask), .we2(go && vmac_we), .wa2(vmac_wrow),
       .wdata2(vmac_wdata), .wmask2(vmac_wmask), .dbg_we(dbg_we && dbg_space == 2'd1),
       .dbg_row(dbg_index[DMEM_AW-1:0]), .dbg_word, .dbg_wdata, .dbg_rdata(dmem_dbg_rdata));
 
@@ -204,7 +227,7 @@ module tta_core (
       bregs <= '0;
       for (int i = 0; i < NR; i++) rf[i] <= '0;
     end else begin
-      if (run) begin
+      if (go) begin
         if (ctrl_trig && ctrl_op == OP_CTRL_HALT) halted <= 1'b1;
         else if (ctrl_trig && ctrl_op == OP_CTRL_JUMP) pc <= ctrl_d[IMEM_AW-1:0];
         else pc <= pc + 1'b1;
@@ -237,7 +260,10 @@ module tta_core (
   always_ff @(posedge clk) begin
     if (rst) begin
       for (int i = 0; i < NCNT; i++) counters[i] <= '0;
-    end else if (run) begin
+    end else if (stall) begin
+      counters[C_CYCLES] <= counters[C_CYCLES] + 1;
+      counters[C_STALL_CYCLES] <= counters[C_STALL_CYCLES] + 1;
+    end else if (go) begin
       counters[C_CYCLES] <= counters[C_CYCLES] + 1;
       counters[C_RF_READS] <= counters[C_RF_READS] + 64'(n_rf_reads);
       counters[C_RF_WRITES] <= counters[C_RF_WRITES] + 64'(n_rf_writes);

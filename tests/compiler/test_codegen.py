@@ -133,7 +133,7 @@ def test_dense_pool_add_share_one_program(tiny):
 
 
 def test_activations_larger_than_the_memory_run_in_row_tiles(tiny):
-    """tiny has 2 KiB of data memory: a 20x20x8 input (3.2 KB) and a pool after it are tiled."""
+    """tiny keeps activations in a 2 KiB bank: a 20x20x8 input (3.2 KB) and a pool are tiled."""
     rng = np.random.default_rng(5)
     layers = [
         Conv2d("conv", (8, 20, 20), (8, 10, 20), random_weights(rng, (8, 8, 3, 3), 8),

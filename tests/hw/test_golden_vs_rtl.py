@@ -288,3 +288,24 @@ def test_random_programs_on_wide_datapaths(name):
     mismatches = diff_random_programs(load_accel_config(name), count=150, seed=10_000)
     assert not mismatches, f"{name}: program {mismatches[0].seed} differs " \
                            f"({mismatches[0].what}):\n{mismatches[0].program}"
+
+
+def test_bank_conflicts_stall_one_cycle(tiny, rtl_tiny):
+    """LSU and vector unit reading one bank in one instruction: a stall cycle, same results."""
+    assert tiny.dmem_banks == 2
+    rows_per_bank = tiny.dmem_rows // tiny.dmem_banks
+    row = tiny.vector_width // 8
+    far = rows_per_bank * row  # the first byte of bank 1
+    text = "\n".join([
+        f"{far // 2} -> alu.in1, {far // 2} -> alu.add",
+        "alu.res -> r1",
+        "3 -> vmac.x, 0 -> lsu.ldw, 1 -> vmac.mac0",          # bank 0 and bank 0: stall
+        "r1 -> lsu.base, 0 -> lsu.ldw, 2 -> vmac.mac",          # bank 1 and bank 0: none
+        f"4 -> lsu.ldb, {rows_per_bank + 3} -> vmac.mac",      # bank 1 and bank 1: stall
+        "0 -> lsu.base, 0 -> vmac.get",
+        "vmac.res -> lsu.data, 16 -> lsu.stw",                  # a write alone: none
+        "0 -> ctrl.halt"])
+    dmem = np.arange(tiny.dmem_bytes, dtype=np.int64).astype(np.uint8)
+    cycles, state, _ = run_both(tiny, rtl_tiny, text, dmem)
+    assert state.counters["stall_cycles"] == 2
+    assert cycles == 8 + 2 == state.counters["cycles"]
