@@ -33,6 +33,7 @@ class SearchConfig:
     eval_images: int | None
     widths: tuple[tuple[int, ...], ...]
     fidelity: str = "rtl"  # rtl | estimate | screen (codesign.evaluate)
+    bits: tuple[tuple[int, int], ...] = ((8, 8),)  # (weights, activations) choices, layers 2..
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,12 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
                         None if t.get("time_limit_s", None) is None else t.number("time_limit_s"))
     s = FieldReader(r.get("search"), f"{where}: search")
     s.check_known(("trials", "sampler", "objectives", "epochs", "eval_images", "widths",
-                   "fidelity"))
+                   "fidelity", "bits"))
+    bits = s.get("bits", [[8, 8]])
+    if not isinstance(bits, list) or not bits or not all(
+            isinstance(p, list) and len(p) == 2 and all(b in (1, 2, 8) for b in p) for p in bits):
+        raise s.fail("bits", f"must be a list of [weights, activations] pairs with bits in "
+                             f"1, 2, 8, not {bits!r}")
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -98,7 +104,8 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
                     for i, w in enumerate(widths))
     search = SearchConfig(s.int("trials", 1), sampler, tuple(objectives),
                           s.int("epochs", 1, default=train.epochs),
-                          _optional_images(s, "eval_images"), choices, fidelity)
+                          _optional_images(s, "eval_images"), choices, fidelity,
+                          tuple(tuple(p) for p in bits))
     name = r.get("name")
     if not isinstance(name, str) or not name:
         raise r.fail("name", f"must be a non-empty string, not {name!r}")

@@ -39,8 +39,14 @@ def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_d
     def objective(trial: optuna.Trial) -> list[float]:
         widths = tuple(trial.suggest_categorical(f"width{i}", list(choices))
                        for i, choices in enumerate(exp.search.widths))
-        candidate = replace(exp.model, widths=widths)
-        progress(f"trial {trial.number}: widths {widths}: training {train_cfg.epochs} epochs")
+        # Bit widths of layers 2..n (the first layer reads the 8-bit image), as "w/a" strings.
+        pairs = [f"{w}/{a}" for w, a in exp.search.bits]
+        bits = ((8, 8),) + tuple(
+            tuple(int(b) for b in trial.suggest_categorical(f"bits{i}", pairs).split("/"))
+            for i in range(1, len(widths)))
+        candidate = replace(exp.model, widths=widths, bits=bits)
+        progress(f"trial {trial.number}: widths {widths}, bits (w/a) "
+                 f"{' '.join(f'{w}/{a}' for w, a in bits)}: training {train_cfg.epochs} epochs")
         model = train(build_model(candidate, data.input_shape, data.classes, exp.seed), data,
                       train_cfg)
         metrics = evaluator.evaluate(model, data)
@@ -61,7 +67,7 @@ def summary(m: Metrics) -> str:
 
 def trials_table(study: optuna.Study) -> str:
     pareto = {t.number for t in study.best_trials}
-    head = (f"{'trial':>5} {'widths':<12} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} "
+    head = (f"{'trial':>5} {'widths bits':<12} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} "
             f"{'energy_nJ':>9} {'size_bits':>9}  pareto")
     rows = [head]
     for t in study.trials:
@@ -69,7 +75,8 @@ def trials_table(study: optuna.Study) -> str:
             rows.append(f"{t.number:>5} {t.state.name}")
             continue
         m = t.user_attrs["metrics"]
-        widths = ",".join(str(v) for k, v in sorted(t.params.items()))
+        widths = ",".join(str(v) for k, v in sorted(t.params.items()) if k.startswith("width"))
+        widths += "".join(f" {v}" for k, v in sorted(t.params.items()) if k.startswith("bits"))
         rows.append(f"{t.number:>5} {widths:<12} {m['accuracy']:>8.3f} {m['cycles']:>8} "
                     f"{m['latency_s'] * 1e6:>10.1f} {m['energy_j'] * 1e9:>9.1f} "
                     f"{m['size_bits']:>9}  {'*' if t.number in pareto else ''}")

@@ -43,3 +43,29 @@ def test_screening_confirms_only_candidates_that_may_enter_the_front(trained):
     second = screen.evaluate(model, data)
     assert second.fidelity == "estimate" and screen.confirmed == 1
     assert (second.cycles, second.accuracy) == (first.cycles, first.accuracy)
+
+
+@pytest.mark.parametrize("bits", [((8, 8), (2, 2)), ((8, 8), (1, 1)), ((2, 8), (1, 8))])
+def test_mixed_precision_candidates_run_on_the_rtl(bits):
+    import numpy as np
+    import torch
+
+    from codesign.evaluate import compile_quantnet
+
+    data = load_digits()
+    model = train(build_model(Candidate((8, 16), (1, 2), bits=bits), data.input_shape, 10), data,
+                  TrainConfig(epochs=2))
+    assert model.size_bits() == (8 * 9 * bits[0][0] + 16 * 8 * 9 * bits[1][0]
+                                 + 10 * 16 * 16 * 8) + (8 + 16 + 10) * 32
+    net = compile_quantnet(model, load_accel_config("default"))
+    assert [layer.w_bits for layer in net.layers] == [bits[0][0], bits[1][0], 8]
+    with net.runner("rtl") as rtl, net.runner("reference") as ref:
+        x = data.x_test[:60]
+        preds = []
+        for i in range(len(x)):
+            y = rtl(x[i:i + 1])
+            np.testing.assert_array_equal(y, ref(x[i:i + 1]))
+            preds.append(int(np.argmax(y)))
+    with torch.no_grad():
+        torch_preds = model(torch.from_numpy(x)).argmax(1).numpy()
+    assert np.mean(np.array(preds) == torch_preds) >= 0.9

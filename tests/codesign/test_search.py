@@ -18,7 +18,8 @@ DEMO = DEFAULT_DEMO
 def small_experiment(trials):
     exp = load_experiment(DEMO)
     search = replace(exp.search, trials=trials, sampler="random", epochs=1, eval_images=20,
-                     widths=((2, 4), (4, 8)), objectives=("accuracy", "energy"))
+                     widths=((2, 4), (4, 8)), objectives=("accuracy", "energy"),
+                     bits=((8, 8), (2, 2), (1, 1)))
     return replace(exp, name="test", search=search)
 
 
@@ -36,6 +37,7 @@ def test_search_persists_and_resumes(tmp_path):
         m = t.user_attrs["metrics"]
         assert 0 <= m["accuracy"] <= 1 and m["cycles"] > 0 and m["energy_j"] > 0
         assert t.values == [m["accuracy"], m["energy_j"]]
+        assert t.params["bits1"] in ("8/8", "2/2", "1/1")
     assert "pareto" in trials_table(stored)
 
 
