@@ -20,7 +20,7 @@ OBJECTIVES = {  # name -> (Metrics field, Optuna direction)
     "energy": ("energy_j", "minimize"),
     "size": ("size_bits", "minimize"),
 }
-SAMPLERS = ("nsga2", "tpe", "random")
+SAMPLERS = ("nsga2", "gp", "tpe", "random")
 FIDELITIES = ("rtl", "estimate", "screen")
 
 

@@ -22,6 +22,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return {"nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+            "gp": lambda: optuna.samplers.GPSampler(seed=seed),  # multi-objective BO
             "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
             "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
 
