@@ -257,7 +257,6 @@ class _Emitter:
         self.lines: list[str] = []
         self.blocks: list[ExecBlock] = []
         self.n_instr = 0
-        self.cycles = 0
         self.regs = iter(range(1, plan.config.registers))
         self.lo, self.hi = enc.imm_range
 
@@ -311,13 +310,8 @@ class _Emitter:
         if step == 0:
             return
         la = self.plan.lat["alu"]
-        src = self.imm(step) if self.lo <= step <= self.hi else self.const_reg(step)
-        tl.place([M(0, reg, "alu.in1"), M(0, src, "alu.add"), M(la, "alu.res", reg)],
+        tl.place([M(0, reg, "alu.in1"), M(0, self.imm(step), "alu.add"), M(la, "alu.res", reg)],
                  min_start=min_start)
-
-    def const_reg(self, value: int) -> str:
-        raise CompileError(f"layer {self.plan.layer.name}: step {value} exceeds the short "
-                           f"immediates [{self.lo}, {self.hi}]")
 
 
 class _LoopNest:

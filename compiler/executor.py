@@ -13,7 +13,7 @@ import numpy as np
 
 from compiler.codegen import CompiledProgram
 from compiler.errors import CompileError
-from compiler.layer_ir import Dense, out_shape
+from compiler.layer_ir import Dense
 from compiler.reference import run_layer
 from hw.machine import get_machine
 
@@ -74,7 +74,7 @@ class MachineBackend(Backend):
                 self.machine.write_dmem(layout.addr,
                                         layout.encode(np.asarray(x).reshape(layout.shape)))
             out, run = self._run(b, b.cycles)
-            return out.reshape(out_shape(b.layer)).astype(dtype), \
+            return out.reshape(b.layer.out_shape).astype(dtype), \
                 LayerRun(layer_name, run.cycles, run.counters)
         # Row tiles: the padded input's window of each tile, then its rows of the output.
         rt, layout = b.row_tiling, b.inputs[0]
@@ -94,7 +94,7 @@ class MachineBackend(Backend):
                 counters[k] = counters.get(k, 0) + v
         view = b.layer.as_conv() if isinstance(b.layer, Dense) else b.layer
         out = np.concatenate(rows, axis=1)[:, :view.out_shape[1]]
-        return out.reshape(out_shape(b.layer)).astype(dtype), LayerRun(layer_name, cycles, counters)
+        return out.reshape(b.layer.out_shape).astype(dtype), LayerRun(layer_name, cycles, counters)
 
     def _run(self, b, cycles: int):
         """One run from the layer's entry to its halt; the output buffer decoded."""

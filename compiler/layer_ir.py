@@ -135,15 +135,3 @@ class Add:
 
 
 Layer = Conv2d | Dense | Pool | Add
-
-
-def in_shape(layer: Layer) -> tuple[int, ...]:
-    return layer.in_shape
-
-
-def out_shape(layer: Layer) -> tuple[int, ...]:
-    return layer.out_shape
-
-
-def in_bits(layer: Layer) -> int:
-    return layer.a_bits if isinstance(layer, (Conv2d, Dense)) else 8
