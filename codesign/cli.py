@@ -186,6 +186,83 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) -> None:
+    from codesign.data import get_dataset
+    from codesign.evaluate import get_evaluator
+    from codesign.experiment import load_experiment
+    from codesign.search import run_search
+    from hw.config import load_accel_config
+
+    exp = load_experiment(config)
+    data = get_dataset(exp.dataset)
+    evaluator = get_evaluator(exp.search.fidelity, load_accel_config(exp.accelerator),
+                              exp.search.eval_images)
+    run_search(exp, data, evaluator, Path(run_dir), storage=storage, total=True,
+               progress=lambda m: print(f"[worker {worker}] {m}", flush=True))
+
+
+def _search(args) -> int:
+    import multiprocessing
+
+    import yaml
+
+    from codesign.experiment import load_experiment
+    from codesign.report import write_report
+    from codesign.search import open_storage, open_study, trials_table
+
+    exp = load_experiment(args.config)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise SystemExit(f"error: {run_dir}: not a search run directory (no config.yaml)")
+        config = str(run_dir / "config.yaml")
+        exp = load_experiment(config)
+    else:
+        run_dir = Path(args.run_dir or f"runs/{exp.name}-search-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(Path(args.config).read_text())
+        config = str(run_dir / "config.yaml")
+    if args.trials:
+        data = yaml.safe_load(Path(config).read_text())
+        data["search"]["trials"] = args.trials
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        exp = load_experiment(config)
+    print(f"search {exp.name}: {exp.search.trials} trials, {exp.search.sampler}, objectives "
+          f"{list(exp.search.objectives)}, {args.workers} worker(s); run directory {run_dir}")
+    open_study(exp, run_dir, args.storage)
+    if args.workers == 1:
+        _search_worker(config, str(run_dir), args.storage, 0)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_search_worker, args=(config, str(run_dir), args.storage, w))
+                 for w in range(args.workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        if any(p.exitcode for p in procs):
+            print("a worker failed; finished trials are in the study (--resume continues)")
+    import optuna
+    study = optuna.load_study(study_name=exp.name, storage=open_storage(run_dir, args.storage))
+    print(trials_table(study))
+    print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
+    return 0
+
+
+def _report(args) -> int:
+    import optuna
+
+    from codesign.experiment import load_experiment
+    from codesign.report import write_report
+    from codesign.search import open_storage
+
+    run_dir = Path(args.run_dir)
+    exp = load_experiment(run_dir / "config.yaml")
+    study = optuna.load_study(study_name=exp.name, storage=open_storage(run_dir, args.storage))
+    print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
+    return 0
+
+
 def _fidelity(args) -> int:
     from codesign.fidelity import report, summary_table
 
@@ -243,6 +320,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cache", action="store_true", help="bypass the evaluation cache")
     p.add_argument("--cache", help="cache database (default ~/.cache/codesign/evaluations.sqlite)")
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("search", help="multi-objective mixed-precision search (Optuna)")
+    p.add_argument("config", nargs="?", default=str(DEFAULT_DEMO), help="experiment YAML")
+    p.add_argument("--run-dir", help="where results go (default runs/<name>-search-<time>)")
+    p.add_argument("--storage", help="database URL shared by several machines (default: SQLite "
+                                     "in the run directory)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the study")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
+    p.add_argument("--trials", type=int, help="completed trials wanted (overrides the config)")
+    p.set_defaults(func=_search)
+    p = sub.add_parser("report", help="regenerate a search run's report from its study")
+    p.add_argument("run_dir")
+    p.add_argument("--storage", help="the database URL the search used, if not SQLite")
+    p.set_defaults(func=_report)
     p = sub.add_parser("fidelity", help="estimator vs RTL over the zoo and random candidates")
     p.add_argument("--random", type=int, default=30, help="random candidates")
     p.add_argument("--configs", help="comma-separated accelerator configs (default: all shipped)")

@@ -5,6 +5,7 @@ it on the accelerator; the study persists in SQLite inside the run directory.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -27,14 +28,34 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
             "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
 
 
-def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_dir: Path,
-               progress: Callable[[str], None] = print) -> optuna.Study:
+def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBStorage:
+    """The study's storage: SQLite in the run directory, or a database URL shared by many
+    machines. Workers send heartbeats, so a killed worker's trial is failed, not left running."""
+    url = url or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90,
+                                          engine_kwargs={"connect_args": {"timeout": 60}}
+                                          if url.startswith("sqlite") else None)
+
+
+def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None
+               ) -> optuna.Study:
+    """The experiment's study, created on first use (before workers start, so that they do
+    not race to create the schema)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{(run_dir / 'study.db').resolve()}"
-    study = optuna.create_study(
-        study_name=exp.name, storage=storage, load_if_exists=True,
+    return optuna.create_study(
+        study_name=exp.name, storage=open_storage(run_dir, storage), load_if_exists=True,
         directions=[OBJECTIVES[o][1] for o in exp.search.objectives],
         sampler=make_sampler(exp.search.sampler, exp.seed))
+
+
+def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_dir: Path,
+               progress: Callable[[str], None] = print, storage: str | None = None,
+               total: bool = False) -> optuna.Study:
+    """Run `exp.search.trials` trials (with `total`: until the study has that many completed,
+    which is what resuming and several workers want)."""
+    study = open_study(exp, run_dir, storage)
     train_cfg = replace(exp.train, epochs=exp.search.epochs)
 
     def objective(trial: optuna.Trial) -> list[float]:
@@ -55,7 +76,13 @@ def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_d
         progress(f"trial {trial.number}: {summary(metrics)}")
         return [float(getattr(metrics, OBJECTIVES[o][0])) for o in exp.search.objectives]
 
-    study.optimize(objective, n_trials=exp.search.trials)
+    if total:
+        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        if done < exp.search.trials:
+            study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
+                exp.search.trials, states=(optuna.trial.TrialState.COMPLETE,))])
+    else:
+        study.optimize(objective, n_trials=exp.search.trials)
     return study
 
 

@@ -49,3 +49,65 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "bit-exact on every layer output and the logits" in out
     assert result["metrics"]["cycles"] > 0 and result["metrics"]["images"] == 40
     assert (tmp_path / "demo.json").exists() and (tmp_path / "trials.json").exists()
+
+
+QUICK = """
+name: quick
+dataset: digits
+accelerator: tiny
+seed: 0
+model: {widths: [4, 8], strides: [1, 2], kernel: 3}
+train: {epochs: 1, batch_size: 64, lr: 0.003}
+eval_images: 20
+search:
+  trials: 2
+  sampler: random
+  objectives: [accuracy, cycles, size]
+  epochs: 1
+  eval_images: 20
+  fidelity: screen
+  bits: [[8, 8], [2, 2], [1, 1]]
+  widths: [[2, 4], [4, 8]]
+"""
+
+
+def _search(*args, **kw):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "codesign", "search", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _complete(run_dir):
+    stored = optuna.load_study(study_name="quick", storage=f"sqlite:///{run_dir / 'study.db'}")
+    return [t for t in stored.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def test_killed_search_resumes_with_nothing_lost(tmp_path):
+    import time
+    (tmp_path / "quick.yaml").write_text(QUICK)
+    run_dir = tmp_path / "run"
+    proc = _search(str(tmp_path / "quick.yaml"), "--run-dir", str(run_dir), "--trials", "4")
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((run_dir / "study.db").exists() and _complete(run_dir)):
+        time.sleep(0.5)
+    proc.kill()  # mid-search, after at least one finished trial
+    proc.wait()
+    before = {t.number: t.values for t in _complete(run_dir)}
+    assert before
+    out, _ = _search("--resume", str(run_dir)).communicate(timeout=600)
+    after = {t.number: t.values for t in _complete(run_dir)}
+    assert len(after) >= 4, out
+    assert all(after[n] == v for n, v in before.items())  # finished trials kept as they were
+    for name in ("report.md", "trials.csv", "trials.json", "pareto.json", "hypervolume.png",
+                 "pareto_accuracy_cycles.png"):
+        assert (run_dir / name).exists(), name
+
+
+def test_two_workers_share_one_study(tmp_path):
+    (tmp_path / "quick.yaml").write_text(QUICK)
+    run_dir = tmp_path / "run"
+    out, _ = _search(str(tmp_path / "quick.yaml"), "--run-dir", str(run_dir), "--trials", "4",
+                     "--workers", "2").communicate(timeout=600)
+    assert "[worker 0]" in out and "[worker 1]" in out, out
+    assert len(_complete(run_dir)) >= 4

@@ -1,0 +1,116 @@
+"""A search run's results from its study: trials (CSV, JSON), the Pareto front, plots (Pareto
+scatter per objective pair, hypervolume over trials) and report.md. `codesign report RUN_DIR`
+regenerates them from the stored study alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna._hypervolume import compute_hypervolume
+
+from codesign.experiment import OBJECTIVES
+
+
+def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def _losses(trials, directions) -> np.ndarray:
+    """Objective values as losses (maximized objectives negated)."""
+    sign = np.array([-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0
+                     for d in directions])
+    return np.array([t.values for t in trials], dtype=np.float64) * sign
+
+
+def hypervolume_curve(study: optuna.Study) -> list[float]:
+    """Hypervolume of the front after each completed trial, with objectives normalized to the
+    observed range and the reference point at the worst value plus 10 %."""
+    trials = completed(study)
+    if not trials:
+        return []
+    loss = _losses(trials, study.directions)
+    lo, hi = loss.min(axis=0), loss.max(axis=0)
+    norm = (loss - lo) / np.where(hi > lo, hi - lo, 1.0)
+    ref = np.full(loss.shape[1], 1.1)
+    return [float(compute_hypervolume(norm[:i + 1], ref)) for i in range(len(trials))]
+
+
+def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trials = completed(study)
+    pareto = {t.number for t in study.best_trials} if trials else set()
+    rows = []
+    for t in study.trials:
+        m = t.user_attrs.get("metrics") or {}
+        rows.append({"number": t.number, "state": t.state.name, **t.params,
+                     **{k: m.get(k) for k in ("accuracy", "cycles", "latency_s", "energy_j",
+                                              "size_bits", "fidelity")},
+                     "pareto": t.number in pareto})
+    (run_dir / "trials.json").write_text(json.dumps(
+        [{"number": t.number, "state": t.state.name, "params": t.params, "values": t.values,
+          "metrics": t.user_attrs.get("metrics")} for t in study.trials], indent=2))
+    with open(run_dir / "trials.csv", "w", newline="") as f:
+        keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k)) \
+            if rows else []
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    front = [r for r in rows if r["pareto"]]
+    (run_dir / "pareto.json").write_text(json.dumps(front, indent=2))
+    images = _plots(study, trials, pareto, run_dir, objectives)
+    lines = [f"# Search {study.study_name}", "",
+             f"{len(trials)} completed trials of {len(study.trials)}; objectives: "
+             f"{', '.join(objectives)}; Pareto front: {len(front)} trials.", "",
+             "| trial | params | " + " | ".join(objectives) + " | fidelity |",
+             "|---|---|" + "---|" * len(objectives) + "---|"]
+    for t in trials:
+        if t.number not in pareto:
+            continue
+        m = t.user_attrs.get("metrics", {})
+        params = ", ".join(f"{k}={v}" for k, v in sorted(t.params.items()))
+        lines.append(f"| {t.number} | {params} | "
+                     + " | ".join(f"{v:.4g}" for v in t.values) + f" | {m.get('fidelity', '')} |")
+    lines += ["", *(f"![{name}]({name})" for name in images), ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _plots(study, trials, pareto, run_dir: Path, objectives) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    if not trials:
+        return names
+    values = np.array([t.values for t in trials])
+    is_front = np.array([t.number in pareto for t in trials])
+    for i, j in itertools.combinations(range(len(objectives)), 2):
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.scatter(values[~is_front, i], values[~is_front, j], c="tab:gray", label="trials")
+        ax.scatter(values[is_front, i], values[is_front, j], c="tab:red", label="Pareto front")
+        ax.set_xlabel(f"{objectives[i]} ({OBJECTIVES[objectives[i]][1]})")
+        ax.set_ylabel(f"{objectives[j]} ({OBJECTIVES[objectives[j]][1]})")
+        ax.legend()
+        fig.tight_layout()
+        name = f"pareto_{objectives[i]}_{objectives[j]}.png"
+        fig.savefig(run_dir / name, dpi=100)
+        plt.close(fig)
+        names.append(name)
+    if len(objectives) > 1:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot(range(1, len(trials) + 1), hypervolume_curve(study), marker="o")
+        ax.set_xlabel("completed trials")
+        ax.set_ylabel("hypervolume (normalized)")
+        fig.tight_layout()
+        fig.savefig(run_dir / "hypervolume.png", dpi=100)
+        plt.close(fig)
+        names.append("hypervolume.png")
+    return names
