@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo bench bench-hw bench-compiler bench-eval fidelity clean help
+.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-eval fidelity clean help
 
 all: install
 
@@ -36,6 +36,10 @@ test-fast: install ## the tests that need no Verilator build or training
 
 demo: install ## train, compile to the TTA, run on the RTL, then a 5-trial search
 	$(VENV)/bin/codesign demo
+
+CONFIG ?= configs/experiments/digits.yaml
+experiment: install ## one search experiment end to end: make experiment CONFIG=configs/experiments/NAME.yaml
+	$(VENV)/bin/codesign search $(CONFIG)
 
 clean: ## remove build products (keeps .venv)
 	rm -rf runs build sim_build .pytest_cache
