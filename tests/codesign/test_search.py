@@ -89,7 +89,14 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path):
     run_dir = tmp_path / "run"
     proc = _search(str(tmp_path / "quick.yaml"), "--run-dir", str(run_dir), "--trials", "4")
     deadline = time.time() + 300
-    while time.time() < deadline and not ((run_dir / "study.db").exists() and _complete(run_dir)):
+
+    def finished_one() -> bool:
+        try:  # the search may still be creating the database
+            return bool(_complete(run_dir))
+        except Exception:
+            return False
+
+    while time.time() < deadline and not finished_one():
         time.sleep(0.5)
     proc.kill()  # mid-search, after at least one finished trial
     proc.wait()
