@@ -53,15 +53,16 @@ def unsupported_ops(program: torch.export.ExportedProgram) -> list[str]:
 
 
 def to_relax(program: torch.export.ExportedProgram) -> tvm.IRModule:
-    """Import into Relax and fold constant subgraphs (bias reshapes, weight transposes)."""
-    missing = unsupported_ops(program)
-    if missing:
-        raise CompileError(f"operator(s) neither the accelerator nor TVM's host import can run: "
-                           f"{'; '.join(missing)}")
+    """Import into Relax and fold constant subgraphs (bias reshapes, weight transposes). A
+    failed import names the operators nothing can run and their model lines."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
             mod = from_exported_program(program)
     except Exception as exc:
+        missing = unsupported_ops(program)
+        if missing:
+            raise CompileError(f"operator(s) neither the accelerator nor TVM's host import can "
+                               f"run: {'; '.join(missing)}") from exc
         raise CompileError(f"TVM could not import the exported program: {exc}") from exc
     return relax.transform.FoldConstant()(mod)
