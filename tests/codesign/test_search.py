@@ -71,11 +71,11 @@ search:
 """
 
 
-def _search(*args, **kw):
+def _search(*args, stdout=None):
     import subprocess
     import sys
     return subprocess.Popen([sys.executable, "-m", "codesign", "search", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+                            stdout=stdout or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _complete(run_dir):
@@ -87,7 +87,10 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path):
     import time
     (tmp_path / "quick.yaml").write_text(QUICK)
     run_dir = tmp_path / "run"
-    proc = _search(str(tmp_path / "quick.yaml"), "--run-dir", str(run_dir), "--trials", "4")
+    # Output goes to a file: an unread pipe fills up (Verilator builds print a lot) and blocks.
+    log = open(tmp_path / "search.log", "w")
+    proc = _search(str(tmp_path / "quick.yaml"), "--run-dir", str(run_dir), "--trials", "4",
+                   stdout=log)
     deadline = time.time() + 300
 
     def finished_one() -> bool:
@@ -96,12 +99,13 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path):
         except Exception:
             return False
 
-    while time.time() < deadline and not finished_one():
+    while time.time() < deadline and proc.poll() is None and not finished_one():
         time.sleep(0.5)
     proc.kill()  # mid-search, after at least one finished trial
     proc.wait()
+    log.close()
+    assert finished_one(), (tmp_path / "search.log").read_text()[-3000:]
     before = {t.number: t.values for t in _complete(run_dir)}
-    assert before
     out, _ = _search("--resume", str(run_dir)).communicate(timeout=600)
     after = {t.number: t.values for t in _complete(run_dir)}
     assert len(after) >= 4, out
