@@ -57,7 +57,7 @@ def main() -> None:
               f"cycles/s, ratio {rtl / golden:6.0f}x")
 
     data = load_digits()
-    model = train(build_model(Candidate(), data.input_shape, 10), data, TrainConfig(epochs=1))
+    model = train(build_model(Candidate.plain((8, 16), (1, 2)), data.input_shape, 10), data, TrainConfig(epochs=1))
     net = compile_quantnet(model, load_accel_config("default"))
     runner = net.runner("rtl")
     runner(data.x_test[:1])

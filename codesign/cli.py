@@ -188,16 +188,12 @@ def _evaluate(args) -> int:
 
 def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) -> None:
     from codesign.data import get_dataset
-    from codesign.evaluate import get_evaluator
     from codesign.experiment import load_experiment
     from codesign.search import run_search
-    from hw.config import load_accel_config
 
     exp = load_experiment(config)
     data = get_dataset(exp.dataset)
-    evaluator = get_evaluator(exp.search.fidelity, load_accel_config(exp.accelerator),
-                              exp.search.eval_images)
-    run_search(exp, data, evaluator, Path(run_dir), storage=storage, total=True,
+    run_search(exp, data, Path(run_dir), storage=storage, total=True,
                progress=lambda m: print(f"[worker {worker}] {m}", flush=True))
 
 

@@ -8,6 +8,7 @@ print accuracy, cycles, latency and energy, then run a short Optuna search.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -73,11 +74,10 @@ def run_demo(exp: ExperimentConfig, run_dir: Path, trials: int | None = None) ->
 
     n = trials or exp.search.trials
     log(f"search: {n} trials, {exp.search.sampler}, objectives {list(exp.search.objectives)}")
-    search_exp = exp if trials is None else exp.__class__(
-        **{**exp.__dict__, "search": exp.search.__class__(**{**exp.search.__dict__, "trials": n})})
+    search_exp = replace(exp, search=replace(exp.search, trials=n))
     evaluator = get_evaluator(exp.search.fidelity, accel, exp.search.eval_images)
-    study = run_search(search_exp, data, evaluator,
-                       run_dir, progress=lambda m: log("  " + m))
+    study = run_search(search_exp, data, run_dir, progress=lambda m: log("  " + m),
+                       evaluator=evaluator)
     print(trials_table(study))
     if hasattr(evaluator, "confirmed"):
         log(f"screening: {evaluator.confirmed} of {len(evaluator.seen)} candidates could enter "

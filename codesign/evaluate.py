@@ -61,10 +61,16 @@ class Evaluator(ABC):
                  progress: Callable[[str], None] | None = None) -> Metrics: ...
 
 
-def compile_quantnet(model: QuantNet, config: AccelConfig) -> CompiledNetwork:
+CALIBRATION_IMAGES = 64  # training images that calibrate the scales QAT did not fix
+
+
+def compile_quantnet(model: QuantNet, config: AccelConfig,
+                     calibration: np.ndarray | None = None) -> CompiledNetwork:
+    """Compile with the model's bit widths and trained input scales; the others (residual adds,
+    projections, every scale after post-training quantization) come from `calibration`."""
     example = torch.zeros((1, *model.input_shape))
     with model.float_view() as float_model:
-        return compile_model(float_model, example, config, model.quant_spec())
+        return compile_model(float_model, example, config, model.quant_spec(), calibration)
 
 
 class AcceleratorEvaluator(Evaluator):
@@ -75,7 +81,7 @@ class AcceleratorEvaluator(Evaluator):
         self.config, self.images, self.name = config, images, engine
 
     def evaluate(self, model, data, progress=None) -> Metrics:
-        net = compile_quantnet(model, self.config)
+        net = compile_quantnet(model, self.config, data.x_train[:CALIBRATION_IMAGES])
         backend = "reference" if self.name == "estimate" else self.name
         with net.runner(backend) as runner:
             metrics = self._measure(model, data, runner, progress)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -10,8 +10,9 @@ import yaml
 from codesign.data import LOADERS
 from codesign.errors import ConfigError
 from codesign.models import Candidate
+from codesign.space import SearchSpace, load_space, parse_space
 from codesign.train import TrainConfig
-from hw.config import FieldReader
+from hw.config import FieldReader, load_accel_config
 
 OBJECTIVES = {  # name -> (Metrics field, Optuna direction)
     "accuracy": ("accuracy", "maximize"),
@@ -29,11 +30,12 @@ class SearchConfig:
     trials: int
     sampler: str
     objectives: tuple[str, ...]
-    epochs: int
+    space: SearchSpace
+    train: TrainConfig  # per candidate: float pre-training, QAFT epochs, time limit
     eval_images: int | None
-    widths: tuple[tuple[int, ...], ...]
     fidelity: str = "rtl"  # rtl | estimate | screen (codesign.evaluate)
-    bits: tuple[tuple[int, int], ...] = ((8, 8),)  # (weights, activations) choices, layers 2..
+    constraints: tuple[tuple[str, str, float], ...] = ()  # (objective, "min" | "max", bound)
+    enqueue: tuple[dict, ...] = ()  # parameters of trials to run first (e.g. 8-bit baselines)
 
 
 @dataclass(frozen=True)
@@ -60,32 +62,10 @@ def _optional_images(r: FieldReader, field: str) -> int | None:
     return None if r.get(field, None) is None else r.int(field, 1)
 
 
-def parse_experiment(data, where: str) -> ExperimentConfig:
-    r = FieldReader(data, where)
-    r.check_known(("name", "dataset", "accelerator", "seed", "model", "train", "eval_images",
-                   "search"))
-    dataset = r.get("dataset")
-    if dataset not in LOADERS:
-        raise r.fail("dataset", f"unknown data set {dataset!r}; allowed: {', '.join(LOADERS)}")
-    m = FieldReader(r.get("model"), f"{where}: model")
-    m.check_known(("widths", "strides", "kernel"))
-    try:
-        model = Candidate(_int_list(m, "widths"), _int_list(m, "strides"), m.int("kernel", 1, 7))
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: model: {exc}") from None
-    t = FieldReader(r.get("train"), f"{where}: train")
-    t.check_known(("epochs", "batch_size", "lr", "time_limit_s"))
-    seed = r.int("seed", 0, default=0)
-    train = TrainConfig(t.int("epochs", 1), t.int("batch_size", 1), t.number("lr"), seed,
-                        None if t.get("time_limit_s", None) is None else t.number("time_limit_s"))
-    s = FieldReader(r.get("search"), f"{where}: search")
-    s.check_known(("trials", "sampler", "objectives", "epochs", "eval_images", "widths",
-                   "fidelity", "bits"))
-    bits = s.get("bits", [[8, 8]])
-    if not isinstance(bits, list) or not bits or not all(
-            isinstance(p, list) and len(p) == 2 and all(b in (1, 2, 8) for b in p) for p in bits):
-        raise s.fail("bits", f"must be a list of [weights, activations] pairs with bits in "
-                             f"1, 2, 8, not {bits!r}")
+def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
+    s = FieldReader(data, where)
+    s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
+                   "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -96,22 +76,70 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
     if not isinstance(objectives, list) or not objectives or any(o not in OBJECTIVES for o in objectives):
         raise s.fail("objectives", f"must be a list drawn from {', '.join(OBJECTIVES)}, "
                                    f"not {objectives!r}")
-    widths = s.get("widths")
-    if not isinstance(widths, list) or len(widths) != len(model.widths):
-        raise s.fail("widths", f"must list choices for each of the {len(model.widths)} conv "
-                               f"layers, not {widths!r}")
-    choices = tuple(_int_list(FieldReader({"widths": w}, f"{where}: search.widths[{i}]"), "widths")
-                    for i, w in enumerate(widths))
-    search = SearchConfig(s.int("trials", 1), sampler, tuple(objectives),
-                          s.int("epochs", 1, default=train.epochs),
-                          _optional_images(s, "eval_images"), choices, fidelity,
-                          tuple(tuple(p) for p in bits))
+    space = s.get("space")
+    if isinstance(space, str):
+        space = load_space(space)
+    elif isinstance(space, dict):
+        space = parse_space(space, f"{where}: space")
+    else:
+        raise s.fail("space", f"must name a search space (configs/search/NAME.yaml or a path) "
+                              f"or hold one inline, not {space!r}")
+    limit = s.get("time_limit_s", train.time_limit_s)
+    per_trial = replace(train, epochs=s.int("epochs", 0, default=train.epochs),
+                        pretrain_epochs=s.int("pretrain_epochs", 0, default=0),
+                        time_limit_s=None if limit is None else s.number("time_limit_s"))
+    if per_trial.epochs + per_trial.pretrain_epochs == 0:
+        raise s.fail("epochs", "a candidate needs pretrain_epochs or epochs > 0")
+    c = FieldReader(s.get("constraints", {}) or {}, f"{where}: constraints")
+    c.check_known(tuple(OBJECTIVES))
+    constraints = []
+    for objective in c.data:
+        bound = FieldReader(c.get(objective), f"{where}: constraints: {objective}")
+        bound.check_known(("min", "max"))
+        if not bound.data:
+            raise c.fail(objective, "give a bound: {min: X} and/or {max: X}")
+        constraints += [(objective, kind, bound.number(kind)) for kind in bound.data]
+    enqueue = s.get("enqueue", []) or []
+    if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
+        raise s.fail("enqueue", f"must be a list of {{parameter: value}} mappings, not {enqueue!r}")
+    for i, fixed in enumerate(enqueue):
+        space.check_fixed(fixed, f"{where}: enqueue[{i}]")
+    return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
+                        _optional_images(s, "eval_images"), fidelity, tuple(constraints),
+                        tuple(enqueue))
+
+
+def parse_experiment(data, where: str) -> ExperimentConfig:
+    r = FieldReader(data, where)
+    r.check_known(("name", "dataset", "accelerator", "seed", "model", "train", "eval_images",
+                   "search"))
+    dataset = r.get("dataset")
+    if dataset not in LOADERS:
+        raise r.fail("dataset", f"unknown data set {dataset!r}; allowed: {', '.join(LOADERS)}")
+    m = FieldReader(r.get("model"), f"{where}: model")
+    m.check_known(("widths", "strides", "kernel"))
+    try:
+        model = Candidate.plain(_int_list(m, "widths"), _int_list(m, "strides"),
+                                m.int("kernel", 1, 7))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: model: {exc}") from None
+    t = FieldReader(r.get("train"), f"{where}: train")
+    t.check_known(("epochs", "batch_size", "lr", "time_limit_s", "pretrain_epochs"))
+    seed = r.int("seed", 0, default=0)
+    train = TrainConfig(t.int("epochs", 0), t.int("batch_size", 1), t.number("lr"), seed,
+                        None if t.get("time_limit_s", None) is None else t.number("time_limit_s"),
+                        t.int("pretrain_epochs", 0, default=0))
+    search = parse_search(r.get("search"), f"{where}: search", train)
     name = r.get("name")
     if not isinstance(name, str) or not name:
         raise r.fail("name", f"must be a non-empty string, not {name!r}")
     accel = r.get("accelerator")
     if not isinstance(accel, str):
         raise r.fail("accelerator", f"must be a config name or path, not {accel!r}")
+    try:
+        search.space.check_accelerator(load_accel_config(accel))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return ExperimentConfig(name, dataset, accel, seed, model, train,
                             _optional_images(r, "eval_images"), search)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -13,35 +13,122 @@ from codesign.errors import ConfigError
 from codesign.quant import ActQuant, QConv2d, QLinear, set_quantization
 from compiler.quantspec import LayerBits, QuantSpec
 
+BITS = (1, 2, 8)
+HEADS = ("flatten", "pool")  # what the classifier reads: all features, or their global mean
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One block: a k x k convolution (or, `depthwise`, a depthwise k x k and a pointwise 1 x 1
+    convolution) with `width` output channels; `residual` adds the block's input (through a
+    1 x 1 projection when the stride or width changes). `bits` = (weights, input activations)."""
+
+    width: int
+    stride: int = 1
+    kernel: int = 3
+    depthwise: bool = False
+    residual: bool = False
+    bits: tuple[int, int] = (8, 8)
+
+    def describe(self) -> str:
+        kind = "dw" if self.depthwise else "conv"
+        return (f"{kind}{self.kernel}x{self.kernel}/{self.stride}->{self.width}"
+                f"{'+res' if self.residual else ''} {self.bits[0]}/{self.bits[1]}")
+
 
 @dataclass(frozen=True)
 class Candidate:
-    """A network: conv layers (width, stride) then one dense classifier, with a bit width pair
-    (weights, input activations) per conv layer; the first layer's input (the image) and the
-    classifier stay 8-bit. A layer feeding 1-2 bit activations has no ReLU (its sign matters)."""
+    """A network: blocks, then a dense classifier on the flattened (or globally averaged)
+    features. The first block reads the image, which is 8-bit."""
 
-    widths: tuple[int, ...] = (8, 16)
-    strides: tuple[int, ...] = (1, 2)
-    kernel: int = 3
-    bits: tuple[tuple[int, int], ...] | None = None  # None: all (8, 8)
+    blocks: tuple[BlockSpec, ...]
+    head: str = "flatten"
+    classifier_bits: tuple[int, int] = (8, 8)
 
     def __post_init__(self):
-        if len(self.widths) != len(self.strides) or not self.widths:
-            raise ConfigError(f"candidate: widths {self.widths} and strides {self.strides} "
-                              f"must be non-empty and of equal length")
-        if any(w < 1 for w in self.widths) or any(s not in (1, 2) for s in self.strides):
-            raise ConfigError(f"candidate: widths must be >= 1 and strides 1 or 2, "
-                              f"not {self.widths} / {self.strides}")
-        bits = self.layer_bits
-        if len(bits) != len(self.widths) or any(b not in (1, 2, 8) for pair in bits for b in pair):
-            raise ConfigError(f"candidate: bits must give (weights, activations) in 1, 2, 8 for "
-                              f"each of the {len(self.widths)} conv layers, not {self.bits}")
-        if bits[0][1] != 8:
-            raise ConfigError("candidate: the first layer's input (the image) is 8-bit")
+        if not self.blocks:
+            raise ConfigError("candidate: at least one block")
+        for i, b in enumerate(self.blocks):
+            if b.width < 1 or b.stride not in (1, 2) or b.kernel not in (1, 3, 5, 7):
+                raise ConfigError(f"candidate: block {i}: width >= 1, stride 1 or 2 and kernel "
+                                  f"1, 3, 5 or 7, not {b}")
+        for where, pair in [*((f"block {i}", b.bits) for i, b in enumerate(self.blocks)),
+                            ("classifier", self.classifier_bits)]:
+            if len(pair) != 2 or any(v not in BITS for v in pair):
+                raise ConfigError(f"candidate: {where}: bits (weights, activations) must be in "
+                                  f"{BITS}, not {pair}")
+        if self.blocks[0].bits[1] != 8:
+            raise ConfigError("candidate: the first block's input (the image) is 8-bit")
+        if self.head not in HEADS:
+            raise ConfigError(f"candidate: head {self.head!r}; allowed: {', '.join(HEADS)}")
 
-    @property
-    def layer_bits(self) -> tuple[tuple[int, int], ...]:
-        return tuple(self.bits) if self.bits else tuple((8, 8) for _ in self.widths)
+    @classmethod
+    def plain(cls, widths, strides, kernel: int = 3, bits=None) -> "Candidate":
+        """Plain conv layers (the demo's model); `bits` one (weights, activations) per layer."""
+        if len(widths) != len(strides) or not widths:
+            raise ConfigError(f"candidate: widths {widths} and strides {strides} must be "
+                              f"non-empty and of equal length")
+        bits = bits or [(8, 8)] * len(widths)
+        if len(bits) != len(widths):
+            raise ConfigError(f"candidate: {len(bits)} bit pairs for {len(widths)} layers")
+        return cls(tuple(BlockSpec(w, s, kernel, bits=tuple(b))
+                         for w, s, b in zip(widths, strides, bits)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Candidate":
+        return cls(tuple(BlockSpec(**{**b, "bits": tuple(b["bits"])}) for b in d["blocks"]),
+                   d["head"], tuple(d["classifier_bits"]))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return " | ".join([b.describe() for b in self.blocks] +
+                          [f"{self.head} fc {self.classifier_bits[0]}/{self.classifier_bits[1]}"])
+
+
+def _conv(c_in, c_out, k, stride, w_bits, quant: ActQuant, groups=1) -> QConv2d:
+    conv = QConv2d(c_in, c_out, k, stride=stride, padding=k // 2, groups=groups)
+    conv.w_bits, conv.binary_input = w_bits, quant.bits == 1
+    conv.feed_from(quant)
+    return conv
+
+
+class QBlock(nn.Module):
+    """A block with its own input quantizer; it takes and returns float activations, so that a
+    residual adds the unquantized input as the accelerator's 8-bit add does. With `relu` off
+    (the next layer reads 1-2 bit activations) the output keeps its sign."""
+
+    def __init__(self, spec: BlockSpec, c_in: int, relu: bool):
+        super().__init__()
+        w_bits, a_bits = spec.bits
+        self.quant = ActQuant(a_bits)
+        if spec.depthwise:  # binary weights cannot be 0: a binary block's depthwise is ternary
+            self.dw = _conv(c_in, c_in, spec.kernel, spec.stride, max(w_bits, 2), self.quant,
+                            groups=c_in)
+            self.mid = ActQuant(a_bits)
+            self.pw = _conv(c_in, spec.width, 1, 1, w_bits, self.mid)
+        else:
+            self.conv = _conv(c_in, spec.width, spec.kernel, spec.stride, w_bits, self.quant)
+        self.spec, self.relu = spec, relu
+        self.proj = None
+        if spec.residual and (spec.stride != 1 or c_in != spec.width):
+            self.proj = _conv(c_in, spec.width, 1, spec.stride, w_bits, self.quant)
+
+    def forward(self, x):
+        q = self.quant(x)
+        if self.spec.depthwise:
+            h = self.dw(q)
+            y = self.pw(self.mid(F.relu(h) if self.mid.bits == 8 else h))
+        else:
+            y = self.conv(q)
+        if self.spec.residual:
+            y = y + (self.proj(q) if self.proj is not None else x)
+        return F.relu(y) if self.relu else y
+
+
+def _out_size(n: int, spec: BlockSpec) -> int:
+    return (n + 2 * (spec.kernel // 2) - spec.kernel) // spec.stride + 1
 
 
 class QuantNet(nn.Module):
@@ -49,39 +136,40 @@ class QuantNet(nn.Module):
         super().__init__()
         self.candidate = candidate
         self.input_shape = input_shape
+        self.ptq = False  # trained without fake quantization: the compiler calibrates scales
         c, h, w = input_shape
-        bits = candidate.layer_bits
-        self.input_quant = ActQuant(bits[0][1])
-        convs, quants = [], []
-        k = candidate.kernel
-        for i, (width, stride) in enumerate(zip(candidate.widths, candidate.strides)):
-            conv = QConv2d(c, width, k, stride=stride, padding=k // 2)
-            conv.w_bits, conv.binary_input = bits[i][0], bits[i][1] == 1
-            convs.append(conv)
-            quants.append(ActQuant(bits[i + 1][1] if i + 1 < len(bits) else 8))
-            c, h, w = width, (h + 2 * (k // 2) - k) // stride + 1, (w + 2 * (k // 2) - k) // stride + 1
-        self.convs = nn.ModuleList(convs)
-        self.act_quants = nn.ModuleList(quants)
-        self.relu = [q.bits == 8 for q in quants]  # no ReLU in front of 1-2 bit activations
-        self.fc = QLinear(c * h * w, classes)
-        for conv, quant in zip(convs, [self.input_quant, *quants]):
-            conv.feed_from(quant)
-        self.fc.feed_from(quants[-1])
+        specs = candidate.blocks
+        next_bits = [b.bits[1] for b in specs[1:]] + [candidate.classifier_bits[1]]
+        blocks = []
+        for spec, nb in zip(specs, next_bits):
+            blocks.append(QBlock(spec, c, relu=nb == 8))
+            c, h, w = spec.width, _out_size(h, spec), _out_size(w, spec)
+        self.blocks = nn.ModuleList(blocks)
+        self.fc_quant = ActQuant(candidate.classifier_bits[1])
+        features = c if candidate.head == "pool" else c * h * w
+        self.fc = QLinear(features, classes)
+        self.fc.w_bits = candidate.classifier_bits[0]
+        self.fc.feed_from(self.fc_quant)
 
     def forward(self, x):
-        x = self.input_quant(x)
-        for conv, quant, relu in zip(self.convs, self.act_quants, self.relu):
-            y = conv(x)
-            x = quant(F.relu(y) if relu else y)
-        return self.fc(torch.flatten(x, 1))
+        for block in self.blocks:
+            x = block(x)
+        if self.candidate.head == "pool":
+            x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(self.fc_quant(torch.flatten(x, 1)))
+
+    def _weighted(self):
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, (QConv2d, QLinear))]
 
     def quant_spec(self) -> QuantSpec:
-        """Bit widths and the trained input scale of every layer, keyed by module path."""
-        scales = [self.input_quant.scale] + [q.scale for q in self.act_quants]
-        names = [f"convs.{i}" for i in range(len(self.convs))] + ["fc"]
-        bits = [*self.candidate.layer_bits, (8, 8)]
-        return QuantSpec(layers={n: LayerBits(w, a) for n, (w, a) in zip(names, bits)},
-                         act_scales=dict(zip(names, scales)))
+        """Bit widths of every layer, keyed by module path, and (after QAT) the trained scale
+        of its input; for post-training quantization the compiler calibrates them."""
+        layers, scales = {}, {}
+        for name, m in self._weighted():
+            quant = m.__dict__["_input_quant"]
+            layers[name] = LayerBits(m.w_bits, quant.bits)
+            scales[name] = quant.scale
+        return QuantSpec(layers=layers, act_scales={} if self.ptq else scales)
 
     @contextlib.contextmanager
     def float_view(self):
@@ -94,8 +182,7 @@ class QuantNet(nn.Module):
 
     def size_bits(self) -> int:
         """Weights at their bit width, biases at 32 bits."""
-        layers = [*self.convs, self.fc]
-        return sum(m.weight.numel() * m.w_bits + m.bias.numel() * 32 for m in layers)
+        return sum(m.weight.numel() * m.w_bits + m.bias.numel() * 32 for _, m in self._weighted())
 
 
 def build_model(candidate: Candidate, input_shape, classes: int, seed: int = 0) -> QuantNet:

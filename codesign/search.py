@@ -6,26 +6,31 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import optuna
 
 from codesign.data import Dataset
-from codesign.evaluate import Evaluator, Metrics
+from codesign.evaluate import Evaluator, Metrics, get_evaluator
 from codesign.experiment import OBJECTIVES, ExperimentConfig
 from codesign.models import build_model
 from codesign.train import train
+from compiler.errors import MemoryFitError
+from hw.config import load_accel_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    return {"nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-            "gp": lambda: optuna.samplers.GPSampler(seed=seed),  # multi-objective BO
-            "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-            "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
+def make_sampler(name: str, seed: int, constrained: bool = False
+                 ) -> optuna.samplers.BaseSampler:
+    c = {"constraints_func": constraints_of} if constrained else {}
+    with warnings.catch_warnings():  # constraints_func is experimental in some samplers
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return {"nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, **c),
+                "gp": lambda: optuna.samplers.GPSampler(seed=seed, **c),  # multi-objective BO
+                "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **c),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
 
 
 def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBStorage:
@@ -44,37 +49,63 @@ def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None
     """The experiment's study, created on first use (before workers start, so that they do
     not race to create the schema)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=exp.name, storage=open_storage(run_dir, storage), load_if_exists=True,
         directions=[OBJECTIVES[o][1] for o in exp.search.objectives],
-        sampler=make_sampler(exp.search.sampler, exp.seed))
+        sampler=make_sampler(exp.search.sampler, exp.seed, bool(exp.search.constraints)))
+    if exp.search.enqueue and not study.trials:  # a new study: its baselines go first
+        for params in exp.search.enqueue:
+            study.enqueue_trial(params)
+    return study
 
 
-def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_dir: Path,
+def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                progress: Callable[[str], None] = print, storage: str | None = None,
-               total: bool = False) -> optuna.Study:
+               total: bool = False, evaluator: Evaluator | None = None) -> optuna.Study:
     """Run `exp.search.trials` trials (with `total`: until the study has that many completed,
-    which is what resuming and several workers want)."""
+    which is what resuming and several workers want). `evaluator` serves the experiment's
+    accelerator (default: the configured fidelity); searched accelerators get their own."""
     study = open_study(exp, run_dir, storage)
-    train_cfg = replace(exp.train, epochs=exp.search.epochs)
+    base = load_accel_config(exp.accelerator)
+    evaluators = {base.name: evaluator or get_evaluator(exp.search.fidelity, base,
+                                                        exp.search.eval_images)}
+    space, train_cfg = exp.search.space, exp.search.train
 
     def objective(trial: optuna.Trial) -> list[float]:
-        widths = tuple(trial.suggest_categorical(f"width{i}", list(choices))
-                       for i, choices in enumerate(exp.search.widths))
-        # Bit widths of layers 2..n (the first layer reads the 8-bit image), as "w/a" strings.
-        pairs = [f"{w}/{a}" for w, a in exp.search.bits]
-        bits = ((8, 8),) + tuple(
-            tuple(int(b) for b in trial.suggest_categorical(f"bits{i}", pairs).split("/"))
-            for i in range(1, len(widths)))
-        candidate = replace(exp.model, widths=widths, bits=bits)
-        progress(f"trial {trial.number}: widths {widths}, bits (w/a) "
-                 f"{' '.join(f'{w}/{a}' for w, a in bits)}: training {train_cfg.epochs} epochs")
-        model = train(build_model(candidate, data.input_shape, data.classes, exp.seed), data,
-                      train_cfg)
-        metrics = evaluator.evaluate(model, data)
-        trial.set_user_attr("metrics", metrics.as_dict())
-        progress(f"trial {trial.number}: {summary(metrics)}")
-        return [float(getattr(metrics, OBJECTIVES[o][0])) for o in exp.search.objectives]
+        candidate, accel_params = space.suggest(trial)
+        config = space.accel_config(base, accel_params)
+        key = json.dumps({"candidate": candidate.to_dict(), "accelerator": config.name})
+        trial.set_user_attr("candidate", candidate.to_dict())
+        trial.set_user_attr("description", candidate.describe())
+        trial.set_user_attr("accelerator", config.name)
+        where = f" on {config.name}" if accel_params else ""
+        repeat = _finished_twin(study, key)
+        if repeat is not None:  # training is seeded: the same candidate gives the same model
+            metrics = repeat.user_attrs["metrics"]
+            progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
+                     f"{repeat.number}, not trained again")
+        else:
+            progress(f"trial {trial.number}: {candidate.describe()}{where}: training "
+                     f"{train_cfg.pretrain_epochs} float + {train_cfg.epochs} QAFT epochs")
+            model = train(build_model(candidate, data.input_shape, data.classes, exp.seed),
+                          data, train_cfg, progress=lambda m: progress(f"  {m}"))
+            if config.name not in evaluators:
+                evaluators[config.name] = get_evaluator(exp.search.fidelity, config,
+                                                        exp.search.eval_images)
+            try:
+                m = evaluators[config.name].evaluate(model, data)
+            except MemoryFitError as exc:  # a point of the space this accelerator cannot hold
+                trial.set_user_attr("infeasible", str(exc))
+                progress(f"trial {trial.number}: pruned, does not fit {config.name}: {exc}")
+                raise optuna.TrialPruned(str(exc)) from None
+            progress(f"trial {trial.number}: {summary(m)}")
+            metrics = m.as_dict()
+        trial.set_user_attr("key", key)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("constraints", [
+            (bound - metrics[OBJECTIVES[o][0]]) if kind == "min" else
+            (metrics[OBJECTIVES[o][0]] - bound) for o, kind, bound in exp.search.constraints])
+        return [float(metrics[OBJECTIVES[o][0]]) for o in exp.search.objectives]
 
     if total:
         done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
@@ -86,6 +117,18 @@ def run_search(exp: ExperimentConfig, data: Dataset, evaluator: Evaluator, run_d
     return study
 
 
+def _finished_twin(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.user_attrs.get("key") == key:
+            return t
+    return None
+
+
+def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's constraint values (<= 0: satisfied), stored by the objective."""
+    return trial.user_attrs.get("constraints", [])
+
+
 def summary(m: Metrics) -> str:
     where = {"rtl": "RTL", "golden": "golden model",
              "estimate": "integer reference + estimator"}.get(m.fidelity, m.fidelity)
@@ -95,19 +138,17 @@ def summary(m: Metrics) -> str:
 
 def trials_table(study: optuna.Study) -> str:
     pareto = {t.number for t in study.best_trials}
-    head = (f"{'trial':>5} {'widths bits':<12} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} "
-            f"{'energy_nJ':>9} {'size_bits':>9}  pareto")
-    rows = [head]
+    rows = [f"{'trial':>5} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} {'energy_nJ':>9} "
+            f"{'size_bits':>9} pareto  candidate (blocks: kind k/stride->width w/a bits)"]
     for t in study.trials:
         if t.state != optuna.trial.TrialState.COMPLETE:
             rows.append(f"{t.number:>5} {t.state.name}")
             continue
         m = t.user_attrs["metrics"]
-        widths = ",".join(str(v) for k, v in sorted(t.params.items()) if k.startswith("width"))
-        widths += "".join(f" {v}" for k, v in sorted(t.params.items()) if k.startswith("bits"))
-        rows.append(f"{t.number:>5} {widths:<12} {m['accuracy']:>8.3f} {m['cycles']:>8} "
+        rows.append(f"{t.number:>5} {m['accuracy']:>8.3f} {m['cycles']:>8} "
                     f"{m['latency_s'] * 1e6:>10.1f} {m['energy_j'] * 1e9:>9.1f} "
-                    f"{m['size_bits']:>9}  {'*' if t.number in pareto else ''}")
+                    f"{m['size_bits']:>9} {'*' if t.number in pareto else ' ':^6}  "
+                    f"{t.user_attrs.get('description', '')}")
     return "\n".join(rows)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -11,27 +11,43 @@ import torch
 from torch import nn
 
 from codesign.data import Dataset
+from codesign.models import QuantNet
+from codesign.quant import set_quantization
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 8
+    epochs: int = 8  # quantization-aware (fine-)tuning
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0
-    time_limit_s: float | None = None  # stop early (after a whole batch) when exceeded
+    time_limit_s: float | None = None  # per model, both phases; stops after a whole batch
+    pretrain_epochs: int = 0  # float training first (fake quantization off)
 
 
-def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
-          progress: Callable[[str], None] | None = None) -> nn.Module:
+def train(model: QuantNet, data: Dataset, cfg: TrainConfig,
+          progress: Callable[[str], None] | None = None) -> QuantNet:
+    """Float pre-training, then quantization-aware fine-tuning. With no QAFT epochs the model
+    is left for post-training quantization: the compiler calibrates its activation scales."""
+    start = time.time()
+    if cfg.pretrain_epochs:
+        set_quantization(model, False)
+        _run(model, data, cfg, cfg.pretrain_epochs, start, "float", progress)
+        set_quantization(model, True)
+    model.ptq = cfg.epochs == 0
+    if cfg.epochs:
+        _run(model, data, replace(cfg, seed=cfg.seed + 1), cfg.epochs, start, "QAFT", progress)
+    return model.eval()
+
+
+def _run(model, data, cfg, epochs, start, phase, progress):
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.epochs))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     loss_fn = nn.CrossEntropyLoss()
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    start = time.time()
-    for epoch in range(cfg.epochs):
+    for epoch in range(epochs):
         model.train()
         order = torch.from_numpy(rng.permutation(len(x)))
         total = 0.0
@@ -46,11 +62,12 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
                 break
         sched.step()
         if progress:
-            progress(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / len(x):.3f}, "
-                     f"test accuracy (fake-quant) {accuracy(model, data):.3f}")
+            progress(f"{phase} epoch {epoch + 1}/{epochs}: loss {total / len(x):.3f}, "
+                     f"test accuracy {accuracy(model, data):.3f}")
         if cfg.time_limit_s and time.time() - start > cfg.time_limit_s:
+            if progress:
+                progress(f"{phase}: time limit of {cfg.time_limit_s:g} s reached")
             break
-    return model.eval()
 
 
 @torch.no_grad()

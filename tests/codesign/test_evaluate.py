@@ -17,7 +17,7 @@ pytestmark = pytest.mark.rtl
 @pytest.fixture(scope="module")
 def trained():
     data = load_digits()
-    return train(build_model(Candidate((4, 8), (1, 2)), data.input_shape, 10), data,
+    return train(build_model(Candidate.plain((4, 8), (1, 2)), data.input_shape, 10), data,
                  TrainConfig(epochs=1)), data
 
 
@@ -53,7 +53,7 @@ def test_mixed_precision_candidates_run_on_the_rtl(bits):
     from codesign.evaluate import compile_quantnet
 
     data = load_digits()
-    model = train(build_model(Candidate((8, 16), (1, 2), bits=bits), data.input_shape, 10), data,
+    model = train(build_model(Candidate.plain((8, 16), (1, 2), bits=bits), data.input_shape, 10), data,
                   TrainConfig(epochs=2))
     assert model.size_bits() == (8 * 9 * bits[0][0] + 16 * 8 * 9 * bits[1][0]
                                  + 10 * 16 * 16 * 8) + (8 + 16 + 10) * 32

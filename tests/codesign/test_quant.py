@@ -37,14 +37,14 @@ def test_act_quant_calibrates_in_training_only():
 
 
 def test_quant_spec_and_float_view():
-    model = build_model(Candidate((4, 8), (1, 2)), (1, 8, 8), 10)
+    model = build_model(Candidate.plain((4, 8), (1, 2)), (1, 8, 8), 10)
     spec = model.quant_spec()
-    assert set(spec.act_scales) == {"convs.0", "convs.1", "fc"}
-    assert spec.bits("fc").weights == spec.bits("convs.0").activations == 8
+    assert set(spec.act_scales) == {"blocks.0.conv", "blocks.1.conv", "fc"}
+    assert spec.bits("fc").weights == spec.bits("blocks.0.conv").activations == 8
     x = torch.rand(2, 1, 8, 8)
     with model.float_view() as f:
-        assert not f.input_quant.enabled
-    assert model.input_quant.enabled
+        assert not f.blocks[0].quant.enabled
+    assert model.blocks[0].quant.enabled
     assert model.size_bits() == (4 * 9 + 8 * 4 * 9 + 10 * 8 * 16) * 8 + (4 + 8 + 10) * 32
     assert model(x).shape == (2, 10)
 

@@ -9,27 +9,35 @@ from codesign.demo import run_demo
 from codesign.evaluate import get_evaluator
 from codesign.experiment import load_experiment
 from codesign.search import run_search, trials_table
+from codesign.space import parse_space
 from hw.config import load_accel_config
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 DEMO = DEFAULT_DEMO
 
 
+SMALL_SPACE = {"depth": [2], "width": [2, 4], "bits": [[8, 8], [2, 2], [1, 1]],
+               "classifier_bits": [[8, 8], [2, 8]], "blocks": [{}, {"stride": [2]}]}
+
+
 def small_experiment(trials):
     exp = load_experiment(DEMO)
-    search = replace(exp.search, trials=trials, sampler="random", epochs=1, eval_images=20,
-                     widths=((2, 4), (4, 8)), objectives=("accuracy", "energy"),
-                     bits=((8, 8), (2, 2), (1, 1)))
+    search = replace(exp.search, trials=trials, sampler="random", eval_images=20,
+                     train=replace(exp.search.train, pretrain_epochs=1, epochs=1),
+                     objectives=("accuracy", "energy"),
+                     space=parse_space(SMALL_SPACE, "small space"))
     return replace(exp, name="test", search=search)
 
 
 def test_search_persists_and_resumes(tmp_path):
     data = load_digits()
     evaluator = get_evaluator("rtl", load_accel_config("default"), images=20)
-    study = run_search(small_experiment(2), data, evaluator, tmp_path, progress=lambda m: None)
+    study = run_search(small_experiment(2), data, tmp_path, progress=lambda m: None,
+                       evaluator=evaluator)
     assert len(study.trials) == 2 and (tmp_path / "study.db").exists()
     # A new process would see the same study: reopen it from storage and add a trial.
-    study = run_search(small_experiment(1), data, evaluator, tmp_path, progress=lambda m: None)
+    study = run_search(small_experiment(1), data, tmp_path, progress=lambda m: None,
+                       evaluator=evaluator)
     stored = optuna.load_study(study_name="test", storage=f"sqlite:///{tmp_path / 'study.db'}")
     assert len(stored.trials) == 3
     for t in stored.trials:
@@ -37,7 +45,8 @@ def test_search_persists_and_resumes(tmp_path):
         m = t.user_attrs["metrics"]
         assert 0 <= m["accuracy"] <= 1 and m["cycles"] > 0 and m["energy_j"] > 0
         assert t.values == [m["accuracy"], m["energy_j"]]
-        assert t.params["bits1"] in ("8/8", "2/2", "1/1")
+        assert t.params["b1.bits"] in ("8/8", "2/2", "1/1")
+        assert t.user_attrs["candidate"]["blocks"][1]["stride"] == 2
     assert "pareto" in trials_table(stored)
 
 
@@ -63,11 +72,16 @@ search:
   trials: 2
   sampler: random
   objectives: [accuracy, cycles, size]
+  pretrain_epochs: 1
   epochs: 1
   eval_images: 20
   fidelity: screen
-  bits: [[8, 8], [2, 2], [1, 1]]
-  widths: [[2, 4], [4, 8]]
+  space:
+    depth: [1, 2]
+    width: [2, 4, 8]
+    stride: [2]
+    bits: [[8, 8], [2, 2], [1, 1]]
+    classifier_bits: [[8, 8], [2, 8], [1, 8]]
 """
 
 

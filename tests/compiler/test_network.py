@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def trained():
     data = load_digits()
-    model = train(build_model(Candidate((6, 12), (1, 2)), data.input_shape, 10), data,
+    model = train(build_model(Candidate.plain((6, 12), (1, 2)), data.input_shape, 10), data,
                   TrainConfig(epochs=2))
     return model, data
 
@@ -35,7 +35,7 @@ def test_rtl_equals_integer_reference_on_test_images(compiled, trained):
         x = data.x_test[i:i + 1]
         logits_rtl, logits_ref = rtl(x), ref(x)
         np.testing.assert_array_equal(logits_rtl, logits_ref)
-        assert rtl.int_outputs.keys() == {"convs.0", "convs.1", "fc"}
+        assert rtl.int_outputs.keys() == {"blocks.0.conv", "blocks.1.conv", "fc"}
         for name, y in ref.int_outputs.items():
             np.testing.assert_array_equal(rtl.int_outputs[name], y, err_msg=name)
         assert rtl.cycles == sum(b.cycles for b in compiled.program.layers.values())

@@ -1,0 +1,192 @@
+"""Search spaces (YAML under configs/search/): the choices a sampler draws a candidate from.
+
+Every field lists its choices. Shared choices apply to every block; `blocks` may narrow them
+per position. Optuna sees one fixed set of parameters (the deepest network's), so that model-
+based samplers (GP, NSGA-II) work on a constant space; blocks past the drawn depth are unused.
+
+    depth: [2, 3]                    # number of blocks
+    width: [8, 16, 32]               # output channels
+    kernel: [3, 5]
+    stride: [1, 2]
+    depthwise: [false, true]         # depthwise-separable blocks
+    residual: [false, true]          # add the block's input (1x1 projection if shapes change)
+    bits: [[8, 8], [2, 2], [1, 1]]   # (weights, input activations) of blocks 2..
+    first_bits: [[8, 8], [2, 8]]     # the first block (it reads the 8-bit image)
+    head: [flatten, pool]            # the classifier reads all features / their global mean
+    classifier_bits: [[8, 8], [2, 8], [1, 8]]
+    blocks: [{stride: [1]}, {width: [16, 32]}]   # optional per-position narrowing
+    accelerator: {vector_width: [512, 1024]}     # optional: searched with the network
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from codesign.errors import ConfigError
+from codesign.models import BITS, HEADS, BlockSpec, Candidate
+from hw.config import AccelConfig, FieldReader, parse_accel_config
+
+BLOCK_FIELDS = ("width", "kernel", "stride", "depthwise", "residual", "bits")
+# Accelerator parameters that may be searched, and what a value must be.
+ACCEL_FIELDS = {"vector_width": "a power of two in 64..4096", "buses": "1..16",
+                "dmem_rows": "a power of two", "dmem_banks": "a power of two"}
+SPACE_DIR = Path(__file__).resolve().parent.parent / "configs" / "search"
+
+
+def _pair(p) -> str:
+    return f"{p[0]}/{p[1]}"
+
+
+def _unpair(s: str) -> tuple[int, int]:
+    w, a = s.split("/")
+    return int(w), int(a)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    depth: tuple[int, ...]
+    blocks: tuple[dict[str, tuple], ...]  # per position (max depth): field -> choices
+    head: tuple[str, ...] = ("flatten",)
+    classifier_bits: tuple[tuple[int, int], ...] = ((8, 8),)
+    accelerator: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    source: str = "<space>"
+
+    def parameters(self) -> dict[str, list]:
+        """Optuna parameter name -> choices, for the fields with more than one choice."""
+        params = {"depth": list(self.depth)}
+        for i, choices in enumerate(self.blocks):
+            for f, c in choices.items():
+                params[f"b{i}.{f}"] = [_pair(p) for p in c] if f == "bits" else list(c)
+        params["head"] = list(self.head)
+        params["fc.bits"] = [_pair(p) for p in self.classifier_bits]
+        params.update({f"accel.{k}": list(v) for k, v in self.accelerator.items()})
+        return {k: v for k, v in params.items() if len(v) > 1}
+
+    def check_fixed(self, fixed: dict, where: str) -> None:
+        """Parameters given for a trial (a baseline to evaluate first) must exist and be
+        among their choices."""
+        params = self.parameters()
+        for k, v in fixed.items():
+            if k not in params:
+                raise ConfigError(f"{where}: unknown parameter {k!r}; the space's parameters: "
+                                  f"{', '.join(params)}")
+            if v not in params[k]:
+                raise ConfigError(f"{where}: {k} = {v!r} is not among its choices {params[k]}")
+
+    def suggest(self, trial: optuna.Trial) -> tuple[Candidate, dict[str, int]]:
+        """A candidate and accelerator overrides drawn from the trial."""
+        def pick(name, choices):
+            if len(choices) == 1:
+                return choices[0]
+            return trial.suggest_categorical(name, list(choices))
+
+        depth = pick("depth", self.depth)
+        blocks = []
+        for i, choices in enumerate(self.blocks):  # all positions, so the space is fixed
+            values = {f: pick(f"b{i}.{f}", c) for f, c in choices.items() if f != "bits"}
+            values["bits"] = _unpair(pick(f"b{i}.bits", [_pair(p) for p in choices["bits"]]))
+            blocks.append(BlockSpec(**values))
+        head = pick("head", self.head)
+        fc_bits = _unpair(pick("fc.bits", [_pair(p) for p in self.classifier_bits]))
+        accel = {k: pick(f"accel.{k}", v) for k, v in self.accelerator.items()}
+        return Candidate(tuple(blocks[:depth]), head, fc_bits), accel
+
+    def check_accelerator(self, base: AccelConfig) -> None:
+        """Every accelerator choice must make a valid config from `base` (fail at load time)."""
+        for k, values in self.accelerator.items():
+            for v in values:
+                self.accel_config(base, {k: v})
+
+    def accel_config(self, base: AccelConfig, overrides: dict[str, int]) -> AccelConfig:
+        """`base` with the drawn accelerator parameters, validated like a config file."""
+        if not overrides:
+            return base
+        tag = "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+        return parse_accel_config({**base.to_dict(), **overrides, "name": f"{base.name}-{tag}"},
+                                  f"{self.source}: accelerator {overrides}")
+
+
+def _choices(r: FieldReader, name: str, valid, what: str, default=None) -> tuple:
+    value = r.get(name, default)
+    if not isinstance(value, list) or not value:
+        raise r.fail(name, f"must be a non-empty list of choices ({what}), not {value!r}")
+    bad = [v for v in value if not valid(v)]
+    if bad:
+        raise r.fail(name, f"invalid choice {bad[0]!r}: each must be {what}")
+    return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+
+
+def _is_int(v, lo=1, hi=None) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+
+
+def _is_pair(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(b in BITS for b in v) \
+        and not any(isinstance(b, bool) for b in v)
+
+
+BLOCK_RULES = {  # field -> (valid, description, default)
+    "width": (lambda v: _is_int(v, 1, 4096), "an integer in 1..4096", None),
+    "kernel": (lambda v: v in (1, 3, 5, 7) and not isinstance(v, bool), "1, 3, 5 or 7", [3]),
+    "stride": (lambda v: v in (1, 2) and not isinstance(v, bool), "1 or 2", [1]),
+    "depthwise": (lambda v: isinstance(v, bool), "true or false", [False]),
+    "residual": (lambda v: isinstance(v, bool), "true or false", [False]),
+    "bits": (_is_pair, "a [weights, activations] pair of bits in 1, 2, 8", [[8, 8]]),
+}
+
+
+def parse_space(data: Any, where: str) -> SearchSpace:
+    r = FieldReader(data, where)
+    r.check_known(("depth", *BLOCK_FIELDS, "first_bits", "head", "classifier_bits", "blocks",
+                   "accelerator"))
+    depth = _choices(r, "depth", lambda v: _is_int(v, 1, 32), "an integer in 1..32")
+    shared = {f: _choices(r, f, valid, what, default)
+              for f, (valid, what, default) in BLOCK_RULES.items()}
+    first_bits = _choices(r, "first_bits", _is_pair, BLOCK_RULES["bits"][1], [[8, 8]])
+    if any(a != 8 for _, a in first_bits):
+        raise r.fail("first_bits", f"the first block reads the 8-bit image: its activation bits "
+                                   f"must be 8, not {[list(p) for p in first_bits]}")
+    per_block = r.get("blocks", [])
+    if not isinstance(per_block, list) or len(per_block) > max(depth):
+        raise r.fail("blocks", f"must be a list of at most max(depth) = {max(depth)} mappings, "
+                               f"not {per_block!r}")
+    blocks = []
+    for i in range(max(depth)):
+        choices = dict(shared, bits=first_bits if i == 0 else shared["bits"])
+        if i < len(per_block):
+            b = FieldReader(per_block[i] if per_block[i] is not None else {},
+                            f"{where}: blocks[{i}]")
+            b.check_known(BLOCK_FIELDS)
+            for f in b.data:
+                valid, what, _ = BLOCK_RULES[f]
+                choices[f] = _choices(b, f, valid, what)
+            if i == 0 and any(a != 8 for _, a in choices["bits"]):
+                raise b.fail("bits", "the first block reads the 8-bit image: activation bits 8")
+        blocks.append(choices)
+    head = _choices(r, "head", lambda v: v in HEADS, " or ".join(HEADS), ["flatten"])
+    fc_bits = _choices(r, "classifier_bits", _is_pair, BLOCK_RULES["bits"][1], [[8, 8]])
+    accel = FieldReader(r.get("accelerator", {}) or {}, f"{where}: accelerator")
+    accel.check_known(tuple(ACCEL_FIELDS))
+    accel_choices = {k: _choices(accel, k, _is_int, ACCEL_FIELDS[k]) for k in accel.data}
+    return SearchSpace(tuple(depth), tuple(blocks), head, fc_bits, accel_choices, where)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """A space file; a bare name such as `fashion` means `configs/search/fashion.yaml`."""
+    p = Path(path)
+    if not p.suffix and not p.exists():
+        p = SPACE_DIR / f"{p}.yaml"
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        known = ", ".join(sorted(f.stem for f in SPACE_DIR.glob("*.yaml")))
+        raise ConfigError(f"{p}: cannot read search space ({exc.strerror}); shipped spaces: "
+                          f"{known}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_space(data, str(p))
