@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Callable
 
 import optuna
+import torch
 
 from codesign.data import Dataset
 from codesign.evaluate import Evaluator, Metrics, get_evaluator
 from codesign.experiment import OBJECTIVES, ExperimentConfig
-from codesign.models import build_model
+from codesign.models import Candidate, QuantNet, build_model
 from codesign.train import train
 from compiler.errors import MemoryFitError
 from hw.config import load_accel_config
@@ -89,6 +90,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                      f"{train_cfg.pretrain_epochs} float + {train_cfg.epochs} QAFT epochs")
             model = train(build_model(candidate, data.input_shape, data.classes, exp.seed),
                           data, train_cfg, progress=lambda m: progress(f"  {m}"))
+            save_model(model, run_dir / "models" / f"trial{trial.number}.pt")
             if config.name not in evaluators:
                 evaluators[config.name] = get_evaluator(exp.search.fidelity, config,
                                                         exp.search.eval_images)
@@ -115,6 +117,23 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     else:
         study.optimize(objective, n_trials=exp.search.trials)
     return study
+
+
+def save_model(model: QuantNet, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")  # a killed worker leaves no half-written model
+    torch.save({"candidate": model.candidate.to_dict(), "input_shape": model.input_shape,
+                "ptq": model.ptq, "state_dict": model.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+def load_model(path: Path, classes: int) -> QuantNet:
+    """A trial's trained model, as `save_model` stored it."""
+    saved = torch.load(path, weights_only=True)
+    model = build_model(Candidate.from_dict(saved["candidate"]), saved["input_shape"], classes)
+    model.load_state_dict(saved["state_dict"])
+    model.ptq = saved["ptq"]
+    return model.eval()
 
 
 def _finished_twin(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
