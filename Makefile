@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-eval fidelity clean help
+.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -57,6 +57,17 @@ bench-compiler: install ## compiler: conv utilization per precision on the RTL, 
 
 fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
 	$(VENV)/bin/codesign fidelity --out bench/results/fidelity
+
+bench-search: install ## hypervolume of GP-BO vs NSGA-II vs random, 3 seeds, equal budgets (bench/results/search.json)
+	$(PY) bench/search_bench.py
+
+bench-qaft: install ## QAFT in the loop vs post-training quantization on the same candidates (bench/results/qaft_digits.json)
+	$(PY) bench/qaft_bench.py
+
+FASHION_RUN ?= runs/fashion
+bench-fashion: install ## Fashion-MNIST search, then mixed vs best all-8-bit model (bench/results/fashion.json)
+	test -f $(FASHION_RUN)/study.db || $(VENV)/bin/codesign search configs/experiments/fashion.yaml --run-dir $(FASHION_RUN)
+	$(PY) bench/fashion_bench.py $(FASHION_RUN)
 
 bench-eval: install ## evaluation service: RTL vs estimator vs cache-hit time on a mixed ResNet-8 (bench/results/eval.json)
 	$(PY) bench/eval_bench.py

@@ -36,6 +36,7 @@ class SearchConfig:
     fidelity: str = "rtl"  # rtl | estimate | screen (codesign.evaluate)
     constraints: tuple[tuple[str, str, float], ...] = ()  # (objective, "min" | "max", bound)
     enqueue: tuple[dict, ...] = ()  # parameters of trials to run first (e.g. 8-bit baselines)
+    population: int = 50  # NSGA-II's generation size (Optuna's default)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def _optional_images(r: FieldReader, field: str) -> int | None:
 def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s = FieldReader(data, where)
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
-                   "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue"))
+                   "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
+                   "population"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -106,7 +108,7 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
         space.check_fixed(fixed, f"{where}: enqueue[{i}]")
     return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
                         _optional_images(s, "eval_images"), fidelity, tuple(constraints),
-                        tuple(enqueue))
+                        tuple(enqueue), s.int("population", 2, default=50))
 
 
 def parse_experiment(data, where: str) -> ExperimentConfig:

@@ -23,12 +23,13 @@ from hw.config import load_accel_config
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def make_sampler(name: str, seed: int, constrained: bool = False
+def make_sampler(name: str, seed: int, constrained: bool = False, population: int = 50
                  ) -> optuna.samplers.BaseSampler:
     c = {"constraints_func": constraints_of} if constrained else {}
     with warnings.catch_warnings():  # constraints_func is experimental in some samplers
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return {"nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, **c),
+        return {"nsga2": lambda: optuna.samplers.NSGAIISampler(
+                    seed=seed, population_size=population, **c),
                 "gp": lambda: optuna.samplers.GPSampler(seed=seed, **c),  # multi-objective BO
                 "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **c),
                 "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
@@ -53,7 +54,8 @@ def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None
     study = optuna.create_study(
         study_name=exp.name, storage=open_storage(run_dir, storage), load_if_exists=True,
         directions=[OBJECTIVES[o][1] for o in exp.search.objectives],
-        sampler=make_sampler(exp.search.sampler, exp.seed, bool(exp.search.constraints)))
+        sampler=make_sampler(exp.search.sampler, exp.seed, bool(exp.search.constraints),
+                             exp.search.population))
     if exp.search.enqueue and not study.trials:  # a new study: its baselines go first
         for params in exp.search.enqueue:
             study.enqueue_trial(params)

@@ -30,17 +30,22 @@ def train(model: QuantNet, data: Dataset, cfg: TrainConfig,
     """Float pre-training, then quantization-aware fine-tuning. With no QAFT epochs the model
     is left for post-training quantization: the compiler calibrates its activation scales."""
     start = time.time()
+    limit = cfg.time_limit_s or float("inf")
+    # The time limit is shared in proportion to the epochs, so that a slow pre-training
+    # cannot leave the quantizers untrained; each phase runs at least one batch.
+    share = cfg.pretrain_epochs / max(1, cfg.pretrain_epochs + cfg.epochs)
     if cfg.pretrain_epochs:
         set_quantization(model, False)
-        _run(model, data, cfg, cfg.pretrain_epochs, start, "float", progress)
+        _run(model, data, cfg, cfg.pretrain_epochs, start + limit * share, "float", progress)
         set_quantization(model, True)
     model.ptq = cfg.epochs == 0
     if cfg.epochs:
-        _run(model, data, replace(cfg, seed=cfg.seed + 1), cfg.epochs, start, "QAFT", progress)
+        _run(model, data, replace(cfg, seed=cfg.seed + 1), cfg.epochs, start + limit, "QAFT",
+             progress)
     return model.eval()
 
 
-def _run(model, data, cfg, epochs, start, phase, progress):
+def _run(model, data, cfg, epochs, deadline, phase, progress):
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -50,23 +55,23 @@ def _run(model, data, cfg, epochs, start, phase, progress):
     for epoch in range(epochs):
         model.train()
         order = torch.from_numpy(rng.permutation(len(x)))
-        total = 0.0
+        total, seen = 0.0, 0
         for i in range(0, len(x), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             opt.zero_grad()
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
-            if cfg.time_limit_s and time.time() - start > cfg.time_limit_s:
+            total, seen = total + loss.item() * len(idx), seen + len(idx)
+            if time.time() > deadline:
                 break
         sched.step()
         if progress:
-            progress(f"{phase} epoch {epoch + 1}/{epochs}: loss {total / len(x):.3f}, "
+            progress(f"{phase} epoch {epoch + 1}/{epochs}: loss {total / seen:.3f}, "
                      f"test accuracy {accuracy(model, data):.3f}")
-        if cfg.time_limit_s and time.time() - start > cfg.time_limit_s:
+        if time.time() > deadline:
             if progress:
-                progress(f"{phase}: time limit of {cfg.time_limit_s:g} s reached")
+                progress(f"{phase}: its share of the {cfg.time_limit_s:g} s time limit is used")
             break
 
 
