@@ -18,7 +18,8 @@ from codesign.data import get_dataset
 from codesign.evaluate import compile_quantnet, get_evaluator
 from codesign.experiment import ExperimentConfig
 from codesign.models import build_model
-from codesign.search import run_search, summary, trials_table, write_trials
+from codesign.report import write_report
+from codesign.search import run_search, summary, trials_table
 from codesign.train import accuracy, train
 from hw.build import build_core
 from hw.config import load_accel_config
@@ -82,7 +83,7 @@ def run_demo(exp: ExperimentConfig, run_dir: Path, trials: int | None = None) ->
     if hasattr(evaluator, "confirmed"):
         log(f"screening: {evaluator.confirmed} of {len(evaluator.seen)} candidates could enter "
             f"the Pareto front and were confirmed on the RTL; the rest were estimated")
-    write_trials(study, run_dir / "trials.json")
+    write_report(study, run_dir, exp.search.objectives)
     result = {"model": summary(metrics), "metrics": metrics.as_dict(),
               "seconds": time.time() - start, "run_dir": str(run_dir)}
     (run_dir / "demo.json").write_text(json.dumps(result, indent=2))

@@ -48,12 +48,16 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
     rows = []
     for t in study.trials:
         m = t.user_attrs.get("metrics") or {}
-        rows.append({"number": t.number, "state": t.state.name, **t.params,
+        rows.append({"number": t.number, "state": t.state.name,
+                     "candidate": t.user_attrs.get("description", ""), **t.params,
                      **{k: m.get(k) for k in ("accuracy", "cycles", "latency_s", "energy_j",
                                               "size_bits", "fidelity")},
                      "pareto": t.number in pareto})
     (run_dir / "trials.json").write_text(json.dumps(
         [{"number": t.number, "state": t.state.name, "params": t.params, "values": t.values,
+          "candidate": t.user_attrs.get("candidate"),
+          "accelerator": t.user_attrs.get("accelerator"),
+          "infeasible": t.user_attrs.get("infeasible"),
           "metrics": t.user_attrs.get("metrics")} for t in study.trials], indent=2))
     with open(run_dir / "trials.csv", "w", newline="") as f:
         keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k)) \
@@ -64,19 +68,37 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
     front = [r for r in rows if r["pareto"]]
     (run_dir / "pareto.json").write_text(json.dumps(front, indent=2))
     images = _plots(study, trials, pareto, run_dir, objectives)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     lines = [f"# Search {study.study_name}", "",
-             f"{len(trials)} completed trials of {len(study.trials)}; objectives: "
-             f"{', '.join(objectives)}; Pareto front: {len(front)} trials.", "",
-             "| trial | params | " + " | ".join(objectives) + " | fidelity |",
-             "|---|---|" + "---|" * len(objectives) + "---|"]
-    for t in trials:
-        if t.number not in pareto:
-            continue
+             f"{len(trials)} completed trials of {len(study.trials)}"
+             f"{f' ({len(pruned)} pruned: they do not fit the accelerator)' if pruned else ''}; "
+             f"objectives: {', '.join(objectives)}; Pareto front: {len(front)} trials.", "",
+             "## Pareto front", "",
+             "| trial | " + " | ".join(objectives) + " | cycles | energy (nJ) | fidelity | "
+             "accelerator |",
+             "|---|" + "---|" * len(objectives) + "---|---|---|---|"]
+    best = [t for t in trials if t.number in pareto]
+    for t in best:
         m = t.user_attrs.get("metrics", {})
-        params = ", ".join(f"{k}={v}" for k, v in sorted(t.params.items()))
-        lines.append(f"| {t.number} | {params} | "
-                     + " | ".join(f"{v:.4g}" for v in t.values) + f" | {m.get('fidelity', '')} |")
-    lines += ["", *(f"![{name}]({name})" for name in images), ""]
+        lines.append(f"| {t.number} | " + " | ".join(f"{v:.4g}" for v in t.values)
+                     + f" | {m.get('cycles', '')} | {m.get('energy_j', 0) * 1e9:.2f} | "
+                       f"{m.get('fidelity', '')} | {t.user_attrs.get('accelerator', '')} |")
+    lines += ["", "## Per-layer bit widths of the Pareto models", "",
+              "Blocks in order, then the classifier; bits are weights / input activations.", ""]
+    for t in best:
+        c = t.user_attrs.get("candidate")
+        if not c:
+            continue
+        lines += [f"**Trial {t.number}**", "",
+                  "| layer | kind | kernel / stride | width | residual | bits (w/a) |",
+                  "|---|---|---|---|---|---|"]
+        for i, b in enumerate(c["blocks"]):
+            kind = "depthwise-separable" if b["depthwise"] else "conv"
+            lines.append(f"| block {i} | {kind} | {b['kernel']} / {b['stride']} | {b['width']} | "
+                         f"{'yes' if b['residual'] else ''} | {b['bits'][0]}/{b['bits'][1]} |")
+        w, a = c["classifier_bits"]
+        lines += [f"| classifier | dense ({c['head']}) | | | | {w}/{a} |", ""]
+    lines += ["## Plots", "", *(f"![{name}]({name})" for name in images), ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -171,9 +171,3 @@ def trials_table(study: optuna.Study) -> str:
                     f"{m['size_bits']:>9} {'*' if t.number in pareto else ' ':^6}  "
                     f"{t.user_attrs.get('description', '')}")
     return "\n".join(rows)
-
-
-def write_trials(study: optuna.Study, path: Path) -> None:
-    rows = [{"number": t.number, "state": t.state.name, "params": t.params,
-             "values": t.values, "metrics": t.user_attrs.get("metrics")} for t in study.trials]
-    path.write_text(json.dumps(rows, indent=2))

@@ -7,7 +7,7 @@ import pytest
 
 from codesign.data import load_digits
 from codesign.evaluate import ScreeningEvaluator, get_evaluator
-from codesign.models import Candidate, build_model
+from codesign.models import BlockSpec, Candidate, build_model
 from codesign.train import TrainConfig, train
 from hw.config import load_accel_config
 
@@ -69,3 +69,40 @@ def test_mixed_precision_candidates_run_on_the_rtl(bits):
     with torch.no_grad():
         torch_preds = model(torch.from_numpy(x)).argmax(1).numpy()
     assert np.mean(np.array(preds) == torch_preds) >= 0.9
+
+
+SPACE_CANDIDATES = [  # what the search spaces produce beyond plain convs
+    Candidate((BlockSpec(8, 1, 3), BlockSpec(8, 1, 3, residual=True, bits=(2, 2)),
+               BlockSpec(16, 2, 3, residual=True, bits=(1, 1))), "flatten", (2, 8)),
+    Candidate((BlockSpec(8, 1, 3), BlockSpec(16, 2, 5, depthwise=True, residual=True),
+               BlockSpec(16, 1, 3, depthwise=True, residual=True, bits=(2, 2))), "pool", (1, 8)),
+]
+
+
+@pytest.mark.parametrize("candidate", SPACE_CANDIDATES, ids=["residual", "depthwise-pool"])
+def test_search_space_candidates_are_bit_exact_on_the_rtl(candidate):
+    """Residual adds with 1x1 projections, depthwise-separable blocks, a pooled head and low-bit
+    classifiers: RTL = integer reference, which agrees with the fake-quant torch model."""
+    import numpy as np
+    import torch
+
+    from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet
+
+    data = load_digits()
+    model = train(build_model(candidate, data.input_shape, 10), data,
+                  TrainConfig(epochs=3, pretrain_epochs=3))
+    net = compile_quantnet(model, load_accel_config("default"),
+                           data.x_train[:CALIBRATION_IMAGES])
+    kinds = {layer.name.split("_")[0] for layer in net.layers}
+    assert "add" in kinds
+    x = data.x_test[:100]
+    with net.runner("rtl") as rtl, net.runner("reference") as ref:
+        preds = []
+        for i in range(len(x)):
+            y = ref(x[i:i + 1])
+            if i < 12:
+                np.testing.assert_array_equal(rtl(x[i:i + 1]), y)
+            preds.append(int(np.argmax(y)))
+    with torch.no_grad():
+        torch_preds = model(torch.from_numpy(x)).argmax(1).numpy()
+    assert np.mean(np.array(preds) == torch_preds) >= 0.85
