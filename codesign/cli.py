@@ -205,8 +205,8 @@ def _search(args) -> int:
     from codesign.experiment import load_experiment
     from codesign.report import write_report
     from codesign.search import open_storage, open_study, trials_table
+    from codesign.space import space_path
 
-    exp = load_experiment(args.config)
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
@@ -214,9 +214,17 @@ def _search(args) -> int:
         config = str(run_dir / "config.yaml")
         exp = load_experiment(config)
     else:
+        exp = load_experiment(args.config)
         run_dir = Path(args.run_dir or f"runs/{exp.name}-search-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(Path(args.config).read_text())
+        # The resolved config: a space given by name is written inline, so that the run
+        # directory alone says (and resumes) what was searched.
+        data = yaml.safe_load(Path(args.config).read_text())
+        search = data["search"]
+        if isinstance(search.get("space"), str):
+            search["space"] = yaml.safe_load(space_path(search["space"]).read_text())
+        (run_dir / "config.yaml").write_text(f"# resolved from {args.config}\n"
+                                             + yaml.safe_dump(data, sort_keys=False))
         config = str(run_dir / "config.yaml")
     if args.trials:
         data = yaml.safe_load(Path(config).read_text())

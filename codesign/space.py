@@ -176,11 +176,14 @@ def parse_space(data: Any, where: str) -> SearchSpace:
     return SearchSpace(tuple(depth), tuple(blocks), head, fc_bits, accel_choices, where)
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    """A space file; a bare name such as `fashion` means `configs/search/fashion.yaml`."""
+def space_path(path: str | Path) -> Path:
+    """A bare name such as `fashion` means `configs/search/fashion.yaml`."""
     p = Path(path)
-    if not p.suffix and not p.exists():
-        p = SPACE_DIR / f"{p}.yaml"
+    return SPACE_DIR / f"{p}.yaml" if not p.suffix and not p.exists() else p
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    p = space_path(path)
     try:
         data = yaml.safe_load(p.read_text())
     except OSError as exc:

@@ -136,3 +136,20 @@ def test_two_workers_share_one_study(tmp_path):
                      "--workers", "2").communicate(timeout=600)
     assert "[worker 0]" in out and "[worker 1]" in out, out
     assert len(_complete(run_dir)) >= 4
+
+
+def test_accelerator_parameters_are_searched_with_the_network(tmp_path):
+    """Co-design: the vector width is a parameter; each value is its own validated config
+    (estimated here, so no RTL is built)."""
+    exp = small_experiment(4)
+    space = dict(SMALL_SPACE, accelerator={"vector_width": [64, 128]})
+    exp = replace(exp, accelerator="tiny", search=replace(
+        exp.search, fidelity="estimate", objectives=("accuracy", "cycles"),
+        space=parse_space(space, "co-design space")))
+    study = run_search(exp, load_digits(), tmp_path, progress=lambda m: None)
+    seen = {}
+    for t in study.trials:
+        assert t.user_attrs["accelerator"] == f"tiny-vector_width{t.params['accel.vector_width']}"
+        assert t.user_attrs["metrics"]["fidelity"] == "estimate"
+        seen.setdefault(t.params["accel.vector_width"], []).append(t.user_attrs["metrics"])
+    assert len(study.trials) == 4 and set(seen) == {64, 128}
