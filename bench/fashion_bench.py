@@ -41,12 +41,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--rtl-images", type=int, default=500)
+    ap.add_argument("--images", type=int, help="test images for the reference (default: all)")
     args = ap.parse_args()
     exp = load_experiment(args.run_dir / "config.yaml")
     study = optuna.load_study(study_name=exp.name, storage=open_storage(args.run_dir))
     data = get_dataset(exp.dataset)
     config = load_accel_config(exp.accelerator)
-    reference = get_evaluator("estimate", config)  # whole test split, integer semantics
+    reference = get_evaluator("estimate", config, args.images)  # integer semantics
+    n_test = min(args.images or len(data.x_test), len(data.x_test))
     trials = [t for t in completed(study)
               if (args.run_dir / "models" / f"trial{t.number}.pt").exists()]
     # Re-measured on the whole split: the all-8-bit trials, and the (at most 6 smallest)
@@ -59,8 +61,8 @@ def main() -> None:
                    and t.user_attrs["metrics"]["accuracy"] >= best_seen - 0.02),
                   key=lambda t: t.user_attrs["metrics"]["size_bits"])[:6]
     trials = [t for t in trials if all_8bit(t)] + near
-    print(f"measuring {len(trials)} trials on the whole test split ({len(data.x_test)} images) "
-          f"with the integer reference", flush=True)
+    print(f"measuring {len(trials)} trials on {n_test} test images with the integer reference",
+          flush=True)
     measured = []
     for t in trials:
         model = load_model(args.run_dir / "models" / f"trial{t.number}.pt", data.classes)
@@ -74,7 +76,7 @@ def main() -> None:
     best8 = max(eights, key=lambda r: (r["accuracy"], -r["size_bits"]))
     close = [r for r in measured if not r["all_8bit"]
              and r["accuracy"] >= best8["accuracy"] - 0.01]
-    result = {"run_dir": str(args.run_dir), "test_images": len(data.x_test),
+    result = {"run_dir": str(args.run_dir), "test_images": n_test,
               "trials": measured, "best_8bit": best8}
     print(f"\nbest all-8-bit model: trial {best8['trial']}, accuracy {best8['accuracy']:.4f}, "
           f"{best8['size_bits']} bits")
@@ -92,7 +94,7 @@ def main() -> None:
                    "goal_met": reduction >= 0.40}
         for name, r in (("all-8-bit", best8), ("mixed", mixed)):
             print(f"{name:>10}: trial {r['trial']}, accuracy {r['accuracy']:.4f} (reference, "
-                  f"{len(data.x_test)} images) / {r['rtl']['accuracy']:.4f} (RTL, "
+                  f"{n_test} images) / {r['rtl']['accuracy']:.4f} (RTL, "
                   f"{r['rtl']['images']}), {r['size_bits']} bits, {r['rtl']['cycles']} cycles, "
                   f"{r['rtl']['energy_j'] * 1e9:.1f} nJ on the RTL; {r['candidate']}")
         print(f"size reduction {100 * reduction:.1f} % at {result['accuracy_loss_pp']:.2f} pp "
