@@ -52,6 +52,10 @@ class Metrics:
         d["layers"] = [vars(layer) | {} for layer in self.layers]
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Metrics":
+        return cls(**{**d, "layers": tuple(LayerMetrics(**layer) for layer in d["layers"])})
+
 
 class Evaluator(ABC):
     name = "base"

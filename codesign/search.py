@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -13,7 +14,8 @@ import optuna
 import torch
 
 from codesign.data import Dataset
-from codesign.evaluate import Evaluator, Metrics, get_evaluator
+from codesign.evalcache import EvalCache, cache_key
+from codesign.evaluate import CALIBRATION_IMAGES, Evaluator, Metrics, get_evaluator
 from codesign.experiment import OBJECTIVES, ExperimentConfig
 from codesign.models import Candidate, QuantNet, build_model
 from codesign.train import train
@@ -73,6 +75,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     evaluators = {base.name: evaluator or get_evaluator(exp.search.fidelity, base,
                                                         exp.search.eval_images)}
     space, train_cfg = exp.search.space, exp.search.train
+    cache = EvalCache()
 
     def objective(trial: optuna.Trial) -> list[float]:
         candidate, accel_params = space.suggest(trial)
@@ -96,14 +99,23 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             if config.name not in evaluators:
                 evaluators[config.name] = get_evaluator(exp.search.fidelity, config,
                                                         exp.search.eval_images)
-            try:
-                m = evaluators[config.name].evaluate(model, data)
-            except MemoryFitError as exc:  # a point of the space this accelerator cannot hold
-                trial.set_user_attr("infeasible", str(exc))
-                progress(f"trial {trial.number}: pruned, does not fit {config.name}: {exc}")
-                raise optuna.TrialPruned(str(exc)) from None
-            progress(f"trial {trial.number}: {summary(m)}")
-            metrics = m.as_dict()
+            evaluator = evaluators[config.name]
+            key = cache_key(model, asdict(model.quant_spec()), data.x_train[:CALIBRATION_IMAGES],
+                            config.to_dict(), f"{evaluator.name}:{data.name}:"
+                                              f"{exp.search.eval_images}")
+            metrics = cache.get(key)
+            if metrics is not None:  # e.g. a killed trial's model, trained again identically
+                progress(f"trial {trial.number}: evaluation cache hit")
+            else:
+                try:
+                    m = evaluator.evaluate(model, data)
+                except MemoryFitError as exc:  # a point of the space this config cannot hold
+                    trial.set_user_attr("infeasible", str(exc))
+                    progress(f"trial {trial.number}: pruned, does not fit {config.name}: {exc}")
+                    raise optuna.TrialPruned(str(exc)) from None
+                metrics = m.as_dict()
+                cache.put(key, metrics)
+            progress(f"trial {trial.number}: {summary(Metrics.from_dict(metrics))}")
         trial.set_user_attr("key", key)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("constraints", [
@@ -111,13 +123,16 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             (metrics[OBJECTIVES[o][0]] - bound) for o, kind, bound in exp.search.constraints])
         return [float(metrics[OBJECTIVES[o][0]]) for o in exp.search.objectives]
 
-    if total:
-        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-        if done < exp.search.trials:
-            study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
-                exp.search.trials, states=(optuna.trial.TrialState.COMPLETE,))])
-    else:
-        study.optimize(objective, n_trials=exp.search.trials)
+    try:
+        if total:
+            done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+            if done < exp.search.trials:
+                study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
+                    exp.search.trials, states=(optuna.trial.TrialState.COMPLETE,))])
+        else:
+            study.optimize(objective, n_trials=exp.search.trials)
+    finally:
+        cache.close()
     return study
 
 

@@ -153,3 +153,17 @@ def test_accelerator_parameters_are_searched_with_the_network(tmp_path):
         assert t.user_attrs["metrics"]["fidelity"] == "estimate"
         seen.setdefault(t.params["accel.vector_width"], []).append(t.user_attrs["metrics"])
     assert len(study.trials) == 4 and set(seen) == {64, 128}
+
+
+def test_a_retrained_candidate_is_served_by_the_evaluation_cache(tmp_path, monkeypatch):
+    """Training is seeded, so the same candidate in a new study gives the same model: its
+    evaluation comes from the content-addressed cache."""
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    exp = small_experiment(1)
+    exp = replace(exp, search=replace(exp.search, fidelity="estimate"))
+    data = load_digits()
+    first = run_search(exp, data, tmp_path / "a", progress=lambda m: None)
+    said = []
+    second = run_search(exp, data, tmp_path / "b", progress=said.append)
+    assert any("evaluation cache hit" in m for m in said), said
+    assert first.trials[0].user_attrs["metrics"] == second.trials[0].user_attrs["metrics"]
