@@ -20,7 +20,7 @@ from codesign.experiment import OBJECTIVES, ExperimentConfig
 from codesign.models import Candidate, QuantNet, build_model
 from codesign.train import train
 from compiler.errors import MemoryFitError
-from hw.config import load_accel_config
+from hw.config import AccelConfig, load_accel_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -77,46 +77,48 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     space, train_cfg = exp.search.space, exp.search.train
     cache = EvalCache()
 
+    def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
+        if config.name not in evaluators:
+            evaluators[config.name] = get_evaluator(exp.search.fidelity, config,
+                                                    exp.search.eval_images)
+        evaluator = evaluators[config.name]
+        key = cache_key(model, asdict(model.quant_spec()), data.x_train[:CALIBRATION_IMAGES],
+                        config.to_dict(), f"{evaluator.name}:{data.name}:{exp.search.eval_images}")
+        cached = cache.get(key)
+        if cached is not None:  # e.g. a killed trial's model, trained again identically
+            progress(f"trial {trial.number}: evaluation cache hit")
+            return cached
+        try:
+            metrics = evaluator.evaluate(model, data).as_dict()
+        except MemoryFitError as exc:  # a point of the space this config cannot hold
+            trial.set_user_attr("infeasible", str(exc))
+            progress(f"trial {trial.number}: pruned, does not fit {config.name}: {exc}")
+            raise optuna.TrialPruned(str(exc)) from None
+        cache.put(key, metrics)
+        return metrics
+
     def objective(trial: optuna.Trial) -> list[float]:
         candidate, accel_params = space.suggest(trial)
         config = space.accel_config(base, accel_params)
-        key = json.dumps({"candidate": candidate.to_dict(), "accelerator": config.name})
+        twin_key = json.dumps({"candidate": candidate.to_dict(), "accelerator": config.name})
+        trial.set_user_attr("key", twin_key)
         trial.set_user_attr("candidate", candidate.to_dict())
         trial.set_user_attr("description", candidate.describe())
         trial.set_user_attr("accelerator", config.name)
         where = f" on {config.name}" if accel_params else ""
-        repeat = _finished_twin(study, key)
-        if repeat is not None:  # training is seeded: the same candidate gives the same model
-            metrics = repeat.user_attrs["metrics"]
+        twin = _finished_twin(study, twin_key)
+        if twin is not None:  # training is seeded: the same candidate gives the same model
+            metrics = twin.user_attrs["metrics"]
             progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
-                     f"{repeat.number}, not trained again")
+                     f"{twin.number}, not trained again")
         else:
             progress(f"trial {trial.number}: {candidate.describe()}{where}: training "
                      f"{train_cfg.pretrain_epochs} float + {train_cfg.epochs} QAFT epochs")
             model = train(build_model(candidate, data.input_shape, data.classes, exp.seed),
                           data, train_cfg, progress=lambda m: progress(f"  {m}"))
             save_model(model, run_dir / "models" / f"trial{trial.number}.pt")
-            if config.name not in evaluators:
-                evaluators[config.name] = get_evaluator(exp.search.fidelity, config,
-                                                        exp.search.eval_images)
-            evaluator = evaluators[config.name]
-            key = cache_key(model, asdict(model.quant_spec()), data.x_train[:CALIBRATION_IMAGES],
-                            config.to_dict(), f"{evaluator.name}:{data.name}:"
-                                              f"{exp.search.eval_images}")
-            metrics = cache.get(key)
-            if metrics is not None:  # e.g. a killed trial's model, trained again identically
-                progress(f"trial {trial.number}: evaluation cache hit")
-            else:
-                try:
-                    m = evaluator.evaluate(model, data)
-                except MemoryFitError as exc:  # a point of the space this config cannot hold
-                    trial.set_user_attr("infeasible", str(exc))
-                    progress(f"trial {trial.number}: pruned, does not fit {config.name}: {exc}")
-                    raise optuna.TrialPruned(str(exc)) from None
-                metrics = m.as_dict()
-                cache.put(key, metrics)
+            metrics = evaluate(trial, model, config)
             progress(f"trial {trial.number}: {summary(Metrics.from_dict(metrics))}")
-        trial.set_user_attr("key", key)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("constraints", [
             (bound - metrics[OBJECTIVES[o][0]]) if kind == "min" else
