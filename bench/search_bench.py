@@ -47,7 +47,7 @@ def hypervolumes(runs: dict, directions: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=28)
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
     base = load_experiment(ROOT / "configs" / "experiments" / "digits.yaml")
