@@ -69,20 +69,24 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
     (run_dir / "pareto.json").write_text(json.dumps(front, indent=2))
     images = _plots(study, trials, pareto, run_dir, objectives)
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    # The hardware figures that are not objectives, next to them (energy in nJ).
+    extra = {o: s for o, s in (("cycles", 1), ("energy", 1e9)) if o not in objectives}
     lines = [f"# Search {study.study_name}", "",
              f"{len(trials)} completed trials of {len(study.trials)}"
              f"{f' ({len(pruned)} pruned: they do not fit the accelerator)' if pruned else ''}; "
              f"objectives: {', '.join(objectives)}; Pareto front: {len(front)} trials.", "",
              "## Pareto front", "",
-             "| trial | " + " | ".join(objectives) + " | cycles | energy (nJ) | fidelity | "
-             "accelerator |",
-             "|---|" + "---|" * len(objectives) + "---|---|---|---|"]
+             "| trial | " + " | ".join([*objectives, *(f"{o} (nJ)" if o == "energy" else o
+                                                     for o in extra)])
+             + " | fidelity | accelerator |",
+             "|---|" + "---|" * (len(objectives) + len(extra)) + "---|---|"]
     best = [t for t in trials if t.number in pareto]
     for t in best:
         m = t.user_attrs.get("metrics", {})
         lines.append(f"| {t.number} | " + " | ".join(f"{v:.4g}" for v in t.values)
-                     + f" | {m.get('cycles', '')} | {m.get('energy_j', 0) * 1e9:.2f} | "
-                       f"{m.get('fidelity', '')} | {t.user_attrs.get('accelerator', '')} |")
+                     + "".join(f" | {m.get(OBJECTIVES[o][0], 0) * scale:.4g}"
+                               for o, scale in extra.items())
+                     + f" | {m.get('fidelity', '')} | {t.user_attrs.get('accelerator', '')} |")
     lines += ["", "## Per-layer bit widths of the Pareto models", "",
               "Blocks in order, then the classifier; bits are weights / input activations.", ""]
     for t in best:
