@@ -146,7 +146,8 @@ def parse_space(data: Any, where: str) -> SearchSpace:
                    "accelerator"))
     depth = _choices(r, "depth", lambda v: _is_int(v, 1, 32), "an integer in 1..32")
     shared = {f: _choices(r, f, valid, what, default)
-              for f, (valid, what, default) in BLOCK_RULES.items()}
+              for f, (valid, what, default) in BLOCK_RULES.items()
+              if f != "width" or "width" in r.data}  # widths may be given per block only
     first_bits = _choices(r, "first_bits", _is_pair, BLOCK_RULES["bits"][1], [[8, 8]])
     if any(a != 8 for _, a in first_bits):
         raise r.fail("first_bits", f"the first block reads the 8-bit image: its activation bits "
@@ -167,6 +168,9 @@ def parse_space(data: Any, where: str) -> SearchSpace:
                 choices[f] = _choices(b, f, valid, what)
             if i == 0 and any(a != 8 for _, a in choices["bits"]):
                 raise b.fail("bits", "the first block reads the 8-bit image: activation bits 8")
+        if "width" not in choices:
+            raise r.fail("width", f"missing: no width choices for block {i} (give 'width', or "
+                                  f"'width' in blocks[{i}])")
         blocks.append(choices)
     head = _choices(r, "head", lambda v: v in HEADS, " or ".join(HEADS), ["flatten"])
     fc_bits = _choices(r, "classifier_bits", _is_pair, BLOCK_RULES["bits"][1], [[8, 8]])

@@ -10,7 +10,7 @@ from codesign.space import SPACE_DIR, load_space, parse_space
 from codesign.train import TrainConfig, train
 from hw.config import load_accel_config
 
-EXPERIMENTS = ["demo", "digits", "fashion"]
+EXPERIMENTS = ["demo", "digits", "fashion", "fashion-bits"]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in SPACE_DIR.glob("*.yaml")))
@@ -39,6 +39,7 @@ def test_shipped_experiments_load(name):
     ({"depth": [2], "width": [8], "colour": [1]}, "unknown field 'colour'"),
     ({"depth": [2], "width": [8], "kernel": [4]}, "field 'kernel': invalid choice 4"),
     ({"depth": [2], "width": []}, "field 'width': must be a non-empty list"),
+    ({"depth": [2], "blocks": [{"width": [4]}]}, "no width choices for block 1"),
     ({"depth": [2], "width": [8], "bits": [[8, 4]]}, "field 'bits': invalid choice [8, 4]"),
     ({"depth": [2], "width": [8], "first_bits": [[8, 2]]}, "first block reads the 8-bit image"),
     ({"depth": [1], "width": [8], "blocks": [{}, {}]}, "at most max(depth) = 1"),
