@@ -64,10 +64,11 @@ bench-search: install ## hypervolume of GP-BO vs NSGA-II vs random, 3 seeds, equ
 bench-qaft: install ## QAFT in the loop vs post-training quantization on the same candidates (bench/results/qaft_digits.json)
 	$(PY) bench/qaft_bench.py
 
-FASHION_RUN ?= runs/fashion
-bench-fashion: install ## Fashion-MNIST search, then mixed vs best all-8-bit model (bench/results/fashion.json)
-	test -f $(FASHION_RUN)/study.db || $(VENV)/bin/codesign search configs/experiments/fashion.yaml --run-dir $(FASHION_RUN)
-	$(PY) bench/fashion_bench.py $(FASHION_RUN)
+bench-fashion: install ## Fashion-MNIST search and its stage two, each vs its best all-8-bit model (bench/results/fashion*.json)
+	test -f runs/fashion/study.db || $(VENV)/bin/codesign search configs/experiments/fashion.yaml --run-dir runs/fashion
+	$(PY) bench/fashion_bench.py runs/fashion
+	test -f runs/fashion-bits/study.db || $(VENV)/bin/codesign search configs/experiments/fashion-bits.yaml --run-dir runs/fashion-bits
+	$(PY) bench/fashion_bench.py runs/fashion-bits
 
 bench-eval: install ## evaluation service: RTL vs estimator vs cache-hit time on a mixed ResNet-8 (bench/results/eval.json)
 	$(PY) bench/eval_bench.py

@@ -5,7 +5,7 @@ smaller it is (goal >= 40 %).
 Reads a finished search run (`codesign search configs/experiments/fashion.yaml`), reloads the
 trained models the trials saved, measures both on the whole test split with the integer
 semantics of the accelerator (the numpy reference, bit-exact with the RTL) and on the RTL
-(cycles, energy, accuracy on --rtl-images), and writes bench/results/fashion.json.
+(cycles, energy, accuracy on --rtl-images), and writes bench/results/<experiment name>.json.
 Usage: python bench/fashion_bench.py RUN_DIR [--rtl-images N]
 """
 
@@ -104,8 +104,9 @@ def main() -> None:
         result["goal_met"] = False
         print("no mixed-precision model within 1 pp of the best all-8-bit model")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "fashion.json").write_text(json.dumps(result, indent=2))
-    print(f"figures: {OUT / 'fashion.json'}")
+    path = OUT / f"{exp.name}.json"  # fashion.json, fashion-bits.json
+    path.write_text(json.dumps(result, indent=2))
+    print(f"figures: {path}")
 
 
 if __name__ == "__main__":
