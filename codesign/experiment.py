@@ -37,6 +37,9 @@ class SearchConfig:
     constraints: tuple[tuple[str, str, float], ...] = ()  # (objective, "min" | "max", bound)
     enqueue: tuple[dict, ...] = ()  # parameters of trials to run first (e.g. 8-bit baselines)
     population: int = 50  # NSGA-II's generation size (Optuna's default)
+    # Bits-only spaces: one float parent (pretrain_epochs, once per run), whose weights every
+    # candidate fine-tunes from (epochs of QAFT) instead of pre-training its own.
+    shared_parent: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s = FieldReader(data, where)
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
-                   "population"))
+                   "population", "shared_parent"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -106,9 +109,20 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
         raise s.fail("enqueue", f"must be a list of {{parameter: value}} mappings, not {enqueue!r}")
     for i, fixed in enumerate(enqueue):
         space.check_fixed(fixed, f"{where}: enqueue[{i}]")
+    shared_parent = s.get("shared_parent", False)
+    if not isinstance(shared_parent, bool):
+        raise s.fail("shared_parent", f"must be true or false, not {shared_parent!r}")
+    if shared_parent:
+        if not per_trial.pretrain_epochs or not per_trial.epochs:
+            raise s.fail("shared_parent", "needs pretrain_epochs (the parent's float training) "
+                                          "and epochs (each candidate's QAFT) > 0")
+        try:
+            space.parent()
+        except ConfigError as exc:
+            raise s.fail("shared_parent", str(exc)) from None
     return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
                         _optional_images(s, "eval_images"), fidelity, tuple(constraints),
-                        tuple(enqueue), s.int("population", 2, default=50))
+                        tuple(enqueue), s.int("population", 2, default=50), shared_parent)
 
 
 def parse_experiment(data, where: str) -> ExperimentConfig:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -75,6 +75,9 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     evaluators = {base.name: evaluator or get_evaluator(exp.search.fidelity, base,
                                                         exp.search.eval_images)}
     space, train_cfg = exp.search.space, exp.search.train
+    parent = shared_parent(exp, data, run_dir, progress) if exp.search.shared_parent else None
+    if parent is not None:
+        train_cfg = replace(train_cfg, pretrain_epochs=0)
     cache = EvalCache()
 
     def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
@@ -112,10 +115,13 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
                      f"{twin.number}, not trained again")
         else:
+            start = "the shared parent" if parent else f"{train_cfg.pretrain_epochs} float"
             progress(f"trial {trial.number}: {candidate.describe()}{where}: training "
-                     f"{train_cfg.pretrain_epochs} float + {train_cfg.epochs} QAFT epochs")
-            model = train(build_model(candidate, data.input_shape, data.classes, exp.seed),
-                          data, train_cfg, progress=lambda m: progress(f"  {m}"))
+                     f"{start} + {train_cfg.epochs} QAFT epochs")
+            model = build_model(candidate, data.input_shape, data.classes, exp.seed)
+            if parent is not None:
+                model.load_state_dict(parent)
+            model = train(model, data, train_cfg, progress=lambda m: progress(f"  {m}"))
             save_model(model, run_dir / "models" / f"trial{trial.number}.pt")
             metrics = evaluate(trial, model, config)
             progress(f"trial {trial.number}: {summary(Metrics.from_dict(metrics))}")
@@ -136,6 +142,23 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     finally:
         cache.close()
     return study
+
+
+def shared_parent(exp: ExperimentConfig, data: Dataset, run_dir: Path,
+                  progress: Callable[[str], None] = print) -> dict:
+    """The float weights of the space's one architecture, trained once per run directory
+    (`pretrain_epochs`) and kept in models/parent.pt; workers that meet it missing train the
+    same seeded parent and write it atomically."""
+    path = run_dir / "models" / "parent.pt"
+    if path.exists():
+        return load_model(path, data.classes).state_dict()
+    candidate = exp.search.space.parent()
+    cfg = exp.search.train
+    progress(f"shared parent: {candidate.describe()}: training {cfg.pretrain_epochs} float epochs")
+    model = train(build_model(candidate, data.input_shape, data.classes, exp.seed), data,
+                  replace(cfg, epochs=0), progress=lambda m: progress(f"  {m}"))
+    save_model(model, path)
+    return model.state_dict()
 
 
 def save_model(model: QuantNet, path: Path) -> None:

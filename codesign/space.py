@@ -78,6 +78,22 @@ class SearchSpace:
             if v not in params[k]:
                 raise ConfigError(f"{where}: {k} = {v!r} is not among its choices {params[k]}")
 
+    def architecture_choices(self) -> list[str]:
+        """The parameters other than bit widths and the accelerator that have a choice: with
+        none, every candidate is one network at different bit widths."""
+        return [k for k in self.parameters()
+                if k != "fc.bits" and not k.endswith(".bits") and not k.startswith("accel.")]
+
+    def parent(self) -> Candidate:
+        """The fixed architecture at 8 bits everywhere: the float parent whose weights every
+        candidate of a bits-only space starts its quantization-aware fine-tuning from."""
+        if choices := self.architecture_choices():
+            raise ConfigError(f"{self.source}: a shared parent needs a fixed architecture, "
+                              f"but {', '.join(choices)} have several choices")
+        blocks = tuple(BlockSpec(**{f: c[0] for f, c in choices.items() if f != "bits"},
+                                 bits=(8, 8)) for choices in self.blocks[:self.depth[0]])
+        return Candidate(blocks, self.head[0], (8, 8))
+
     def suggest(self, trial: optuna.Trial) -> tuple[Candidate, dict[str, int]]:
         """A candidate and accelerator overrides drawn from the trial."""
         def pick(name, choices):

@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import optuna
+import torch
 import pytest
 
 from codesign.cli import DEFAULT_DEMO
@@ -184,3 +185,26 @@ def test_a_repeated_candidate_reuses_the_finished_trial(tmp_path):
 def json_key(trial):
     import json
     return json.dumps(trial.user_attrs["metrics"], sort_keys=True)
+
+
+def test_bit_widths_fine_tune_from_one_shared_parent(tmp_path):
+    """A bits-only space trains one float parent per run; each candidate starts its QAFT from
+    the parent's weights (no float pre-training of its own) and a second run reuses it."""
+    bits_only = {"depth": [2], "width": [4], "bits": [[8, 8], [2, 2], [1, 1]],
+                 "blocks": [{}, {"stride": [2]}]}
+    exp = small_experiment(2)
+    exp = replace(exp, search=replace(exp.search, fidelity="estimate", shared_parent=True,
+                                      space=parse_space(bits_only, "bits-only space")))
+    said = []
+    study = run_search(exp, load_digits(), tmp_path, progress=said.append)
+    assert sum(m.startswith("shared parent:") for m in said) == 1
+    assert not any("float epoch" in m for m in said[said.index(next(
+        m for m in said if m.startswith("trial 0"))):]), said
+    assert sum("training the shared parent + 1 QAFT" in m for m in said) == len(study.trials)
+    parent = torch.load(tmp_path / "models" / "parent.pt", weights_only=True)["state_dict"]
+    trained = torch.load(tmp_path / "models" / "trial0.pt", weights_only=True)["state_dict"]
+    assert parent.keys() == trained.keys()
+    assert all(t.user_attrs["metrics"]["accuracy"] > 0.3 for t in study.trials)
+    again = []
+    run_search(exp, load_digits(), tmp_path, progress=again.append)
+    assert not any(m.startswith("shared parent:") for m in again)

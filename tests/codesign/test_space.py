@@ -75,6 +75,18 @@ def test_experiment_errors_name_the_search_field():
     assert exp.search.constraints == (("cycles", "max", 5000.0),)
 
 
+def test_a_shared_parent_needs_a_fixed_architecture_and_both_phases():
+    with pytest.raises(ConfigError, match="field 'shared_parent'.*b0.width have several"):
+        parse_experiment(_experiment(shared_parent=True, pretrain_epochs=1), "exp.yaml")
+    bits_only = {"depth": [1], "width": [4], "bits": [[8, 8], [2, 2]]}
+    with pytest.raises(ConfigError, match="field 'shared_parent'.*pretrain_epochs"):
+        parse_experiment(_experiment(shared_parent=True, space=bits_only), "exp.yaml")
+    exp = parse_experiment(_experiment(shared_parent=True, pretrain_epochs=1, space=bits_only),
+                           "exp.yaml")
+    parent = exp.search.space.parent()
+    assert parent.blocks[0].width == 4 and parent.blocks[0].bits == (8, 8)
+
+
 def test_searched_accelerator_parameters_make_validated_configs():
     space = parse_space({"depth": [1], "width": [4], "accelerator": {"vector_width": [64, 128]}},
                         "s")
