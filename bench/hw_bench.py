@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hw.area import area, area_cached
+from hw.area import FIT_WIDTHS, area, area_cached
 from hw.asm import assemble
 from hw.build import build_core
 from hw.config import load_accel_config
@@ -103,18 +103,22 @@ def main() -> None:
             if name != "tiny" and not os.environ.get("CODESIGN_BENCH_AREA") and \
                     not area_cached(config):
                 print("         area: not cached; CODESIGN_BENCH_AREA=1 synthesizes it "
-                      "(hours for W >= 1024 with per-lane requantization multipliers)")
+                      "(about an hour per config with W > 128)")
                 continue
             report = area(config)
             results[name]["area"] = {
                 "units": {u: {"cells": a.cells, "gate_equivalents": a.gate_equivalents}
                           for u, a in report.units.items()},
                 "total_gate_equivalents": report.total.gate_equivalents,
-                "memory_bits": report.memory_bits}
+                "memory_bits": report.memory_bits,
+                "extrapolated": list(report.extrapolated),
+                "fit_widths": list(FIT_WIDTHS) if report.extrapolated else []}
             print("         area (GE): " + ", ".join(
                 f"{u} {a.gate_equivalents / 1e3:.1f}k" for u, a in report.units.items())
                 + f", total {report.total.gate_equivalents / 1e3:.1f}k; memories "
-                + ", ".join(f"{k} {b / 8192:.0f} KiB" for k, b in report.memory_bits.items()))
+                + ", ".join(f"{k} {b / 8192:.0f} KiB" for k, b in report.memory_bits.items())
+                + "".join(f"; {u} extrapolated from W = {', '.join(map(str, FIT_WIDTHS))}"
+                          for u in report.extrapolated))
     out = HERE / "results" / "hw.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")

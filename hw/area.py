@@ -2,7 +2,9 @@
 
 The memories (tta_mem) are read as black boxes and reported in bits, not gates. Gate
 equivalents are an estimate: static-CMOS transistors of each generic cell / 4 (a NAND2 has 4).
-One hierarchical synthesis per config; the result is cached by the config's build key.
+The core (ALU, LSU, decode, buses, registers, counters) is synthesized at the config with the
+vector unit as a black box; the vector unit on its own, whole up to EXACT_VMAC_WIDTH and fitted
+beyond it (`vmac_area`, reported as extrapolated). Results are cached by config and sources.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from hw.build import CORE_SOURCES, RTL_DIR, build_key, cache_root, write_headers
 from hw.config import AccelConfig
 from hw.errors import SimulationError
@@ -27,6 +31,9 @@ TRANSISTORS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, 
                "$_ORNOT_": 6, "$_XOR_": 12, "$_XNOR_": 12, "$_MUX_": 12, "$_BUF_": 4}
 FLIP_FLOP = 24
 UNIT_MODULES = {"alu": "tta_alu", "lsu": "tta_lsu", "vmac": "tta_vmac"}
+VMAC_SOURCES = ("tta_pipe.sv", "tta_vmac.sv")
+EXACT_VMAC_WIDTH = 128  # widest vector unit synthesized whole (minutes)
+FIT_WIDTHS = (64, 128, 256)  # syntheses a wider unit's quadratic fit goes through
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Area:
 class AreaReport:
     units: dict[str, Area]  # alu, lsu, vmac, and `core` (decode, buses, registers, counters)
     memory_bits: dict[str, int]  # imem, dmem
+    extrapolated: tuple[str, ...] = ()  # units whose area is fitted, not synthesized whole
 
     @property
     def total(self) -> Area:
@@ -80,29 +88,82 @@ def _area(module: str, sections: dict[str, dict[str, int]]) -> Area:
     return Area(cells, transistors / 4)
 
 
-def synthesize(config: AccelConfig) -> AreaReport:
+def _yosys(script: str, what: str) -> dict[str, dict[str, int]]:
     with tempfile.TemporaryDirectory() as tmp:
-        include, out = Path(tmp), Path(tmp) / "stat.txt"
-        write_headers(config, include)
-        logic = " ".join(str(RTL_DIR / s) for s in CORE_SOURCES if s != "tta_mem.sv")
-        script = (f"read_verilog -sv -lib {RTL_DIR / 'tta_mem.sv'}; "
-                  f"read_verilog -sv -I{include} {logic}; synth -top tta_core; "
-                  f"tee -q -o {out} stat")
-        proc = subprocess.run([yosys(), "-q", "-p", script], capture_output=True, text=True)
+        out = Path(tmp) / "stat.txt"
+        proc = subprocess.run([yosys(), "-q", "-p", f"{script}; tee -q -o {out} stat"],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
-            raise SimulationError(f"yosys failed on accelerator '{config.name}': "
-                                  f"{proc.stderr.strip()[-800:]}")
-        sections = _sections(out.read_text())
-    units = {}
-    for unit, module in UNIT_MODULES.items():
-        name = next((s for s in sections if re.search(rf"(^|\\){module}(\\|$)", s)), None)
-        if name:
-            units[unit] = _area(name, sections)
+            raise SimulationError(f"yosys failed on {what}: {proc.stderr.strip()[-800:]}")
+        return _sections(out.read_text())
+
+
+def _find(sections: dict, module: str) -> str | None:
+    return next((s for s in sections if re.search(rf"(^|\\){module}(\\|$)", s)), None)
+
+
+def _synthesize_core(config: AccelConfig) -> dict[str, Area]:
+    """ALU, LSU and the core's own logic at the config, the vector unit and memories as black
+    boxes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_headers(config, Path(tmp))
+        boxes = " ".join(str(RTL_DIR / s) for s in ("tta_mem.sv", "tta_vmac.sv"))
+        logic = " ".join(str(RTL_DIR / s) for s in CORE_SOURCES
+                         if s not in ("tta_mem.sv", "tta_vmac.sv"))
+        sections = _yosys(f"read_verilog -sv -lib -I{tmp} {boxes}; "
+                          f"read_verilog -sv -I{tmp} {logic}; synth -top tta_core",
+                          f"accelerator '{config.name}'")
+    units = {unit: _area(name, sections) for unit, module in UNIT_MODULES.items()
+             if unit != "vmac" and (name := _find(sections, module))}
     own = {k: v for k, v in sections["tta_core"].items() if k.startswith("$_")}
     units["core"] = _area("tta_core", {"tta_core": own})
+    return units
+
+
+def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
+    """The vector unit alone at `width` bits (the config's latency and row address), cached."""
+    row_aw = max(1, (config.dmem_rows - 1).bit_length())
+    key = hashlib.sha256(b"".join((RTL_DIR / s).read_bytes() for s in VMAC_SOURCES)
+                         + Path(__file__).read_bytes()
+                         + f"{width}:{config.latency('vmac')}:{row_aw}".encode()).hexdigest()[:20]
+    cache = cache_root().parent / "area" / f"vmac-{key}.json"
+    if cache.exists():
+        return Area(**json.loads(cache.read_text()))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_headers(config, Path(tmp))
+        sources = " ".join(str(RTL_DIR / s) for s in VMAC_SOURCES)
+        sections = _yosys(f"read_verilog -sv -I{tmp} {sources}; chparam -set W {width} -set "
+                          f"ROW_AW {row_aw} -set LAT {config.latency('vmac')} tta_vmac; "
+                          f"synth -top tta_vmac", f"the vector unit at W = {width}")
+    result = _area(_find(sections, "tta_vmac"), sections)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(asdict(result)))
+    return result
+
+
+def vmac_area(config: AccelConfig) -> tuple[Area, bool]:
+    """The vector unit's area and whether it is extrapolated. Up to EXACT_VMAC_WIDTH it is
+    synthesized whole; wider, a quadratic in W is fitted through syntheses at FIT_WIDTHS: the
+    accumulators addressed from any base (group and dot-product lanes reading and writing
+    acc[base + j]) make the unit grow as W x G, and Yosys on it takes hours and tens of GB."""
+    w = config.vector_width
+    if w <= EXACT_VMAC_WIDTH:
+        return _synthesize_vmac(config, w), False
+    points = [_synthesize_vmac(config, fw) for fw in FIT_WIDTHS]
+    cells = np.polyval(np.polyfit(FIT_WIDTHS, [p.cells for p in points], 2), w)
+    ge = np.polyval(np.polyfit(FIT_WIDTHS, [p.gate_equivalents for p in points], 2), w)
+    return Area(int(round(cells)), round(float(ge), 1)), True
+
+
+def synthesize(config: AccelConfig) -> AreaReport:
+    units = _synthesize_core(config)
+    extrapolated = ()
+    if config.has_unit("vmac"):
+        units["vmac"], fitted = vmac_area(config)
+        extrapolated = ("vmac",) if fitted else ()
     memory = {"imem": config.imem_depth * Encoding(config).width,
               "dmem": config.dmem_rows * config.vector_width}
-    return AreaReport(units, memory)
+    return AreaReport(units, memory, extrapolated)
 
 
 def _cache_path(config: AccelConfig) -> Path:
@@ -119,9 +180,11 @@ def area(config: AccelConfig) -> AreaReport:
     cache = _cache_path(config)
     if cache.exists():
         data = json.loads(cache.read_text())
-        return AreaReport({k: Area(**v) for k, v in data["units"].items()}, data["memory_bits"])
+        return AreaReport({k: Area(**v) for k, v in data["units"].items()}, data["memory_bits"],
+                          tuple(data["extrapolated"]))
     report = synthesize(config)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"units": {k: asdict(v) for k, v in report.units.items()},
-                                 "memory_bits": report.memory_bits}))
+                                 "memory_bits": report.memory_bits,
+                                 "extrapolated": report.extrapolated}))
     return report

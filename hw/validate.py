@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from hw.area import AreaReport, area, area_cached
+from hw.area import FIT_WIDTHS, AreaReport, area, area_cached
 from hw.build import build_core, lint
 from hw.config import AccelConfig
 from hw.difftest import diff_random_programs
@@ -61,7 +61,8 @@ def validate(config: AccelConfig, programs: int = 200, with_area: bool = False,
         v.peaks[precision] = measure_peak(machine, precision)
         v.peaks[f"{precision}-dot"] = measure_peak(machine, precision, dot=True)
     if with_area or area_cached(config):
-        progress("area: Yosys synthesis to generic gates (cached; slow for W >= 1024)")
+        progress("area: Yosys synthesis to generic gates (cached; the first run on a config with "
+                 "W > 128 takes about an hour: the vector unit is fitted over three widths)")
         v.area = area(config)
     return v
 
@@ -77,11 +78,13 @@ def report(v: Validation) -> str:
                     f"{r.energy_per_op_fj:>7.1f}")
     rows.append("energy: a model calibrated to BrainTTA's published figures, not a measurement")
     if not v.area:
-        rows.append("area: not computed (--area synthesizes it; hours for W >= 1024)")
+        rows.append("area: not computed (--area synthesizes it; about an hour for W > 128)")
     else:
         rows.append(f"{'area':<9} {'cells':>10} {'GE':>10}  (gate equivalents: CMOS transistors / 4)")
         for unit, a in [*v.area.units.items(), ("total", v.area.total)]:
-            rows.append(f"{unit:<9} {a.cells:>10} {a.gate_equivalents:>10.0f}")
+            fitted = "  extrapolated: a quadratic in W through syntheses at W = " + ", ".join(
+                map(str, FIT_WIDTHS)) if unit in v.area.extrapolated else ""
+            rows.append(f"{unit:<9} {a.cells:>10} {a.gate_equivalents:>10.0f}{fitted}")
         rows.append("memories (not in the gate counts): " + ", ".join(
             f"{k} {b / 8192:.0f} KiB" for k, b in v.area.memory_bits.items()))
     rows.append("result: " + ("OK" if v.ok else "FAILED"))
