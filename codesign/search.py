@@ -5,6 +5,7 @@ it on the accelerator; the study persists in SQLite inside the run directory.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -115,7 +116,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
                      f"{twin.number}, not trained again")
         else:
-            start = "the shared parent" if parent else f"{train_cfg.pretrain_epochs} float"
+            start = "the shared parent" if parent is not None else f"{train_cfg.pretrain_epochs} float"
             progress(f"trial {trial.number}: {candidate.describe()}{where}: training "
                      f"{start} + {train_cfg.epochs} QAFT epochs")
             model = build_model(candidate, data.input_shape, data.classes, exp.seed)
@@ -163,7 +164,9 @@ def shared_parent(exp: ExperimentConfig, data: Dataset, run_dir: Path,
 
 def save_model(model: QuantNet, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")  # a killed worker leaves no half-written model
+    # A killed worker leaves no half-written model; workers writing one path at once (the
+    # shared parent) each write their own temporary file.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save({"candidate": model.candidate.to_dict(), "input_shape": model.input_shape,
                 "ptq": model.ptq, "state_dict": model.state_dict()}, tmp)
     tmp.replace(path)
