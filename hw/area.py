@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.build import CORE_SOURCES, RTL_DIR, build_key, cache_root, write_headers
+from hw.build import CORE_SOURCES, RTL_DIR, build_key, cache_root, ops_header, write_headers
 from hw.config import AccelConfig
 from hw.errors import SimulationError
-from hw.isa import Encoding
+from hw.isa import Encoding, bits_for
 
 # Transistors of Yosys' generic cells in static CMOS; flip-flops of every flavour count 24.
 TRANSISTORS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, "$_ANDNOT_": 6,
@@ -122,9 +122,9 @@ def _synthesize_core(config: AccelConfig) -> dict[str, Area]:
 
 def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
     """The vector unit alone at `width` bits (the config's latency and row address), cached."""
-    row_aw = max(1, (config.dmem_rows - 1).bit_length())
+    row_aw = bits_for(config.dmem_rows)  # as the core instantiates it (DMEM_AW)
     key = hashlib.sha256(b"".join((RTL_DIR / s).read_bytes() for s in VMAC_SOURCES)
-                         + Path(__file__).read_bytes()
+                         + Path(__file__).read_bytes() + ops_header().encode()
                          + f"{width}:{config.latency('vmac')}:{row_aw}".encode()).hexdigest()[:20]
     cache = cache_root().parent / "area" / f"vmac-{key}.json"
     if cache.exists():
