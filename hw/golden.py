@@ -17,13 +17,7 @@ import numpy as np
 from hw.asm import Program
 from hw.config import AccelConfig
 from hw.machine import Machine, MachineState
-from hw.units import ALU_OPS, DOT_PRECISIONS, PRECISIONS, UNITS, VMAC_OPS
-
-VPP_OPS = VMAC_OPS[VMAC_OPS.index("sbias"):]
-# Vector-unit operations that read a data-memory row (the MACs' weights, the row operations).
-VECTOR_READS = tuple(op for ops in (*(p[1:] for p in PRECISIONS.values()),
-                                    *DOT_PRECISIONS.values()) for op in ops) \
-    + ("aset", "radd", "amax")
+from hw.units import BITS, DOT_PRECISIONS, EW_PRECISIONS, PRECISIONS, UNITS, op_spec
 
 M32 = 0xFFFFFFFF
 
@@ -191,6 +185,8 @@ class GoldenModel(Machine):
         store = vstore = None
         for unit, (op, value) in triggers.items():
             cnt[f"trig_{unit}"] += 1
+            for name, n in op_spec(unit, op).events(c.vector_width).items():
+                cnt[name] += n
             if unit == "ctrl":
                 if op == "halt":
                     self.halted = True
@@ -227,54 +223,49 @@ class GoldenModel(Machine):
         cnt["cycles"] += 1
 
     def _bank_conflict(self, triggers: dict, operand_w: dict) -> bool:
-        """The LSU and the vector unit reading, or both writing, one bank in this instruction."""
+        """Two of the data memory's ports meeting in one bank in this instruction: the LSU and
+        the vector unit's row or window reads, or the LSU's and the vector unit's writes."""
         if "lsu" not in triggers or "vmac" not in triggers:
             return False
         c = self.config
-        row_bytes, rows = c.vector_width // 8, c.dmem_rows
+        row_bytes, rows, per_bank = c.vector_width // 8, c.dmem_rows, c.dmem_rows // c.dmem_banks
         op, value = triggers["lsu"]
         base = operand_w.get(("lsu", "base"), self.units["lsu"].operands["base"])
-        lsu_row = ((value + base) & (c.dmem_bytes - 1)) // row_bytes
-        vop, vvalue = triggers["vmac"]
-        if vop in ("rq", "bin", "ter"):
-            v_row, v_write = (vvalue % rows if vop == "rq" else vvalue % (rows * row_bytes)
-                              // row_bytes), True
-        elif vop in VECTOR_READS:
-            v_row, v_write = vvalue % rows, False
-        else:
-            return False
-        if v_write != op.startswith("st"):
-            return False  # a read and a write use different ports
-        per_bank = rows // c.dmem_banks
-        return lsu_row // per_bank == v_row // per_bank
+        lsu_bank = ((value + base) & (c.dmem_bytes - 1)) // row_bytes // per_bank
+        lsu, vop = op_spec("lsu", op), op_spec("vmac", triggers["vmac"][0])
+        vvalue = triggers["vmac"][1]
+        banks: set[int] = set()
+        if lsu.read:
+            if vop.row_read:
+                banks.add(vvalue % rows // per_bank)
+            if vop.window_read:
+                ops = self.units["vmac"].operands
+                addr = sum(operand_w.get(("vmac", p), ops[p]) for p in ("x", "xb"))
+                row = (addr & M32) // (c.vector_width // 32) % rows
+                banks |= {row // per_bank, (row + 1) % rows // per_bank}
+        elif vop.write:
+            banks.add((vvalue % rows if vop.write == "row" else vvalue % (rows * row_bytes)
+                       // row_bytes) // per_bank)
+        return lsu_bank in banks
 
     def _lsu(self, op: str, value: int, data: int):
-        cnt, mask = self.counters, self.config.dmem_bytes - 1
-        addr = value & mask
+        addr = value & (self.config.dmem_bytes - 1)
         if op in ("ldw", "stw"):
             addr &= ~3
             if op == "ldw":
-                cnt["dmem_read_bits"] += 32
                 return int.from_bytes(self.dmem[addr:addr + 4].tobytes(), "little"), None
-            cnt["dmem_write_bits"] += 32
             return None, (addr, np.frombuffer(data.to_bytes(4, "little"), dtype=np.uint8))
         if op == "stb":
-            cnt["dmem_write_bits"] += 8
             return None, (addr, np.array([data & 0xFF], dtype=np.uint8))
-        assert op in ("ldb", "ldbu"), op
-        cnt["dmem_read_bits"] += 8
         byte = int(self.dmem[addr])
         return (byte - 256 if byte > 127 and op == "ldb" else byte) & M32, None
 
     def _vmac(self, op: str, value: int, ops: dict[str, int]):
-        c = self.config
-        result, write, events = self.vector.execute(op, value, ops, self._row)
-        for name, n in events.items():
-            self.counters[name] += n
+        result, write = self.vector.execute(op, value, ops, self._row)
         if write is None:
             return result, None
         row, offset, data = write
-        return result, (row * (c.vector_width // 8) + offset, data)
+        return result, (row * (self.config.vector_width // 8) + offset, data)
 
     def _row(self, row: int) -> np.ndarray:
         n = self.config.vector_width // 8
@@ -282,58 +273,94 @@ class GoldenModel(Machine):
         return self.dmem[start:start + n]
 
 
+_MAC_FORMS = {op: (form, BITS[p]) for form, table in
+              (("broadcast", {p: v[1:] for p, v in PRECISIONS.items()}), ("dot", DOT_PRECISIONS),
+               ("elementwise", EW_PRECISIONS)) for p, ops in table.items() for op in ops}
+
+
 class VectorUnit:
     """The vector unit's state and operations, apart from the core (the cocotb bench uses it too).
 
-    `execute` returns (result or None, memory write or None, counter increments); a write is
-    (row, byte offset in the row, bytes) and lands at the end of the cycle.
+    `execute` returns (result or None, memory write or None); a write is (row, byte offset in
+    the row, bytes) and lands at the end of the cycle. `read_row(r)` gives data row r (mod rows).
     """
 
     def __init__(self, width: int, rows: int):
         self.width, self.rows, self.group = width, rows, width // 8
+        self.words = width // 32  # L: 32-bit words per row, output lanes of the dot form
         self.acc = np.zeros(width, np.int64)  # one accumulator per binary lane
         self.bank = {name: np.zeros(self.group, np.int64) for name in ("bias", "mul", "shift")}
 
     def execute(self, op: str, value: int, ops: dict[str, int], read_row):
         if op == "get":
-            return int(self.acc[value % self.width]) & M32, None, {}
-        if op in VPP_OPS:
-            return self._post_process(op, value, ops, read_row)
-        dot = next((p for p, names in DOT_PRECISIONS.items() if op in names), None)
-        precision = dot or next(p for p, (_, *names) in PRECISIONS.items() if op in names)
-        bits = PRECISIONS[precision][0]
+            return int(self.acc[value % self.width]) & M32, None
+        if op in _MAC_FORMS:
+            self._mac(op, value, ops, read_row)
+            return None, None
+        return None, self._post_process(op, value, ops, read_row)
+
+    def window(self, ops: dict[str, int], read_row) -> tuple[np.ndarray, int]:
+        """The activation window: rows R and R + 1 (mod rows) as one little-endian byte string,
+        R the row of word address xb + x, and the word offset of that address in row R."""
+        addr = (ops["xb"] + ops["x"]) & M32
+        row = addr // self.words
+        return np.concatenate([read_row(row % self.rows), read_row((row + 1) % self.rows)]), \
+            addr % self.words
+
+    def _mac(self, op: str, value: int, ops: dict[str, int], read_row) -> None:
+        form, bits = _MAC_FORMS[op]
         w = _values(read_row(value % self.rows), bits)
-        if dot:  # lane l: its 32-bit slice of the row against the 32 bits of packed x
-            x = _values(np.frombuffer((ops["x"] & M32).to_bytes(4, "little"), np.uint8), bits)
-            terms = w.reshape(self.width // 32, -1) @ x
-            lanes = (ops["base"] + np.arange(len(terms))) % self.width
-        else:  # the signed low byte of x broadcast to every lane
+        if form == "broadcast":  # the signed low byte of x times every lane's weight
             terms, lanes = _s8(ops["x"]) * w, np.arange(len(w))
+        else:
+            window, offset = self.window(ops, read_row)
+            step, log_k = ops["vg"] & 255, ops["vg"] >> 8 & 15
+            n = self.words if form == "dot" else len(w)  # lanes
+            group = np.arange(n) >> log_k  # the lane's group reads from word offset + group*step
+            first = (offset + group * step) % (2 * self.words)
+            if form == "dot":  # lane l: word `first` of the window against word l of the row
+                x = _values(window, bits).reshape(2 * self.words, -1)[first]
+                terms = (w.reshape(n, -1) * x).sum(axis=1)
+            else:  # lane l: element l mod k of the elements from word `first` on
+                per_word = 32 // bits
+                elem = (first * per_word + (np.arange(n) & ((1 << log_k) - 1))) \
+                    % (2 * self.words * per_word)
+                terms = w * _values(window, bits)[elem]
+            lanes = (ops["base"] % self.width) // n * n + np.arange(n)  # aligned to n lanes
         start = 0 if op.endswith("0") else self.acc[lanes]
         self.acc[lanes] = _wrap(start + terms)
-        return None, None, {"dmem_read_bits": self.width, f"vmac_mac{bits}": 1}
 
     def _post_process(self, op: str, value: int, ops: dict[str, int], read_row):
-        """Post-processing of the W/8 accumulator lanes base .. base + W/8 - 1 (mod W)."""
+        """Parameter banks, and post-processing of the G = W/8 accumulator lanes from base
+        (rounded down to a multiple of G); racc works on W/32 lanes."""
         g = self.group
-        if op == "brep":  # bank[j] = bank[j & mask] for every lane j
-            src = np.arange(g) & (value % g)
-            for bank in self.bank.values():
-                bank[:] = bank[src]
-            return None, None, {}
         if op in ("sbias", "smul", "sshift"):
             bank = self.bank[op[1:]]
             prm = ops["prm"]
             bank[value % g] = ((prm & 63) ^ 32) - 32 if op == "sshift" else s32(prm)
-            return None, None, {}
-        lanes = (ops["base"] + np.arange(g)) % self.width
+            return None
+        if op in ("lbias", "lmul"):  # part prm mod 4 of the bank from the row's int32 words
+            words = read_row(value % self.rows).view("<i4").astype(np.int64)
+            part = ops["prm"] % (g // self.words)
+            self.bank[op[1:]][part * self.words:(part + 1) * self.words] = words
+            return None
+        if op == "lshift":  # every entry from the low 6 bits of one byte, signed
+            self.bank["shift"][:] = ((read_row(value % self.rows).astype(np.int64) & 63) ^ 32) - 32
+            return None
+        if op == "racc":  # W/32 lanes + bias as int32 words of a row
+            base = (ops["base"] % self.width) // self.words * self.words
+            bias = self.bank["bias"][base % g:base % g + self.words]
+            data = _wrap(self.acc[base:base + self.words] + bias).astype("<i4").view(np.uint8)
+            return value % self.rows, 0, data
+        base = (ops["base"] % self.width) // g * g
+        lanes = slice(base, base + g)
         acc = self.acc[lanes]
         if op in ("aset", "radd", "amax"):
             x = read_row(value % self.rows).view(np.int8).astype(np.int64)
             self.acc[lanes] = {"aset": lambda: x,
                                "radd": lambda: _wrap(acc + x * s32(ops["prm"])),
                                "amax": lambda: np.maximum(acc, x)}[op]()
-            return None, None, {"dmem_read_bits": self.width, "vpp_groups": 1}
+            return None
         v = _wrap(acc + self.bank["bias"])
         if op == "rq":
             y = v
@@ -341,9 +368,7 @@ class VectorUnit:
                 y = requantize(v, self.bank["mul"], self.bank["shift"])
             y = y + _s8(ops["cfg"] >> 24)  # output zero point
             y = np.minimum(np.maximum(y, _s8(ops["cfg"])), _s8(ops["cfg"] >> 8))  # hi wins
-            data = y.astype(np.int8).view(np.uint8)
-            return None, (value % self.rows, 0, data), {"dmem_write_bits": self.width,
-                                                         "vpp_groups": 1}
+            return value % self.rows, 0, y.astype(np.int8).view(np.uint8)
         if op == "bin":
             bits = (v >= 0).astype(np.uint8)
         else:  # ter: +1 above the threshold in the mul bank, -1 below its negative
@@ -354,8 +379,7 @@ class VectorUnit:
         addr = value % (self.rows * g)
         offset = addr % g
         offset -= offset % len(data)  # aligned to its size, so it never crosses a row
-        return None, (addr // g, offset, data), {"dmem_write_bits": 8 * len(data),
-                                                  "vpp_groups": 1}
+        return addr // g, offset, data
 
 
 def requantize(v: np.ndarray, mul: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -389,6 +413,3 @@ def _s8(x: int) -> int:
 def _wrap(a: np.ndarray) -> np.ndarray:
     """Wrap int64 values to int32."""
     return ((a + 2**31) % 2**32) - 2**31
-
-
-assert ALU_OPS == UNITS["alu"].opcodes

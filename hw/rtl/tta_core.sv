@@ -29,10 +29,12 @@ module tta_core (
   logic [IWP-1:0] instr;
   logic [31:0] imem_dbg_rdata, dmem_dbg_rdata;
   logic [W-1:0] lsu_rdata, vmac_rdata;
+  logic [2*W-1:0] win_rdata;
 
   // ---- memories ---------------------------------------------------------------------------
   tta_mem #(.ROWS(IMEM_DEPTH), .WIDTH(IWP), .AW(IMEM_AW)) u_imem (
-      .clk, .ra(pc), .rda(instr), .rb(pc), .rdb(), .we(1'b0), .wa('0), .wdata('0), .wmask('0),
+      .clk, .ra(pc), .rda(instr), .rb(pc), .rdb(), .rc(pc), .rdc(), .rd(pc), .rdd(), .we(1'b0),
+      .wa('0), .wdata('0), .wmask('0),
       .we2(1'b0), .wa2('0), .wdata2('0), .wmask2('0),
       .dbg_we(dbg_we && dbg_space == 2'd0), .dbg_row(dbg_index[IMEM_AW-1:0]), .dbg_word,
       .dbg_wdata, .dbg_rdata(imem_dbg_rdata));
@@ -79,8 +81,8 @@ module tta_core (
   // cycle) simulated about 2x slower in Verilator (measured on tiny and default).
   logic ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_base_we, lsu_trig, vmac_x_we, vmac_trig;
   logic [31:0] ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_base_d, lsu_d, vmac_x_d, vmac_d;
-  logic vmac_base_we, vmac_prm_we, vmac_cfg_we;
-  logic [31:0] vmac_base_d, vmac_prm_d, vmac_cfg_d;
+  logic vmac_xb_we, vmac_base_we, vmac_prm_we, vmac_cfg_we, vmac_vg_we;
+  logic [31:0] vmac_xb_d, vmac_base_d, vmac_prm_d, vmac_cfg_d, vmac_vg_d;
   logic [OPB_CTRL-1:0] ctrl_op;
   logic [OPB_ALU-1:0] alu_op;
   logic [OPB_LSU-1:0] lsu_op;
@@ -91,7 +93,8 @@ module tta_core (
      vmac_trig} = '0;
     {ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_base_d, lsu_d, vmac_x_d, vmac_d} = '0;
     {ctrl_op, alu_op, lsu_op, vmac_op} = '0;
-    {vmac_base_we, vmac_prm_we, vmac_cfg_we, vmac_base_d, vmac_prm_d, vmac_cfg_d} = '0;
+    {vmac_xb_we, vmac_base_we, vmac_prm_we, vmac_cfg_we, vmac_vg_we} = '0;
+    {vmac_xb_d, vmac_base_d, vmac_prm_d, vmac_cfg_d, vmac_vg_d} = '0;
     for (int b = 0; b < NB; b++) begin
       logic [31:0] d;
       d = 32'(dst[b]);
@@ -127,6 +130,14 @@ module tta_core (
           vmac_x_we = 1'b1;
           vmac_x_d  = val[b];
         end
+        if (d == D_VMAC_XB) begin
+          vmac_xb_we = 1'b1;
+          vmac_xb_d  = val[b];
+        end
+        if (d == D_VMAC_VG) begin
+          vmac_vg_we = 1'b1;
+          vmac_vg_d  = val[b];
+        end
         if (d == D_VMAC_BASE) begin
           vmac_base_we = 1'b1;
           vmac_base_d  = val[b];
@@ -149,8 +160,8 @@ module tta_core (
   end
 
   // ---- function units ---------------------------------------------------------------------
-  logic [DMEM_AW-1:0] lsu_row, vmac_row;
-  logic lsu_we, vmac_mac8, vmac_mac2, vmac_mac1, vmac_group, vmac_mem_read, vmac_we;
+  logic [DMEM_AW-1:0] lsu_row, vmac_row, win_row;
+  logic lsu_we, vmac_mac8, vmac_mac2, vmac_mac1, vmac_group, vmac_mem_read, vmac_we, win_read;
   logic [DMEM_AW-1:0] vmac_wrow;
   logic [W-1:0] vmac_wdata, vmac_wmask;
   logic [31:0] vmac_wbits;
@@ -177,29 +188,37 @@ module tta_core (
     end
     if (HAS_VMAC) begin : g_vmac
       tta_vmac #(.LAT(LAT_VMAC), .W(W), .ROW_AW(DMEM_AW)) u_vmac (
-          .clk, .rst, .en(go), .x_we(vmac_x_we), .x_d(vmac_x_d), .base_we(vmac_base_we),
-          .base_d(vmac_base_d), .prm_we(vmac_prm_we), .prm_d(vmac_prm_d), .cfg_we(vmac_cfg_we),
-          .cfg_d(vmac_cfg_d), .trig(vmac_trig), .trig_d(vmac_d), .op(vmac_op), .res(vmac_res),
-          .mem_row(vmac_row), .mem_rdata(vmac_rdata), .mem_we(vmac_we), .mem_wrow(vmac_wrow),
+          .clk, .rst, .en(go), .x_we(vmac_x_we), .x_d(vmac_x_d), .xb_we(vmac_xb_we),
+          .xb_d(vmac_xb_d), .base_we(vmac_base_we), .base_d(vmac_base_d),
+          .prm_we(vmac_prm_we), .prm_d(vmac_prm_d), .cfg_we(vmac_cfg_we), .cfg_d(vmac_cfg_d),
+          .vg_we(vmac_vg_we), .vg_d(vmac_vg_d), .trig(vmac_trig), .trig_d(vmac_d),
+          .op(vmac_op), .res(vmac_res), .mem_row(vmac_row), .mem_rdata(vmac_rdata),
+          .win_row(win_row), .win_rdata(win_rdata), .mem_we(vmac_we), .mem_wrow(vmac_wrow),
           .mem_wdata(vmac_wdata), .mem_wmask(vmac_wmask), .mem_read(vmac_mem_read),
+          .win_read(win_read),
           .write_bits(vmac_wbits), .mac8(vmac_mac8), .mac2(vmac_mac2), .mac1(vmac_mac1),
           .group(vmac_group));
     end else begin : g_no_vmac
       assign {vmac_res, vmac_row, vmac_mac8, vmac_mac2, vmac_mac1, vmac_group, vmac_mem_read,
-              vmac_we, vmac_wrow, vmac_wdata, vmac_wmask, vmac_wbits} = '0;
+              vmac_we, vmac_wrow, vmac_wdata, vmac_wmask, vmac_wbits, win_row, win_read} = '0;
     end
   endgenerate
 
   // ---- bank conflicts ---------------------------------------------------------------------
   // The data memory has 2^BANK_BITS banks of consecutive rows, each with one read and one write
-  // port: the LSU and the vector unit reading (or writing) one bank in one cycle stall the whole
-  // core for a cycle (nothing changes, `stall_cycles` counts it); the instruction then executes.
+  // port: the LSU meeting the vector unit's row or window reads (or its writes) in one bank in
+  // one cycle stalls the whole core for a cycle (nothing changes, `stall_cycles` counts it); the
+  // instruction then executes. The window's two rows are one double-width access.
   logic stalled, conflict;
+  logic [DMEM_AW-1:0] win_row2;
+  assign win_row2 = win_row + 1'b1;
   always_comb begin
     conflict = 1'b0;
     if (BANK_BITS > 0) begin
       if (lsu_rbits != 0 && vmac_mem_read
           && lsu_row[DMEM_AW-1-:BK] == vmac_row[DMEM_AW-1-:BK]) conflict = 1'b1;
+      if (lsu_rbits != 0 && win_read && (lsu_row[DMEM_AW-1-:BK] == win_row[DMEM_AW-1-:BK]
+          || lsu_row[DMEM_AW-1-:BK] == win_row2[DMEM_AW-1-:BK])) conflict = 1'b1;
       if (lsu_we && vmac_we && lsu_row[DMEM_AW-1-:BK] == vmac_wrow[DMEM_AW-1-:BK])
         conflict = 1'b1;
     end
@@ -212,7 +231,8 @@ module tta_core (
   end
 
   tta_mem #(.ROWS(DMEM_ROWS), .WIDTH(W), .AW(DMEM_AW)) u_dmem (
-      .clk, .ra(lsu_row), .rda(lsu_rdata), .rb(vmac_row), .rdb(vmac_rdata), .we(go && lsu_we),
+      .clk, .ra(lsu_row), .rda(lsu_rdata), .rb(vmac_row), .rdb(vmac_rdata), .rc(win_row),
+      .rdc(win_rdata[W-1:0]), .rd(win_row2), .rdd(win_rdata[2*W-1:W]), .we(go && lsu_we),
       .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask), .we2(go && vmac_we), .wa2(vmac_wrow),
       .wdata2(vmac_wdata), .wmask2(vmac_wmask), .dbg_we(dbg_we && dbg_space == 2'd1),
       .dbg_row(dbg_index[DMEM_AW-1:0]), .dbg_word, .dbg_wdata, .dbg_rdata(dmem_dbg_rdata));
@@ -268,7 +288,7 @@ module tta_core (
       counters[C_RF_READS] <= counters[C_RF_READS] + 64'(n_rf_reads);
       counters[C_RF_WRITES] <= counters[C_RF_WRITES] + 64'(n_rf_writes);
       counters[C_DMEM_READ_BITS] <= counters[C_DMEM_READ_BITS] + 64'(lsu_rbits)
-          + (vmac_mem_read ? 64'(W) : 64'd0);
+          + (vmac_mem_read ? 64'(W) : 64'd0) + (win_read ? 64'(W) : 64'd0);
       counters[C_DMEM_WRITE_BITS] <= counters[C_DMEM_WRITE_BITS] + 64'(lsu_wbits)
           + 64'(vmac_wbits);
       counters[C_VPP_GROUPS] <= counters[C_VPP_GROUPS] + 64'(vmac_group);

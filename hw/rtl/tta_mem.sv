@@ -1,4 +1,4 @@
-// A memory of ROWS rows of WIDTH bits: two asynchronous read ports, two masked write ports (the
+// A memory of ROWS rows of WIDTH bits: four asynchronous read ports, two masked write ports (the
 // second wins where both write the same bits in one cycle), and a
 // 32-bit debug port (word `dbg_word` of row `dbg_row`) through which the host harness loads and
 // reads it. Kept in its own module so that area estimates can treat memories as macros.
@@ -12,6 +12,10 @@ module tta_mem #(
     output logic [WIDTH-1:0] rda,
     input  logic [   AW-1:0] rb,
     output logic [WIDTH-1:0] rdb,
+    input  logic [   AW-1:0] rc,
+    output logic [WIDTH-1:0] rdc,
+    input  logic [   AW-1:0] rd,
+    output logic [WIDTH-1:0] rdd,
     input  logic             we,
     input  logic [   AW-1:0] wa,
     input  logic [WIDTH-1:0] wdata,
@@ -30,6 +34,8 @@ module tta_mem #(
 
   assign rda = mem[ra];
   assign rdb = mem[rb];
+  assign rdc = mem[rc];
+  assign rdd = mem[rd];
   assign dbg_rdata = mem[dbg_row][32*dbg_word+:32];
 
   always_ff @(posedge clk) begin

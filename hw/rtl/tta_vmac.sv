@@ -1,21 +1,25 @@
-// Vector unit on one W-bit datapath: a mixed-precision MAC and post-processing of its
-// accumulators (semantics: hw/golden.py; reference: hw/ISA.md).
+// Vector unit on one W-bit datapath: a mixed-precision MAC in three forms and post-processing of
+// its W int32 accumulators (semantics: hw/golden.py; reference: hw/ISA.md).
 //
-// MAC: the operand `x` (low byte, signed) is broadcast to every lane; the trigger value names the
-// data-memory row holding the packed weights:
-//   int8:    W/8 lanes, a signed byte per lane            (mac, mac0)
-//   ternary: W/2 lanes, a 2-bit code per lane: bit 0 = nonzero, bit 1 = negative  (tmac, tmac0)
-//   binary:  W lanes, a bit per lane: 1 = +1, 0 = -1      (bmac, bmac0)
-// mac*: acc[l] += x * w[l]; mac*0: acc[l] = x * w[l]; lanes past the precision's count keep
-// their value. get: res = acc[trigger mod W]. Accumulators are int32 and wrap.
-// Dot forms (dmac, dtmac, dbmac and their *0): x holds 32 bits of packed activations in the
-// same format as the weights (4 bytes, 16 codes, 32 bits); output lane l = 0 .. W/32 - 1 adds
-// the dot product of x with bits [32l, 32l + 32) of the row to acc[base + l] (mod W).
+// The trigger value names the data-memory row of packed weights (int8 bytes, ternary 2-bit codes
+// with bit 0 = nonzero and bit 1 = negative, or bits with 1 = +1 and 0 = -1).
+//   broadcast (mac, tmac, bmac): the low byte of x times every lane's weight (W/bits lanes).
+//   dot (dmac, dtmac, dbmac): output lane l < L = W/32 adds the dot product of its 32-bit weight
+//     slice with one 32-bit word of the activation window.
+//   element-wise (emac, etmac, ebmac): lane l < W/bits multiplies its weight by one element of
+//     the window.
+// The activation window is rows R and R + 1 of the data memory, R the row of word address
+// xb + x; lanes form groups of k = 2^vg[11:8]; group j reads from word (xb + x) mod L + j * vg[7:0]
+// of the window (mod 2L): the dot form that word, the element-wise form its element l mod k on.
+// *0 opcodes start a new sum. A form's lanes are acc[B + l], B = base rounded down to a multiple
+// of its lane count, so every accumulator is written from a fixed set of lanes.
 //
-// Post-processing works on the group of G = W/8 lanes base .. base + G - 1 (mod W), with
-// per-lane parameter banks bias, mul and shift (set by sbias / smul / sshift from `prm`;
-// brep copies entry j & mask to every entry j, mask = trigger value, for repeating patterns):
+// Post-processing works on G = W/8 lanes from base (rounded down to a multiple of G), with
+// per-lane parameter banks bias, mul and shift: sbias / smul / sshift set one entry from prm;
+// lbias / lmul set W/32 entries (part prm mod 4) from a row of int32 words, lshift every entry
+// from a row of bytes.
 //   rq:   row[trigger] byte j = clip(requant(acc + bias) + zero point)   (a whole row)
+//   racc: row[trigger] word i = acc + bias of the W/32 lanes from base (rounded down to W/32)
 //   bin:  G bits, bit j = (acc + bias >= 0), at byte address trigger (aligned to G/8 bytes)
 //   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] (aligned to G/4 bytes)
 //   aset / radd / amax: acc = x / acc + x * prm / max(acc, x), x = signed byte j of row[trigger]
@@ -29,78 +33,119 @@ module tta_vmac #(
     input  logic              en,
     input  logic              x_we,
     input  logic [31:0]       x_d,
+    input  logic              xb_we,
+    input  logic [31:0]       xb_d,
     input  logic              base_we,
     input  logic [31:0]       base_d,
     input  logic              prm_we,
     input  logic [31:0]       prm_d,
     input  logic              cfg_we,
     input  logic [31:0]       cfg_d,
+    input  logic              vg_we,
+    input  logic [31:0]       vg_d,
     input  logic              trig,
     input  logic [31:0]       trig_d,
     input  logic [OPB_VMAC-1:0] op,
     output logic [31:0]       res,
     output logic [ROW_AW-1:0] mem_row,  // row read this cycle
     input  logic [W-1:0]      mem_rdata,
+    output logic [ROW_AW-1:0] win_row,  // the window's first row (the second is the next)
+    input  logic [2*W-1:0]    win_rdata,  // {row win_row + 1, row win_row}
     output logic              mem_we,  // row written at the end of this cycle
     output logic [ROW_AW-1:0] mem_wrow,
     output logic [W-1:0]      mem_wdata,
     output logic [W-1:0]      mem_wmask,
     output logic              mem_read,  // event counts of this cycle
+    output logic              win_read,
     output logic [31:0]       write_bits,
-    output logic              mac8,  // a MAC trigger per precision (broadcast or dot form)
+    output logic              mac8,  // a MAC trigger per precision (any form)
     output logic              mac2,
     output logic              mac1,
-    output logic              group  // a post-processing operation on G lanes
+    output logic              group  // a post-processing operation on a lane group
 );
   `include "tta_ops.svh"
   localparam int LB = $clog2(W);
   localparam int G = W / 8;
   localparam int GB = $clog2(G);
+  localparam int L = W / 32;
+  localparam int LW = $clog2(L);
 
-  logic [31:0] x, xv, base, basev, prm, prmv, cfg, cfgv;
+  logic [31:0] x, xv, xb, xbv, base, basev, prm, prmv, cfg, cfgv, vg, vgv, waddr;
   logic [31:0] acc[W];
   logic [31:0] bias[G], mul[G];
   logic [5:0] shift[G];
-  logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1;
+  logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1, ew8, ew2, ew1;
+  logic [3:0] lk;
+  logic [7:0] step;
+  logic [LW:0] woff;
 
   always_comb begin
     xv = x_we ? x_d : x;  // operands moved with the trigger are used at once
+    xbv = xb_we ? xb_d : xb;
     basev = base_we ? base_d : base;
     prmv = prm_we ? prm_d : prm;
     cfgv = cfg_we ? cfg_d : cfg;
+    vgv = vg_we ? vg_d : vg;
+    lk = vgv[11:8];
+    step = vgv[7:0];
+    waddr = xbv + xv;
+    woff = {1'b0, waddr[LW-1:0]};
     bc8 = trig && (op == OP_VMAC_MAC || op == OP_VMAC_MAC0);
     bc2 = trig && (op == OP_VMAC_TMAC || op == OP_VMAC_TMAC0);
     bc1 = trig && (op == OP_VMAC_BMAC || op == OP_VMAC_BMAC0);
     dot8 = trig && (op == OP_VMAC_DMAC || op == OP_VMAC_DMAC0);
     dot2 = trig && (op == OP_VMAC_DTMAC || op == OP_VMAC_DTMAC0);
     dot1 = trig && (op == OP_VMAC_DBMAC || op == OP_VMAC_DBMAC0);
-    {mac8, mac2, mac1} = {bc8 || dot8, bc2 || dot2, bc1 || dot1};
+    ew8 = trig && (op == OP_VMAC_EMAC || op == OP_VMAC_EMAC0);
+    ew2 = trig && (op == OP_VMAC_ETMAC || op == OP_VMAC_ETMAC0);
+    ew1 = trig && (op == OP_VMAC_EBMAC || op == OP_VMAC_EBMAC0);
+    {mac8, mac2, mac1} = {bc8 || dot8 || ew8, bc2 || dot2 || ew2, bc1 || dot1 || ew1};
     start = op == OP_VMAC_MAC0 || op == OP_VMAC_TMAC0 || op == OP_VMAC_BMAC0
-        || op == OP_VMAC_DMAC0 || op == OP_VMAC_DTMAC0 || op == OP_VMAC_DBMAC0;
+        || op == OP_VMAC_DMAC0 || op == OP_VMAC_DTMAC0 || op == OP_VMAC_DBMAC0
+        || op == OP_VMAC_EMAC0 || op == OP_VMAC_ETMAC0 || op == OP_VMAC_EBMAC0;
     rows_in = trig && (op == OP_VMAC_ASET || op == OP_VMAC_RADD || op == OP_VMAC_AMAX);
-    group = rows_in || (trig && (op == OP_VMAC_RQ || op == OP_VMAC_BIN || op == OP_VMAC_TER));
-    mem_read = mac8 || mac2 || mac1 || rows_in;
+    group = rows_in || (trig && (op == OP_VMAC_RQ || op == OP_VMAC_RACC || op == OP_VMAC_BIN
+        || op == OP_VMAC_TER));
+    mem_read = mac8 || mac2 || mac1 || rows_in
+        || (trig && (op == OP_VMAC_LBIAS || op == OP_VMAC_LMUL || op == OP_VMAC_LSHIFT));
+    win_read = dot8 || dot2 || dot1 || ew8 || ew2 || ew1;
     mem_row = trig_d[ROW_AW-1:0];
+    win_row = waddr[LW+ROW_AW-1:LW];
   end
+
+  // The window offset (in words, mod 2L) where lane group j starts.
+  function automatic logic [LW:0] group_word(int j);
+    return woff + (LW + 1)'(j * 32'(step));
+  endfunction
 
   // The written row: computed only when a writing operation is triggered (cheap to simulate).
   logic signed [31:0] v, t, y, lo, hi, thr;
   logic [31:0] rnd;
   logic signed [63:0] p;
+  logic [LB-1:0] gbase, lbase;
   always_comb begin
     {v, t, y, thr, p, rnd} = '0;
     lo = 32'($signed(cfgv[7:0]));
     hi = 32'($signed(cfgv[15:8]));
+    gbase = {basev[LB-1:GB], GB'(0)};
+    lbase = {basev[LB-1:LW], LW'(0)};
     mem_we = 1'b0;
     mem_wrow = trig_d[ROW_AW-1:0];
     mem_wdata = '0;
     mem_wmask = '0;
     write_bits = '0;
+    if (trig && op == OP_VMAC_RACC) begin
+      mem_we = 1'b1;
+      for (int i = 0; i < L; i++)
+        mem_wdata[32*i+:32] = acc[lbase + LB'(i)] + bias[GB'(lbase) + GB'(i)];
+      mem_wmask = '1;
+      write_bits = 32'(W);
+    end
     if (trig && (op == OP_VMAC_RQ || op == OP_VMAC_BIN || op == OP_VMAC_TER)) begin
       mem_we = 1'b1;
       if (op != OP_VMAC_RQ) mem_wrow = trig_d[GB+ROW_AW-1:GB];
       for (int j = 0; j < G; j++) begin
-        v = acc[LB'(basev) + LB'(j)] + bias[j];
+        v = acc[gbase + LB'(j)] + bias[j];
         // shift is 6-bit signed: >= 0 a rounding right shift after the high multiply, < 0 a
         // left shift of the 64-bit product before it (real scales >= 0.5).
         p = 64'(v) * 64'($signed(mul[j]));
@@ -129,14 +174,16 @@ module tta_vmac #(
 
   always_ff @(posedge clk) begin
     if (rst) begin
-      {x, base, prm, cfg} <= '0;
+      {x, xb, base, prm, cfg, vg} <= '0;
       for (int l = 0; l < W; l++) acc[l] <= '0;
       for (int j = 0; j < G; j++) {bias[j], mul[j], shift[j]} <= '0;
     end else if (en) begin
       if (x_we) x <= x_d;
+      if (xb_we) xb <= xb_d;
       if (base_we) base <= base_d;
       if (prm_we) prm <= prm_d;
       if (cfg_we) cfg <= cfg_d;
+      if (vg_we) vg <= vg_d;
       // Lane terms are formed only on a MAC (cheaper to simulate than a combinational array).
       if (bc8)
         for (int l = 0; l < W / 8; l++)
@@ -151,38 +198,62 @@ module tta_vmac #(
           acc[l] <= (start ? 32'd0 : acc[l])
               + (mem_rdata[l] ? 32'($signed(xv[7:0])) : -(32'($signed(xv[7:0]))));
       if (dot8 || dot2 || dot1)
-        for (int l = 0; l < W / 32; l++) begin
-          logic [31:0] wl;
+        for (int l = 0; l < L; l++) begin
+          logic [31:0] wl, al;
           logic signed [31:0] sum;
           wl = mem_rdata[32*l+:32];
+          al = win_rdata[32*group_word(l >> lk)+:32];
           sum = '0;
           if (dot8)
             for (int k = 0; k < 4; k++)
-              sum += 32'(16'($signed(xv[8*k+:8])) * 16'($signed(wl[8*k+:8])));
+              sum += 32'(16'($signed(al[8*k+:8])) * 16'($signed(wl[8*k+:8])));
           else if (dot2)
             for (int k = 0; k < 16; k++)  // code: bit 0 = nonzero, bit 1 = negative
-              sum += !(xv[2*k] && wl[2*k]) ? 32'd0 : xv[2*k+1] ^ wl[2*k+1] ? -32'sd1 : 32'sd1;
+              sum += !(al[2*k] && wl[2*k]) ? 32'd0 : al[2*k+1] ^ wl[2*k+1] ? -32'sd1 : 32'sd1;
           else
-            sum = 32'($countones(~(xv ^ wl))) * 2 - 32;
-          acc[LB'(basev) + LB'(l)] <= (start ? 32'd0 : acc[LB'(basev) + LB'(l)]) + sum;
+            sum = 32'($countones(~(al ^ wl))) * 2 - 32;
+          acc[lbase + LB'(l)] <= (start ? 32'd0 : acc[lbase + LB'(l)]) + sum;
+        end
+      if (ew8)
+        for (int l = 0; l < G; l++) begin
+          logic [LW+2:0] e;  // byte of the window
+          e = {group_word(l >> lk), 2'b00} + (LW + 3)'(l & ((1 << lk) - 1));
+          acc[gbase + LB'(l)] <= (start ? 32'd0 : acc[gbase + LB'(l)])
+              + 32'(16'($signed(win_rdata[8*e+:8])) * 16'($signed(mem_rdata[8*l+:8])));
+        end
+      if (ew2)
+        for (int l = 0; l < W / 2; l++) begin
+          logic [LW+4:0] e;  // 2-bit code of the window
+          logic [1:0] a, w;
+          e = {group_word(l >> lk), 4'b0000} + (LW + 5)'(l & ((1 << lk) - 1));
+          a = win_rdata[2*e+:2];
+          w = mem_rdata[2*l+:2];
+          acc[{basev[LB-1], (LB-1)'(l)}] <= (start ? 32'd0 : acc[{basev[LB-1], (LB-1)'(l)}])
+              + (!(a[0] && w[0]) ? 32'd0 : a[1] ^ w[1] ? -32'sd1 : 32'sd1);
+        end
+      if (ew1)
+        for (int l = 0; l < W; l++) begin
+          logic [LW+5:0] e;  // bit of the window
+          e = {group_word(l >> lk), 5'b00000} + (LW + 6)'(l & ((1 << lk) - 1));
+          acc[l] <= (start ? 32'd0 : acc[l]) + (win_rdata[e] == mem_rdata[l] ? 32'sd1 : -32'sd1);
         end
       if (rows_in)
         for (int j = 0; j < G; j++) begin
           logic signed [31:0] a, xj;
-          a = $signed(acc[LB'(basev) + LB'(j)]);
+          a = $signed(acc[gbase + LB'(j)]);
           xj = 32'($signed(mem_rdata[8*j+:8]));
-          acc[LB'(basev) + LB'(j)] <= op == OP_VMAC_ASET ? xj
+          acc[gbase + LB'(j)] <= op == OP_VMAC_ASET ? xj
               : op == OP_VMAC_RADD ? a + xj * $signed(prmv) : (xj > a ? xj : a);
         end
       if (trig && op == OP_VMAC_SBIAS) bias[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SMUL) mul[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SSHIFT) shift[trig_d[GB-1:0]] <= prmv[5:0];
-      if (trig && op == OP_VMAC_BREP)  // replicate the banks with period mask + 1
-        for (int j = 0; j < G; j++) begin
-          bias[j] <= bias[GB'(j) & trig_d[GB-1:0]];
-          mul[j] <= mul[GB'(j) & trig_d[GB-1:0]];
-          shift[j] <= shift[GB'(j) & trig_d[GB-1:0]];
-        end
+      if (trig && op == OP_VMAC_LBIAS)
+        for (int i = 0; i < L; i++) bias[{prmv[1:0], LW'(i)}] <= mem_rdata[32*i+:32];
+      if (trig && op == OP_VMAC_LMUL)
+        for (int i = 0; i < L; i++) mul[{prmv[1:0], LW'(i)}] <= mem_rdata[32*i+:32];
+      if (trig && op == OP_VMAC_LSHIFT)
+        for (int j = 0; j < G; j++) shift[j] <= mem_rdata[8*j+:6];
     end
   end
 

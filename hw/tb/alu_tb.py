@@ -7,7 +7,9 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hw.golden import alu
 from hw.tb.common import ResultPort, start
-from hw.units import ALU_OPS
+from hw.units import UNITS
+
+ALU_OPS = UNITS["alu"].opcodes
 
 EDGES = [0, 1, 2, 31, 32, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0xFFFFFFFE]
 

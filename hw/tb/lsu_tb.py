@@ -6,7 +6,9 @@ import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
 from hw.tb.common import ResultPort, start
-from hw.units import LSU_OPS
+from hw.units import UNITS
+
+LSU_OPS = UNITS["lsu"].opcodes
 
 OP = {name: i for i, name in enumerate(LSU_OPS)}
 

@@ -1,7 +1,8 @@
 """cocotb testbench of the vector unit (tta_vmac.sv) against the golden model's `VectorUnit`.
 
 Runs inside the simulator; started by `hw.tb.runner.run_unit_bench`. The bench plays the data
-memory: it answers the unit's row address with random rows, and checks and applies its writes.
+memory: it answers the unit's row address and its window's two rows with random rows, and checks
+and applies its writes.
 """
 
 import random
@@ -12,9 +13,11 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
 from hw.golden import VectorUnit
 from hw.tb.common import ResultPort, start
-from hw.units import VMAC_OPS
+from hw.units import UNITS
 
-OPERANDS = ("x", "base", "prm", "cfg")
+VMAC_OPS = UNITS["vmac"].opcodes
+
+OPERANDS = ("x", "xb", "base", "prm", "cfg", "vg")
 
 
 @cocotb.test()
@@ -25,7 +28,7 @@ async def vector_unit_random_operations(dut):
     memory = np.frombuffer(rng.randbytes(rows * row_bytes), np.uint8).copy()
     model = VectorUnit(width, rows)
     latched = dict.fromkeys(OPERANDS, 0)
-    inputs = [dut.trig, dut.trig_d, dut.op, dut.mem_rdata]
+    inputs = [dut.trig, dut.trig_d, dut.op, dut.mem_rdata, dut.win_rdata]
     inputs += [getattr(dut, f"{o}_{s}") for o in OPERANDS for s in ("we", "d")]
     await start(dut, inputs)
     res = ResultPort(int(dut.LAT.value))
@@ -38,6 +41,8 @@ async def vector_unit_random_operations(dut):
             if o == "cfg" and rng.random() < 0.7:  # mostly lo < hi, sometimes bypass
                 value = (rng.randrange(-128, 0) & 0xFF) | rng.randrange(0, 128) << 8 \
                     | (rng.random() < 0.2) << 16
+            if o == "vg" and rng.random() < 0.7:  # mostly small groups and steps
+                value = rng.randrange(0, 12) << 8 | rng.randrange(0, 40)
             getattr(dut, f"{o}_we").value, getattr(dut, f"{o}_d").value = int(we), value
             if we:
                 ops[o] = latched[o] = value  # an operand moved with the trigger is used at once
@@ -46,14 +51,19 @@ async def vector_unit_random_operations(dut):
         value = rng.getrandbits(32)
         dut.trig.value, dut.trig_d.value, dut.op.value = int(trig), value, op
         await Timer(1, unit="ns")
-        row = int(dut.mem_row.value)
-        dut.mem_rdata.value = int.from_bytes(memory[row * row_bytes:(row + 1) * row_bytes], "little")
+        def row_bytes_of(r):
+            r %= rows
+            return memory[r * row_bytes:(r + 1) * row_bytes]
+
+        row, win = int(dut.mem_row.value), int(dut.win_row.value)
+        dut.mem_rdata.value = int.from_bytes(row_bytes_of(row), "little")
+        dut.win_rdata.value = int.from_bytes(
+            np.concatenate([row_bytes_of(win), row_bytes_of(win + 1)]), "little")
         await Timer(1, unit="ns")
 
         write = None
         if trig:
-            result, write, _ = model.execute(
-                VMAC_OPS[op], value, ops, lambda r: memory[r * row_bytes:(r + 1) * row_bytes])
+            result, write = model.execute(VMAC_OPS[op], value, ops, row_bytes_of)
             if result is not None:
                 res.trigger(cycle, result)
         assert int(dut.mem_we.value) == int(write is not None), f"cycle {cycle}: write enable"

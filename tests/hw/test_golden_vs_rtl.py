@@ -14,7 +14,7 @@ from hw.config import CONFIG_DIR, parse_accel_config
 from hw.fuzz import shrink
 from hw.golden import GoldenModel
 from hw.sim import RtlSimulator
-from hw.units import DOT_PRECISIONS, PRECISIONS
+from hw.units import DOT_PRECISIONS, EW_PRECISIONS, PRECISIONS
 
 pytestmark = pytest.mark.rtl
 M32 = 0xFFFFFFFF
@@ -106,37 +106,130 @@ def test_vmac_against_numpy(tiny, rtl_tiny, precision):
     assert golden[1].counters["dmem_read_bits"] == len(xs) * tiny.vector_width
 
 
+def window_words(dmem: np.ndarray, config, addr: int) -> np.ndarray:
+    """The activation window of word address addr: rows R, R + 1 as 2L uint32 words."""
+    words_per_row = config.vector_width // 32
+    row = addr // words_per_row
+    rows = [(row + k) % config.dmem_rows for k in (0, 1)]
+    row_bytes = config.vector_width // 8
+    data = np.concatenate([dmem[r * row_bytes:(r + 1) * row_bytes] for r in rows])
+    return data.view(np.uint32), addr % words_per_row
+
+
+def unpack(words: np.ndarray, bits: int) -> np.ndarray:
+    """Signed values of the packed fields of uint32 words, in order (independent of hw.golden)."""
+    raw = np.atleast_1d(np.asarray(words, np.uint32)).view(np.uint8)
+    if bits == 8:
+        return raw.view(np.int8).astype(np.int64)
+    fields = np.unpackbits(raw, bitorder="little").reshape(-1, bits)
+    if bits == 1:
+        return np.where(fields[:, 0] == 1, 1, -1)
+    return fields[:, 0].astype(np.int64) * np.where(fields[:, 1] == 1, -1, 1)
+
+
 @pytest.mark.parametrize("precision", ["int8", "ternary", "binary"])
 def test_vmac_dot_forms_against_numpy(tiny, rtl_tiny, precision):
-    """x packs 32 bits of activations; output lane l reduces them against its row slice."""
+    """Output lane l reduces one word of the activation window (at word address xb + x, lane
+    group l >> lk from word offset group * step) against its 32-bit slice of the weight row."""
     bits = PRECISIONS[precision][0]
     acc_op, start_op = DOT_PRECISIONS[precision]
     rng = np.random.default_rng(10 + bits)
     per_word, outs, row = 32 // bits, tiny.vector_width // 32, tiny.vector_width // 8
     values = {8: np.arange(-128, 128), 2: np.array([-1, 0, 1]), 1: np.array([-1, 1])}[bits]
     weights = rng.choice(values, (5, outs, per_word))  # trigger, output lane, input
-    xs = rng.choice(values, (5, per_word))
-    dmem = np.zeros(tiny.dmem_bytes, np.uint8)
+    dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
     dmem[row * 10:row * 15] = pack_weights(weights.reshape(5, -1), bits).ravel()
-    words = [int.from_bytes(pack_weights(x[None], bits).tobytes(), "little") for x in xs]
-    dmem[512:512 + 20] = np.frombuffer(b"".join(w.to_bytes(4, "little") for w in words), np.uint8)
-    base = 5  # output lanes 5, 6, ...: the dot forms add to acc[base + l]
-    lat = tiny.latency("lsu")  # load k issues in cycle k; its word triggers MAC k at k + lat
-    cycles = [[] for _ in range(5 + lat)]
-    cycles[0].append(f"{base} -> vmac.base")
-    for k in range(5):
-        cycles[k].append(f"{512 + 4 * k} -> lsu.ldw")
-        op = start_op if k == 0 else acc_op
-        cycles[k + lat] += ["lsu.res -> vmac.x", f"{10 + k} -> vmac.{op}"]
-    lines = [", ".join(c) for c in cycles]
+    xb, xs, vg = 1000, [3, 1, 7, 0, 2], (0 << 8) | 3  # one lane per group, groups 3 words apart
+    base = 5  # rounded down to a multiple of W/32 lanes
+    lines = [f"{base} -> vmac.base, {xb} -> vmac.xb, {vg} -> vmac.vg"]
+    for k, x in enumerate(xs):
+        lines.append(f"{x} -> vmac.x, {10 + k} -> vmac.{start_op if k == 0 else acc_op}")
+    first = base // outs * outs
     for lane in range(outs):
-        lines += [f"{base + lane} -> vmac.get",
+        lines += [f"{first + lane} -> vmac.get",
                   f"vmac.res -> lsu.data, {1024 + 4 * lane} -> lsu.stw"]
     lines.append("0 -> ctrl.halt")
     golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
+    want = np.zeros(outs, np.int64)
+    for k, x in enumerate(xs):
+        win, off = window_words(dmem, tiny, xb + x)
+        for lane in range(outs):
+            act = unpack(win[(off + lane * 3) % len(win)], bits)
+            want[lane] += weights[k, lane] @ act
     got = np.frombuffer(golden[2][1024:1024 + 4 * outs], np.int32)
-    np.testing.assert_array_equal(got, np.einsum("kli,ki->l", weights, xs))
+    np.testing.assert_array_equal(got, want)
     assert golden[1].counters[f"vmac_mac{bits}"] == 5
+    assert golden[1].counters["dmem_read_bits"] == 5 * 2 * tiny.vector_width
+
+
+@pytest.mark.parametrize("precision", ["int8", "ternary", "binary"])
+def test_vmac_elementwise_forms_against_numpy(tiny, rtl_tiny, precision):
+    """Lane l multiplies its weight by element l mod k of the window from word offset
+    (l >> lk) * step: depthwise convolutions with channels across lanes."""
+    bits = PRECISIONS[precision][0]
+    acc_op, start_op = EW_PRECISIONS[precision]
+    rng = np.random.default_rng(20 + bits)
+    lanes, row, per_word = tiny.vector_width // bits, tiny.vector_width // 8, 32 // bits
+    values = {8: np.arange(-128, 128), 2: np.array([-1, 0, 1]), 1: np.array([-1, 1])}[bits]
+    weights = rng.choice(values, (3, lanes))
+    dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
+    dmem[row * 10:row * 13] = pack_weights(weights, bits).ravel()
+    log_k = {8: 2, 2: 3, 1: 5}[bits]  # groups of 4, 8 or 32 lanes
+    step = 1
+    xb, xs = 2001, [0, 5, 2]
+    lines = [f"{lanes} -> vmac.base, {xb} -> vmac.xb, {(log_k << 8) | step} -> vmac.vg"]
+    for k, x in enumerate(xs):
+        lines.append(f"{x} -> vmac.x, {10 + k} -> vmac.{start_op if k == 0 else acc_op}")
+    first = lanes % tiny.vector_width  # base rounded down to a multiple of the lane count
+    for lane in range(lanes):
+        lines += [f"{first + lane} -> vmac.get",
+                  f"vmac.res -> lsu.data, {1024 + 4 * lane} -> lsu.stw"]
+    lines.append("0 -> ctrl.halt")
+    golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
+    want = np.zeros(lanes, np.int64)
+    for k, x in enumerate(xs):
+        win, off = window_words(dmem, tiny, xb + x)
+        elems = unpack(win, bits)
+        for lane in range(lanes):
+            g, e = lane >> log_k, lane & ((1 << log_k) - 1)
+            want[lane] += weights[k, lane] * elems[((off + g * step) * per_word + e)
+                                                   % len(elems)]
+    got = np.frombuffer(golden[2][1024:1024 + 4 * lanes], np.int32)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_parameter_rows_and_raw_accumulators(tiny, rtl_tiny):
+    """lbias / lmul / lshift load the banks from rows; racc writes W/32 lanes + bias as int32;
+    rq then requantizes with the loaded banks."""
+    g, words, row = tiny.vector_width // 8, tiny.vector_width // 32, tiny.vector_width // 8
+    rng = np.random.default_rng(7)
+    bias = rng.integers(-20000, 20000, g)
+    mul = rng.integers(2**30, 2**31, g)
+    shift = rng.integers(-3, 12, g)
+    acts = rng.integers(-128, 128, g)
+    dmem = np.zeros(tiny.dmem_bytes, np.uint8)
+    for part in range(g // words):
+        for r, bank in ((30, bias), (34, mul)):
+            dmem[(r + part) * row:(r + part + 1) * row] = \
+                bank[part * words:(part + 1) * words].astype("<i4").view(np.uint8)
+    dmem[40 * row:41 * row] = (shift & 63).astype(np.uint8)
+    dmem[41 * row:42 * row] = acts.astype(np.int8).view(np.uint8)
+    dmem[60 * row:60 * row + 4] = np.array([0x7F80], "<u4").view(np.uint8)  # clip -128..127
+    lines = [f"{60 * row} -> lsu.ldw", "nop", "lsu.res -> vmac.cfg"]
+    lines += [f"{part} -> vmac.prm, {30 + part} -> vmac.lbias" for part in range(g // words)]
+    lines += [f"{part} -> vmac.prm, {34 + part} -> vmac.lmul" for part in range(g // words)]
+    lines += ["40 -> vmac.lshift, 0 -> vmac.base", "41 -> vmac.aset",
+              "50 -> vmac.rq"]
+    lines += [f"{k * words} -> vmac.base, {51 + k} -> vmac.racc" for k in range(g // words)]
+    lines.append("0 -> ctrl.halt")
+    golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
+    mem = np.frombuffer(golden[2], np.uint8)
+    v = acts + bias
+    left, right = np.maximum(-shift, 0), np.maximum(shift, 0)
+    t = (((v * mul) << left) + 2**31) >> 32
+    y = np.clip(np.where(shift < 0, t, (t + ((1 << right) >> 1)) >> right), -128, 127)
+    np.testing.assert_array_equal(mem[50 * row:51 * row].view(np.int8), y)
+    np.testing.assert_array_equal(mem[51 * row:(51 + g // words) * row].view(np.int32), v)
 
 
 def test_counted_loop_and_byte_access(tiny, rtl_tiny):
@@ -304,8 +397,14 @@ def test_bank_conflicts_stall_one_cycle(tiny, rtl_tiny):
         f"4 -> lsu.ldb, {rows_per_bank + 3} -> vmac.mac",      # bank 1 and bank 1: stall
         "0 -> lsu.base, 0 -> vmac.get",
         "vmac.res -> lsu.data, 16 -> lsu.stw",                  # a write alone: none
+        # the window of word address xb + x: its row and the next (one double-width access)
+        f"{(rows_per_bank - 1) * row // 4} -> vmac.xb, 0 -> vmac.x, 0 -> lsu.ldw",
+        "5 -> vmac.dmac, r1 -> lsu.base",                       # no LSU access: none
+        "0 -> lsu.ldw, 5 -> vmac.dmac",                         # window's second row: stall
+        f"{4 * row} -> lsu.ldw, 5 -> vmac.emac",                # bank 1, window bank 0/1: stall
+        f"{row} -> vmac.x, {4 * row} -> lsu.ldw, 5 -> vmac.emac",  # window in bank 1
         "0 -> ctrl.halt"])
     dmem = np.arange(tiny.dmem_bytes, dtype=np.int64).astype(np.uint8)
     cycles, state, _ = run_both(tiny, rtl_tiny, text, dmem)
-    assert state.counters["stall_cycles"] == 2
-    assert cycles == 8 + 2 == state.counters["cycles"]
+    assert state.counters["stall_cycles"] == 5
+    assert cycles == 13 + 5 == state.counters["cycles"]
