@@ -24,7 +24,7 @@ from compiler.codegen import compile_layers  # noqa: E402
 from compiler.executor import get_backend  # noqa: E402
 from compiler.intsem import Requant  # noqa: E402
 from compiler.layer_ir import Conv2d, Output  # noqa: E402
-from compiler.runtime import compile_model  # noqa: E402
+from compiler.pipeline import compile_model  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
 from compiler.zoo import ZOO, build  # noqa: E402
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from codesign.evalcache import EvalCache, cache_key  # noqa: E402
 from codesign.hwcost import NetworkCost, network_cost  # noqa: E402
 from compiler.estimate import estimate, event_table  # noqa: E402
-from compiler.runtime import compile_model  # noqa: E402
+from compiler.pipeline import compile_model  # noqa: E402
 from compiler.zoo import ZOO, build  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
 from hw.machine import get_machine  # noqa: E402

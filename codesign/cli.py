@@ -64,7 +64,7 @@ def _compile(args) -> int:
 
     from compiler import artifacts
     from compiler.frontend import export
-    from compiler.runtime import compile_model
+    from compiler.pipeline import compile_model
     from hw.config import load_accel_config
 
     config = load_accel_config(args.accel)
@@ -124,11 +124,10 @@ def _run(args) -> int:
 
 
 def _load_inputs(args):
-    """(float model with batch norm folded, calibration batch) from MODEL and the options."""
+    """(float model, calibration batch) from MODEL and the options."""
     import numpy as np
 
     from compiler import artifacts
-    from compiler.runtime import fold_batch_norm
 
     model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
     if args.calibration:
@@ -140,7 +139,7 @@ def _load_inputs(args):
         cal = np.random.default_rng(0).standard_normal((args.calibrate, *shape)).astype(np.float32)
         print(f"calibrating activation scales on {args.calibrate} random N(0, 1) inputs "
               f"(give --calibration FILE.npy for real data)")
-    return fold_batch_norm(model), cal
+    return model, cal
 
 
 def _evaluate(args) -> int:
@@ -152,7 +151,7 @@ def _evaluate(args) -> int:
     from codesign.evalcache import EvalCache, cache_key
     from codesign.hwcost import NetworkCost, bar_chart, network_cost, table
     from compiler.quantspec import as_spec
-    from compiler.runtime import compile_model
+    from compiler.pipeline import compile_model
     from hw.config import load_accel_config
 
     config = load_accel_config(args.accel)

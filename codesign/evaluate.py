@@ -23,7 +23,8 @@ from codesign.data import Dataset
 from codesign.errors import CodesignError
 from codesign.models import QuantNet
 from compiler.estimate import estimate
-from compiler.runtime import CompiledNetwork, compile_model
+from compiler.pipeline import compile_model
+from compiler.runtime import CompiledNetwork
 from hw.config import AccelConfig
 from hw.energy import energy_of
 

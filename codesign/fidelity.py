@@ -14,7 +14,7 @@ import torch
 
 from compiler.errors import CompileError
 from compiler.estimate import estimate
-from compiler.runtime import compile_model
+from compiler.pipeline import compile_model
 from compiler.zoo import ZOO, build, random_entry
 from hw.config import CONFIG_DIR, load_accel_config
 from hw.energy import energy_of

@@ -13,7 +13,7 @@ import numpy as np
 
 from codesign.errors import CodesignError
 from compiler.estimate import estimate
-from compiler.layer_ir import Conv2d, Dense
+from compiler.kinds import get_kind
 from compiler.runtime import CompiledNetwork
 from hw.energy import energy_of
 
@@ -64,8 +64,7 @@ class NetworkCost:
 
 def size_bits(net: CompiledNetwork) -> int:
     """Weights at their bit width, plus a 32-bit bias per output channel."""
-    return sum(int(layer.weight.size) * layer.w_bits + 32 * len(layer.bias)
-               for layer in net.layers if isinstance(layer, (Conv2d, Dense)))
+    return sum(get_kind(layer.kind).size_bits(layer) for layer in net.layers)
 
 
 def _breakdown(counters: dict[str, int], config) -> dict[str, float]:

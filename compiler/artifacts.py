@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import yaml
 
-from compiler.codegen import CompiledProgram
 from compiler.errors import CompileError
-from compiler.layer_ir import Add, Conv2d, Dense, Pool
-from compiler.partition import CODEGEN, partition_for_tta, placement
+from compiler.fold import fold_for_tta
 from compiler.frontend import eval_mode, to_relax
+from compiler.kinds import CODEGEN, get_kind
+from compiler.partition import partition_for_tta, placement
+from compiler.program import CompiledProgram
 from hw.asm import assemble
 from hw.config import AccelConfig, load_accel_config
 from hw.isa import Encoding
@@ -82,22 +83,12 @@ def manifest(net) -> dict:
     layers = []
     for layer in net.layers:
         b = net.program.layers[layer.name]
-        entry = {"name": layer.name, "kind": type(layer).__name__, "placement": CODEGEN,
+        entry = {"name": layer.name, "kind": layer.kind, "placement": CODEGEN,
                  "relax_function": layer.source, "in_shape": list(layer.in_shape),
                  "out_shape": list(layer.out_shape), "output": layer.out.kind,
                  "expected_cycles": b.cycles, "entry": b.entry, "macs": b.macs,
-                 "tiling": b.tiling}
-        if isinstance(layer, (Conv2d, Dense)):
-            entry.update(weight_bits=layer.w_bits, activation_bits=layer.a_bits,
-                         mac_bits=b.mac_bits)
-        if isinstance(layer, Conv2d):
-            entry.update(kernel=list(layer.kernel), stride=list(layer.stride),
-                         padding=list(layer.padding), dilation=list(layer.dilation),
-                         groups=layer.groups)
-        if isinstance(layer, Pool):
-            entry.update(pool=layer.kind, kernel=list(layer.kernel), stride=list(layer.stride))
-        if isinstance(layer, Add):
-            entry.update(factors=[layer.ka, layer.kb])
+                 "mac_bits": b.mac_bits, "tiling": b.tiling}
+        entry.update(get_kind(layer.kind).manifest(layer))
         layers.append(entry)
     return {
         "accelerator": net.config.name, "hardware_hash": net.config.hardware_hash(),
@@ -152,7 +143,7 @@ def load(directory: str | Path):
     image = (d / "dmem.bin").read_bytes()
     compiled = CompiledProgram(config, program, listing, [(0, image)], saved["bindings"])
     ep = torch.export.load(str(d / "host.pt2"))
-    mod = partition_for_tta(to_relax(ep))
+    mod = partition_for_tta(fold_for_tta(to_relax(ep)).mod)
     funcs = [p.layer for p in placement(mod) if p.where == CODEGEN]
     if funcs != list(saved["func_layer"]):
         raise CompileError(f"{d}/host.pt2: its offloaded functions {funcs} differ from the "

@@ -7,3 +7,8 @@ class CompileError(CodesignError):
 
 class MemoryFitError(CompileError):
     """Weights or activations do not fit the accelerator's data memory."""
+
+
+class CompileWarning(UserWarning):
+    """Compiled, but not exactly as the float model asks (a saturated bias, say); names the
+    layer."""

@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.codegen import CompiledProgram, LayerBinding
+from compiler.program import CompiledProgram, LayerBinding
 from hw.isa import Encoding, counter_names
-from hw.units import DOT_PRECISIONS, PRECISIONS, UNITS
-
-_MAC_BITS = {op: PRECISIONS[p][0] for p, ops in DOT_PRECISIONS.items() for op in ops}
-_MAC_BITS |= {op: bits for bits, *ops in PRECISIONS.values() for op in ops}
-_LSU_BITS = {"ldw": ("dmem_read_bits", 32), "ldb": ("dmem_read_bits", 8),
-             "ldbu": ("dmem_read_bits", 8), "stw": ("dmem_write_bits", 32),
-             "stb": ("dmem_write_bits", 8)}
+from hw.units import UNITS, op_spec
 
 
 def _destination_events(enc: Encoding, names: list[str]) -> np.ndarray:
     """[destination id, counter]: the events one executed move to that destination causes
-    (besides its bus move and register read)."""
-    c = enc.config
-    width, group = c.vector_width, c.vector_width // 8
+    (besides its bus move and register read): the op table's events of a trigger."""
+    width = enc.config.vector_width
     index = {n: i for i, n in enumerate(names)}
     table = np.zeros((1 << enc.dst_bits, len(names)), np.int64)
     for d, dst in enumerate(enc.dests):
@@ -40,19 +33,8 @@ def _destination_events(enc: Encoding, names: list[str]) -> np.ndarray:
         if unit not in UNITS or port not in UNITS[unit].opcodes:
             continue
         ev[index[f"trig_{unit}"]] += 1
-        if unit == "lsu":
-            name, bits = _LSU_BITS[port]
-            ev[index[name]] += bits
-        elif unit == "vmac":
-            if port in _MAC_BITS:
-                ev[index["dmem_read_bits"]] += width
-                ev[index[f"vmac_mac{_MAC_BITS[port]}"]] += 1
-            elif port in ("aset", "radd", "amax"):
-                ev[index["dmem_read_bits"]] += width
-                ev[index["vpp_groups"]] += 1
-            elif port in ("rq", "bin", "ter"):
-                ev[index["dmem_write_bits"]] += {"rq": width, "bin": group, "ter": 2 * group}[port]
-                ev[index["vpp_groups"]] += 1
+        for name, n in op_spec(unit, port).events(width).items():
+            ev[index[name]] += n
     return table
 
 

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.codegen import CompiledProgram
 from compiler.errors import CompileError
-from compiler.layer_ir import Dense
-from compiler.reference import run_layer
+from compiler.kinds import reference
+from compiler.program import CompiledProgram
 from hw.machine import get_machine
 
 
@@ -42,7 +41,7 @@ class ReferenceBackend(Backend):
         self.compiled = compiled
 
     def run(self, layer_name, *inputs):
-        return run_layer(self.compiled.layers[layer_name].layer, *inputs), None
+        return reference(self.compiled.layers[layer_name].layer, *inputs), None
 
 
 class MachineBackend(Backend):
@@ -61,7 +60,7 @@ class MachineBackend(Backend):
         if len(inputs) != len(b.inputs):
             raise CompileError(f"layer {layer_name}: {len(inputs)} inputs, expected "
                                f"{len(b.inputs)}")
-        shape = tuple((b.layer.as_conv() if isinstance(b.layer, Dense) else b.layer).in_shape)
+        shape = b.layer.in_grid
         for x in inputs:
             if np.asarray(x).size != int(np.prod(shape)):
                 raise CompileError(f"layer {layer_name}: input of {np.asarray(x).size} values, "
@@ -69,20 +68,22 @@ class MachineBackend(Backend):
         dtype = np.int32 if b.output.bits == 32 else np.int8
         for addr, data in b.image:  # streamed weights and parameters of this layer
             self.machine.write_dmem(addr, data)
+        out_shape = b.layer.out_shape
         if b.row_tiling is None:
             for layout, x in zip(b.inputs, inputs):
                 self.machine.write_dmem(layout.addr,
                                         layout.encode(np.asarray(x).reshape(layout.shape)))
             out, run = self._run(b, b.cycles)
-            return out.reshape(b.layer.out_shape).astype(dtype), \
+            return out.reshape(out_shape).astype(dtype), \
                 LayerRun(layer_name, run.cycles, run.counters)
         # Row tiles: the padded input's window of each tile, then its rows of the output.
         rt, layout = b.row_tiling, b.inputs[0]
-        c, h, w = shape
+        grid = b.input_grid(inputs[0])  # the input, or its patches
+        c, h, w = grid.shape
         pt, pl, pb, pr = rt.padding
         xp = np.full((c, max(h + pt + pb, (rt.tiles - 1) * rt.step + rt.in_rows),
                       layout.cols), rt.fill, np.int64)
-        xp[:, pt:pt + h, pl:pl + w] = np.asarray(inputs[0]).reshape(shape)
+        xp[:, pt:pt + h, pl:pl + w] = grid
         rows, cycles, counters = [], 0, {}
         for t in range(rt.tiles):
             window = xp[:, t * rt.step:t * rt.step + rt.in_rows]
@@ -92,9 +93,9 @@ class MachineBackend(Backend):
             cycles += run.cycles
             for k, v in run.counters.items():
                 counters[k] = counters.get(k, 0) + v
-        view = b.layer.as_conv() if isinstance(b.layer, Dense) else b.layer
-        out = np.concatenate(rows, axis=1)[:, :view.out_shape[1]]
-        return out.reshape(b.layer.out_shape).astype(dtype), LayerRun(layer_name, cycles, counters)
+        oh = out_shape[1] if len(out_shape) == 3 else 1
+        out = np.concatenate(rows, axis=1)[:, :oh]
+        return out.reshape(out_shape).astype(dtype), LayerRun(layer_name, cycles, counters)
 
     def _run(self, b, cycles: int):
         """One run from the layer's entry to its halt; the output buffer decoded."""

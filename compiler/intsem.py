@@ -33,11 +33,12 @@ The torch fake-quant modules (codesign.quant) use the same rounding and ranges.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import CompileError
+from compiler.errors import CompileError, CompileWarning
 
 QMIN, QMAX = -128, 127
 WMAX = 127
@@ -115,16 +116,23 @@ def quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(w >= 0, 1, -1).astype(np.int8), np.where(m > 0, m, 1.0)
 
 
-def quantize_bias(b: np.ndarray, in_scale: float, w_scale) -> np.ndarray:
-    q = np.round(np.asarray(b, np.float64) / (in_scale * np.asarray(w_scale, np.float64)))
-    if np.any(np.abs(q) >= 2**31):
-        raise CompileError("bias does not fit int32 at this input and weight scale")
-    return q.astype(np.int32)
+def quantize_bias(b: np.ndarray, in_scale: float, w_scale, layer: str = "") -> np.ndarray:
+    """int32 bias in accumulator units; values past int32 saturate (as TFLite does), with a
+    warning naming the layer."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.round(np.asarray(b, np.float64) / (in_scale * np.asarray(w_scale, np.float64)))
+    q = np.nan_to_num(q, nan=0.0)
+    big = np.abs(q) > 2**31 - 1
+    if np.any(big):
+        warnings.warn(CompileWarning(
+            f"layer {layer or '?'}: bias of {int(big.sum())} channel(s) does not fit int32 at "
+            f"this input and weight scale; saturated"), stacklevel=2)
+    return np.clip(q, -(2**31 - 1), 2**31 - 1).astype(np.int32)
 
 
 # --- outputs -------------------------------------------------------------------------------
 
-def _fixed_point(real_scale: float) -> tuple[int, int]:
+def fixed_point(real_scale: float) -> tuple[int, int]:
     if not real_scale > 0:
         raise CompileError(f"requantization scale {real_scale:g} must be > 0")
     mantissa, exponent = math.frexp(real_scale)  # real = mantissa * 2**exponent, m in [.5, 1)
@@ -149,7 +157,7 @@ class Requant:
 
     @classmethod
     def from_scale(cls, real_scale, relu: bool = False, hi: int = QMAX) -> "Requant":
-        pairs = [_fixed_point(float(s)) for s in np.atleast_1d(real_scale)]
+        pairs = [fixed_point(float(s)) for s in np.atleast_1d(real_scale)]
         return cls(np.array([m for m, _ in pairs], np.int64),
                    np.array([s for _, s in pairs], np.int64), 0 if relu else QMIN, hi)
 

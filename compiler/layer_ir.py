@@ -2,7 +2,8 @@
 
 Plain frozen dataclasses holding the integers of one offloaded layer: its weights, its input and
 output bit widths, and how its int32 accumulators become its output (`Output`). Shapes are CHW
-without the batch axis (batch 1).
+without the batch axis (batch 1). `kind` names the layer's entry in the registry of layer kinds
+(`compiler.kinds`), which knows every stage of it; `in_grid` is the input as (C, H, W).
 """
 
 from __future__ import annotations
@@ -54,6 +55,19 @@ class Conv2d:
     def kernel(self) -> tuple[int, int]:
         return tuple(self.weight.shape[2:])
 
+    @property
+    def depthwise(self) -> bool:
+        """One filter per input channel (groups = C = O): the element-wise form runs it."""
+        return self.groups > 1 and self.groups == self.in_shape[0] == self.out_shape[0]
+
+    @property
+    def kind(self) -> str:
+        return "depthwise_conv2d" if self.depthwise else "conv2d"
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.in_shape
+
     def dense_weight(self) -> np.ndarray:
         """[O, C, KH, KW] with the zeros of a grouped convolution spelled out."""
         if self.groups == 1:
@@ -83,9 +97,15 @@ class Dense:
     source: str = ""
     w_scale: np.ndarray | None = None
 
+    kind = "dense"
+
     @property
     def out_shape(self) -> tuple[int, ...]:
         return (self.out_features,)
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return (int(np.prod(self.in_shape)), 1, 1)
 
     def as_conv(self) -> Conv2d:
         """A dense layer is a 1x1 convolution over a K x 1 x 1 input."""
@@ -101,7 +121,7 @@ class Pool:
     """Max or average pooling of an int8 tensor (global pooling: the kernel is the input)."""
 
     name: str
-    kind: str  # "max" | "avg"
+    op: str  # "max" | "avg"
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
     kernel: tuple[int, int]
@@ -110,6 +130,12 @@ class Pool:
     in_scale: float
     out: Output  # int8; max: identity (same scale), avg: sum * m / 2**(32 + shift)
     source: str = ""
+
+    kind = "pool"
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.in_shape
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +151,8 @@ class Add:
     out: Output  # int8
     source: str = ""
 
+    kind = "add"
+
     @property
     def in_shape(self) -> tuple[int, int, int]:
         return self.shape
@@ -133,5 +161,38 @@ class Add:
     def out_shape(self) -> tuple[int, int, int]:
         return self.shape
 
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.shape
 
-Layer = Conv2d | Dense | Pool | Add
+
+@dataclass(frozen=True, eq=False)
+class Affine:
+    """A per-channel scale and shift of an int8 tensor (a batch norm with no conv or dense
+    before it to fold into): out = requant(x + bias[c]) with a per-channel, possibly negative,
+    multiplier."""
+
+    name: str
+    shape: tuple[int, int, int]
+    bias: np.ndarray  # int32 [C], in units of the input scale
+    in_scale: float
+    out: Output  # int8, per-channel requantization
+    source: str = ""
+    dims: tuple[int, ...] = ()  # the tensor's own shape when it is not C, H, W (C of a dense)
+
+    kind = "affine"
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.dims or self.shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.dims or self.shape
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.shape
+
+
+Layer = Conv2d | Dense | Pool | Add | Affine

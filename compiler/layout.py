@@ -79,6 +79,34 @@ class RowTiling:
     cycles_per_tile: int
 
 
+@dataclass(frozen=True)
+class Im2col:
+    """A convolution's input written as patches: channel (ky * KW + kx) * C + c of output
+    position (y, x) holds input (c, y * sy + ky * dy - pt, x * sx + kx * dx - pl), `fill` outside.
+    The convolution becomes a 1 x 1 one over KH * KW * C channels (a stem whose few input
+    channels would leave most of each 32-bit activation word empty)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]
+    dilation: tuple[int, int]
+    fill: int
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """[C, H, W] -> [KH * KW * C, OH, OW]."""
+        from compiler.reference import windows
+        win = windows(np.asarray(x, np.int64), self.kernel, self.stride, self.padding,
+                      self.dilation, self.fill)  # [C, KH, KW, OH, OW]
+        c, kh, kw, oh, ow = win.shape
+        return win.transpose(1, 2, 0, 3, 4).reshape(kh * kw * c, oh, ow)
+
+    @staticmethod
+    def weight(w: np.ndarray) -> np.ndarray:
+        """[O, C, KH, KW] -> [O, KH * KW * C, 1, 1] in the patches' channel order."""
+        o = len(w)
+        return np.asarray(w).transpose(0, 2, 3, 1).reshape(o, -1, 1, 1)
+
+
 def pack_values(values: np.ndarray, bits: int) -> np.ndarray:
     """Signed values -> packed little-endian fields (the vector unit's weight/activation
     format): int8 bytes, ternary codes (bit 0 nonzero, bit 1 negative), bits (1 = +1)."""

@@ -1,5 +1,5 @@
-"""Compile a torch model for the TTA and run it: accelerator layers on a backend (RTL, golden
-model or numpy reference), everything else on the host through TVM's llvm build.
+"""Run a compiled network: accelerator layers on a backend (RTL, golden model or numpy
+reference), everything else on the host through TVM's llvm build.
 
 The host graph calls one packed function per offloaded layer; between layers the host holds
 float tensors, and each layer quantizes its input with its own format (exact when the producer
@@ -9,29 +9,21 @@ already wrote that format, which `assign_formats` arranges).
 from __future__ import annotations
 
 import itertools
-import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import torch
 import tvm
 import tvm_ffi
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from compiler.codegen import CompiledProgram, compile_layers
-from compiler.errors import CompileError
-from compiler.estimate import event_table
 from compiler.executor import LayerRun, get_backend
-from compiler.frontend import eval_mode, export, to_relax
 from compiler.intsem import quantize_act
-from compiler.layer_ir import Add, Conv2d, Dense, Layer
-from compiler.lower import (FloatLayer, LayerStats, Node, Stats, assign_formats, float_forward,
-                            match_module, module_weights, quantize, read_function)
-from compiler.partition import CODEGEN, Placement, offloaded_functions, partition_for_tta, placement
-from compiler.quantspec import QuantSpec, as_spec
-from compiler.reference import fake_quant_layer
+from compiler.kinds import fake_quant, get_kind
+from compiler.layer_ir import Layer
+from compiler.partition import Placement
+from compiler.program import CompiledProgram
 from hw.config import AccelConfig
 
 _ids = itertools.count()
@@ -105,129 +97,13 @@ class CompiledNetwork:
         """The torch fake-quant model of this compilation (float arithmetic on the same
         quantized values); call it like a runner, close it after."""
         by_name = {layer.name: layer for layer in self.layers}
-        return HostGraph(self._host, {f: (lambda *xs, layer=by_name[n]: fake_quant_layer(layer, *xs))
+        return HostGraph(self._host, {f: (lambda *xs, layer=by_name[n]: fake_quant(layer, *xs))
                                       for f, n in self._func_layer.items()})
 
     def placement_report(self) -> str:
         names = {f: n for f, n in self._func_layer.items()}
         rows = [f"  {p.where:<5} {p.op:<34} {names.get(p.layer, p.layer)}" for p in self.placement]
         return "placement (where each op runs):\n" + "\n".join(rows)
-
-
-def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
-    """Conv/Linear + BatchNorm folded for inference (torch.fx); the model as is when it cannot
-    be traced (its batch norms then run on the host)."""
-    from torch.fx.experimental.optimization import fuse
-    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        return model
-    try:
-        return fuse(eval_mode(model))
-    except Exception as exc:  # fx tracing fails on data-dependent control flow
-        print(f"[compiler] batch norm not folded ({type(exc).__name__}: {exc}); it runs on the "
-              f"host", file=sys.stderr)
-        return model
-
-
-def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelConfig,
-                  quant: QuantSpec | dict | str | None = None,
-                  calibration: np.ndarray | None = None) -> CompiledNetwork:
-    """Float torch model -> program for `config`. Activation scales not fixed by the spec are
-    calibrated on `calibration` (a batch of inputs; default: the example)."""
-    spec = as_spec(quant)
-    model = fold_batch_norm(eval_mode(model))
-    mod = partition_for_tta(to_relax(export(model, example)))
-    funcs = offloaded_functions(mod)
-    order = [p.layer for p in placement(mod) if p.where == CODEGEN]
-    floats = {f: read_function(f, funcs[f]) for f in order}
-    weights = module_weights(model)
-    names, counts = {}, {}
-    for f in order:
-        fl = floats[f]
-        if fl.kind in ("conv2d", "dense"):
-            names[f] = match_module(fl, weights)
-        else:
-            i = counts[fl.kind] = counts.get(fl.kind, -1) + 1
-            names[f] = f"{fl.kind}_{i}"
-    unused = spec.unused_keys([names[f] for f in order if floats[f].kind in ("conv2d", "dense")])
-    if unused:
-        raise CompileError(f"{spec.source}: layers {', '.join(unused)} match no conv/dense "
-                           f"layer on the accelerator (layers: "
-                           f"{', '.join(n for f, n in names.items())})")
-    consumers, host_use = _dataflow(mod, set(order))
-    nodes = []
-    for f in order:
-        fl = floats[f]
-        bits = spec.bits(names[f])
-        pair = (bits.weights, bits.activations) if fl.kind in ("conv2d", "dense") else (8, 8)
-        nodes.append(Node(fl, names[f], pair,
-                          tuple((names[c], i) for c, i in consumers.get(f, [])), f in host_use))
-    stats = calibrate(mod, floats, names, example if calibration is None else calibration)
-    formats = assign_formats(nodes, stats, spec)
-    layers = [quantize(n, *formats[n.name]) for n in nodes]
-    program = compile_layers(layers, config)
-    event_table(program)  # the estimator's per-instruction events, decoded once at compile time
-    return CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
-                           mod, {f: names[f] for f in order})
-
-
-def _dataflow(mod: tvm.IRModule, offloaded: set[str]):
-    """Per offloaded function: its offloaded consumers (function, input index), and whether the
-    host (another op or the network's output) reads its result."""
-    producer: dict[str, str] = {}  # var name -> offloaded function computing it
-    consumers: dict[str, list[tuple[str, int]]] = {}
-    host_use: set[str] = set()
-
-    def uses(expr) -> list:
-        found = []
-        relax.analysis.post_order_visit(
-            expr, lambda e: found.append(e.name) if isinstance(e, relax.Var) else None)
-        return found
-
-    for block in mod["main"].body.blocks:
-        for binding in block.bindings:
-            value = binding.value
-            is_off = isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar) \
-                and value.op.name_hint in offloaded
-            if is_off:
-                for i, arg in enumerate(value.args):
-                    if isinstance(arg, relax.Var) and arg.name in producer:
-                        consumers.setdefault(producer[arg.name], []).append(
-                            (value.op.name_hint, i))
-                producer[binding.var.name] = value.op.name_hint
-            else:
-                for name in uses(value):
-                    if name in producer:
-                        host_use.add(producer[name])
-    for name in uses(mod["main"].body.body):
-        if name in producer:
-            host_use.add(producer[name])
-    return consumers, host_use
-
-
-def calibrate(mod: tvm.IRModule, floats: dict[str, FloatLayer], names: dict[str, str],
-              data) -> dict[str, LayerStats]:
-    """Run the float network (offloaded layers in torch) and collect |x| statistics of every
-    offloaded layer's inputs and output."""
-    data = np.asarray(data.numpy() if isinstance(data, torch.Tensor) else data, np.float32)
-    stats = {names[f]: LayerStats([Stats() for _ in fl.in_shapes]) for f, fl in floats.items()}
-
-    def recorder(f: str):
-        def run(*xs):
-            y = float_forward(floats[f], *xs)
-            st = stats[names[f]]
-            for s, x in zip(st.inputs, xs):
-                s.add(x)
-            st.output.add(y)
-            return y
-        return run
-
-    graph = HostGraph(mod, {f: recorder(f) for f in floats})
-    try:
-        for x in data:
-            graph(x[None])
-    finally:
-        graph.close()
-    return stats
 
 
 class NetworkRunner:
@@ -243,12 +119,7 @@ class NetworkRunner:
                                            for f, n in net._func_layer.items()})
 
     def _layer_func(self, layer: Layer):
-        if isinstance(layer, (Conv2d, Dense)):
-            formats = [(layer.in_scale, layer.a_bits)]
-        elif isinstance(layer, Add):
-            formats = [(layer.a_scale, 8), (layer.b_scale, 8)]
-        else:
-            formats = [(layer.in_scale, 8)]
+        formats = get_kind(layer.kind).input_formats(layer)
 
         def run(*xs):
             qs = [quantize_act(x, s, b) for x, (s, b) in zip(xs, formats)]

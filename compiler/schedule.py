@@ -6,15 +6,18 @@ Reading a result at exactly trigger + latency is always safe: no other trigger o
 share the cycle, so no later result can have replaced it. A chain is placed at the earliest start
 where every move finds a free bus and a free destination port; units whose internal state
 carries across operations (the vector MAC's accumulators) keep their triggers in program order.
+An LSU access and a vector-unit memory access of the same kind (both reads or both writes) never
+share a cycle, so generated code never stalls on a bank conflict whatever the addresses.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hw.config import AccelConfig
-from hw.units import UNITS
+from hw.units import UNITS, op_spec
 
 IN_ORDER_UNITS = ("vmac",)
 WINDOW = 24  # how far before the previous chain a new chain may be slotted in
@@ -27,6 +30,11 @@ class TimedMove:
     dst: str
 
     @property
+    def memory(self) -> str:
+        """'read' / 'write' when this move triggers a data-memory access, else ''."""
+        return _memory_access(self.dst)
+
+    @property
     def port(self) -> str:
         """The physical port written: all opcodes of a unit share its trigger port."""
         unit, _, name = self.dst.partition(".")
@@ -34,11 +42,22 @@ class TimedMove:
         return f"{unit}.trigger" if spec and name in spec.opcodes else self.dst
 
 
+@lru_cache(maxsize=None)
+def _memory_access(dst: str) -> str:
+    unit, _, name = dst.partition(".")
+    spec = UNITS.get(unit)
+    if not spec or name not in spec.opcodes:
+        return ""
+    op = op_spec(unit, name)
+    return "read" if op.read or op.row_read or op.window_read else ("write" if op.write else "")
+
+
 class Timeline:
     def __init__(self, config: AccelConfig, start: int = 0):
         self.buses = config.buses
         self.moves: dict[int, list[str]] = defaultdict(list)
         self.ports: dict[int, set[str]] = defaultdict(set)
+        self.memory: dict[int, set[tuple[str, str]]] = defaultdict(set)  # (unit, read/write)
         self.last_in_order: dict[str, int] = {u: -1 for u in IN_ORDER_UNITS}
         self.floor = start  # no chain is placed before this cycle
         self.last_start = start
@@ -55,12 +74,20 @@ class Timeline:
             if m.port.endswith(".trigger") and unit in self.last_in_order \
                     and c <= self.last_in_order[unit]:
                 return False
+            access = m.memory
+            if access and any(a == access and u != unit for u, a in self.memory[c]):
+                return False
         return True
 
     def place(self, chain: list[TimedMove], min_start: int = 0) -> int:
         """Place a chain at its earliest feasible start (not before `min_start`); returns it."""
         base = min(m.offset for m in chain)
         chain = [TimedMove(m.offset - base, m.src, m.dst) for m in chain]
+        per_cycle: dict[int, list[str]] = defaultdict(list)
+        for m in chain:
+            per_cycle[m.offset].append(m.port)
+        if any(len(p) > self.buses or len(set(p)) < len(p) for p in per_cycle.values()):
+            raise ValueError(f"a chain that can never be placed on {self.buses} buses: {chain}")
         start = max(self.floor, self.last_start - WINDOW, min_start)
         while not self._fits(start, chain):
             start += 1
@@ -69,6 +96,8 @@ class Timeline:
             self.moves[c].append(f"{m.src} -> {m.dst}")
             self.ports[c].add(m.port)
             unit = m.dst.split(".")[0]
+            if m.memory:
+                self.memory[c].add((unit, m.memory))
             if m.port.endswith(".trigger") and unit in self.last_in_order:
                 self.last_in_order[unit] = max(self.last_in_order[unit], c)
             self.end = max(self.end, c + 1)

@@ -11,7 +11,7 @@ import torch
 from codesign.evalcache import EvalCache
 from codesign.fidelity import measure
 from codesign.hwcost import NetworkCost, network_cost
-from compiler.runtime import compile_model
+from compiler.pipeline import compile_model
 from compiler.zoo import ZOO, build, random_entry
 from hw.config import load_accel_config
 

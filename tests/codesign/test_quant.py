@@ -101,7 +101,7 @@ def test_low_bit_qat_model_matches_its_compilation_on_the_rtl():
     +-1e-9, so a binary sign after it may flip where the integer accumulator is exactly 0."""
     from codesign.quant import set_quantization
     from compiler.quantspec import LayerBits, QuantSpec
-    from compiler.runtime import compile_model
+    from compiler.pipeline import compile_model
     from hw.config import load_accel_config
 
     torch.manual_seed(0)

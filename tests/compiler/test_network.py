@@ -9,7 +9,7 @@ from codesign.evaluate import compile_quantnet
 from codesign.models import Candidate, build_model
 from codesign.train import TrainConfig, train
 from compiler.errors import CompileError
-from compiler.runtime import compile_model
+from compiler.pipeline import compile_model
 from hw.config import load_accel_config
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]

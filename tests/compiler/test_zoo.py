@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.runtime import compile_model
+from compiler.pipeline import compile_model
 from hw.config import load_accel_config
 from compiler.zoo import ZOO, build
 

@@ -1,0 +1,180 @@
+"""A layer kind: everything the compiler knows of one kind of accelerator layer, in one place.
+
+Kinds are keyed by the name their Relax composite functions carry (`tta.<name>[_suffix]`, the
+pattern name is the contract, as in TVM's BYOC): the pattern table, the reader of the float layer
+inside an offloaded function, its float forward (calibration), the quantizer to the layer IR,
+the numpy integer reference, the fake-quantized float model and the code-generation plan. The
+estimator needs nothing per kind: it counts the events of the generated instructions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.ir.expr import GenericConst
+from tvm.relax.dpl import is_op, wildcard
+from tvm.relax.transform import FusionPattern
+
+from compiler.layer_ir import Layer
+
+CODEGEN = "tta"
+
+
+@dataclass(frozen=True, eq=False)
+class FloatLayer:
+    kind: str  # registry name
+    func: str  # the offloaded Relax function
+    in_shapes: tuple[tuple[int, ...], ...]  # without the batch axis
+    out_shape: tuple[int, ...]
+    weight: np.ndarray | None = None  # conv: OIHW; dense: [O, K]; affine: per-channel scale
+    bias: np.ndarray | None = None  # affine: per-channel shift
+    act: tuple | None = None  # None | ("relu",) | ("clip", lo, hi)
+    strides: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    kernel: tuple[int, int] = (1, 1)
+    pool: str = ""  # "max" | "avg"
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    bits: int  # 8, 2, 1; 32: int32 accumulators
+    scale: float | np.ndarray
+
+
+class LayerKind(ABC):
+    name: str
+    weighted = False  # has weights quantized by the spec, named by their module path
+
+    @abstractmethod
+    def patterns(self) -> list[FusionPattern]:
+        """(name, pattern, annotations with the 'root' op, check), names `tta.<kind>...`."""
+
+    @abstractmethod
+    def read(self, func: str, calls: list[relax.Call]) -> FloatLayer:
+        """The float layer inside offloaded function `func` (its op calls in order)."""
+
+    @abstractmethod
+    def float_forward(self, f: FloatLayer, *xs: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def quantize(self, f: FloatLayer, name: str, w_bits: int, ins: list[TensorQuant],
+                 out: TensorQuant) -> Layer: ...
+
+    @abstractmethod
+    def reference(self, layer: Layer, *xs: np.ndarray) -> np.ndarray:
+        """Integer input(s) -> integer output, shaped like the layer's output."""
+
+    @abstractmethod
+    def fake_quant(self, layer: Layer, *xs: np.ndarray) -> np.ndarray:
+        """Float arithmetic on the quantized values of the same layer."""
+
+    @abstractmethod
+    def plan(self, index: int, layer: Layer, config, mem, host_input: bool = False):
+        """The code-generation plan (`compiler.plans`); host_input: its input is the network's,
+        written by the host in any layout."""
+
+    def input_formats(self, layer: Layer) -> list[tuple[float, int]]:
+        """(scale, bits) of each input."""
+        return [(layer.in_scale, 8)]
+
+    def in_bits(self, f: FloatLayer, act_bits: int) -> list[int]:
+        """Bit widths of the inputs, given the spec's activation bits for this layer."""
+        return [8] * len(f.in_shapes)
+
+    def describe(self, layer: Layer) -> str:
+        return f"{layer.in_shape} -> {layer.out_shape}"
+
+    def manifest(self, layer: Layer) -> dict:
+        return {}
+
+    def size_bits(self, layer: Layer) -> int:
+        return 0
+
+
+# --- helpers the kinds share ------------------------------------------------------------------
+
+def shape(e) -> tuple[int, ...]:
+    """A tensor's shape without the batch axis."""
+    return tuple(int(d) for d in e.ty.shape)[1:]
+
+
+def batch_one(expr) -> bool:
+    s = expr.ty.shape
+    return s is not None and len(s) > 0 and int(s[0]) == 1
+
+
+def with_activation(core):
+    """(suffix, pattern): core, optionally followed by a ReLU or a clip (ReLU6, hardtanh)."""
+    return [("_relu", is_op("relax.nn.relu")(core)),
+            ("_clip", is_op("relax.clip")(core, wildcard(), wildcard())), ("", core)]
+
+
+def activation(calls: list[relax.Call]) -> tuple | None:
+    ops = {c.op.name: c for c in calls}
+    if "relax.nn.relu" in ops:
+        return ("relu",)
+    if "relax.clip" in ops:
+        lo, hi = (float(a.value) for a in ops["relax.clip"].args[1:3])
+        return ("clip", lo, hi)
+    return None
+
+
+def apply_activation(y, act):
+    """A torch tensor through the layer's ReLU / clip."""
+    import torch
+    import torch.nn.functional as F
+    if act and act[0] == "relu":
+        return F.relu(y)
+    if act:
+        return torch.clamp(y, act[1], act[2])
+    return y
+
+
+def const_value(e) -> np.ndarray:
+    return e.value.numpy()
+
+
+def is_constant(e) -> bool:
+    return isinstance(e, GenericConst)
+
+
+def fusion(name: str, pattern, root, check) -> FusionPattern:
+    return FusionPattern(f"{CODEGEN}.{name}", pattern, {"root": root}, check)
+
+
+def op_calls(func: relax.Function) -> list[relax.Call]:
+    calls: list[relax.Call] = []
+    relax.analysis.post_order_visit(
+        func, lambda e: calls.append(e) if isinstance(e, relax.Call)
+        and isinstance(e.op, tvm.ir.Op) else None)
+    return calls
+
+
+def clip_bounds(act: tuple | None, scale: float) -> tuple[int, int]:
+    """int8 bounds of an output at `scale` after the layer's ReLU / clip."""
+    from compiler.intsem import QMAX, QMIN
+    if not act:
+        return QMIN, QMAX
+    if act[0] == "relu":
+        return 0, QMAX
+    lo = int(np.clip(np.round(act[1] / scale), QMIN, QMAX))
+    hi = int(np.clip(np.round(act[2] / scale), QMIN, QMAX))
+    return lo, hi
+
+
+def finish_float(out, y: np.ndarray) -> np.ndarray:
+    """The fake-quantized output of float values y in the layer's output format."""
+    from compiler.intsem import QMAX, QMIN, quantize_act
+    if out.kind == "int32":
+        return y
+    s_out = float(np.asarray(out.scale).ravel()[0])
+    if out.kind == "int8":
+        lo, hi = (out.requant.lo, out.requant.hi) if out.requant else (QMIN, QMAX)
+        return np.clip(np.round(y / s_out), lo, hi) * s_out
+    return quantize_act(y, s_out, out.bits) * s_out

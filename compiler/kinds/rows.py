@@ -1,0 +1,237 @@
+"""Pooling, residual adds and per-channel affine layers (a batch norm with nothing to fold into):
+int8 in, int8 out, run on rows of the data memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tvm.relax.dpl import is_const, is_op, is_tuple_get_item, wildcard
+from tvm.relax.transform import PatternCheckContext
+
+from compiler.intsem import QMIN, Requant, fixed_point, quantize_act, quantize_bias, wrap32
+from compiler.kinds.base import (FloatLayer, LayerKind, activation, apply_activation, batch_one,
+                                 clip_bounds, const_value, finish_float, fusion, is_constant,
+                                 shape, with_activation)
+from compiler.layer_ir import Add, Affine, Output, Pool
+from compiler.reference import finish, windows
+
+
+def _check_pool(ctx: PatternCheckContext) -> bool:
+    pool = ctx.annotated_expr["root"]
+    a = pool.attrs
+    return (a.layout == "NCHW" and not a.ceil_mode and all(int(d) == 1 for d in a.dilation)
+            and batch_one(pool.args[0]))
+
+
+def _check_mean(ctx: PatternCheckContext) -> bool:
+    """Global average pooling: a mean over both spatial axes of an NCHW tensor."""
+    mean = ctx.annotated_expr["root"]
+    axes = sorted(int(a) % 4 for a in mean.attrs.axis) if mean.attrs.axis is not None else []
+    return len(mean.args[0].ty.shape) == 4 and axes == [2, 3] and bool(mean.attrs.keepdims) \
+        and batch_one(mean.args[0])
+
+
+class PoolKind(LayerKind):
+    """Max and average pooling, global average pooling (the kernel is the input)."""
+
+    name = "pool"
+
+    def patterns(self):
+        table = []
+        for kind in ("max", "avg"):
+            core = is_op(f"relax.nn.{kind}_pool2d")(wildcard())
+            table.append(fusion(f"pool_{kind}", core, core, _check_pool))
+        core = is_op("relax.mean")(wildcard())
+        table.append(fusion("pool_global_avg", core, core, _check_mean))
+        return table
+
+    def read(self, func, calls):
+        core = calls[0]
+        if core.op.name == "relax.mean":
+            s = shape(core.args[0])
+            return FloatLayer(self.name, func, (s,), shape(calls[-1]), kernel=s[1:],
+                              strides=s[1:], pool="avg")
+        a = core.attrs
+        return FloatLayer(self.name, func, (shape(core.args[0]),), shape(calls[-1]),
+                          strides=tuple(int(s) for s in a.strides),
+                          padding=tuple(int(p) for p in a.padding),
+                          kernel=tuple(int(k) for k in a.pool_size),
+                          pool="max" if "max" in core.op.name else "avg")
+
+    def float_forward(self, f, *xs):
+        x = torch.from_numpy(np.asarray(xs[0], np.float32)).reshape(1, *f.in_shapes[0])
+        pt, pl, pb, pr = f.padding
+        if f.pool == "max":
+            y = F.max_pool2d(F.pad(x, (pl, pr, pt, pb), value=-np.inf), f.kernel, f.strides)
+        else:
+            y = F.avg_pool2d(F.pad(x, (pl, pr, pt, pb)), f.kernel, f.strides)
+        return y.numpy().reshape(f.out_shape)
+
+    def quantize(self, f, name, w_bits, ins, out):
+        c = f.out_shape[0]
+        if f.pool == "max":  # values pass: one scale in and out
+            return Pool(name, "max", f.in_shapes[0], f.out_shape, f.kernel, f.strides,
+                        f.padding, float(ins[0].scale), Output("int8", np.full(c, float(out.scale))),
+                        f.func)
+        n = f.kernel[0] * f.kernel[1]
+        s_in, s_out = float(ins[0].scale), float(out.scale)
+        rq = Requant.from_scale(s_in / (n * s_out))
+        return Pool(name, "avg", f.in_shapes[0], f.out_shape, f.kernel, f.strides, f.padding,
+                    s_in, Output("int8", np.full(c, s_out), requant=rq), f.func)
+
+    def reference(self, layer, *xs):
+        fill = QMIN if layer.op == "max" else 0
+        win = windows(np.asarray(xs[0], np.int64).reshape(layer.in_shape), layer.kernel,
+                      layer.stride, layer.padding, (1, 1), fill)
+        acc = win.max(axis=(1, 2)) if layer.op == "max" else win.sum(axis=(1, 2))
+        return finish(layer.out, acc)
+
+    def fake_quant(self, layer, *xs):
+        s = layer.in_scale
+        x = quantize_act(np.asarray(xs[0]).reshape(layer.in_shape), s) * s
+        win = windows(x, layer.kernel, layer.stride, layer.padding, (1, 1),
+                      -np.inf if layer.op == "max" else 0.0)
+        y = win.max(axis=(1, 2)) if layer.op == "max" else win.mean(axis=(1, 2))
+        return finish_float(layer.out, y)
+
+    def plan(self, index, layer, config, mem, host_input=False):
+        from compiler.plans.rows import PoolPlan
+        return PoolPlan(index, layer, config, mem)
+
+    def describe(self, layer):
+        return f"{layer.op} {layer.in_shape} -> {layer.out_shape} k={layer.kernel}"
+
+    def manifest(self, layer):
+        return {"pool": layer.op, "kernel": list(layer.kernel), "stride": list(layer.stride)}
+
+
+def _check_add(ctx: PatternCheckContext) -> bool:
+    """Element-wise add of two computed tensors of one shape (residual connections)."""
+    add = ctx.annotated_expr["root"]
+    a, b = add.args
+    shapes = [tuple(int(d) for d in e.ty.shape) if e.ty.shape is not None else None
+              for e in (a, b)]
+    return (not is_constant(a) and not is_constant(b) and shapes[0] == shapes[1]
+            and shapes[0] is not None and len(shapes[0]) == 4 and shapes[0][0] == 1)
+
+
+class AddKind(LayerKind):
+    """requant(a * ka + b * kb): residual connections, with a ReLU / clip fused after."""
+
+    name = "add"
+
+    def patterns(self):
+        core = is_op("relax.add")(wildcard(), wildcard())
+        return [fusion(f"add{suffix}", p, core, _check_add) for suffix, p in with_activation(core)]
+
+    def read(self, func, calls):
+        add = next(c for c in calls if c.op.name == "relax.add")
+        return FloatLayer(self.name, func, (shape(add.args[0]), shape(add.args[1])),
+                          shape(calls[-1]), act=activation(calls))
+
+    def float_forward(self, f, *xs):
+        y = torch.from_numpy(np.asarray(xs[0], np.float32) + np.asarray(xs[1], np.float32))
+        return apply_activation(y, f.act).numpy().reshape(f.out_shape)
+
+    def quantize(self, f, name, w_bits, ins, out):
+        # acc = a * ka + b * kb in units of s_min / 2**k, then requantized
+        sa, sb, s_out = float(ins[0].scale), float(ins[1].scale), float(out.scale)
+        s_min = min(sa, sb)
+        k = 10
+        ka, kb = round(sa / s_min * 2**k), round(sb / s_min * 2**k)
+        while max(ka, kb) >= 2**11 and k > 0:
+            k -= 1
+            ka, kb = round(sa / s_min * 2**k), round(sb / s_min * 2**k)
+        lo, hi = clip_bounds(f.act, s_out)
+        rq = Requant.from_scale(s_min / 2**k / s_out)
+        c = f.out_shape[0]
+        return Add(name, f.out_shape, ka, kb, sa, sb,
+                   Output("int8", np.full(c, s_out),
+                          requant=Requant(rq.multiplier, rq.shift, lo, hi)), f.func)
+
+    def input_formats(self, layer):
+        return [(layer.a_scale, 8), (layer.b_scale, 8)]
+
+    def reference(self, layer, *xs):
+        acc = np.asarray(xs[0], np.int64) * layer.ka + np.asarray(xs[1], np.int64) * layer.kb
+        return finish(layer.out, wrap32(acc.reshape(layer.shape)))
+
+    def fake_quant(self, layer, *xs):
+        y = (quantize_act(np.asarray(xs[0]).reshape(layer.shape), layer.a_scale) * layer.a_scale
+             + quantize_act(np.asarray(xs[1]).reshape(layer.shape), layer.b_scale) * layer.b_scale)
+        return finish_float(layer.out, y)
+
+    def plan(self, index, layer, config, mem, host_input=False):
+        from compiler.plans.rows import AddPlan
+        return AddPlan(index, layer, config, mem)
+
+    def describe(self, layer):
+        return f"{layer.shape}"
+
+    def manifest(self, layer):
+        return {"factors": [layer.ka, layer.kb]}
+
+
+def _check_affine(ctx: PatternCheckContext) -> bool:
+    bn = ctx.annotated_expr["root"]
+    rank = len(bn.args[0].ty.shape)
+    return int(bn.attrs.axis) % rank == 1 and rank in (2, 4) and batch_one(bn.args[0])
+
+
+class AffineKind(LayerKind):
+    """A batch norm no conv or dense precedes: x * scale[c] + shift[c] per channel, through the
+    post-processing's per-channel requantization (negative scales included)."""
+
+    name = "affine"
+
+    def patterns(self):
+        bn = is_op("relax.nn.batch_norm")(wildcard(), is_const(), is_const(), is_const(),
+                                          is_const())
+        core = is_tuple_get_item(bn, 0)
+        return [fusion(f"affine{suffix}", p, bn, _check_affine)
+                for suffix, p in with_activation(core)]
+
+    def read(self, func, calls):
+        bn = next(c for c in calls if c.op.name == "relax.nn.batch_norm")
+        gamma, beta, mean, var = (const_value(a).astype(np.float64) for a in bn.args[1:5])
+        scale = gamma / np.sqrt(var + float(bn.attrs.epsilon))
+        return FloatLayer(self.name, func, (shape(bn.args[0]),), shape(bn.args[0]), scale,
+                          beta - mean * scale, activation(calls))
+
+    def float_forward(self, f, *xs):
+        x = np.asarray(xs[0], np.float64).reshape(f.in_shapes[0])
+        per = (-1,) + (1,) * (x.ndim - 1)
+        y = torch.from_numpy(x * f.weight.reshape(per) + f.bias.reshape(per))
+        return apply_activation(y, f.act).numpy().reshape(f.out_shape)
+
+    def quantize(self, f, name, w_bits, ins, out):
+        s_in, s_out = float(ins[0].scale), float(out.scale)
+        scale = np.where(np.abs(f.weight) > 1e-12, f.weight, 1e-12)
+        pairs = [fixed_point(abs(m)) for m in s_in * scale / s_out]
+        mul = np.array([m if sc > 0 else -m for (m, _), sc in zip(pairs, scale)], np.int64)
+        shift = np.array([sh for _, sh in pairs], np.int64)
+        bias = quantize_bias(f.bias, s_in, scale, name)
+        lo, hi = clip_bounds(f.act, s_out)
+        c = len(scale)
+        grid = tuple(f.in_shapes[0]) + (1,) * (3 - len(f.in_shapes[0]))
+        return Affine(name, grid, bias, s_in,
+                      Output("int8", np.full(c, s_out), requant=Requant(mul, shift, lo, hi)),
+                      f.func, tuple(f.out_shape))
+
+    def reference(self, layer, *xs):
+        x = np.asarray(xs[0], np.int64).reshape(layer.shape)
+        acc = wrap32(x + layer.bias.astype(np.int64)[:, None, None])
+        return finish(layer.out, acc).reshape(layer.out_shape)
+
+    def fake_quant(self, layer, *xs):
+        s = layer.in_scale
+        x = quantize_act(np.asarray(xs[0]).reshape(layer.shape), s) * s
+        rq = layer.out.requant
+        m = rq.multiplier.astype(np.float64) * 2.0 ** (-31 - rq.shift)  # s_in scale / s_out
+        y = (x / s + layer.bias[:, None, None]) * m[:, None, None] * float(layer.out.scale[0])
+        return finish_float(layer.out, y).reshape(layer.out_shape)
+
+    def plan(self, index, layer, config, mem, host_input=False):
+        from compiler.plans.rows import AffinePlan
+        return AffinePlan(index, layer, config, mem)

@@ -1,0 +1,139 @@
+"""The compile pipeline: a float torch model -> a compiled network for one accelerator.
+
+torch.export -> Relax (batch norm and padding folded, `compiler.frontend`) -> partition by the
+layer kinds' patterns -> float layers read from the offloaded functions -> calibration on the
+host graph -> formats of every tensor between layers -> layer IR -> code generation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import tvm
+from tvm import relax
+
+from compiler.codegen import compile_layers
+from compiler.errors import CompileError
+from compiler.estimate import event_table
+from compiler.fold import fold_for_tta
+from compiler.frontend import eval_mode, export, to_relax
+from compiler.kinds import CODEGEN, FloatLayer, get_kind
+from compiler.lower import (LayerStats, Node, Stats, assign_formats, float_forward,
+                            match_module, module_weights, quantize, read_function)
+from compiler.partition import offloaded_functions, partition_for_tta, placement
+from compiler.quantspec import QuantSpec, as_spec
+from compiler.runtime import CompiledNetwork, HostGraph
+from hw.config import AccelConfig
+
+
+def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelConfig,
+                  quant: QuantSpec | dict | str | None = None,
+                  calibration: np.ndarray | None = None) -> CompiledNetwork:
+    """Float torch model -> program for `config`. Activation scales not fixed by the spec are
+    calibrated on `calibration` (a batch of inputs; default: the example)."""
+    spec = as_spec(quant)
+    model = eval_mode(model)
+    folded = fold_for_tta(to_relax(export(model, example)))
+    mod = partition_for_tta(folded.mod)
+    funcs = offloaded_functions(mod)
+    order = [p.layer for p in placement(mod) if p.where == CODEGEN]
+    floats = {f: read_function(f, funcs[f]) for f in order}
+    weights = module_weights(model)
+    names, counts = {}, {}
+    for f in order:
+        fl = floats[f]
+        if get_kind(fl.kind).weighted:
+            names[f] = match_module(fl, weights, folded.origins)
+        else:
+            stem = f"{fl.pool}_{fl.kind}" if fl.pool else fl.kind
+            i = counts[stem] = counts.get(stem, -1) + 1
+            names[f] = f"{stem}_{i}"
+    weighted = [names[f] for f in order if get_kind(floats[f].kind).weighted]
+    unused = spec.unused_keys(weighted)
+    if unused:
+        raise CompileError(f"{spec.source}: layers {', '.join(unused)} match no conv/dense "
+                           f"layer on the accelerator (layers: "
+                           f"{', '.join(n for f, n in names.items())})")
+    consumers, host_use, from_input = _dataflow(mod, set(order))
+    nodes = []
+    for f in order:
+        fl = floats[f]
+        bits = spec.bits(names[f])
+        pair = (bits.weights, bits.activations) if get_kind(fl.kind).weighted else (8, 8)
+        nodes.append(Node(fl, names[f], pair,
+                          tuple((names[c], i) for c, i in consumers.get(f, [])), f in host_use))
+    stats = calibrate(mod, floats, names, example if calibration is None else calibration)
+    formats = assign_formats(nodes, stats, spec)
+    layers = [quantize(n, *formats[n.name]) for n in nodes]
+    program = compile_layers(layers, config, host_inputs=frozenset(names[f] for f in from_input))
+    event_table(program)  # the estimator's per-instruction events, decoded once at compile time
+    return CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
+                           mod, {f: names[f] for f in order})
+
+
+def _dataflow(mod: tvm.IRModule, offloaded: set[str]):
+    """Per offloaded function: its offloaded consumers (function, input index), whether the
+    host (another op or the network's output) reads its result, and the offloaded functions
+    whose first input is the network's input itself."""
+    producer: dict[str, str] = {}  # var name -> offloaded function computing it
+    consumers: dict[str, list[tuple[str, int]]] = {}
+    host_use: set[str] = set()
+    params = {p.name for p in mod["main"].params}
+    from_input: set[str] = set()
+
+    def uses(expr) -> list:
+        found = []
+        relax.analysis.post_order_visit(
+            expr, lambda e: found.append(e.name) if isinstance(e, relax.Var) else None)
+        return found
+
+    for block in mod["main"].body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            is_off = isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar) \
+                and value.op.name_hint in offloaded
+            if is_off:
+                first = value.args[0]
+                if isinstance(first, relax.Var) and first.name in params:
+                    from_input.add(value.op.name_hint)
+                for i, arg in enumerate(value.args):
+                    if isinstance(arg, relax.Var) and arg.name in producer:
+                        consumers.setdefault(producer[arg.name], []).append(
+                            (value.op.name_hint, i))
+                producer[binding.var.name] = value.op.name_hint
+            else:
+                for name in uses(value):
+                    if name in producer:
+                        host_use.add(producer[name])
+    for name in uses(mod["main"].body.body):
+        if name in producer:
+            host_use.add(producer[name])
+    return consumers, host_use, from_input
+
+
+def calibrate(mod: tvm.IRModule, floats: dict[str, FloatLayer], names: dict[str, str],
+              data) -> dict[str, LayerStats]:
+    """Run the float network (offloaded layers in torch) and collect |x| statistics of every
+    offloaded layer's inputs and output."""
+    data = np.asarray(data.numpy() if isinstance(data, torch.Tensor) else data, np.float32)
+    stats = {names[f]: LayerStats([Stats() for _ in fl.in_shapes]) for f, fl in floats.items()}
+
+    def recorder(f: str):
+        def run(*xs):
+            y = float_forward(floats[f], *xs)
+            st = stats[names[f]]
+            for s, x in zip(st.inputs, xs):
+                s.add(x)
+            st.output.add(y)
+            return y
+        return run
+
+    graph = HostGraph(mod, {f: recorder(f) for f in floats})
+    try:
+        for x in data:
+            graph(x[None])
+    finally:
+        graph.close()
+    return stats
+
+

@@ -1,0 +1,211 @@
+"""What every layer's code generation shares: the data-memory allocator, the emitter of scheduled
+blocks with exact execution counts, the row/column loop nest, and parameter rows.
+
+A plan is made in two steps: at construction it allocates its constants (weights, parameter
+rows); `emit(scratch, enc)` then writes its code once the activations have their place (from
+`scratch` up) and returns its lines and `LayerBinding`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from compiler.errors import CompileError, MemoryFitError
+from compiler.layer_ir import Layer
+from compiler.program import ExecBlock
+from compiler.schedule import Timeline, TimedMove as M
+from hw.config import AccelConfig
+from hw.isa import Encoding
+
+
+class Memory:
+    """Constant data (weights, parameters) bump-allocated from the bottom; activations share
+    one scratch area above them, since the host moves activations between layer runs. The last
+    row stays free: the activation window reads a row past the one it starts in."""
+
+    def __init__(self, config: AccelConfig):
+        self.config, self.row = config, config.vector_width // 8
+        self.limit = config.dmem_bytes - self.row
+        self.top = 0
+        self.image: list[tuple[int, bytes]] = []
+
+    def alloc(self, size: int, align: int, what: str, data: bytes | None = None) -> int:
+        addr = align_up(self.top, align)
+        if addr + size > self.limit:
+            raise MemoryFitError(
+                f"{what}: {size} bytes do not fit the data memory of accelerator "
+                f"'{self.config.name}' ({self.top} of {self.limit} bytes used)")
+        self.top = addr + size
+        if data is not None:
+            self.image.append((addr, data))
+        return addr
+
+    def rows(self, data: bytes, what: str) -> int:
+        """Whole rows of constant data; returns the first row."""
+        return self.alloc(len(data), self.row, what, data) // self.row
+
+
+def align_up(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def mac_bits(w_bits: int, a_bits: int) -> int:
+    """The precision a (weight, activation) pair runs at: int8 if either is 8."""
+    return 8 if 8 in (w_bits, a_bits) else max(w_bits, a_bits)
+
+
+def next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+class Plan:
+    """One layer's constants (allocated at planning) and its code (emitted once activations
+    have their place)."""
+
+    def __init__(self, index: int, layer: Layer, config: AccelConfig, mem: Memory):
+        self.index, self.layer, self.config, self.mem = index, layer, config, mem
+        self.w = config.vector_width
+        self.row = self.w // 8
+        self.group = self.w // 8  # G: accumulator lanes per post-processing trigger
+        self.chunk = self.w // 32  # L: output lanes of a dot-product trigger
+        self.lat = {u: config.latency(u) for u in ("alu", "lsu", "vmac")}
+        self.label = f"L{index}_" + re.sub(r"[^\w]", "_", layer.name)
+        self.pool: dict[int, int] = {}  # constant -> address
+        self.rows_pool: dict[bytes, int] = {}  # constant rows -> first row
+
+    def const_addr(self, value: int) -> int:
+        value = int(value)
+        if value not in self.pool:
+            self.pool[value] = self.mem.alloc(4, 4, f"layer {self.layer.name}: constant",
+                                              (value & 0xFFFFFFFF).to_bytes(4, "little"))
+        return self.pool[value]
+
+    def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
+                   shift: np.ndarray | None = None) -> dict[str, int]:
+        """One group's per-lane banks as rows (bias and mul: 4 rows of int32 words, shift: a
+        row of bytes); returns the first row of each bank present."""
+        rows = {"bias": np.asarray(bias, np.int64)}
+        if mul is not None:
+            rows["mul"] = np.asarray(mul, np.int64)
+        if shift is not None:
+            rows["shift"] = np.asarray(shift, np.int64)
+        out = {}
+        for bank, values in rows.items():
+            data = (values & 63).astype(np.uint8) if bank == "shift" \
+                else values.astype(np.int64).astype("<u4").view(np.uint8)
+            key = data.tobytes()
+            if key not in self.rows_pool:  # emitted again when constants move: allocate once
+                self.rows_pool[key] = self.mem.rows(key, f"layer {self.layer.name}: {bank} row")
+            out[bank] = self.rows_pool[key]
+        return out
+
+    def tile_rows(self, scratch: int, oh: int, in_rows, in_row_bytes: int,
+                  out_row_bytes: int) -> int:
+        """The most output rows per tile whose input window and output fit above `scratch`."""
+        row = self.row
+        for t in range(oh, 0, -1):
+            end = align_up(scratch + in_rows(t) * in_row_bytes, row) + align_up(
+                t * out_row_bytes, row)
+            if end <= self.mem.limit:
+                return t
+        raise MemoryFitError(
+            f"layer {self.layer.name}: even one output row does not fit the data memory of "
+            f"accelerator '{self.config.name}' ({self.mem.limit} bytes, {scratch} used by "
+            f"weights and constants; input row {in_row_bytes} B, output row {out_row_bytes} B)")
+
+
+class Emitter:
+    """Builds one layer's code: a prologue, then loops whose bodies are scheduled timelines."""
+
+    def __init__(self, plan: Plan, enc: Encoding):
+        self.plan, self.enc = plan, enc
+        self.lines: list[str] = []
+        self.blocks: list[ExecBlock] = []
+        self.n_instr = 0
+        self.regs = iter(range(1, plan.config.registers))
+        self.lo, self.hi = enc.imm_range
+
+    def reg(self) -> str:
+        try:
+            return f"r{next(self.regs)}"
+        except StopIteration:
+            raise CompileError(f"layer {self.plan.layer.name}: out of registers") from None
+
+    def imm(self, value: int) -> str:
+        if not self.lo <= value <= self.hi:
+            raise CompileError(f"layer {self.plan.layer.name}: immediate {value} is outside "
+                               f"the accelerator's short immediates [{self.lo}, {self.hi}]")
+        return str(value)
+
+    def value(self, tl: Timeline, value: int, dst: str, at: int = 0, extra=()) -> None:
+        """Move a constant to `dst` (an immediate, or loaded from the constant pool; the
+        prologue keeps lsu.base at 0), with `extra` moves at the same cycle."""
+        if self.lo <= value <= self.hi:
+            tl.place([M(at, str(value), dst), *(M(at, s, d) for s, d in extra)])
+            return
+        ll = self.plan.lat["lsu"]
+        tl.place([M(0, str(self.plan.const_addr(value)), "lsu.ldw"),
+                  M(ll, "lsu.res", dst), *(M(ll, s, d) for s, d in extra)])
+
+    def load_params(self, tl: Timeline, rows: dict[str, int]) -> None:
+        """lbias / lmul (4 parts each) and lshift from parameter rows."""
+        parts = self.plan.group // self.plan.chunk
+        for bank, first in rows.items():
+            if bank == "shift":
+                tl.place([M(0, self.imm(first), "vmac.lshift")])
+                continue
+            for q in range(parts):
+                tl.place([M(0, str(q), "vmac.prm"), M(0, self.imm(first + q), f"vmac.l{bank}")])
+
+    def block(self, tl: Timeline, label: str | None = None, count: int = 1,
+              exits: int = 0) -> int:
+        lines = tl.lines(halt=False) or ["nop"]
+        if label:
+            self.lines.append(f"{label}:")
+        self.lines.extend(lines)
+        self.blocks.append(ExecBlock(self.n_instr, len(lines), count, exits))
+        self.n_instr += len(lines)
+        return len(lines)
+
+    def halt(self) -> int:
+        self.lines.append("0 -> ctrl.halt")
+        self.blocks.append(ExecBlock(self.n_instr, 1, 1))
+        self.n_instr += 1
+        return 1
+
+    def loop_control(self, tl: Timeline, counter: str, label: str, min_start: int) -> None:
+        """counter -= 1; jump back to `label` while it is not 0 (the jump ends the block)."""
+        la = self.plan.lat["alu"]
+        start = max(min_start, tl.end - 1 - (2 * la + 1))
+        tl.place([M(0, counter, "alu.in1"), M(0, "-1", "alu.add"), M(la, "alu.res", counter),
+                  M(la, "alu.res", "alu.in1"), M(la, "0", "alu.ne"), M(2 * la, "alu.res", "b0"),
+                  M(2 * la + 1, f"?b0 @{label}", "ctrl.jump")], min_start=start)
+
+    def add(self, tl: Timeline, reg: str, step: int, min_start: int = 0) -> None:
+        if step == 0:
+            return
+        la = self.plan.lat["alu"]
+        tl.place([M(0, reg, "alu.in1"), M(0, self.imm(step), "alu.add"), M(la, "alu.res", reg)],
+                 min_start=min_start)
+
+    def nest(self, prologue: Timeline, body: Timeline, row_tail, ny: int, nx: int, name: str,
+             rx: str, ry: str) -> int:
+        """Prologue, then ny rows of nx bodies, each row ended by `row_tail(timeline)`; the
+        body must end in its loop control on rx. Returns the cycles one run of it takes."""
+        p_len = self.block(prologue)
+        head = Timeline(self.plan.config)
+        head.place([M(0, str(nx), rx)])
+        h_len = self.block(head, f"{name}_y", ny)
+        b_len = self.block(body, f"{name}_x", ny * nx, ny)
+        tail = Timeline(self.plan.config)
+        row_tail(tail)
+        self.loop_control(tail, ry, f"{name}_y", 0)
+        t_len = self.block(tail, None, ny, 1)
+        return p_len + ny * (h_len + nx * b_len + t_len)
+
+
+def indent(lines: list[str]) -> list[str]:
+    """Labels at the margin, instructions indented."""
+    return [line if line.endswith(":") else f"    {line}" for line in lines]

@@ -1,0 +1,123 @@
+"""Convolutions (any kernel, stride, padding, dilation, groups) and dense layers on the vector
+unit's dot-product form.
+
+A trigger reduces one 32-bit word of packed input channels (4 int8, 16 ternary codes or 32
+bits) against each output lane's 32-bit weight slice. Output channels fill the L = W/32 lanes:
+a layer with o <= L channels gives each position k = next_pow2(o) lanes and computes L/k
+positions per trigger, lane group j reading the window word of position j (t = stride * s words
+apart); wider layers take one position per trigger and ceil(o/L) chunks of L channels. A stem
+reading the network input takes its input as patches (im2col: kernel taps packed into the words),
+so 1-3 input channels do not leave most of every word empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from compiler.errors import CompileError
+from compiler.layer_ir import Conv2d, Dense
+from compiler.layout import Im2col, pack_values
+from compiler.intsem import pad_value
+from compiler.plans.base import align_up, mac_bits, next_pow2
+from compiler.plans.window import WindowPlan
+from hw.units import DOT_PRECISIONS
+
+DOT_OPS = {8: DOT_PRECISIONS["int8"], 2: DOT_PRECISIONS["ternary"], 1: DOT_PRECISIONS["binary"]}
+
+
+def lanes_per_position(o: int, lanes: int, group: int) -> int:
+    """A: the accumulator lanes of one output position: o rounded up to a power of two below
+    a lane group, to whole lane groups above it."""
+    if o <= lanes:
+        return next_pow2(o)
+    a = align_up(o, lanes)
+    return next_pow2(a) if a < group else align_up(a, group)
+
+
+class DotPlan(WindowPlan):
+    def __init__(self, index, layer, config, mem, im2col: bool = False):
+        super().__init__(index, layer, config, mem)
+        conv = layer.as_conv() if isinstance(layer, Dense) else layer
+        if conv.w_bits == 1 and conv.groups > 1:
+            raise CompileError(f"layer {layer.name}: grouped convolution with binary weights is "
+                               f"not supported (a binary weight cannot be 0)")
+        bits = mac_bits(conv.w_bits, conv.a_bits)
+        weight = conv.dense_weight().astype(np.int64)
+        if im2col:
+            self.im2col = Im2col(conv.kernel, conv.stride, conv.padding, conv.dilation,
+                                 pad_value(conv.a_bits))
+            o, oh, ow = conv.out_shape
+            taps = conv.kernel[0] * conv.kernel[1] * conv.in_shape[0]
+            weight = Im2col.weight(weight)
+            conv = replace(conv, in_shape=(taps, oh, ow), weight=weight.astype(np.int8),
+                           stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
+        L, G, per_word = self.chunk, self.group, 32 // bits
+        c, o = conv.in_shape[0], conv.out_shape[0]
+        s = -(-c // per_word)
+        k = next_pow2(o) if o <= L else L
+        t = conv.stride[1] * s
+        while k < L and (L // k - 1) * t > L:  # lane groups beyond the two-row window
+            k *= 2
+        n = L // k
+        A = k if o <= L else lanes_per_position(o, L, G)
+        chunks = -(-o // L)
+        self.k, self.t, self.chunks, self.bits = k, t, chunks, bits
+        vg = (k.bit_length() - 1) << 8 | (t if n > 1 else 0)
+        if n > 1 and t > 255:
+            raise CompileError(f"layer {layer.name}: window step {t} words exceeds 255")
+
+        # Weight rows per (chunk, tap, input word), all-zero ones skipped (grouped layers).
+        kh, kw = conv.kernel
+        pad_ch = s * per_word - c
+        wq = np.zeros((o, s * per_word, kh, kw), np.int64)
+        wq[:, :c] = weight
+        if bits == 1:  # pad channels read -1 (bit 0): weight +1, corrected in the bias
+            wq[:, c:] = 1
+        self.bias_fix = pad_ch * kh * kw if bits == 1 else 0
+        rows, self.entries = [], []
+        for q in range(chunks):
+            entries = []
+            for ky in range(kh):
+                for kx in range(kw):
+                    for word in range(s):
+                        vals = np.zeros((L, per_word), np.int64)
+                        chans = np.arange(q * L, min(o, (q + 1) * L)) if o > L else np.arange(o)
+                        block = wq[chans, word * per_word:(word + 1) * per_word, ky, kx]
+                        lane = np.arange(len(chans))
+                        if bits == 1:
+                            vals[:] = 1
+                        for g in range(n):  # the same weights for each position's lane group
+                            vals[g * k + lane] = block
+                        if not block.any() and bits != 1 and entries:
+                            continue  # all zero (grouped convolutions): nothing to add
+                        entries.append(((ky, kx, word), len(rows)))
+                        rows.append(pack_values(vals.reshape(-1), bits))
+            self.entries.append(entries)
+        first = self.mem.rows(b"".join(r.tobytes() for r in rows), f"layer {layer.name}: weights")
+        self.entries = [[(t_, first + r) for t_, r in e] for e in self.entries]
+        pass_lanes = min(A, self.w)
+        per_pass = pass_lanes // L if o > L else 1
+        per_block = max(sum(len(e) for e in self.entries[q:q + per_pass])
+                        for q in range(0, chunks, per_pass))
+        self.setup(conv, s, bits, A, n, pass_lanes, bits, vg, per_block)
+        self.macs = int(layer.weight.size) * int(np.prod(conv.out_shape[1:]))
+
+    def bias(self) -> np.ndarray:
+        return self.conv.bias.astype(np.int64) + self.bias_fix
+
+    def triggers(self, p: int) -> list[tuple[str, int, int, int]]:
+        conv, s, L = self.conv, self.s, self.chunk
+        (_, sx), (dy, dx) = conv.stride, conv.dilation
+        acc_op, start_op = DOT_OPS[self.bits]
+        per_pass = self.pass_lanes // L if self.chunks > 1 else 1
+        out = []
+        for b in range(self.p // self.n):  # block of n positions
+            for q in range(p * per_pass, min(self.chunks, (p + 1) * per_pass)):
+                # lanes: n positions of k lanes (one chunk), or a position's chunks
+                base = b * self.pass_lanes + (q - p * per_pass) * L if self.chunks > 1 else b * L
+                for i, ((ky, kx, word), row) in enumerate(self.entries[q]):
+                    x = (ky * dy * self.cols + kx * dx) * s + word + b * self.n * sx * s
+                    out.append((start_op if i == 0 else acc_op, x, row, base))
+        return out

@@ -1,0 +1,210 @@
+"""Convolutions computed in windows of output positions held on the accumulators.
+
+One loop iteration computes P output positions of one output row, each with A accumulator
+lanes (its output channels, rounded up so that positions pack the post-processing groups):
+lane i * A + c holds channel c of position i. The MAC triggers (a subclass lists them: dot
+form for convolutions and dense layers, element-wise form for depthwise ones) read their
+activations from the window at word address xb + x, xb pointing at the iteration's first input
+position, so the loop moves one register per iteration and every trigger takes immediates.
+Post-processing then writes the P positions as whole rows of the output: rq (int8), bin, ter
+or racc (exact int32) per lane group, with the per-channel banks loaded from parameter rows.
+
+  body:   rin -> vmac.xb; x_off -> vmac.x, row -> vmac.dmac (base -> vmac.base when it moves)
+          rout (+ offset) -> vmac.rq   per group of G lanes
+  loops:  x over windows (nx), y over output rows; passes over channel blocks of W lanes.
+
+Memory: the input is a zero-padded grid of positions, s 32-bit words each; the output a grid of
+positions of A elements (A * bits), whole rows per iteration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.errors import CompileError
+from compiler.intsem import pad_value
+from compiler.layer_ir import Conv2d
+from compiler.layout import Im2col, Layout, RowTiling
+from compiler.plans.base import Emitter, Plan, align_up, indent, next_pow2
+from compiler.program import LayerBinding
+from compiler.schedule import Timeline, TimedMove as M
+from hw.isa import Encoding
+
+EBITS = {"int8": 8, "ternary": 2, "binary": 1, "int32": 32}
+MAX_BODY = 768  # MAC triggers per iteration: longer bodies only grow the program
+
+
+class WindowPlan(Plan):
+    """Shared by the dot and element-wise plans. A subclass's __init__ calls `setup(...)` with
+    its geometry, then `triggers(pass)` lists one iteration's MACs."""
+
+    conv: Conv2d
+    im2col: Im2col | None = None
+
+    def setup(self, conv: Conv2d, s: int, in_bits: int, A: int, n: int, pass_lanes: int,
+              mac_bits: int, vg: int, per_block: int) -> None:
+        """s: words per input position; in_bits: element bits of the input layout; A: lanes
+        per output position; n: positions per MAC trigger; pass_lanes: lanes of one pass (A,
+        or W when A > W); vg: the window geometry; per_block: MAC triggers per n positions."""
+        self.conv, self.s, self.in_bits, self.A, self.n = conv, s, in_bits, A, n
+        self.mac_bits, self.vg, self.pass_lanes = mac_bits, vg, pass_lanes
+        self.passes = -(-A // pass_lanes)
+        o, oh, ow = conv.out_shape
+        self.ebits = EBITS[conv.out.kind]
+        G = self.group
+        # Positions per iteration: as many as the lanes hold, a multiple of n; with several
+        # iterations per row, whole rows of output per iteration.
+        cap = max(n, self.w // pass_lanes // n * n)
+        if ow <= cap:
+            self.p, self.nx = align_up(ow, n), 1
+            self.cols_out = align_up(self.p * A, G) // A if A < G else self.p
+        else:
+            unit = n if A >= G else int(np.lcm(n, G // A))
+            self.p = max(unit, cap // unit * unit)
+            while self.p > unit and per_block * self.p // n > MAX_BODY:
+                self.p -= unit
+            self.nx = -(-ow // self.p)
+            self.cols_out = self.nx * self.p
+        (_, sx), (kw, dx) = conv.stride, (conv.kernel[1], conv.dilation[1])
+        _, pl, _, pr = conv.padding
+        self.cols = max(conv.in_shape[2] + pl + pr, (self.nx * self.p - 1) * sx + (kw - 1) * dx + 1)
+        self.macs = int(conv.weight.size) * oh * ow
+        # Parameter rows: one set when positions repeat the channel pattern within a group,
+        # else one per group of G channels, loaded before that group's post-processing.
+        self.param_sets = [self._params(r) for r in range(max(1, A // G))]
+
+    # --- to be provided by subclasses ---------------------------------------------------------
+    def triggers(self, p: int) -> list[tuple[str, int, int, int]]:
+        """(opcode, x offset in words from the iteration's first input position, weight row,
+        accumulator base) of one iteration of pass p, in order."""
+        raise NotImplementedError
+
+    def bias(self) -> np.ndarray:
+        return self.conv.bias.astype(np.int64)
+
+    # --- parameters ---------------------------------------------------------------------------
+    def _params(self, r: int) -> dict[str, int]:
+        """Rows of the banks for lane group r of a position (channels r*G .. r*G + G - 1; or
+        the pattern of A channels repeated when A < G)."""
+        G, A, o, out = self.group, self.A, self.conv.out_shape[0], self.conv.out
+        ch = (np.arange(G) % A if A < G else r * G + np.arange(G))
+        valid = ch < o
+        ch = np.where(valid, ch, 0)
+
+        def per_lane(values, fill=0):
+            return np.where(valid, np.asarray(values, np.int64)[ch], fill)
+
+        bias = per_lane(self.bias())
+        if out.kind == "int8":
+            return self.param_rows(bias, per_lane(out.requant.multiplier),
+                                   per_lane(out.requant.shift))
+        if out.kind == "ternary":
+            return self.param_rows(bias, per_lane(out.thresholds))
+        return self.param_rows(bias)
+
+    # --- code ---------------------------------------------------------------------------------
+    def emit(self, scratch: int, enc: Encoding) -> tuple[list[str], LayerBinding]:
+        conv, cfg = self.conv, self.config
+        la = self.lat["alu"]
+        G, L, A, P = self.group, self.chunk, self.A, self.p
+        o, oh, ow = conv.out_shape
+        (sy, sx), (kh, _), (dy, _) = conv.stride, conv.kernel, conv.dilation
+        c = conv.in_shape[0]
+        out = conv.out
+        op = {"int8": "rq", "ternary": "ter", "binary": "bin", "int32": "racc"}[out.kind]
+        per_out = L if op == "racc" else G  # lanes per output trigger
+        # output address units per trigger: rows for rq / racc, bytes for bin / ter
+        unit = 1 if op in ("rq", "racc") else per_out * self.ebits // 8
+        out_pos_bits = A * self.ebits
+        window_units = (self.cols_out if self.nx == 1 else P) * A // per_out * unit
+
+        def in_rows(t: int) -> int:
+            return (t - 1) * sy + (kh - 1) * dy + 1
+
+        out_row_bytes = align_up(self.cols_out * out_pos_bits // 8, self.row)
+        rows = self.tile_rows(scratch, oh, in_rows, self.cols * self.s * 4, out_row_bytes)
+        in_l = Layout(scratch, (c, in_rows(rows), self.cols), in_rows(rows), self.cols, (0, 0),
+                      32 * self.s, self.in_bits, pad_value(conv.a_bits))
+        out_addr = align_up(scratch + in_l.size, self.row)
+        out_l = Layout(out_addr, (o, rows, ow), rows, self.cols_out, (0, 0), out_pos_bits,
+                       min(self.ebits, 32), 0)
+        em = Emitter(self, enc)
+        rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
+        cycles = 0
+        em.lines.append(f"{self.label}:")
+        for p in range(self.passes):
+            pro = Timeline(cfg)
+            pro.place([M(0, "0", "lsu.base")])
+            em.value(pro, self.vg, "vmac.vg")
+            if out.kind == "int8":
+                rq = out.requant
+                em.value(pro, (rq.lo & 0xFF) | ((rq.hi & 0xFF) << 8), "vmac.cfg")
+            if len(self.param_sets) == 1:
+                em.load_params(pro, self.param_sets[0])
+            start = out_addr // self.row if op in ("rq", "racc") else out_addr
+            em.value(pro, in_l.addr // 4, rin)
+            em.value(pro, start, rout)
+            em.value(pro, rows, ry)
+            pro.barrier()
+
+            body = Timeline(cfg)
+            base = None
+            for k, (mac, x_off, wrow, acc) in enumerate(self.triggers(p)):
+                at = int(k == 0)  # the first trigger after the iteration's xb
+                chain = [M(at, em.imm(x_off), "vmac.x"), M(at, em.imm(wrow), f"vmac.{mac}")]
+                if acc != base:
+                    chain.append(M(at, em.imm(acc), "vmac.base"))
+                    base = acc
+                if k == 0:
+                    chain.append(M(0, rin, "vmac.xb"))
+                body.place(chain)
+            last_read = self._outputs(em, body, op, per_out, unit, rout, p)
+            em.add(body, rin, P * sx * self.s)
+            em.add(body, rout, window_units, min_start=max(0, last_read - la))
+            em.loop_control(body, rx, f"{self.label}_p{p}_x", 0)
+
+            def row_tail(tl, rin=rin):
+                em.add(tl, rin, (sy * self.cols - self.nx * P * sx) * self.s)
+
+            cycles += em.nest(pro, body, row_tail, rows, self.nx, f"{self.label}_p{p}", rx, ry)
+        cycles += em.halt()
+        tiles = -(-oh // rows)
+        tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), conv.padding,
+                           pad_value(conv.a_bits), cycles)
+        if self.im2col:  # the executor writes patches: tiles of output rows, nothing to pad
+            tiling = RowTiling(rows, tiles, rows, rows, (0, 0, 0, 0), tiling.fill, cycles)
+        n_macs = sum(len(self.triggers(p)) for p in range(self.passes))
+        binding = LayerBinding(
+            self.layer, 0, cycles * tiles, (in_l,), out_l, self.macs, self.mac_bits,
+            blocks=tuple(em.blocks), row_tiling=tiling, im2col=self.im2col,
+            tiling={"positions_per_iteration": P, "iterations_per_row": self.nx,
+                    "positions_per_trigger": self.n, "lanes_per_position": A,
+                    "words_per_input_position": self.s, "passes": self.passes,
+                    "macs_per_iteration": n_macs, "row_tiles": tiles, "rows_per_tile": rows,
+                    "im2col": self.im2col is not None})
+        return indent(em.lines), binding
+
+    def _outputs(self, em: Emitter, body: Timeline, op: str, per_out: int, unit: int,
+                 rout: str, p: int) -> int:
+        """Post-processing of the iteration's positions for pass p, group by group (with
+        several parameter sets, each set loaded before its groups). Returns the last cycle
+        that reads rout."""
+        la, A, G, lanes = self.lat["alu"], self.A, self.group, self.pass_lanes
+        groups = []  # (parameter set, accumulator lane, output offset)
+        for g in range(-(-self.p * lanes // per_out)):
+            pos, within = divmod(g * per_out, lanes)
+            full = p * lanes + within  # lane of the whole output position
+            groups.append((full // G if len(self.param_sets) > 1 else 0, g * per_out,
+                           (pos * A + full) // per_out * unit))
+        last, loaded = 0, None
+        for r, acc, offset in sorted(groups, key=lambda t: t[0]):
+            if len(self.param_sets) > 1 and r != loaded:
+                em.load_params(body, self.param_sets[r])
+                loaded = r
+            if offset == 0:
+                chain = [M(0, em.imm(acc), "vmac.base"), M(0, rout, f"vmac.{op}")]
+            else:
+                chain = [M(0, rout, "alu.in1"), M(0, em.imm(offset), "alu.add"),
+                         M(la, em.imm(acc), "vmac.base"), M(la, "alu.res", f"vmac.{op}")]
+            last = max(last, body.place(chain))
+        return last

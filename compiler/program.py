@@ -1,0 +1,60 @@
+"""The compiler's output: one program with an entry per layer, a data-memory image, and where each
+layer's inputs and output live (the seam between code generation and the backends)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compiler.layer_ir import Layer
+from compiler.layout import Im2col, Layout, RowTiling
+from hw.asm import Program
+from hw.config import AccelConfig
+
+
+@dataclass(frozen=True)
+class ExecBlock:
+    """Straight-line instructions of a layer and how often one run executes them: the static
+    schedule the estimator counts events from."""
+
+    start: int  # first instruction, relative to the layer's entry
+    length: int
+    count: int  # executions of each of its instructions per run (per row tile)
+    exits: int = 0  # executions of its last instruction whose guarded jump falls through
+
+
+@dataclass(frozen=True)
+class LayerBinding:
+    """Where one compiled layer lives on the accelerator."""
+
+    layer: Layer
+    entry: int  # first instruction
+    cycles: int  # exact cycle count of one run
+    inputs: tuple[Layout, ...]  # Add: two
+    output: Layout
+    macs: int  # useful multiply-accumulates (for utilization)
+    mac_bits: int  # precision the vector unit runs at (8, 2, 1; 0 for row operations)
+    tiling: dict = field(default_factory=dict)  # loop structure, for the manifest
+    row_tiling: RowTiling | None = None  # inputs padded and written by the executor, per tile
+    image: tuple = ()  # streamed weights: this layer's constants, written before each run
+    blocks: tuple[ExecBlock, ...] = ()  # the layer's code with its execution counts
+    im2col: Im2col | None = None  # the input is written as patches (a stem reading the input)
+
+    @property
+    def tiles(self) -> int:
+        return self.row_tiling.tiles if self.row_tiling else 1
+
+    def input_grid(self, x: np.ndarray) -> np.ndarray:
+        """The integer input as the tiles read it: the layer's input, or its patches."""
+        x = np.asarray(x).reshape(self.layer.in_grid)
+        return self.im2col.apply(x) if self.im2col else x
+
+
+@dataclass
+class CompiledProgram:
+    config: AccelConfig
+    program: Program
+    listing: str  # assembly, labelled per layer
+    image: list[tuple[int, bytes]] = field(default_factory=list)  # data-memory segments
+    layers: dict[str, LayerBinding] = field(default_factory=dict)
