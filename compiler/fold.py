@@ -110,6 +110,31 @@ def fold_padding(folded: Folded) -> Folded:
     return folded
 
 
+def affine_batch_norm(folded: Folded) -> Folded:
+    """A batch norm left with nothing to fold into -> x * scale + shift with per-channel
+    constants (the affine layer kind's pattern)."""
+    x = wildcard()
+    stats = [is_const() for _ in range(4)]
+    bn = is_op("relax.nn.batch_norm")(x, *stats)
+
+    def rewrite(expr, m):
+        call = m[bn]
+        rank = len(call.args[0].ty.shape)
+        if int(call.attrs.axis) % rank != 1:
+            return expr
+        gamma, beta, mean, var = (m[s_].value.numpy().astype(np.float64) for s_ in stats)
+        scale = gamma / np.sqrt(var + float(call.attrs.epsilon))
+        shape = (1, -1) + (1,) * (rank - 2)
+        shift = beta - mean * scale
+        return relax.op.add(relax.op.multiply(m[x], relax.const(
+            scale.reshape(shape).astype(np.float32))), relax.const(
+            shift.reshape(shape).astype(np.float32)))
+
+    folded.mod = _with_main(folded.mod, rewrite_call(is_tuple_get_item(bn, 0), rewrite,
+                                                     folded.mod["main"]))
+    return folded
+
+
 def _with_main(mod: tvm.IRModule, func: relax.Function) -> tvm.IRModule:
     mod = tvm.IRModule({**{gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"},
                         mod.get_global_var("main"): func})
@@ -117,5 +142,6 @@ def _with_main(mod: tvm.IRModule, func: relax.Function) -> tvm.IRModule:
 
 
 def fold_for_tta(mod: tvm.IRModule) -> Folded:
-    """Padding folded into convolutions, then batch norms into the layers before them."""
-    return fold_batch_norm(fold_padding(Folded(mod)))
+    """Padding folded into convolutions, batch norms into the layers before them, and the
+    batch norms left over turned into per-channel affine arithmetic."""
+    return affine_batch_norm(fold_batch_norm(fold_padding(Folded(mod))))

@@ -144,8 +144,9 @@ def is_constant(e) -> bool:
     return isinstance(e, GenericConst)
 
 
-def fusion(name: str, pattern, root, check) -> FusionPattern:
-    return FusionPattern(f"{CODEGEN}.{name}", pattern, {"root": root}, check)
+def fusion(name: str, pattern, root, check, **annotations) -> FusionPattern:
+    """A pattern named `tta.<name>`; its check sees `root` (and any other annotated pattern)."""
+    return FusionPattern(f"{CODEGEN}.{name}", pattern, {"root": root, **annotations}, check)
 
 
 def op_calls(func: relax.Function) -> list[relax.Call]:

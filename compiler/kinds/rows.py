@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tvm.relax.dpl import is_const, is_op, is_tuple_get_item, wildcard
+from tvm.relax.dpl import is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
 
 from compiler.intsem import QMIN, Requant, fixed_point, quantize_act, quantize_bias, wrap32
@@ -173,31 +173,41 @@ class AddKind(LayerKind):
         return {"factors": [layer.ka, layer.kb]}
 
 
+def _per_channel(e, rank: int) -> bool:
+    """A constant of shape (1, C, 1, ...) for a rank-`rank` tensor."""
+    s_ = [int(d) for d in e.ty.shape]
+    return len(s_) == rank and s_[0] == 1 and all(d == 1 for d in s_[2:])
+
+
 def _check_affine(ctx: PatternCheckContext) -> bool:
-    bn = ctx.annotated_expr["root"]
-    rank = len(bn.args[0].ty.shape)
-    return int(bn.attrs.axis) % rank == 1 and rank in (2, 4) and batch_one(bn.args[0])
+    add, mul = ctx.annotated_expr["root"], ctx.annotated_expr["mul"]
+    x, scale, shift = mul.args[0], mul.args[1], add.args[1]
+    rank = len(x.ty.shape)
+    return (rank in (2, 4) and batch_one(x) and _per_channel(scale, rank)
+            and _per_channel(shift, rank) and int(scale.ty.shape[1]) == int(x.ty.shape[1])
+            == int(shift.ty.shape[1]))
 
 
 class AffineKind(LayerKind):
-    """A batch norm no conv or dense precedes: x * scale[c] + shift[c] per channel, through the
-    post-processing's per-channel requantization (negative scales included)."""
+    """x * scale[c] + shift[c] per channel (a batch norm no conv or dense precedes, turned into
+    this by `compiler.fold`), through the post-processing's per-channel requantization
+    (negative scales included)."""
 
     name = "affine"
 
     def patterns(self):
-        bn = is_op("relax.nn.batch_norm")(wildcard(), is_const(), is_const(), is_const(),
-                                          is_const())
-        core = is_tuple_get_item(bn, 0)
-        return [fusion(f"affine{suffix}", p, bn, _check_affine)
+        mul = is_op("relax.multiply")(wildcard(), is_const())
+        core = is_op("relax.add")(mul, is_const())
+        return [fusion(f"affine{suffix}", p, core, _check_affine, mul=mul)
                 for suffix, p in with_activation(core)]
 
     def read(self, func, calls):
-        bn = next(c for c in calls if c.op.name == "relax.nn.batch_norm")
-        gamma, beta, mean, var = (const_value(a).astype(np.float64) for a in bn.args[1:5])
-        scale = gamma / np.sqrt(var + float(bn.attrs.epsilon))
-        return FloatLayer(self.name, func, (shape(bn.args[0]),), shape(bn.args[0]), scale,
-                          beta - mean * scale, activation(calls))
+        mul = next(c for c in calls if c.op.name == "relax.multiply")
+        add = next(c for c in calls if c.op.name == "relax.add")
+        return FloatLayer(self.name, func, (shape(mul.args[0]),), shape(mul.args[0]),
+                          const_value(mul.args[1]).reshape(-1).astype(np.float64),
+                          const_value(add.args[1]).reshape(-1).astype(np.float64),
+                          activation(calls))
 
     def float_forward(self, f, *xs):
         x = np.asarray(xs[0], np.float64).reshape(f.in_shapes[0])

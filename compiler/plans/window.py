@@ -190,8 +190,9 @@ class WindowPlan(Plan):
         several parameter sets, each set loaded before its groups). Returns the last cycle
         that reads rout."""
         la, A, G, lanes = self.lat["alu"], self.A, self.group, self.pass_lanes
+        used = min(lanes, A - p * lanes)  # the last pass may hold fewer
         groups = []  # (parameter set, accumulator lane, output offset)
-        for g in range(-(-self.p * lanes // per_out)):
+        for g in range(-(-((self.p - 1) * lanes + used) // per_out)):
             pos, within = divmod(g * per_out, lanes)
             full = p * lanes + within  # lane of the whole output position
             groups.append((full // G if len(self.param_sets) > 1 else 0, g * per_out,

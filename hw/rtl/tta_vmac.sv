@@ -69,6 +69,8 @@ module tta_vmac #(
   localparam int GB = $clog2(G);
   localparam int L = W / 32;
   localparam int LW = $clog2(L);
+  localparam int WOB = LW + 1;  // bits of a word offset in the two-row window
+  localparam int EB8 = LW + 3, EB2 = LW + 5, EB1 = LW + 6;  // bits of a byte / code / bit there
 
   logic [31:0] x, xv, xb, xbv, base, basev, prm, prmv, cfg, cfgv, vg, vgv, waddr;
   logic [31:0] acc[W];
@@ -112,11 +114,6 @@ module tta_vmac #(
     mem_row = trig_d[ROW_AW-1:0];
     win_row = waddr[LW+ROW_AW-1:LW];
   end
-
-  // The window offset (in words, mod 2L) where lane group j starts.
-  function automatic logic [LW:0] group_word(int j);
-    return woff + (LW + 1)'(j * 32'(step));
-  endfunction
 
   // The written row: computed only when a writing operation is triggered (cheap to simulate).
   logic signed [31:0] v, t, y, lo, hi, thr;
@@ -200,9 +197,11 @@ module tta_vmac #(
       if (dot8 || dot2 || dot1)
         for (int l = 0; l < L; l++) begin
           logic [31:0] wl, al;
+          logic [LW:0] gw;
           logic signed [31:0] sum;
           wl = mem_rdata[32*l+:32];
-          al = win_rdata[32*group_word(l >> lk)+:32];
+          gw = woff + WOB'((l >> lk) * 32'(step));  // the lane group's window word (mod 2L)
+          al = win_rdata[32*gw+:32];
           sum = '0;
           if (dot8)
             for (int k = 0; k < 4; k++)
@@ -217,15 +216,19 @@ module tta_vmac #(
       if (ew8)
         for (int l = 0; l < G; l++) begin
           logic [LW+2:0] e;  // byte of the window
-          e = {group_word(l >> lk), 2'b00} + (LW + 3)'(l & ((1 << lk) - 1));
+          logic [LW:0] gw;
+          gw = woff + WOB'((l >> lk) * 32'(step));
+          e = {gw, 2'b00} + EB8'(l & ((1 << lk) - 1));
           acc[gbase + LB'(l)] <= (start ? 32'd0 : acc[gbase + LB'(l)])
               + 32'(16'($signed(win_rdata[8*e+:8])) * 16'($signed(mem_rdata[8*l+:8])));
         end
       if (ew2)
         for (int l = 0; l < W / 2; l++) begin
           logic [LW+4:0] e;  // 2-bit code of the window
+          logic [LW:0] gw;
           logic [1:0] a, w;
-          e = {group_word(l >> lk), 4'b0000} + (LW + 5)'(l & ((1 << lk) - 1));
+          gw = woff + WOB'((l >> lk) * 32'(step));
+          e = {gw, 4'b0000} + EB2'(l & ((1 << lk) - 1));
           a = win_rdata[2*e+:2];
           w = mem_rdata[2*l+:2];
           acc[{basev[LB-1], (LB-1)'(l)}] <= (start ? 32'd0 : acc[{basev[LB-1], (LB-1)'(l)}])
@@ -234,7 +237,9 @@ module tta_vmac #(
       if (ew1)
         for (int l = 0; l < W; l++) begin
           logic [LW+5:0] e;  // bit of the window
-          e = {group_word(l >> lk), 5'b00000} + (LW + 6)'(l & ((1 << lk) - 1));
+          logic [LW:0] gw;
+          gw = woff + WOB'((l >> lk) * 32'(step));
+          e = {gw, 5'b00000} + EB1'(l & ((1 << lk) - 1));
           acc[l] <= (start ? 32'd0 : acc[l]) + (win_rdata[e] == mem_rdata[l] ? 32'sd1 : -32'sd1);
         end
       if (rows_in)

@@ -89,7 +89,7 @@ def test_compile_then_run_with_check(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     layers = {entry["name"]: entry for entry in manifest["layers"]}
     assert layers["body"]["weight_bits"] == 2 and layers["conv"]["weight_bits"] == 8
-    assert {e["kind"] for e in manifest["layers"]} == {"Conv2d", "Add", "Pool", "Dense"}
+    assert {e["kind"] for e in manifest["layers"]} == {"conv2d", "add", "pool", "dense"}
     assert manifest["expected_cycles"] == sum(e["expected_cycles"] for e in manifest["layers"])
     assert "body:" in (tmp_path / "out" / "program.s").read_text()  # labelled per layer
     out = run("run", str(tmp_path / "out"), "--random", "2", "--check")

@@ -7,7 +7,7 @@ from compiler.codegen import compile_layers
 from compiler.errors import CompileError
 from compiler.executor import get_backend
 from compiler.intsem import Requant, act_range
-from compiler.layer_ir import Add, Conv2d, Dense, Output, Pool
+from compiler.layer_ir import Add, Affine, Conv2d, Dense, Output, Pool
 
 pytestmark = pytest.mark.rtl
 
@@ -58,8 +58,8 @@ def random_input(rng, layer):
     return rng.integers(lo, hi + 1, layer.in_shape).astype(np.int8)
 
 
-def check(layers, config, rng, images=2):
-    compiled = compile_layers(layers, config)
+def check(layers, config, rng, images=2, host_inputs=frozenset()):
+    compiled = compile_layers(layers, config, host_inputs=host_inputs)
     backends = [get_backend(n, compiled) for n in ("reference", "golden", "rtl")]
     for layer in layers:
         for _ in range(images):
@@ -167,3 +167,100 @@ def test_weights_of_all_layers_not_fitting_together_are_streamed(tiny):
     compiled = check(layers, tiny, rng, images=1)
     assert compiled.image == []  # nothing resident: each layer brings its own constants
     assert all(b.image for b in compiled.layers.values())
+
+
+def random_depthwise(rng, name, c, w_bits, a_bits, stride=1, kind="int8", hw=(7, 9)):
+    k = int(rng.choice([1, 3, 5]))
+    pad = (k // 2,) * 4
+    h, w = hw
+    oh, ow = (h + 2 * (k // 2) - k) // stride + 1, (w + 2 * (k // 2) - k) // stride + 1
+    return Conv2d(name, (c, h, w), (c, oh, ow), random_weights(rng, (c, 1, k, k), w_bits),
+                  rng.integers(-300, 300, c).astype(np.int32), (stride, stride), pad, (1, 1), c,
+                  w_bits, a_bits, 0.1, random_output(rng, c, kind))
+
+
+@pytest.mark.parametrize("config_name", ["tiny", "default"])
+@pytest.mark.parametrize("w_bits,a_bits", [(8, 8), (2, 8), (2, 2), (1, 1), (8, 1)])
+def test_depthwise_runs_element_wise(config_name, w_bits, a_bits):
+    """Depthwise convolutions of 3..300 channels, strides 1 and 2, every output kind: the
+    element-wise form, bit-exact, W/(bits k) positions per trigger for narrow ones."""
+    from hw.config import load_accel_config
+    config = load_accel_config(config_name)
+    rng = np.random.default_rng(w_bits * 7 + a_bits)
+    channels = [3, 8, 24] + ([64, 300] if config_name == "default" else [])
+    kinds = ["int8", "binary", "ternary"] + (["int32"] if config_name == "default" else [])
+    layers = [random_depthwise(rng, f"dw{c}_{s}", c, w_bits, a_bits, s, str(rng.choice(kinds)))
+              for c in channels for s in (1, 2)]
+    compiled = check(layers, config, rng, images=1)
+    for layer in layers:
+        b = compiled.layers[layer.name]
+        assert b.tiling["positions_per_trigger"] >= 1 and b.macs == layer.weight.size * \
+            layer.out_shape[1] * layer.out_shape[2]
+    if config_name == "default":  # 8 channels: many positions per trigger
+        assert compiled.layers["dw8_1"].tiling["positions_per_trigger"] >= 16
+
+
+def test_stem_reading_the_input_takes_patches():
+    """A 10 x 4 stride-2 stem on one channel (TF 'same' padding) and a 3 x 3 one on three
+    channels, as network inputs: im2col packs the taps into the words, bit-exact."""
+    from hw.config import load_accel_config
+    config = load_accel_config("default")
+    rng = np.random.default_rng(11)
+    layers = [
+        Conv2d("kws", (1, 49, 10), (64, 25, 5), random_weights(rng, (64, 1, 10, 4), 8),
+               rng.integers(-500, 500, 64).astype(np.int32), (2, 2), (4, 1, 5, 1), (1, 1), 1,
+               8, 8, 0.1, random_output(rng, 64, "int8")),
+        Conv2d("rgb", (3, 16, 16), (16, 16, 16), random_weights(rng, (16, 3, 3, 3), 8),
+               rng.integers(-500, 500, 16).astype(np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1,
+               8, 8, 0.1, random_output(rng, 16, "int8")),
+        Conv2d("bin", (3, 9, 9), (40, 5, 5), random_weights(rng, (40, 3, 3, 3), 1),
+               rng.integers(-50, 50, 40).astype(np.int32), (2, 2), (1, 1, 1, 1), (1, 1), 1,
+               1, 1, 0.1, random_output(rng, 40, "binary")),
+    ]
+    compiled = check(layers, config, rng, images=1,
+                     host_inputs=frozenset({"kws", "rgb", "bin"}))
+    for name in ("kws", "rgb", "bin"):
+        assert compiled.layers[name].tiling["im2col"]
+    kws = compiled.layers["kws"]
+    assert kws.macs / (kws.cycles * config.lanes) > 0.8
+
+
+@pytest.mark.parametrize("w_bits,a_bits", [(8, 8), (2, 2), (1, 1), (1, 8)])
+def test_dense_wide_and_narrow_at_batch_one(w_bits, a_bits):
+    """Dense layers 640 -> 128, 128 -> 8, 8 -> 128, 128 -> 1100 (more lanes than the
+    accumulators: two passes) and a 10-way int32 classifier."""
+    from hw.config import load_accel_config
+    config = load_accel_config("default")
+    rng = np.random.default_rng(w_bits + 3 * a_bits)
+    shapes = [(640, 128, "int8"), (128, 8, "ternary"), (8, 128, "binary"),
+              (128, 1100, "int8"), (64, 10, "int32")]
+    layers = [Dense(f"fc{i}", (k,), o, random_weights(rng, (o, k), w_bits),
+                    rng.integers(-900, 900, o).astype(np.int32), w_bits, a_bits, 0.1,
+                    random_output(rng, o, kind)) for i, (k, o, kind) in enumerate(shapes)]
+    compiled = check(layers, config, rng, images=1)
+    assert compiled.layers["fc3"].tiling["passes"] == 2
+    if w_bits == a_bits == 8:
+        fc0 = compiled.layers["fc0"]
+        assert fc0.macs / (fc0.cycles * config.lanes) > 0.9
+
+
+def test_affine_layers_per_channel_with_negative_scales(tiny):
+    from compiler.intsem import Requant
+    rng = np.random.default_rng(4)
+    layers = []
+    for i, (c, h, w) in enumerate([(5, 3, 4), (16, 2, 2), (12, 1, 1)]):
+        rq = Requant.from_scale(rng.uniform(0.01, 2.0, c))
+        sign = rng.choice([-1, 1], c)
+        layers.append(Affine(f"aff{i}", (c, h, w), rng.integers(-300, 300, c).astype(np.int32),
+                             0.1, Output("int8", np.full(c, 0.1),
+                                         requant=Requant(rq.multiplier * sign, rq.shift,
+                                                         int(rng.choice([-128, 0])), 127))))
+    check(layers, tiny, rng, images=2)
+
+
+def test_bias_past_int32_saturates_with_a_warning():
+    from compiler.errors import CompileWarning
+    from compiler.intsem import quantize_bias
+    with pytest.warns(CompileWarning, match="layer fc: bias of 1 channel"):
+        q = quantize_bias(np.array([1.0, 1e6]), 1e-6, np.array([1e-3, 1e-3]), "fc")
+    assert q.tolist() == [1_000_000_000, 2**31 - 1]
