@@ -175,13 +175,15 @@ class Emitter:
         self.n_instr += 1
         return 1
 
-    def loop_control(self, tl: Timeline, counter: str, label: str, min_start: int) -> None:
-        """counter -= 1; jump back to `label` while it is not 0 (the jump ends the block)."""
+    def loop_control(self, tl: Timeline, counter: str, label: str) -> None:
+        """b0 = (counter != 1), counter -= 1, wherever the ALU and two buses are free; then the
+        jump back to `label` while b0 holds, which ends the block (in the cycle of its last
+        other move)."""
         la = self.plan.lat["alu"]
-        start = max(min_start, tl.end - 1 - (2 * la + 1))
-        tl.place([M(0, counter, "alu.in1"), M(0, "-1", "alu.add"), M(la, "alu.res", counter),
-                  M(la, "alu.res", "alu.in1"), M(la, "0", "alu.ne"), M(2 * la, "alu.res", "b0"),
-                  M(2 * la + 1, f"?b0 @{label}", "ctrl.jump")], min_start=start)
+        start = tl.place([M(0, counter, "alu.in1"), M(0, "1", "alu.ne"), M(la, "alu.res", "b0"),
+                          M(la + 1, counter, "alu.in1"), M(la + 1, "-1", "alu.add"),
+                          M(2 * la + 1, "alu.res", counter)])
+        tl.place([M(0, f"?b0 @{label}", "ctrl.jump")], min_start=max(tl.end - 1, start + la + 1))
 
     def add(self, tl: Timeline, reg: str, step: int, min_start: int = 0) -> None:
         if step == 0:
@@ -201,7 +203,7 @@ class Emitter:
         b_len = self.block(body, f"{name}_x", ny * nx, ny)
         tail = Timeline(self.plan.config)
         row_tail(tail)
-        self.loop_control(tail, ry, f"{name}_y", 0)
+        self.loop_control(tail, ry, f"{name}_y")
         t_len = self.block(tail, None, ny, 1)
         return p_len + ny * (h_len + nx * b_len + t_len)
 

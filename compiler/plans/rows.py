@@ -77,7 +77,7 @@ class RowPlan(Plan):
             post = body.place([M(0, rout, "vmac.rq")])
             em.add(body, rin, step)
             em.add(body, rout, n_groups, min_start=max(0, post - la))
-            em.loop_control(body, rx, f"{self.label}_g{g}_x", 0)
+            em.loop_control(body, rx, f"{self.label}_g{g}_x")
 
             def row_tail(tl, rin=rin):
                 em.add(tl, rin, row_step)

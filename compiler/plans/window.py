@@ -144,13 +144,15 @@ class WindowPlan(Plan):
             start = out_addr // self.row if op in ("rq", "racc") else out_addr
             em.value(pro, in_l.addr // 4, rin)
             em.value(pro, start, rout)
-            em.value(pro, rows, ry)
+            # one iteration per row: a single loop over the rows (no row tail)
+            ny, nx = (1, rows) if self.nx == 1 else (rows, self.nx)
+            em.value(pro, ny, ry)
             pro.barrier()
 
             body = Timeline(cfg)
             base = None
             for k, (mac, x_off, wrow, acc) in enumerate(self.triggers(p)):
-                at = int(k == 0)  # the first trigger after the iteration's xb
+                at = int(k == 0 and cfg.buses < 4)  # xb, x, base and trigger in one cycle
                 chain = [M(at, em.imm(x_off), "vmac.x"), M(at, em.imm(wrow), f"vmac.{mac}")]
                 if acc != base:
                     chain.append(M(at, em.imm(acc), "vmac.base"))
@@ -159,14 +161,15 @@ class WindowPlan(Plan):
                     chain.append(M(0, rin, "vmac.xb"))
                 body.place(chain)
             last_read = self._outputs(em, body, op, per_out, unit, rout, p)
-            em.add(body, rin, P * sx * self.s)
+            em.add(body, rin, (sy * self.cols if self.nx == 1 else P * sx) * self.s)
             em.add(body, rout, window_units, min_start=max(0, last_read - la))
-            em.loop_control(body, rx, f"{self.label}_p{p}_x", 0)
+            em.loop_control(body, rx, f"{self.label}_p{p}_x")
 
             def row_tail(tl, rin=rin):
                 em.add(tl, rin, (sy * self.cols - self.nx * P * sx) * self.s)
 
-            cycles += em.nest(pro, body, row_tail, rows, self.nx, f"{self.label}_p{p}", rx, ry)
+            cycles += em.nest(pro, body, row_tail if ny > 1 else (lambda tl: None), ny, nx,
+                              f"{self.label}_p{p}", rx, ry)
         cycles += em.halt()
         tiles = -(-oh // rows)
         tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), conv.padding,
