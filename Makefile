@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -54,6 +54,9 @@ bench-hw: install ## accelerator: Python API vs C++ loop, peak MACs/cycle, energ
 
 bench-compiler: install ## compiler: conv utilization per precision on the RTL, zoo compile times (bench/results/compiler.json)
 	$(PY) bench/compiler_bench.py
+
+bench-tiny: install ## MLPerf Tiny models (int8, mixed) on tiny/default/wide: RTL cycles, utilization, energy (bench/results/tiny.json)
+	$(PY) bench/tiny_bench.py
 
 fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
 	$(VENV)/bin/codesign fidelity --out bench/results/fidelity

@@ -130,16 +130,19 @@ class TinyModel:
     mixed: dict  # a mixed-precision spec: low-bit inner layers, 8-bit first and last
 
 
+# Mixed versions: ternary (ResNet-8, DS-CNN, MobileNet) or binary (autoencoder) weights and
+# activations inside, 8-bit where the network reads its input and writes its output.
 TINY = [
     TinyModel("resnet8", ResNet8, 12_501_632,
               {"layers": {"stack*.conv*.0": {"weights": 2, "activations": 2},
                           "stack1.conv1.0": {"weights": 2, "activations": 8}}}),
     TinyModel("ds_cnn", DSCNN, 2_656_768,
-              {"layers": {"blocks.*": {"weights": 2, "activations": 8}}}),
+              {"layers": {"blocks.*": {"weights": 2, "activations": 2}}}),
     TinyModel("mobilenet_v1", MobileNetV1, 7_489_664,
-              {"layers": {"blocks.*": {"weights": 2, "activations": 8}}}),
+              {"layers": {"blocks.*": {"weights": 2, "activations": 2}}}),
     TinyModel("autoencoder", AutoEncoder, 264_192,
-              {"layers": {"hidden.[1-8]": {"weights": 1, "activations": 8}}}),
+              {"layers": {"hidden.[2-8]": {"weights": 1, "activations": 1},
+                          "hidden.1": {"weights": 1, "activations": 8}}}),
 ]
 
 

@@ -1,6 +1,7 @@
 """Relax rewrites before partitioning, whatever the model's source (`.pt2`, `file.py:Name`, the
-search's models): batch norm folded into the conv or dense layer before it, and explicit zero
-padding (`F.pad`, TF-style asymmetric 'same') folded into the following convolution.
+search's models): batch norm folded into the conv or dense layer before it, explicit zero
+padding (`F.pad`, TF-style asymmetric 'same') folded into the following convolution, and
+bindings canonicalized so that a ReLU after a max pooling fuses with it.
 
 Inference batch norm y = (x - mean) * g / sqrt(var + eps) + beta after W x + b is
 (W s) x + ((b - mean) s + beta) with s = g / sqrt(var + eps), per output channel; the weight
@@ -142,6 +143,9 @@ def _with_main(mod: tvm.IRModule, func: relax.Function) -> tvm.IRModule:
 
 
 def fold_for_tta(mod: tvm.IRModule) -> Folded:
-    """Padding folded into convolutions, batch norms into the layers before them, and the
-    batch norms left over turned into per-channel affine arithmetic."""
+    """Bindings canonicalized (a tuple built and taken apart again, as torch's max pooling
+    with its indices imports, no longer sits between an op and its ReLU), padding folded into
+    convolutions, batch norms into the layers before them, and the batch norms left over turned
+    into per-channel affine arithmetic."""
+    mod = relax.transform.DeadCodeElimination()(relax.transform.CanonicalizeBindings()(mod))
     return affine_batch_norm(fold_batch_norm(fold_padding(Folded(mod))))

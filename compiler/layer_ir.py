@@ -130,6 +130,7 @@ class Pool:
     in_scale: float
     out: Output  # int8; max: identity (same scale), avg: sum * m / 2**(32 + shift)
     source: str = ""
+    clip: tuple[int, int] = (-128, 127)  # max: the bounds of a ReLU / clip fused after it
 
     kind = "pool"
 

@@ -41,19 +41,21 @@ class PoolKind(LayerKind):
         table = []
         for kind in ("max", "avg"):
             core = is_op(f"relax.nn.{kind}_pool2d")(wildcard())
-            table.append(fusion(f"pool_{kind}", core, core, _check_pool))
+            table += [fusion(f"pool_{kind}{suffix}", p, core, _check_pool)
+                      for suffix, p in with_activation(core)]
         core = is_op("relax.mean")(wildcard())
-        table.append(fusion("pool_global_avg", core, core, _check_mean))
+        table += [fusion(f"pool_global_avg{suffix}", p, core, _check_mean)
+                  for suffix, p in with_activation(core)]
         return table
 
     def read(self, func, calls):
-        core = calls[0]
+        core, act = calls[0], activation(calls)
         if core.op.name == "relax.mean":
             s = shape(core.args[0])
-            return FloatLayer(self.name, func, (s,), shape(calls[-1]), kernel=s[1:],
+            return FloatLayer(self.name, func, (s,), shape(calls[-1]), act=act, kernel=s[1:],
                               strides=s[1:], pool="avg")
         a = core.attrs
-        return FloatLayer(self.name, func, (shape(core.args[0]),), shape(calls[-1]),
+        return FloatLayer(self.name, func, (shape(core.args[0]),), shape(calls[-1]), act=act,
                           strides=tuple(int(s) for s in a.strides),
                           padding=tuple(int(p) for p in a.padding),
                           kernel=tuple(int(k) for k in a.pool_size),
@@ -66,34 +68,39 @@ class PoolKind(LayerKind):
             y = F.max_pool2d(F.pad(x, (pl, pr, pt, pb), value=-np.inf), f.kernel, f.strides)
         else:
             y = F.avg_pool2d(F.pad(x, (pl, pr, pt, pb)), f.kernel, f.strides)
-        return y.numpy().reshape(f.out_shape)
+        return apply_activation(y, f.act).numpy().reshape(f.out_shape)
 
     def quantize(self, f, name, w_bits, ins, out):
         c = f.out_shape[0]
         if f.pool == "max":  # values pass: one scale in and out
             return Pool(name, "max", f.in_shapes[0], f.out_shape, f.kernel, f.strides,
                         f.padding, float(ins[0].scale), Output("int8", np.full(c, float(out.scale))),
-                        f.func)
+                        f.func, clip_bounds(f.act, float(out.scale)))
         n = f.kernel[0] * f.kernel[1]
         s_in, s_out = float(ins[0].scale), float(out.scale)
         rq = Requant.from_scale(s_in / (n * s_out))
+        lo, hi = clip_bounds(f.act, s_out)
         return Pool(name, "avg", f.in_shapes[0], f.out_shape, f.kernel, f.strides, f.padding,
-                    s_in, Output("int8", np.full(c, s_out), requant=rq), f.func)
+                    s_in, Output("int8", np.full(c, s_out),
+                                 requant=Requant(rq.multiplier, rq.shift, lo, hi)), f.func)
 
     def reference(self, layer, *xs):
         fill = QMIN if layer.op == "max" else 0
         win = windows(np.asarray(xs[0], np.int64).reshape(layer.in_shape), layer.kernel,
                       layer.stride, layer.padding, (1, 1), fill)
-        acc = win.max(axis=(1, 2)) if layer.op == "max" else win.sum(axis=(1, 2))
-        return finish(layer.out, acc)
+        if layer.op == "max":  # values pass, through the fused ReLU / clip
+            return np.clip(win.max(axis=(1, 2)), *layer.clip).astype(np.int8)
+        return finish(layer.out, win.sum(axis=(1, 2)))
 
     def fake_quant(self, layer, *xs):
         s = layer.in_scale
         x = quantize_act(np.asarray(xs[0]).reshape(layer.in_shape), s) * s
         win = windows(x, layer.kernel, layer.stride, layer.padding, (1, 1),
                       -np.inf if layer.op == "max" else 0.0)
-        y = win.max(axis=(1, 2)) if layer.op == "max" else win.mean(axis=(1, 2))
-        return finish_float(layer.out, y)
+        if layer.op == "max":
+            s_out = float(layer.out.scale[0])
+            return np.clip(np.round(win.max(axis=(1, 2)) / s_out), *layer.clip) * s_out
+        return finish_float(layer.out, win.mean(axis=(1, 2)))
 
     def plan(self, index, layer, config, mem, host_input=False):
         from compiler.plans.rows import PoolPlan

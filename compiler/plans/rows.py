@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.errors import CompileError
+from compiler.errors import CompileError, MemoryFitError
 from compiler.intsem import QMIN
 from compiler.layer_ir import Add, Affine, Pool
 from compiler.layout import Layout, RowTiling
@@ -53,7 +53,7 @@ class RowPlan(Plan):
         layer, cfg, la = self.layer, self.config, self.lat["alu"]
         rq = layer.out.requant
         bypass = rq is None
-        lo, hi = (QMIN, 127) if bypass else (rq.lo, rq.hi)
+        lo, hi = getattr(layer, "clip", (QMIN, 127)) if bypass else (rq.lo, rq.hi)
         em = Emitter(self, enc)
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
         cycles = 0
@@ -138,7 +138,7 @@ class AddPlan(RowPlan):
                        for k in (0, 1))
         out_l = Layout(scratch + 2 * size, (c, h, w), h, w, (0, 0), 8 * c, 8)
         if out_l.addr + size > self.mem.limit:
-            raise CompileError(f"layer {layer.name}: its activations do not fit the data memory "
+            raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
                                f"of accelerator '{self.config.name}' ({self.mem.limit} bytes, "
                                f"{scratch} used by weights); element-wise layers are not tiled")
         for f in (layer.ka, layer.kb):
@@ -162,7 +162,7 @@ class AffinePlan(RowPlan):
         in_l = Layout(scratch, (c, h, w), h, w, (0, 0), 8 * A, 8)
         out_l = Layout(scratch + size, (c, h, w), h, w, (0, 0), 8 * A, 8)
         if out_l.addr + size > self.mem.limit:
-            raise CompileError(f"layer {layer.name}: its activations do not fit the data memory "
+            raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
                                f"of accelerator '{self.config.name}'; element-wise layers are "
                                f"not tiled")
         sets = max(1, A // G)
