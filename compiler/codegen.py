@@ -5,9 +5,11 @@ Every layer is a loop nest that ends in a halt; its cycle count is known exactly
 kind (`compiler.kinds`): the dot form for convolutions and dense layers, the element-wise form
 for depthwise ones, row operations for pooling, adds and affine layers (`compiler.plans`).
 
-Memory: constants (weights, parameter rows) sit in the low banks, activations from the next bank
-boundary up, so no instruction stalls on a bank conflict. Constants of all layers stay resident
-when they fit; otherwise each layer's are streamed (written by the executor before it runs).
+Memory: constants (weights, parameter rows) sit at the bottom, activations right above them. No
+instruction stalls on a bank conflict wherever they lie: the scheduler never puts an LSU access
+and a vector-unit memory access of the same kind in one cycle (and the loop bodies use no LSU).
+Constants of all layers stay resident when they fit; otherwise each layer's are streamed
+(written by the executor before it runs).
 Activations that do not fit run in tiles of output rows (`RowTiling`), the executor writing each
 tile's window.
 """
@@ -84,12 +86,8 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
 
 
 def _emit_all(plans: list[Plan], mem: Memory, enc: Encoding):
-    # Activations start in a bank of their own: the LSU's loads and the vector unit's weight
-    # and parameter reads then never meet the activations' bank, so the code never stalls.
-    c = mem.config
-    align = c.bank_bytes if c.dmem_banks > 1 else mem.row
     while True:  # emitting may add constants, which can move the activations' area up
-        scratch = align_up(mem.top, align)
+        scratch = align_up(mem.top, mem.row)
         emitted = [p.emit(scratch, enc) for p in plans]
         if mem.top <= scratch:
             return emitted

@@ -72,15 +72,7 @@ class Plan:
         self.chunk = self.w // 32  # L: output lanes of a dot-product trigger
         self.lat = {u: config.latency(u) for u in ("alu", "lsu", "vmac")}
         self.label = f"L{index}_" + re.sub(r"[^\w]", "_", layer.name)
-        self.pool: dict[int, int] = {}  # constant -> address
         self.rows_pool: dict[bytes, int] = {}  # constant rows -> first row
-
-    def const_addr(self, value: int) -> int:
-        value = int(value)
-        if value not in self.pool:
-            self.pool[value] = self.mem.alloc(4, 4, f"layer {self.layer.name}: constant",
-                                              (value & 0xFFFFFFFF).to_bytes(4, "little"))
-        return self.pool[value]
 
     def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
                    shift: np.ndarray | None = None) -> dict[str, int]:
@@ -140,14 +132,23 @@ class Emitter:
         return str(value)
 
     def value(self, tl: Timeline, value: int, dst: str, at: int = 0, extra=()) -> None:
-        """Move a constant to `dst` (an immediate, or loaded from the constant pool; the
-        prologue keeps lsu.base at 0), with `extra` moves at the same cycle."""
+        """Move a constant to `dst`, with `extra` moves at the same cycle: an immediate, or
+        built on the ALU from immediates (shift in the next piece, or it in) when it does not
+        fit the short immediates."""
         if self.lo <= value <= self.hi:
             tl.place([M(at, str(value), dst), *(M(at, s, d) for s, d in extra)])
             return
-        ll = self.plan.lat["lsu"]
-        tl.place([M(0, str(self.plan.const_addr(value)), "lsu.ldw"),
-                  M(ll, "lsu.res", dst), *(M(ll, s, d) for s, d in extra)])
+        la, bits = self.plan.lat["alu"], self.enc.imm_bits - 1
+        x, pieces = ((value + 2**31) % 2**32) - 2**31, []
+        while not self.lo <= x <= self.hi:
+            pieces.append(x & ((1 << bits) - 1))
+            x >>= bits
+        chain, t, src = [], 0, str(x)
+        for piece in reversed(pieces):
+            chain += [M(t, src, "alu.in1"), M(t, str(bits), "alu.shl"),
+                      M(t + la, "alu.res", "alu.in1"), M(t + la, str(piece), "alu.or")]
+            t, src = t + 2 * la, "alu.res"
+        tl.place(chain + [M(t, src, dst), *(M(t, s, d) for s, d in extra)])
 
     def load_params(self, tl: Timeline, rows: dict[str, int]) -> None:
         """lbias / lmul (4 parts each) and lshift from parameter rows."""

@@ -60,7 +60,7 @@ class RowPlan(Plan):
         em.lines.append(f"{self.label}:")
         for g in range(n_groups):
             pro = Timeline(cfg)
-            pro.place([M(0, "0", "lsu.base"), M(0, "0", "vmac.base")])
+            pro.place([M(0, "0", "vmac.base")])
             em.load_params(pro, params[g % len(params)])
             em.value(pro, (lo & 0xFF) | ((hi & 0xFF) << 8) | (bypass << 16), "vmac.cfg")
             em.value(pro, inputs[0].addr // self.row + g, rin)

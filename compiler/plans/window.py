@@ -134,7 +134,6 @@ class WindowPlan(Plan):
         em.lines.append(f"{self.label}:")
         for p in range(self.passes):
             pro = Timeline(cfg)
-            pro.place([M(0, "0", "lsu.base")])
             em.value(pro, self.vg, "vmac.vg")
             if out.kind == "int8":
                 rq = out.requant

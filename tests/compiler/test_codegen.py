@@ -161,9 +161,9 @@ def test_weights_larger_than_the_memory_are_a_clear_error(tiny):
 
 def test_weights_of_all_layers_not_fitting_together_are_streamed(tiny):
     rng = np.random.default_rng(6)
-    layers = [Conv2d(f"c{i}", (12, 6, 6), (12, 6, 6), random_weights(rng, (12, 12, 3, 3), 8),
-                     rng.integers(-500, 500, 12).astype(np.int32), (1, 1), (1, 1, 1, 1), (1, 1),
-                     1, 8, 8, 0.1, random_output(rng, 12, "int8")) for i in range(2)]
+    layers = [Conv2d(f"c{i}", (16, 6, 6), (16, 6, 6), random_weights(rng, (16, 16, 3, 3), 8),
+                     rng.integers(-500, 500, 16).astype(np.int32), (1, 1), (1, 1, 1, 1), (1, 1),
+                     1, 8, 8, 0.1, random_output(rng, 16, "int8")) for i in range(2)]
     compiled = check(layers, tiny, rng, images=1)
     assert compiled.image == []  # nothing resident: each layer brings its own constants
     assert all(b.image for b in compiled.layers.values())
