@@ -54,6 +54,39 @@ def ops_header() -> str:
     return "\n".join(lines) + "\n"
 
 
+def interconnect_header() -> str:
+    """The core's move interconnect, from the unit registry: one decode block per operand port
+    and trigger port (a per-destination array simulated about 2x slower in Verilator), the
+    result-port sources and the trigger counters, as macros tta_core.sv expands (declarations,
+    the decode, the source mux and the counters)."""
+    decl, clear, decode, sources, counters, results = [], [], [], [], [], []
+    for name, spec in UNITS.items():
+        up = name.upper()
+        decl.append(f"logic {name}_trig; logic [31:0] {name}_d; logic [OPB_{up}-1:0] {name}_op;")
+        clear.append(f"{name}_trig = 1'b0; {name}_d = '0; {name}_op = '0;")
+        for port in spec.operands:
+            decl.append(f"logic {name}_{port}_we; logic [31:0] {name}_{port}_d;")
+            clear.append(f"{name}_{port}_we = 1'b0; {name}_{port}_d = '0;")
+            decode.append(f"if (d == D_{up}_{port.upper()}) begin {name}_{port}_we = 1'b1; "
+                          f"{name}_{port}_d = val[b]; end")
+        decode.append(f"if (d >= D_{up}_OP0 && d < D_{up}_OP0 + N_{up}_OPS) begin "
+                      f"{name}_trig = 1'b1; {name}_d = val[b]; "
+                      f"{name}_op = OPB_{up}'(d - D_{up}_OP0); end")
+        for port in spec.results:
+            results.append(f"logic [31:0] {name}_{port};")
+            sources.append(f"else if (sid == S_{up}_{port.upper()}) val[b] = {name}_{port};")
+        counters.append(f"counters[C_TRIG_{up}] <= counters[C_TRIG_{up}] + 64'({name}_trig);")
+
+    def define(macro: str, lines: list[str]) -> str:
+        return f"`define {macro} \\\n" + " \\\n".join(f"  {line}" for line in lines) + "\n"
+
+    return ("// Generated from hw/units.py by hw/build.py: the core's move interconnect.\n"
+            + define("TTA_RESULTS_DECL", results)
+            + define("TTA_PORTS_DECL", decl) + define("TTA_PORTS_CLEAR", clear)
+            + define("TTA_PORTS_DECODE", decode) + define("TTA_SOURCES", sources)
+            + define("TTA_TRIGGER_COUNTERS", counters))
+
+
 def params_header(config: AccelConfig) -> str:
     """Sizes, field widths and port ids of one config, derived from its encoding."""
     enc = Encoding(config)
@@ -110,6 +143,7 @@ def cache_root() -> Path:
 def build_key(config: AccelConfig) -> str:
     h = hashlib.sha256()
     h.update(ops_header().encode())
+    h.update(interconnect_header().encode())
     h.update(params_header(config).encode())
     for f in [*(RTL_DIR / s for s in CORE_SOURCES), HARNESS]:
         h.update(f.read_bytes())
@@ -171,6 +205,7 @@ def lint(config: AccelConfig) -> list[str]:
 def write_headers(config: AccelConfig, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "tta_ops.svh").write_text(ops_header())
+    (directory / "tta_ports.svh").write_text(interconnect_header())
     (directory / "tta_params.svh").write_text(params_header(config))
 
 

@@ -15,6 +15,7 @@ module tta_core (
 );
   `include "tta_ops.svh"
   `include "tta_params.svh"
+  `include "tta_ports.svh"
 
   localparam int IWP = IWW * 32;  // instruction width padded to whole words
 
@@ -46,7 +47,7 @@ module tta_core (
   logic act[NB];  // the move executes this cycle
   logic [31:0] val[NB];  // the value it carries
   logic is_reg_src[NB];
-  logic [31:0] alu_res, lsu_res, vmac_res;
+  `TTA_RESULTS_DECL  // result ports, <unit>_<port>
 
   always_comb begin
     for (int b = 0; b < NB; b++) begin
@@ -69,92 +70,22 @@ module tta_core (
       if (src[b][SRC_BITS-1]) val[b] = imm32;
       else if (sid < NR) val[b] = rf[sid];
       else if (sid < NR + NBOOL) val[b] = {31'b0, bregs[sid-NR]};
-      else if (sid == S_ALU_RES) val[b] = alu_res;
-      else if (sid == S_LSU_RES) val[b] = lsu_res;
-      else if (sid == S_VMAC_RES) val[b] = vmac_res;
+      `TTA_SOURCES
       else val[b] = '0;
     end
   end
 
   // ---- interconnect: port writes; when several slots write one port, the highest wins ----
-  // One block per port on purpose: a generic per-destination array (written and cleared every
-  // cycle) simulated about 2x slower in Verilator (measured on tiny and default).
-  logic ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_base_we, lsu_trig, vmac_x_we, vmac_trig;
-  logic [31:0] ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_base_d, lsu_d, vmac_x_d, vmac_d;
-  logic vmac_xb_we, vmac_base_we, vmac_prm_we, vmac_cfg_we, vmac_vg_we;
-  logic [31:0] vmac_xb_d, vmac_base_d, vmac_prm_d, vmac_cfg_d, vmac_vg_d;
-  logic [OPB_CTRL-1:0] ctrl_op;
-  logic [OPB_ALU-1:0] alu_op;
-  logic [OPB_LSU-1:0] lsu_op;
-  logic [OPB_VMAC-1:0] vmac_op;
+  // Generated from hw/units.py (tta_ports.svh): one block per operand and trigger port.
+  `TTA_PORTS_DECL
 
   always_comb begin
-    {ctrl_trig, alu_in1_we, alu_trig, lsu_data_we, lsu_base_we, lsu_trig, vmac_x_we,
-     vmac_trig} = '0;
-    {ctrl_d, alu_in1_d, alu_d, lsu_data_d, lsu_base_d, lsu_d, vmac_x_d, vmac_d} = '0;
-    {ctrl_op, alu_op, lsu_op, vmac_op} = '0;
-    {vmac_xb_we, vmac_base_we, vmac_prm_we, vmac_cfg_we, vmac_vg_we} = '0;
-    {vmac_xb_d, vmac_base_d, vmac_prm_d, vmac_cfg_d, vmac_vg_d} = '0;
+    `TTA_PORTS_CLEAR
     for (int b = 0; b < NB; b++) begin
       logic [31:0] d;
       d = 32'(dst[b]);
       if (act[b]) begin
-        if (d >= D_CTRL_OP0 && d < D_CTRL_OP0 + N_CTRL_OPS) begin
-          ctrl_trig = 1'b1;
-          ctrl_d = val[b];
-          ctrl_op = OPB_CTRL'(d - D_CTRL_OP0);
-        end
-        if (d == D_ALU_IN1) begin
-          alu_in1_we = 1'b1;
-          alu_in1_d  = val[b];
-        end
-        if (d >= D_ALU_OP0 && d < D_ALU_OP0 + N_ALU_OPS) begin
-          alu_trig = 1'b1;
-          alu_d = val[b];
-          alu_op = OPB_ALU'(d - D_ALU_OP0);
-        end
-        if (d == D_LSU_DATA) begin
-          lsu_data_we = 1'b1;
-          lsu_data_d  = val[b];
-        end
-        if (d == D_LSU_BASE) begin
-          lsu_base_we = 1'b1;
-          lsu_base_d  = val[b];
-        end
-        if (d >= D_LSU_OP0 && d < D_LSU_OP0 + N_LSU_OPS) begin
-          lsu_trig = 1'b1;
-          lsu_d = val[b];
-          lsu_op = OPB_LSU'(d - D_LSU_OP0);
-        end
-        if (d == D_VMAC_X) begin
-          vmac_x_we = 1'b1;
-          vmac_x_d  = val[b];
-        end
-        if (d == D_VMAC_XB) begin
-          vmac_xb_we = 1'b1;
-          vmac_xb_d  = val[b];
-        end
-        if (d == D_VMAC_VG) begin
-          vmac_vg_we = 1'b1;
-          vmac_vg_d  = val[b];
-        end
-        if (d == D_VMAC_BASE) begin
-          vmac_base_we = 1'b1;
-          vmac_base_d  = val[b];
-        end
-        if (d == D_VMAC_PRM) begin
-          vmac_prm_we = 1'b1;
-          vmac_prm_d  = val[b];
-        end
-        if (d == D_VMAC_CFG) begin
-          vmac_cfg_we = 1'b1;
-          vmac_cfg_d  = val[b];
-        end
-        if (d >= D_VMAC_OP0 && d < D_VMAC_OP0 + N_VMAC_OPS) begin
-          vmac_trig = 1'b1;
-          vmac_d = val[b];
-          vmac_op = OPB_VMAC'(d - D_VMAC_OP0);
-        end
+        `TTA_PORTS_DECODE
       end
     end
   end
@@ -295,10 +226,7 @@ module tta_core (
       counters[C_VMAC_MAC8] <= counters[C_VMAC_MAC8] + 64'(vmac_mac8);
       counters[C_VMAC_MAC2] <= counters[C_VMAC_MAC2] + 64'(vmac_mac2);
       counters[C_VMAC_MAC1] <= counters[C_VMAC_MAC1] + 64'(vmac_mac1);
-      counters[C_TRIG_CTRL] <= counters[C_TRIG_CTRL] + 64'(ctrl_trig);
-      counters[C_TRIG_ALU] <= counters[C_TRIG_ALU] + 64'(alu_trig);
-      counters[C_TRIG_LSU] <= counters[C_TRIG_LSU] + 64'(lsu_trig);
-      counters[C_TRIG_VMAC] <= counters[C_TRIG_VMAC] + 64'(vmac_trig);
+      `TTA_TRIGGER_COUNTERS
       for (int b = 0; b < NB; b++)
         counters[C_MOVES_BUS0+b] <= counters[C_MOVES_BUS0+b] + 64'(act[b]);
     end
