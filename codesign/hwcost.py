@@ -75,6 +75,7 @@ def _breakdown(counters: dict[str, int], config) -> dict[str, float]:
     other_compute = e.compute_pj - sum(per_precision.values())
     parts = {**per_precision, "compute_other": other_compute, "memory": e.memory_pj,
              "moves_and_registers": e.interconnect_pj, "control": e.control_pj,
+             "offchip": e.offchip_pj,
              "leakage": e.leakage_pj}
     return {k: v * 1e-12 for k, v in parts.items()}
 

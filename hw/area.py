@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.units import OPTIONAL_UNITS
 from hw.build import CORE_SOURCES, RTL_DIR, build_key, cache_root, ops_header, write_headers
 from hw.config import AccelConfig
 from hw.errors import SimulationError
@@ -30,7 +31,7 @@ from hw.isa import Encoding, bits_for
 TRANSISTORS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, "$_ANDNOT_": 6,
                "$_ORNOT_": 6, "$_XOR_": 12, "$_XNOR_": 12, "$_MUX_": 12, "$_BUF_": 4}
 FLIP_FLOP = 24
-UNIT_MODULES = {"alu": "tta_alu", "lsu": "tta_lsu", "vmac": "tta_vmac"}
+UNIT_MODULES = {u: f"tta_{u}" for u in OPTIONAL_UNITS}  # unit u's RTL: rtl/tta_<u>.sv
 VMAC_SOURCES = ("tta_pipe.sv", "tta_vmac.sv")
 EXACT_VMAC_WIDTH = 128  # widest vector unit synthesized whole (minutes)
 FIT_WIDTHS = (64, 128, 256)  # syntheses a wider unit's quadratic fit goes through

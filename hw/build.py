@@ -25,7 +25,7 @@ from hw.units import UNITS
 HW_DIR = Path(__file__).resolve().parent
 RTL_DIR = HW_DIR / "rtl"
 HARNESS = HW_DIR / "harness" / "harness.cpp"
-CORE_SOURCES = ("tta_pipe.sv", "tta_mem.sv", "tta_alu.sv", "tta_lsu.sv", "tta_vmac.sv",
+CORE_SOURCES = ("tta_pipe.sv", "tta_mem.sv", "tta_alu.sv", "tta_lsu.sv", "tta_vmac.sv", "tta_dma.sv",
                 "tta_core.sv")
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
                    "-Wno-lint", "-Wno-style")
@@ -100,6 +100,8 @@ def params_header(config: AccelConfig) -> str:
         "DMEM_ROWS": config.dmem_rows, "DMEM_AW": bits_for(config.dmem_rows),
         "BANK_BITS": bits_for(config.dmem_banks) if config.dmem_banks > 1 else 0,
         "D_REG0": enc.dst_id["r0"], "D_BOOL0": enc.dst_id["b0"],
+        "DMA_LATENCY": config.offchip.latency_cycles,
+        "DMA_CPR": config.offchip.cycles_per_row(config.vector_width),
         "ST_BOOL0": ST_BOOL0, "ST_PC": ST_PC, "ST_HALTED": ST_HALTED, "ST_CNT0": ST_CNT0,
     }
     for name, spec in UNITS.items():

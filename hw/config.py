@@ -22,6 +22,23 @@ class UnitConfig:
 
 
 @dataclass(frozen=True)
+class OffchipConfig:
+    """The off-chip memory the DMA unit reaches, a model: an LPDDR4-class part (x16 at
+    3200 MT/s is 6.4 GB/s peak; 128 bits per 300 MHz cycle is 4.8 GB/s sustained), ~100 ns to
+    the first data, a few pJ per bit moved (published LPDDR4 figures are of that order)."""
+
+    bytes: int = 1 << 24
+    bits_per_cycle: int = 128
+    latency_cycles: int = 30
+    read_pj_per_bit: float = 4.0
+    write_pj_per_bit: float = 4.0
+
+    def cycles_per_row(self, width: int) -> int:
+        """Cycles the interface needs per data-memory row of `width` bits."""
+        return -(-width // self.bits_per_cycle)
+
+
+@dataclass(frozen=True)
 class AccelConfig:
     name: str
     clock_mhz: float
@@ -35,6 +52,7 @@ class AccelConfig:
     units: tuple[UnitConfig, ...]
     energy_pj: tuple[tuple[str, float], ...]  # event -> picojoules, in ENERGY_EVENTS order
     dmem_banks: int = 1  # data-memory banks of dmem_rows / banks consecutive rows
+    offchip: OffchipConfig = OffchipConfig()
 
     @property
     def lanes(self) -> int:
@@ -69,13 +87,16 @@ class AccelConfig:
 
     @property
     def energy(self) -> dict[str, float]:
-        return dict(self.energy_pj)
+        """Picojoules per event, off-chip bits included."""
+        return dict(self.energy_pj) | {"offchip_read_bit": self.offchip.read_pj_per_bit,
+                                       "offchip_write_bit": self.offchip.write_pj_per_bit}
 
     def to_dict(self) -> dict:
         """The YAML form: `parse_accel_config(c.to_dict())` gives c back."""
         d = asdict(self)
         d["units"] = [{"type": u.type, "latency": u.latency} for u in self.units]
         d["energy_pj"] = dict(self.energy_pj)
+        d["offchip"] = asdict(self.offchip)
         return d
 
     def hardware_hash(self) -> str:
@@ -83,6 +104,8 @@ class AccelConfig:
         hw = asdict(self)
         for k in ("name", "clock_mhz", "energy_pj"):
             hw.pop(k)
+        for k in ("read_pj_per_bit", "write_pj_per_bit"):
+            hw["offchip"].pop(k)
         return hashlib.sha256(json.dumps(hw, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -120,8 +143,9 @@ class FieldReader:
 
     def number(self, field: str, default: Any = ...) -> float:
         value = self.get(field, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise self.fail(field, f"must be a non-negative number, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                or value == float("inf"):
+            raise self.fail(field, f"must be a finite non-negative number, not {value!r}")
         return float(value)
 
     def check_known(self, allowed: tuple[str, ...]) -> None:
@@ -131,7 +155,22 @@ class FieldReader:
 
 
 _FIELDS = ("name", "clock_mhz", "buses", "vector_width", "registers", "bool_registers",
-           "short_imm_bits", "imem_depth", "dmem_rows", "dmem_banks", "units", "energy_pj")
+           "short_imm_bits", "imem_depth", "dmem_rows", "dmem_banks", "units", "energy_pj",
+           "offchip")
+
+
+def _offchip(data: Any, where: str) -> OffchipConfig:
+    d = OffchipConfig()
+    if data is None:
+        return d
+    r = FieldReader(data, f"{where}: offchip")
+    r.check_known(tuple(OffchipConfig.__dataclass_fields__))
+    return OffchipConfig(
+        bytes=r.int("bytes", 1 << 10, 1 << 32, default=d.bytes, pow2=True),
+        bits_per_cycle=r.int("bits_per_cycle", 8, 1 << 16, default=d.bits_per_cycle, pow2=True),
+        latency_cycles=r.int("latency_cycles", 1, 1 << 16, default=d.latency_cycles),
+        read_pj_per_bit=r.number("read_pj_per_bit", default=d.read_pj_per_bit),
+        write_pj_per_bit=r.number("write_pj_per_bit", default=d.write_pj_per_bit))
 
 
 def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelConfig:
@@ -179,6 +218,7 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
         units=tuple(units),
         energy_pj=energy,
         dmem_banks=r.int("dmem_banks", 1, rows, default=1, pow2=True),
+        offchip=_offchip(r.get("offchip", None), where),
     )
 
 

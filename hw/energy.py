@@ -1,4 +1,5 @@
-"""Energy model: a pure function of the event counters and a per-event energy table.
+"""Energy model: a pure function of the event counters and a per-event energy table (the
+config's, with the off-chip memory's pJ per bit: `AccelConfig.energy`).
 
 A model, not a measurement: the per-lane MAC energies of the shipped configs are calibrated so
 that the peak microbenchmark (hw/microbench.py) on the default config gives BrainTTA's published
@@ -31,15 +32,16 @@ ENERGY_EVENTS = (
 @dataclass(frozen=True)
 class EnergyBreakdown:
     compute_pj: float
-    memory_pj: float
+    memory_pj: float  # the data memory
     interconnect_pj: float  # bus moves and register files
     control_pj: float
     leakage_pj: float
+    offchip_pj: float = 0.0  # bits moved to and from the off-chip memory
 
     @property
     def total_pj(self) -> float:
         return (self.compute_pj + self.memory_pj + self.interconnect_pj + self.control_pj
-                + self.leakage_pj)
+                + self.leakage_pj + self.offchip_pj)
 
     @property
     def total_j(self) -> float:
@@ -63,4 +65,6 @@ def energy_of(counters: dict[str, int], table: dict[str, float],
         + counters["rf_writes"] * table["rf_write"],
         control_pj=counters["trig_ctrl"] * table["ctrl_op"],
         leakage_pj=counters["cycles"] * table["leakage_cycle"],
+        offchip_pj=counters.get("offchip_read_bits", 0) * table.get("offchip_read_bit", 0.0)
+        + counters.get("offchip_write_bits", 0) * table.get("offchip_write_bit", 0.0),
     )

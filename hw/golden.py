@@ -70,6 +70,7 @@ class GoldenModel(Machine):
         enc = self.encoding
         self.imem = [0] * config.imem_depth
         self.dmem = np.zeros(config.dmem_bytes, dtype=np.uint8)
+        self.offchip = np.zeros(config.offchip.bytes, dtype=np.uint8)
         # What each destination id writes: ("reg", i) | ("bool", i) | ("operand", unit, port)
         # | ("trigger", unit, opcode).
         self._dst_kind: list[tuple] = [("none",)]
@@ -94,6 +95,8 @@ class GoldenModel(Machine):
         self.bools = [0] * c.bool_registers
         self.units = {n: _Unit(n, c.latency(n)) for n in c.unit_names}
         self.vector = VectorUnit(c.vector_width, c.dmem_rows)
+        self.dma = DmaUnit(c)
+        self.stalled = False  # the previous cycle was a stall (an LSU-vector conflict costs one)
         self.counters = dict.fromkeys(self.counter_names, 0)
 
     def load_program(self, program: Program, base: int = 0) -> None:
@@ -110,6 +113,16 @@ class GoldenModel(Machine):
     def read_dmem(self, addr: int, n: int) -> np.ndarray:
         self._check_dmem_range(addr, n)
         return self.dmem[addr:addr + n].copy()
+
+    def write_offchip(self, addr: int, data) -> None:
+        data = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) \
+            else data.astype(np.uint8).ravel()
+        self._check_offchip_range(addr, len(data))
+        self.offchip[addr:addr + len(data)] = data
+
+    def read_offchip(self, addr: int, n: int) -> np.ndarray:
+        self._check_offchip_range(addr, n)
+        return self.offchip[addr:addr + n].copy()
 
     def set_pc(self, pc: int) -> None:
         self.pc = pc % self.config.imem_depth
@@ -177,10 +190,20 @@ class GoldenModel(Machine):
             elif kind[0] == "trigger":
                 triggers[kind[1]] = (kind[2], value)
 
-        if c.dmem_banks > 1 and self._bank_conflict(triggers, operand_w):
-            cnt["cycles"] += 1  # the core waits a cycle, then executes the instruction
+        accesses = self._accesses(triggers, operand_w)
+        while True:  # stall cycles: the DMA runs on, the instruction waits
+            dma_block = self._dma_blocks(triggers, accesses)
+            conflict = c.dmem_banks > 1 and not self.stalled and self._bank_conflict(accesses)
+            if not (dma_block or conflict):
+                break
+            self._dma_cycle()
+            cnt["cycles"] += 1
             cnt["stall_cycles"] += 1
+            cnt["dma_stall_cycles"] += dma_block
             self.cycle += 1
+            self.stalled = True
+        self.stalled = False
+        self._dma_cycle()
         next_pc = (self.pc + 1) % c.imem_depth
         store = vstore = None
         for unit, (op, value) in triggers.items():
@@ -202,6 +225,8 @@ class GoldenModel(Machine):
                 result, store = self._lsu(op, value + ops["base"], ops["data"])
             elif unit == "vmac":
                 result, vstore = self._vmac(op, value, ops)
+            elif unit == "dma" and op != "wait":
+                self.dma.start(op, value, ops["ext"], ops["shape"], self.cycle)
             if result is not None:
                 u.pipe.append((cycle + u.latency, result))
 
@@ -222,31 +247,68 @@ class GoldenModel(Machine):
         self.tick += 1
         cnt["cycles"] += 1
 
-    def _bank_conflict(self, triggers: dict, operand_w: dict) -> bool:
-        """Two of the data memory's ports meeting in one bank in this instruction: the LSU and
-        the vector unit's row or window reads, or the LSU's and the vector unit's writes."""
-        if "lsu" not in triggers or "vmac" not in triggers:
-            return False
+    def _accesses(self, triggers: dict, operand_w: dict) -> dict[str, list[tuple[str, int]]]:
+        """The data-memory banks this instruction reads and writes, per port: "lsu" and
+        "vmac" -> [("read" | "write", bank)] (the window's two rows are one access)."""
         c = self.config
         row_bytes, rows, per_bank = c.vector_width // 8, c.dmem_rows, c.dmem_rows // c.dmem_banks
-        op, value = triggers["lsu"]
-        base = operand_w.get(("lsu", "base"), self.units["lsu"].operands["base"])
-        lsu_bank = ((value + base) & (c.dmem_bytes - 1)) // row_bytes // per_bank
-        lsu, vop = op_spec("lsu", op), op_spec("vmac", triggers["vmac"][0])
-        vvalue = triggers["vmac"][1]
-        banks: set[int] = set()
-        if lsu.read:
-            if vop.row_read:
-                banks.add(vvalue % rows // per_bank)
-            if vop.window_read:
+        out: dict[str, list[tuple[str, int]]] = {}
+        if "lsu" in triggers:
+            op, value = triggers["lsu"]
+            base = operand_w.get(("lsu", "base"), self.units["lsu"].operands["base"])
+            bank = ((value + base) & (c.dmem_bytes - 1)) // row_bytes // per_bank
+            out["lsu"] = [("read" if op_spec("lsu", op).read else "write", bank)]
+        if "vmac" in triggers:
+            op, value = triggers["vmac"]
+            spec, acc = op_spec("vmac", op), []
+            if spec.row_read:
+                acc.append(("read", value % rows // per_bank))
+            if spec.window_read:
                 ops = self.units["vmac"].operands
                 addr = sum(operand_w.get(("vmac", p), ops[p]) for p in ("x", "xb"))
                 row = (addr & M32) // (c.vector_width // 32) % rows
-                banks |= {row // per_bank, (row + 1) % rows // per_bank}
-        elif vop.write:
-            banks.add((vvalue % rows if vop.write == "row" else vvalue % (rows * row_bytes)
-                       // row_bytes) // per_bank)
-        return lsu_bank in banks
+                acc += [("read", row // per_bank), ("read", (row + 1) % rows // per_bank)]
+            if spec.write:
+                row = value % rows if spec.write == "row" else value % (rows * row_bytes) \
+                    // row_bytes
+                acc.append(("write", row // per_bank))
+            out["vmac"] = acc
+        return out
+
+    def _bank_conflict(self, accesses: dict) -> bool:
+        """The LSU and the vector unit reading, or both writing, one bank in this instruction."""
+        return any(a in accesses.get("vmac", []) for a in accesses.get("lsu", []))
+
+    def _dma_blocks(self, triggers: dict, accesses: dict) -> bool:
+        """The instruction waits for the DMA: a DMA trigger while it is busy, or its row access
+        this cycle meets one of the instruction's in the same bank and direction."""
+        if "dma" in triggers and self.dma.busy(self.cycle):
+            return True
+        access = self.dma.access(self.cycle)
+        if access is None:
+            return False
+        kind, row, _ = access
+        bank = (kind, row // (self.config.dmem_rows // self.config.dmem_banks))
+        return any(bank in a for a in accesses.values())
+
+    def _dma_cycle(self) -> None:
+        """The DMA's row access of this cycle, if any (reads see the memory at the start of the
+        cycle; a write lands at its end, before the core's writes, which never share its bank)."""
+        access = self.dma.access(self.cycle)
+        if access is None:
+            return
+        kind, row, ext = access
+        c, cnt = self.config, self.counters
+        n = c.vector_width // 8
+        ext_idx = (ext + np.arange(n)) % c.offchip.bytes
+        if kind == "write":  # off-chip -> data memory
+            self.dmem[row * n:(row + 1) * n] = self.offchip[ext_idx]
+            cnt["dmem_write_bits"] += c.vector_width
+            cnt["offchip_read_bits"] += c.vector_width
+        else:
+            self.offchip[ext_idx] = self.dmem[row * n:(row + 1) * n]
+            cnt["dmem_read_bits"] += c.vector_width
+            cnt["offchip_write_bits"] += c.vector_width
 
     def _lsu(self, op: str, value: int, data: int):
         addr = value & (self.config.dmem_bytes - 1)
@@ -271,6 +333,47 @@ class GoldenModel(Machine):
         n = self.config.vector_width // 8
         start = (row % self.config.dmem_rows) * n
         return self.dmem[start:start + n]
+
+
+class DmaUnit:
+    """One transfer at a time of `shape & 0xFF` whole rows, row i between data row
+    (trigger + i) mod rows and off-chip bytes (ext + i * stride) mod size, stride =
+    `shape >> 8` bytes (0: one row's bytes). A load reads off-chip and writes row i at the end
+    of cycle t0 + latency + i * cpr; a store reads row i in cycle t0 + 1 + i * cpr and writes it
+    off-chip; t0 is the trigger's cycle, cpr = ceil(W / bits_per_cycle). It is busy from t0
+    until its last row has landed (a store: latency cycles after its last read)."""
+
+    def __init__(self, config: AccelConfig):
+        off = config.offchip
+        self.rows, self.row_bytes = config.dmem_rows, config.vector_width // 8
+        self.latency, self.cpr = off.latency_cycles, off.cycles_per_row(config.vector_width)
+        self.transfer: tuple | None = None  # (op, first row, ext, rows, stride, t0)
+
+    def start(self, op: str, value: int, ext: int, shape: int, cycle: int) -> None:
+        n, stride = shape & 0xFF, (shape >> 8) & 0xFFFFFF
+        self.transfer = (op, value % self.rows, ext, n, stride or self.row_bytes, cycle) \
+            if n else None
+
+    def _first(self) -> int:
+        op, *_, t0 = self.transfer
+        return t0 + (self.latency if op == "load" else 1)
+
+    def busy(self, cycle: int) -> bool:
+        if self.transfer is None:
+            return False
+        op, _, _, n, _, _ = self.transfer
+        last = self._first() + (n - 1) * self.cpr
+        return cycle <= last + (0 if op == "load" else self.latency - 1)
+
+    def access(self, cycle: int) -> tuple[str, int, int] | None:
+        """("write" | "read", data row, off-chip address) of this cycle, if the DMA has one."""
+        if self.transfer is None:
+            return None
+        op, row, ext, n, stride, _ = self.transfer
+        i, rem = divmod(cycle - self._first(), self.cpr)
+        if rem or not 0 <= i < n:
+            return None
+        return ("write" if op == "load" else "read", (row + i) % self.rows, ext + i * stride)
 
 
 _MAC_FORMS = {op: (form, BITS[p]) for form, table in

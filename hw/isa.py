@@ -118,7 +118,7 @@ class Encoding:
 # Counters, in the order the RTL numbers them (the header generator reads this list).
 def counter_names(config: AccelConfig) -> list[str]:
     names = ["cycles", "stall_cycles", "rf_reads", "rf_writes", "dmem_read_bits",
-             "dmem_write_bits"]
+             "dmem_write_bits", "dma_stall_cycles", "offchip_read_bits", "offchip_write_bits"]
     names += [f"vmac_mac{bits}" for bits, _, _ in PRECISIONS.values()]
     names += ["vpp_groups"]  # post-processing triggers, each on W/8 lanes
     names += [f"trig_{u}" for u in UNITS]

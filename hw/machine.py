@@ -57,6 +57,14 @@ class Machine(ABC):
         """Read `n` bytes (uint8) from the data memory at byte address `addr`."""
 
     @abstractmethod
+    def write_offchip(self, addr: int, data: bytes | np.ndarray) -> None:
+        """Write bytes to the off-chip memory (the DMA unit's) at byte address `addr`."""
+
+    @abstractmethod
+    def read_offchip(self, addr: int, n: int) -> np.ndarray:
+        """Read `n` bytes (uint8) of the off-chip memory at byte address `addr`."""
+
+    @abstractmethod
     def set_pc(self, pc: int) -> None:
         """Start the next run at instruction `pc` (after a reset)."""
 
@@ -78,6 +86,12 @@ class Machine(ABC):
         if addr < 0 or addr + n > self.config.dmem_bytes:
             raise SimulationError(f"data memory access [{addr}, {addr + n}) is outside "
                                   f"0..{self.config.dmem_bytes}")
+
+
+    def _check_offchip_range(self, addr: int, n: int) -> None:
+        if addr < 0 or addr + n > self.config.offchip.bytes:
+            raise SimulationError(f"off-chip memory access [{addr}, {addr + n}) is outside "
+                                  f"0..{self.config.offchip.bytes}")
 
 
 def get_machine(name: str, config: AccelConfig) -> Machine:

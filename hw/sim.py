@@ -1,4 +1,5 @@
-"""The RTL engine: the Verilated core (built by hw/build.py) driven through ctypes."""
+"""The RTL engine: the Verilated core (built by hw/build.py) driven through ctypes; the off-chip
+memory lives in its harness."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def _load(path: str) -> ctypes.CDLL:
         lib.tta_read.argtypes = io
         lib.tta_run.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
         lib.tta_run.restype = ctypes.c_int64
+        lib.tta_set_offchip.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+        bytes_io = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
+                    np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")]
+        lib.tta_offchip_write.argtypes = bytes_io
+        lib.tta_offchip_read.argtypes = bytes_io
         _libs[path] = lib
     return _libs[path]
 
@@ -39,6 +45,7 @@ class RtlSimulator(Machine):
         super().__init__(config)
         self._lib = _load(str(build_core(config)))
         self._h = self._lib.tta_create()
+        self._lib.tta_set_offchip(self._h, config.offchip.bytes)
         self._row_words = config.vector_width // 32
 
     def __del__(self):
@@ -85,6 +92,18 @@ class RtlSimulator(Machine):
 
     def _read_words(self, first_word: int, n: int) -> np.ndarray:
         return self._read(DMEM, first_word, n, self._row_words)
+
+    def write_offchip(self, addr: int, data) -> None:
+        data = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) \
+            else np.ascontiguousarray(data, np.uint8).ravel()
+        self._check_offchip_range(addr, len(data))
+        self._lib.tta_offchip_write(self._h, addr, len(data), data)
+
+    def read_offchip(self, addr: int, n: int) -> np.ndarray:
+        self._check_offchip_range(addr, n)
+        out = np.zeros(n, np.uint8)
+        self._lib.tta_offchip_read(self._h, addr, n, out)
+        return out
 
     def set_pc(self, pc: int) -> None:
         self._write(STATE, ST_PC, 1, np.array([pc % self.config.imem_depth], np.uint32))

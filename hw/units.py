@@ -106,6 +106,9 @@ VMAC_OPS = (
     OpSpec("amax", row_read=True, group=True),
 )
 CTRL_OPS = ("jump", "halt")
+# The DMA unit moves whole data-memory rows to and from the off-chip memory in the background;
+# its traffic is counted per row as it happens (hw/ISA.md), not per trigger.
+DMA_OPS = ("load", "store", "wait")
 
 UNITS: dict[str, UnitSpec] = {
     spec.name: spec
@@ -118,6 +121,9 @@ UNITS: dict[str, UnitSpec] = {
         UnitSpec("lsu", ("data", "base"), LSU_OPS, ("res",), 1),
         # vector unit: MACs in three forms and post-processing of W int32 accumulators
         UnitSpec("vmac", ("x", "xb", "base", "prm", "cfg", "vg"), VMAC_OPS, ("res",), 1),
+        # DMA: `shape` rows between the data memory (trigger = first row) and off-chip bytes
+        # from `ext`; wait stalls until it is idle
+        UnitSpec("dma", ("ext", "shape"), tuple(OpSpec(op) for op in DMA_OPS), (), 1),
     )
 }
 

@@ -11,7 +11,13 @@ module tta_core (
     input  logic [7:0]  dbg_word,   // 32-bit word within the instruction or row
     input  logic [31:0] dbg_wdata,
     output logic [31:0] dbg_rdata,
-    output logic        halted
+    output logic        halted,
+    // the off-chip memory (in the host harness), driven by the DMA unit
+    output logic        ext_re,
+    output logic        ext_we,
+    output logic [31:0] ext_addr,
+    input  logic [W-1:0] ext_rdata,
+    output logic [W-1:0] ext_wdata
 );
   `include "tta_ops.svh"
   `include "tta_params.svh"
@@ -34,8 +40,8 @@ module tta_core (
 
   // ---- memories ---------------------------------------------------------------------------
   tta_mem #(.ROWS(IMEM_DEPTH), .WIDTH(IWP), .AW(IMEM_AW)) u_imem (
-      .clk, .ra(pc), .rda(instr), .rb(pc), .rdb(), .rc(pc), .rdc(), .rd(pc), .rdd(), .we(1'b0),
-      .wa('0), .wdata('0), .wmask('0),
+      .clk, .ra(pc), .rda(instr), .rb(pc), .rdb(), .rc(pc), .rdc(), .rd(pc), .rdd(), .re(pc),
+      .rde(), .we(1'b0), .wa('0), .wdata('0), .wmask('0), .we3(1'b0), .wa3('0), .wdata3('0),
       .we2(1'b0), .wa2('0), .wdata2('0), .wmask2('0),
       .dbg_we(dbg_we && dbg_space == 2'd0), .dbg_row(dbg_index[IMEM_AW-1:0]), .dbg_word,
       .dbg_wdata, .dbg_rdata(imem_dbg_rdata));
@@ -98,6 +104,9 @@ module tta_core (
   logic [31:0] vmac_wbits;
   logic [W-1:0] lsu_wdata, lsu_wmask;
   logic [31:0] lsu_rbits, lsu_wbits;
+  logic dma_busy, dma_re, dma_we;
+  logic [DMEM_AW-1:0] dma_row;
+  logic [W-1:0] dma_rdata, dma_wdata;
 
   generate
     if (HAS_ALU) begin : g_alu
@@ -133,6 +142,17 @@ module tta_core (
       assign {vmac_res, vmac_row, vmac_mac8, vmac_mac2, vmac_mac1, vmac_group, vmac_mem_read,
               vmac_we, vmac_wrow, vmac_wdata, vmac_wmask, vmac_wbits, win_row, win_read} = '0;
     end
+    if (HAS_DMA) begin : g_dma
+      tta_dma #(.W(W), .ROW_AW(DMEM_AW), .LATENCY(DMA_LATENCY), .CPR(DMA_CPR)) u_dma (
+          .clk, .rst, .run, .en(go), .ext_we_op(dma_ext_we), .ext_d(dma_ext_d),
+          .shape_we(dma_shape_we), .shape_d(dma_shape_d), .trig(dma_trig), .trig_d(dma_d),
+          .op(dma_op), .busy(dma_busy), .mem_re(dma_re), .mem_we(dma_we), .mem_row(dma_row),
+          .mem_rdata(dma_rdata), .mem_wdata(dma_wdata), .ext_re, .ext_we, .ext_addr, .ext_rdata,
+          .ext_wdata);
+    end else begin : g_no_dma
+      assign {dma_busy, dma_re, dma_we, dma_row, dma_wdata, ext_re, ext_we, ext_addr,
+              ext_wdata} = '0;
+    end
   endgenerate
 
   // ---- bank conflicts ---------------------------------------------------------------------
@@ -140,9 +160,25 @@ module tta_core (
   // port: the LSU meeting the vector unit's row or window reads (or its writes) in one bank in
   // one cycle stalls the whole core for a cycle (nothing changes, `stall_cycles` counts it); the
   // instruction then executes. The window's two rows are one double-width access.
-  logic stalled, conflict;
+  // The DMA's row access of a cycle meeting one of the instruction's in its bank and direction,
+  // or a DMA trigger while it is busy, stalls the core until it does not (`dma_stall_cycles`).
+  logic stalled, conflict, dma_block;
   logic [DMEM_AW-1:0] win_row2;
   assign win_row2 = win_row + 1'b1;
+  logic [BK-1:0] b_lsu, b_vrow, b_vwrow, b_win, b_win2, b_dma;  // banks of the accesses
+  assign {b_lsu, b_vrow, b_vwrow} = {lsu_row[DMEM_AW-1-:BK], vmac_row[DMEM_AW-1-:BK],
+                                     vmac_wrow[DMEM_AW-1-:BK]};
+  assign {b_win, b_win2, b_dma} = {win_row[DMEM_AW-1-:BK], win_row2[DMEM_AW-1-:BK],
+                                   dma_row[DMEM_AW-1-:BK]};
+  wire one_bank = BANK_BITS == 0;
+  always_comb begin
+    dma_block = dma_trig && dma_busy;
+    if (dma_we && ((lsu_we && (one_bank || b_lsu == b_dma))
+        || (vmac_we && (one_bank || b_vwrow == b_dma)))) dma_block = 1'b1;
+    if (dma_re && ((lsu_rbits != 0 && (one_bank || b_lsu == b_dma))
+        || (vmac_mem_read && (one_bank || b_vrow == b_dma))
+        || (win_read && (one_bank || b_win == b_dma || b_win2 == b_dma)))) dma_block = 1'b1;
+  end
   always_comb begin
     conflict = 1'b0;
     if (BANK_BITS > 0) begin
@@ -154,7 +190,7 @@ module tta_core (
         conflict = 1'b1;
     end
   end
-  wire stall = run && conflict && !stalled;
+  wire stall = run && (dma_block || (conflict && !stalled));
   assign go = run && !stall;
   always_ff @(posedge clk) begin
     if (rst) stalled <= 1'b0;
@@ -163,9 +199,10 @@ module tta_core (
 
   tta_mem #(.ROWS(DMEM_ROWS), .WIDTH(W), .AW(DMEM_AW)) u_dmem (
       .clk, .ra(lsu_row), .rda(lsu_rdata), .rb(vmac_row), .rdb(vmac_rdata), .rc(win_row),
-      .rdc(win_rdata[W-1:0]), .rd(win_row2), .rdd(win_rdata[2*W-1:W]), .we(go && lsu_we),
-      .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask), .we2(go && vmac_we), .wa2(vmac_wrow),
-      .wdata2(vmac_wdata), .wmask2(vmac_wmask), .dbg_we(dbg_we && dbg_space == 2'd1),
+      .rdc(win_rdata[W-1:0]), .rd(win_row2), .rdd(win_rdata[2*W-1:W]), .re(dma_row),
+      .rde(dma_rdata), .we(go && lsu_we), .wa(lsu_row), .wdata(lsu_wdata), .wmask(lsu_wmask),
+      .we2(go && vmac_we), .wa2(vmac_wrow), .wdata2(vmac_wdata), .wmask2(vmac_wmask),
+      .we3(dma_we), .wa3(dma_row), .wdata3(dma_wdata), .dbg_we(dbg_we && dbg_space == 2'd1),
       .dbg_row(dbg_index[DMEM_AW-1:0]), .dbg_word, .dbg_wdata, .dbg_rdata(dmem_dbg_rdata));
 
   // ---- sequential state: pc, register files, data memory, counters, debug writes ----------
@@ -208,27 +245,36 @@ module tta_core (
     end
   end
 
+  // The DMA's row traffic is counted in every cycle of a run, the instruction's only when it
+  // executes.
+  wire [63:0] dma_bits = (dma_re || dma_we) ? 64'(W) : 64'd0;
   always_ff @(posedge clk) begin
     if (rst) begin
       for (int i = 0; i < NCNT; i++) counters[i] <= '0;
-    end else if (stall) begin
+    end else if (run) begin
       counters[C_CYCLES] <= counters[C_CYCLES] + 1;
-      counters[C_STALL_CYCLES] <= counters[C_STALL_CYCLES] + 1;
-    end else if (go) begin
-      counters[C_CYCLES] <= counters[C_CYCLES] + 1;
-      counters[C_RF_READS] <= counters[C_RF_READS] + 64'(n_rf_reads);
-      counters[C_RF_WRITES] <= counters[C_RF_WRITES] + 64'(n_rf_writes);
-      counters[C_DMEM_READ_BITS] <= counters[C_DMEM_READ_BITS] + 64'(lsu_rbits)
-          + (vmac_mem_read ? 64'(W) : 64'd0) + (win_read ? 64'(W) : 64'd0);
-      counters[C_DMEM_WRITE_BITS] <= counters[C_DMEM_WRITE_BITS] + 64'(lsu_wbits)
-          + 64'(vmac_wbits);
-      counters[C_VPP_GROUPS] <= counters[C_VPP_GROUPS] + 64'(vmac_group);
-      counters[C_VMAC_MAC8] <= counters[C_VMAC_MAC8] + 64'(vmac_mac8);
-      counters[C_VMAC_MAC2] <= counters[C_VMAC_MAC2] + 64'(vmac_mac2);
-      counters[C_VMAC_MAC1] <= counters[C_VMAC_MAC1] + 64'(vmac_mac1);
-      `TTA_TRIGGER_COUNTERS
-      for (int b = 0; b < NB; b++)
-        counters[C_MOVES_BUS0+b] <= counters[C_MOVES_BUS0+b] + 64'(act[b]);
+      counters[C_STALL_CYCLES] <= counters[C_STALL_CYCLES] + 64'(stall);
+      counters[C_DMA_STALL_CYCLES] <= counters[C_DMA_STALL_CYCLES] + 64'(stall && dma_block);
+      counters[C_OFFCHIP_READ_BITS] <= counters[C_OFFCHIP_READ_BITS]
+          + (dma_we ? 64'(W) : 64'd0);
+      counters[C_OFFCHIP_WRITE_BITS] <= counters[C_OFFCHIP_WRITE_BITS]
+          + (dma_re ? 64'(W) : 64'd0);
+      counters[C_DMEM_READ_BITS] <= counters[C_DMEM_READ_BITS] + (dma_re ? dma_bits : 64'd0)
+          + (go ? 64'(lsu_rbits) + (vmac_mem_read ? 64'(W) : 64'd0)
+                  + (win_read ? 64'(W) : 64'd0) : 64'd0);
+      counters[C_DMEM_WRITE_BITS] <= counters[C_DMEM_WRITE_BITS] + (dma_we ? dma_bits : 64'd0)
+          + (go ? 64'(lsu_wbits) + 64'(vmac_wbits) : 64'd0);
+      if (go) begin
+        counters[C_RF_READS] <= counters[C_RF_READS] + 64'(n_rf_reads);
+        counters[C_RF_WRITES] <= counters[C_RF_WRITES] + 64'(n_rf_writes);
+        counters[C_VPP_GROUPS] <= counters[C_VPP_GROUPS] + 64'(vmac_group);
+        counters[C_VMAC_MAC8] <= counters[C_VMAC_MAC8] + 64'(vmac_mac8);
+        counters[C_VMAC_MAC2] <= counters[C_VMAC_MAC2] + 64'(vmac_mac2);
+        counters[C_VMAC_MAC1] <= counters[C_VMAC_MAC1] + 64'(vmac_mac1);
+        `TTA_TRIGGER_COUNTERS
+        for (int b = 0; b < NB; b++)
+          counters[C_MOVES_BUS0+b] <= counters[C_MOVES_BUS0+b] + 64'(act[b]);
+      end
     end
   end
 

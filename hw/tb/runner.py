@@ -11,14 +11,11 @@ from hw.errors import SimulationError
 
 WRAPPER_DIR = Path(__file__).resolve().parent.parent / "bin"
 
-# unit -> (RTL files, testbench module)
-BENCHES = {
-    "alu": (("tta_pipe.sv", "tta_alu.sv"), "hw.tb.alu_tb"),
-    "lsu": (("tta_pipe.sv", "tta_lsu.sv"), "hw.tb.lsu_tb"),
-    "vmac": (("tta_pipe.sv", "tta_vmac.sv"), "hw.tb.vmac_tb"),
-}
-# Parameters each unit's RTL takes (the ALU is width-independent).
-_UNIT_PARAMS = {"alu": ("LAT",), "lsu": ("LAT", "W", "ROW_AW"), "vmac": ("LAT", "W", "ROW_AW")}
+# Parameters each unit's RTL takes (the ALU is width-independent); unit u's RTL is
+# rtl/tta_<u>.sv and its bench hw/tb/<u>_tb.py.
+_UNIT_PARAMS = {"alu": ("LAT",), "lsu": ("LAT", "W", "ROW_AW"), "vmac": ("LAT", "W", "ROW_AW"),
+                "dma": ("W", "ROW_AW", "LATENCY", "CPR")}
+BENCHES = {unit: (("tta_pipe.sv", f"tta_{unit}.sv"), f"hw.tb.{unit}_tb") for unit in _UNIT_PARAMS}
 
 
 def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
@@ -35,7 +32,9 @@ def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
     os.environ.setdefault("VERILATOR_ROOT", str(verilator_root()))
     include = build_dir / "include"
     write_headers(config, include)
-    defaults = {"W": config.vector_width, "LAT": config.latency(unit), "ROW_AW": 8}
+    defaults = {"W": config.vector_width, "LAT": config.latency(unit), "ROW_AW": 8,
+                "LATENCY": config.offchip.latency_cycles,
+                "CPR": config.offchip.cycles_per_row(config.vector_width)}
     params = {k: v for k, v in {**defaults, **(parameters or {})}.items() if k in _UNIT_PARAMS[unit]}
     runner = get_runner("verilator")
     toplevel = f"tta_{unit}"

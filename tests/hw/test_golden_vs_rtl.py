@@ -20,20 +20,26 @@ pytestmark = pytest.mark.rtl
 M32 = 0xFFFFFFFF
 
 
-def run_both(config, rtl, text, dmem):
+def run_both(config, rtl, text, dmem, offchip=None):
+    """Both engines from the same memories (off-chip: given, else zeros); cycles, final state
+    and both memories must agree."""
+    offchip = np.zeros(config.offchip.bytes, np.uint8) if offchip is None else offchip
     outcomes = []
     for machine in (GoldenModel(config), rtl):
         prog = assemble(text, machine.encoding)
         machine.write_dmem(0, dmem)
+        machine.write_offchip(0, offchip)
         machine.reset()
         machine.load_program(prog)
         result = machine.run(max_cycles=100_000)
         outcomes.append((result.cycles, machine.state(),
-                         machine.read_dmem(0, config.dmem_bytes).tobytes()))
+                         machine.read_dmem(0, config.dmem_bytes).tobytes(),
+                         machine.read_offchip(0, config.offchip.bytes).tobytes()))
     golden, rtl_out = outcomes
     assert rtl_out[0] == golden[0], "cycle counts differ"
     assert rtl_out[1] == golden[1], "final state differs"
     assert rtl_out[2] == golden[2], "data memory differs"
+    assert rtl_out[3] == golden[3], "off-chip memory differs"
     return golden
 
 
@@ -262,9 +268,9 @@ PIPELINED = {"name": "tiny-pipelined", "buses": 4, "bool_registers": 3,
                        {"type": "vmac", "latency": 2}]}
 
 
-def differs(config, rtl, text, dmem) -> bool:
+def differs(config, rtl, text, dmem, offchip=None) -> bool:
     try:
-        run_both(config, rtl, text, dmem)
+        run_both(config, rtl, text, dmem, offchip)
     except AssertionError:
         return True
     except SimulationError:  # a shrunk program that no longer halts is no reproducer
@@ -281,9 +287,11 @@ def test_random_programs(tiny, rtl_tiny, variant, count):
         rtl = RtlSimulator(config)
     for seed in range(count):
         text = random_program(rtl.encoding, random.Random(seed))
-        dmem = np.random.default_rng(seed).integers(0, 256, config.dmem_bytes, dtype=np.uint8)
-        if differs(config, rtl, text, dmem):
-            small = shrink(text, lambda t: differs(config, rtl, t, dmem))
+        rng = np.random.default_rng(seed)
+        dmem = rng.integers(0, 256, config.dmem_bytes, dtype=np.uint8)
+        offchip = rng.integers(0, 256, config.offchip.bytes, dtype=np.uint8)
+        if differs(config, rtl, text, dmem, offchip):
+            small = shrink(text, lambda t: differs(config, rtl, t, dmem, offchip))
             REPRODUCERS.mkdir(exist_ok=True)
             path = REPRODUCERS / f"{config.name}-{seed}.s"
             path.write_text(f"# dmem: numpy default_rng({seed}) bytes\n{small}")
@@ -405,6 +413,42 @@ def test_bank_conflicts_stall_one_cycle(tiny, rtl_tiny):
         f"{row} -> vmac.x, {4 * row} -> lsu.ldw, 5 -> vmac.emac",  # window in bank 1
         "0 -> ctrl.halt"])
     dmem = np.arange(tiny.dmem_bytes, dtype=np.int64).astype(np.uint8)
-    cycles, state, _ = run_both(tiny, rtl_tiny, text, dmem)
+    cycles, state, _, _ = run_both(tiny, rtl_tiny, text, dmem)
     assert state.counters["stall_cycles"] == 5
     assert cycles == 13 + 5 == state.counters["cycles"]
+
+
+def test_dma_moves_rows_with_strides_and_counts_its_time(tiny, rtl_tiny):
+    """load / store of strided rows, wait stalls until idle, a DMA row meeting an LSU access
+    of its bank stalls the core; both engines agree with the timing formula and numpy."""
+    off = tiny.offchip
+    row, cpr, lat = tiny.vector_width // 8, off.cycles_per_row(tiny.vector_width), off.latency_cycles
+    rng = np.random.default_rng(3)
+    offchip = rng.integers(0, 256, off.bytes, dtype=np.uint8)
+    dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
+    n, stride = 5, 7  # 5 rows, 7 bytes apart off-chip (overlapping rows)
+    text = "\n".join([
+        f"1000 -> dma.ext, {n | stride << 8} -> dma.shape",
+        "20 -> dma.load",                 # cycle 1: rows 20..24 land at 1 + lat + i * cpr
+        "0 -> dma.wait",                  # cycle 2: stalls until idle
+        f"1500 -> dma.ext, {3} -> dma.shape, 40 -> dma.store",  # rows 40..42 to 1500.. (stride 0)
+        f"{40 * row} -> lsu.ldw",         # bank 0 read while the store reads row 40: stall
+        "0 -> dma.wait, 0 -> ctrl.halt"])
+    cycles, state, mem, ext = run_both(tiny, rtl_tiny, text, dmem, offchip)
+    mem, ext = np.frombuffer(mem, np.uint8), np.frombuffer(ext, np.uint8)
+    for i in range(n):
+        np.testing.assert_array_equal(mem[(20 + i) * row:(21 + i) * row],
+                                      offchip[1000 + i * stride:1000 + i * stride + row])
+    np.testing.assert_array_equal(ext[1500:1500 + 3 * row], mem[40 * row:43 * row])
+    c = state.counters
+    load_idle = 1 + lat + (n - 1) * cpr + 1  # the first cycle the load is not busy
+    assert c["offchip_read_bits"] == n * tiny.vector_width
+    assert c["offchip_write_bits"] == 3 * tiny.vector_width
+    # the wait stalls until load_idle and executes then; the store starts the cycle after and
+    # reads its rows (bank 0) from the next cycle on: the LSU load waits until the last one has
+    # gone (the DMA keeps the bank as long as it meets the load); the final wait stalls until the
+    # store's last row is written off-chip (lat cycles after its read)
+    store = load_idle + 1
+    store_idle = store + 1 + 2 * cpr + lat
+    assert cycles == store_idle + 1 == c["cycles"]
+    assert c["dma_stall_cycles"] == c["stall_cycles"] == cycles - 6  # 6 instructions
