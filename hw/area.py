@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.units import OPTIONAL_UNITS
 from hw.build import CORE_SOURCES, RTL_DIR, build_key, cache_root, ops_header, write_headers
 from hw.config import AccelConfig
 from hw.errors import SimulationError
 from hw.isa import Encoding, bits_for
+from hw.units import OPTIONAL_UNITS
 
 # Transistors of Yosys' generic cells in static CMOS; flip-flops of every flavour count 24.
 TRANSISTORS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, "$_ANDNOT_": 6,

@@ -7,7 +7,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 def test_area_of_tiny_per_unit(tiny):
     report = area(tiny)
-    assert set(report.units) == {"alu", "lsu", "vmac", "core"}
+    assert set(report.units) == {"alu", "lsu", "vmac", "dma", "core"}
     for unit, a in report.units.items():
         assert a.cells > 100 and a.gate_equivalents > a.cells / 2, unit
     # 8 int8 + 32 ternary + 64 binary lanes with 64 accumulators outweigh the 32-bit ALU.

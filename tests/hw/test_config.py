@@ -16,7 +16,7 @@ def test_shipped_configs_load(name):
 
 
 @pytest.mark.parametrize("edit, fragment", [
-    (lambda d: d["units"].append({"type": "fpu"}), "units[3]: field 'type': unknown unit 'fpu'; allowed: alu, lsu, vmac"),
+    (lambda d: d["units"].append({"type": "fpu"}), "units[4]: field 'type': unknown unit 'fpu'; allowed: alu, lsu, vmac, dma"),
     (lambda d: d.update(buses=0), "field 'buses': must be an integer in 1..16, not 0"),
     (lambda d: d.pop("vector_width"), "missing field 'vector_width'"),
     (lambda d: d.update(vector_width=96), "field 'vector_width': must be a power of two, not 96"),
