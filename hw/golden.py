@@ -10,7 +10,7 @@ end. Out-of-range addresses wrap (memory sizes are powers of two).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import defaultdict, deque
 
 import numpy as np
 
@@ -136,7 +136,7 @@ class GoldenModel(Machine):
         while not self.halted:
             if self.cycle - start >= max_cycles:
                 return None
-            self.step()
+            self.step(start + max_cycles)
         return self.cycle - start
 
     # --- execution --------------------------------------------------------------------------
@@ -152,7 +152,7 @@ class GoldenModel(Machine):
         if enc.is_imm(src):
             return enc.imm_value(src) & M32
         if src < c.registers:
-            self.counters["rf_reads"] += 1
+            self._moves["rf_reads"] += 1
             return self.regs[src]
         if src < c.registers + c.bool_registers:
             return self.bools[src - c.registers]
@@ -166,7 +166,9 @@ class GoldenModel(Machine):
         value = self.bools[k] if k < self.config.bool_registers else 0
         return bool(value) != bool(neg)
 
-    def step(self) -> None:
+    def step(self, deadline: int | None = None) -> None:
+        """One instruction, after its stall cycles; with a deadline (a clock cycle), stop
+        stalling there and leave the instruction for later, as the RTL's cycle limit does."""
         c, cnt, cycle = self.config, self.counters, self.tick
         for u in self.units.values():
             u.deliver(cycle)
@@ -174,15 +176,16 @@ class GoldenModel(Machine):
         bool_w: dict[int, int] = {}
         operand_w: dict[tuple[str, str], int] = {}
         triggers: dict[str, tuple[str, int]] = {}
+        moves = self._moves = defaultdict(int)  # counted when the instruction executes
         for slot, g, src, dst in self._decode(self.pc):
             if not self._guard(g):
                 continue
             value = self._source(src)
-            cnt[f"moves_bus{slot}"] += 1
+            moves[f"moves_bus{slot}"] += 1
             kind = self._dst_kind[dst] if dst < len(self._dst_kind) else ("none",)
             if kind[0] == "reg":
                 reg_w[kind[1]] = value
-                cnt["rf_writes"] += 1
+                moves["rf_writes"] += 1
             elif kind[0] == "bool":
                 bool_w[kind[1]] = value & 1
             elif kind[0] == "operand":
@@ -196,6 +199,8 @@ class GoldenModel(Machine):
             conflict = c.dmem_banks > 1 and not self.stalled and self._bank_conflict(accesses)
             if not (dma_block or conflict):
                 break
+            if deadline is not None and self.cycle >= deadline:
+                return
             self._dma_cycle()
             cnt["cycles"] += 1
             cnt["stall_cycles"] += 1
@@ -203,6 +208,8 @@ class GoldenModel(Machine):
             self.cycle += 1
             self.stalled = True
         self.stalled = False
+        for name, n in moves.items():
+            cnt[name] += n
         self._dma_cycle()
         next_pc = (self.pc + 1) % c.imem_depth
         store = vstore = None
@@ -336,9 +343,9 @@ class GoldenModel(Machine):
 
 
 class DmaUnit:
-    """One transfer at a time of `shape & 0xFF` whole rows, row i between data row
+    """One transfer at a time of `shape & 0xFFF` whole rows, row i between data row
     (trigger + i) mod rows and off-chip bytes (ext + i * stride) mod size, stride =
-    `shape >> 8` bytes (0: one row's bytes). A load reads off-chip and writes row i at the end
+    `shape >> 12` bytes (0: one row's bytes). A load reads off-chip and writes row i at the end
     of cycle t0 + latency + i * cpr; a store reads row i in cycle t0 + 1 + i * cpr and writes it
     off-chip; t0 is the trigger's cycle, cpr = ceil(W / bits_per_cycle). It is busy from t0
     until its last row has landed (a store: latency cycles after its last read)."""
@@ -350,7 +357,7 @@ class DmaUnit:
         self.transfer: tuple | None = None  # (op, first row, ext, rows, stride, t0)
 
     def start(self, op: str, value: int, ext: int, shape: int, cycle: int) -> None:
-        n, stride = shape & 0xFF, (shape >> 8) & 0xFFFFFF
+        n, stride = shape & 0xFFF, (shape >> 12) & 0xFFFFF
         self.transfer = (op, value % self.rows, ext, n, stride or self.row_bytes, cycle) \
             if n else None
 

@@ -1,8 +1,8 @@
 // DMA unit: whole data-memory rows to and from the off-chip memory, one transfer at a time, in
 // the background (semantics: hw/golden.py DmaUnit; reference: hw/ISA.md).
 //
-// load / store (trigger value = first data row): shape[7:0] rows, row i between data row
-// trigger + i and off-chip bytes ext + i * stride, stride = shape[31:8] bytes (0: one row). A
+// load / store (trigger value = first data row): shape[11:0] rows, row i between data row
+// trigger + i and off-chip bytes ext + i * stride, stride = shape[31:12] bytes (0: one row). A
 // load reads the off-chip memory and writes row i at the end of cycle t0 + LATENCY + i * CPR,
 // a store reads row i in cycle t0 + 1 + i * CPR and writes it off-chip; t0 is the trigger's
 // cycle. The off-chip memory itself lives in the host harness (ext_* ports). The unit counts
@@ -45,7 +45,7 @@ module tta_dma #(
   logic active, load;
   logic [ROW_AW-1:0] row0;
   logic [31:0] ext0, stride, t, last;
-  logic [7:0] n;
+  logic [11:0] n;
   logic [31:0] d, i;
 
   always_comb begin
@@ -54,7 +54,7 @@ module tta_dma #(
     d = t - (load ? 32'(LATENCY) : 32'd1);
     i = d >> $clog2(CPR);
     // the cycle of the last row, and the last busy cycle, counted from the trigger
-    last = (load ? 32'(LATENCY) : 32'd1) + 32'(n - 8'd1) * 32'(CPR);
+    last = (load ? 32'(LATENCY) : 32'd1) + 32'(n - 12'd1) * 32'(CPR);
     busy = active && t <= last + (load ? 32'd0 : 32'(LATENCY - 1));
     mem_re = 1'b0;
     mem_we = 1'b0;
@@ -70,7 +70,7 @@ module tta_dma #(
     ext_wdata = mem_rdata;
   end
 
-  wire start = en && trig && op != OP_DMA_WAIT && sv[7:0] != 8'd0;
+  wire start = en && trig && op != OP_DMA_WAIT && sv[11:0] != 12'd0;
   always_ff @(posedge clk) begin
     if (rst) begin
       {ext, shape, ext0, stride, t} <= '0;
@@ -89,8 +89,8 @@ module tta_dma #(
         load <= op == OP_DMA_LOAD;
         row0 <= trig_d[ROW_AW-1:0];
         ext0 <= xv;
-        n <= sv[7:0];
-        stride <= sv[31:8] == '0 ? 32'(W / 8) : {8'b0, sv[31:8]};
+        n <= sv[11:0];
+        stride <= sv[31:12] == '0 ? 32'(W / 8) : {12'b0, sv[31:12]};
         t <= 32'd1;  // the cycle after the trigger
       end
     end

@@ -38,7 +38,7 @@ async def dma_random_transfers(dut):
         go = rng.random() < 0.8  # else a stall cycle: the unit runs, the core waits
         ext_we, shape_we = rng.random() < 0.3, rng.random() < 0.3
         e = rng.getrandbits(32)
-        s = rng.randrange(0, 12) | (rng.choice([0, 0, 5, width // 8, rng.getrandbits(16)]) << 8)
+        s = rng.randrange(0, 12) | (rng.choice([0, 0, 5, width // 8, rng.getrandbits(16)]) << 12)
         op = rng.randrange(len(DMA_OPS))
         trig = go and rng.random() < 0.3 and (DMA_OPS[op] == "wait" or not model.busy(cycle))
         dut.run.value, dut.en.value = 1, int(go)

@@ -426,11 +426,13 @@ def test_dma_moves_rows_with_strides_and_counts_its_time(tiny, rtl_tiny):
     rng = np.random.default_rng(3)
     offchip = rng.integers(0, 256, off.bytes, dtype=np.uint8)
     dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
-    n, stride = 5, 7  # 5 rows, 7 bytes apart off-chip (overlapping rows)
+    n, stride = 5, 7  # 5 rows, 7 bytes apart off-chip (overlapping rows); shape fits 12 bits
     text = "\n".join([
-        f"1000 -> dma.ext, {n | stride << 8} -> dma.shape",
-        "20 -> dma.load",                 # cycle 1: rows 20..24 land at 1 + lat + i * cpr
-        "0 -> dma.wait",                  # cycle 2: stalls until idle
+        f"{stride} -> alu.in1, 12 -> alu.shl",  # shape = n | stride << 12, built on the ALU
+        f"alu.res -> alu.in1, {n} -> alu.or",
+        "1000 -> dma.ext, alu.res -> dma.shape",
+        "20 -> dma.load",                 # cycle 3: rows 20..24 land at 3 + lat + i * cpr
+        "0 -> dma.wait",                  # cycle 4: stalls until idle
         f"1500 -> dma.ext, {3} -> dma.shape, 40 -> dma.store",  # rows 40..42 to 1500.. (stride 0)
         f"{40 * row} -> lsu.ldw",         # bank 0 read while the store reads row 40: stall
         "0 -> dma.wait, 0 -> ctrl.halt"])
@@ -441,7 +443,7 @@ def test_dma_moves_rows_with_strides_and_counts_its_time(tiny, rtl_tiny):
                                       offchip[1000 + i * stride:1000 + i * stride + row])
     np.testing.assert_array_equal(ext[1500:1500 + 3 * row], mem[40 * row:43 * row])
     c = state.counters
-    load_idle = 1 + lat + (n - 1) * cpr + 1  # the first cycle the load is not busy
+    load_idle = 3 + lat + (n - 1) * cpr + 1  # the first cycle the load is not busy
     assert c["offchip_read_bits"] == n * tiny.vector_width
     assert c["offchip_write_bits"] == 3 * tiny.vector_width
     # the wait stalls until load_idle and executes then; the store starts the cycle after and
@@ -451,4 +453,4 @@ def test_dma_moves_rows_with_strides_and_counts_its_time(tiny, rtl_tiny):
     store = load_idle + 1
     store_idle = store + 1 + 2 * cpr + lat
     assert cycles == store_idle + 1 == c["cycles"]
-    assert c["dma_stall_cycles"] == c["stall_cycles"] == cycles - 6  # 6 instructions
+    assert c["dma_stall_cycles"] == c["stall_cycles"] == cycles - 8  # 8 instructions
