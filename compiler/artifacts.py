@@ -7,6 +7,8 @@ A compiled directory holds:
   program.s       assembly, labelled per layer
   program.bin     the instruction words as the harness loads them
   dmem.bin        the data-memory image (weights, parameters; activations come at run time)
+  offchip.bin     the off-chip memory image (constants the layers load with the DMA unit when
+                  they do not all fit the data memory; empty otherwise)
   layers.pkl      the layer IR (integers and scales of every accelerator layer)
   host.pt2        the float network, exported: the host part is rebuilt from it by `load`
   accel.yaml      the accelerator config it was compiled for
@@ -107,10 +109,11 @@ def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path
     prog = net.program
     (d / "program.s").write_text(prog.listing)
     (d / "program.bin").write_bytes(prog.program.harness_words().tobytes())
-    image = np.zeros(max((a + len(b) for a, b in prog.image), default=0), np.uint8)
-    for addr, data in prog.image:
-        image[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
-    (d / "dmem.bin").write_bytes(image.tobytes())
+    for name, segments in (("dmem.bin", prog.image), ("offchip.bin", prog.offchip)):
+        image = np.zeros(max((a + len(b) for a, b in segments), default=0), np.uint8)
+        for addr, data in segments:
+            image[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
+        (d / name).write_bytes(image.tobytes())
     with open(d / "layers.pkl", "wb") as f:
         pickle.dump({"layers": net.layers, "bindings": prog.layers,
                      "func_layer": net._func_layer}, f)
@@ -141,7 +144,9 @@ def load(directory: str | Path):
     with open(d / "layers.pkl", "rb") as f:
         saved = pickle.load(f)
     image = (d / "dmem.bin").read_bytes()
-    compiled = CompiledProgram(config, program, listing, [(0, image)], saved["bindings"])
+    offchip = (d / "offchip.bin").read_bytes() if (d / "offchip.bin").is_file() else b""
+    compiled = CompiledProgram(config, program, listing, [(0, image)], saved["bindings"],
+                               [(0, offchip)] if offchip else [])
     ep = torch.export.load(str(d / "host.pt2"))
     mod = partition_for_tta(fold_for_tta(to_relax(ep)).mod)
     funcs = [p.layer for p in placement(mod) if p.where == CODEGEN]

@@ -8,8 +8,9 @@ for depthwise ones, row operations for pooling, adds and affine layers (`compile
 Memory: constants (weights, parameter rows) sit at the bottom, activations right above them. No
 instruction stalls on a bank conflict wherever they lie: the scheduler never puts an LSU access
 and a vector-unit memory access of the same kind in one cycle (and the loop bodies use no LSU).
-Constants of all layers stay resident when they fit; otherwise each layer's are streamed
-(written by the executor before it runs).
+Constants of all layers stay resident when they fit; otherwise each layer's constants live in
+the off-chip memory (`CompiledProgram.offchip`) and its code starts by loading them with the DMA
+unit (a transfer and a wait whose stall the compiler knows).
 Activations that do not fit run in tiles of output rows (`RowTiling`), the executor writing each
 tile's window.
 """
@@ -30,41 +31,39 @@ from hw.isa import Encoding
 
 def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: bool | None = None,
                    host_inputs: frozenset[str] = frozenset()) -> CompiledProgram:
-    """Weights stay resident when all layers' constants fit beside the largest activations;
-    otherwise (or with stream_weights=True) each layer's constants start at address 0 and the
-    executor writes them before the layer runs. `host_inputs`: layers whose input is the
-    network's (the host writes it, in any layout: stems take patches)."""
+    """Constants stay resident when all layers' fit beside the activations. Otherwise the
+    layers with the largest constants are streamed, as few as needed (all of them with
+    stream_weights=True): their constants live in the off-chip memory and each loads its own
+    into a buffer above the resident ones (DMA) when it runs. `host_inputs`: layers whose input
+    is the network's (the host writes it, in any layout: stems take patches)."""
     if config.buses < 3 or not all(config.has_unit(u) for u in ("alu", "lsu", "vmac")):
         raise CompileError(f"accelerator '{config.name}': the code generator needs at least 3 "
                            f"buses and the alu, lsu and vmac units")
     if config.vector_width < 64:
         raise CompileError(f"accelerator '{config.name}': the code generator needs W >= 64")
-    if stream_weights is None:
-        try:
-            return compile_layers(layers, config, False, host_inputs)
-        except MemoryFitError:
-            if len(layers) == 1:
-                raise
-            return compile_layers(layers, config, True, host_inputs)
     enc = Encoding(config)
 
     def plan(i: int, layer: Layer, mem: Memory) -> Plan:
         return get_kind(layer.kind).plan(i, layer, config, mem, layer.name in host_inputs)
 
-    if stream_weights:
-        emitted, plans = [], []
-        for i, layer in enumerate(layers):
-            mem = Memory(config)
-            p = plan(i, layer, mem)
-            lines, binding = _emit_all([p], mem, enc)[0]
-            emitted.append((lines, replace(binding, image=tuple(mem.image))))
-            plans.append(p)
-        image = []
-    else:
-        mem = Memory(config)
-        plans = [plan(i, layer, mem) for i, layer in enumerate(layers)]
-        emitted = _emit_all(plans, mem, enc)
-        image = mem.image
+    # constants of each layer alone, largest first: the order in which layers are streamed
+    sizes = [Memory(config) for _ in layers]
+    for i, layer in enumerate(layers):
+        plan(i, layer, sizes[i])
+    by_size = sorted(range(len(layers)), key=lambda i: -sizes[i].top)
+    first, error = len(layers) if stream_weights else 0, None
+    for n_streamed in range(first, len(layers) + 1):
+        if n_streamed and not config.has_unit("dma"):
+            raise error or MemoryFitError(f"accelerator '{config.name}' has no dma unit to "
+                                          f"load streamed constants")
+        try:
+            plans, emitted, image, offchip = _place(layers, set(by_size[:n_streamed]), plan,
+                                                    config, enc)
+            break
+        except MemoryFitError as exc:
+            error = error or exc  # the resident attempt's reason is the clearest
+            if n_streamed == len(layers):
+                raise exc from None
     listing: list[str] = []
     bindings: dict[str, LayerBinding] = {}
     for p, (lines, binding) in zip(plans, emitted):
@@ -82,12 +81,31 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     for p in plans:
         b = bindings[p.layer.name]
         bindings[p.layer.name] = replace(b, entry=program.labels[p.label])
-    return CompiledProgram(config, program, text, image, bindings)
+    return CompiledProgram(config, program, text, image, bindings, offchip)
 
 
-def _emit_all(plans: list[Plan], mem: Memory, enc: Encoding):
-    while True:  # emitting may add constants, which can move the activations' area up
-        scratch = align_up(mem.top, mem.row)
-        emitted = [p.emit(scratch, enc) for p in plans]
-        if mem.top <= scratch:
-            return emitted
+def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding):
+    """Plans with the resident constants from row 0 and each streamed layer's in a buffer
+    above them (loaded by its code from `offchip`), activations above both."""
+    resident = Memory(config)
+    mems = {i: resident for i in range(len(layers)) if i not in streamed}
+    plans = [plan(i, layer, mems[i]) if i in mems else None for i, layer in enumerate(layers)]
+    base = align_up(resident.top, resident.row)
+    offchip, ext = [], 0
+    for i in sorted(streamed):
+        mem = mems[i] = Memory(config, base)
+        plans[i] = p = plan(i, layers[i], mem)
+        rows = -(-(mem.top - base) // mem.row)
+        if rows:
+            p.preload = (ext, rows, base // mem.row)
+            offchip += [(ext + addr - base, data) for addr, data in mem.image]
+            ext += rows * mem.row
+    if ext > config.offchip.bytes:
+        raise CompileError(f"the streamed constants ({ext} bytes) do not fit the off-chip "
+                           f"memory of accelerator '{config.name}' ({config.offchip.bytes} "
+                           f"bytes)")
+    top = max(m.top for m in mems.values()) if mems else 0
+    for m in mems.values():
+        m.top = top  # the activations' area starts above every layer's constants
+    scratch = align_up(top, resident.row)
+    return plans, [p.emit(scratch, enc) for p in plans], resident.image, offchip

@@ -4,8 +4,10 @@ simulation.
 Every layer is straight-line blocks with execution counts fixed at compile time
 (`LayerBinding.blocks`). The estimator decodes each instruction of the program once into the
 events its moves cause (the golden model's counting rules, hw/ISA.md: `event_table`), then a
-layer's counters are its instructions' events weighted by their execution counts; the energy
-model turns counters into joules. Cycles are instructions executed (one per cycle).
+layer's counters are its instructions' events weighted by their execution counts, plus what the
+compiler states per block (the DMA's transfers and the stalls of its waits, which it knows from
+the DMA's timing); the energy model turns counters into joules. Cycles are instructions executed
+(one per cycle) plus those stalls.
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ def estimate_layer(compiled: CompiledProgram, binding: LayerBinding) -> dict[str
     total = (count @ plain[rows] + taken @ guarded[rows]) * binding.tiles
     counters = dict(zip(names, (int(v) for v in total)))
     counters["cycles"] = int(count.sum()) * binding.tiles
+    for b in binding.blocks:  # stalls and DMA traffic the compiler knows per execution
+        counters["cycles"] += b.stall * b.count * binding.tiles
+        for name, k in b.events:
+            counters[name] += k * b.count * binding.tiles
     return counters
 
 

@@ -54,6 +54,8 @@ class MachineBackend(Backend):
         self.machine.load_program(compiled.program)
         for addr, data in compiled.image:
             self.machine.write_dmem(addr, data)
+        for addr, data in compiled.offchip:  # constants the layers load themselves (DMA)
+            self.machine.write_offchip(addr, data)
 
     def run(self, layer_name, *inputs):
         b = self.compiled.layers[layer_name]
@@ -66,8 +68,6 @@ class MachineBackend(Backend):
                 raise CompileError(f"layer {layer_name}: input of {np.asarray(x).size} values, "
                                    f"expected shape {shape}")
         dtype = np.int32 if b.output.bits == 32 else np.int8
-        for addr, data in b.image:  # streamed weights and parameters of this layer
-            self.machine.write_dmem(addr, data)
         out_shape = b.layer.out_shape
         if b.row_tiling is None:
             for layout, x in zip(b.inputs, inputs):

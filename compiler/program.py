@@ -22,6 +22,9 @@ class ExecBlock:
     length: int
     count: int  # executions of each of its instructions per run (per row tile)
     exits: int = 0  # executions of its last instruction whose guarded jump falls through
+    stall: int = 0  # cycles its instructions wait per execution (a DMA wait; known statically)
+    events: tuple[tuple[str, int], ...] = ()  # counter increments per execution besides its
+    #                                           instructions' (a DMA transfer's traffic, stalls)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,6 @@ class LayerBinding:
     mac_bits: int  # precision the vector unit runs at (8, 2, 1; 0 for row operations)
     tiling: dict = field(default_factory=dict)  # loop structure, for the manifest
     row_tiling: RowTiling | None = None  # inputs padded and written by the executor, per tile
-    image: tuple = ()  # streamed weights: this layer's constants, written before each run
     blocks: tuple[ExecBlock, ...] = ()  # the layer's code with its execution counts
     im2col: Im2col | None = None  # the input is written as patches (a stem reading the input)
 
@@ -58,3 +60,4 @@ class CompiledProgram:
     listing: str  # assembly, labelled per layer
     image: list[tuple[int, bytes]] = field(default_factory=list)  # data-memory segments
     layers: dict[str, LayerBinding] = field(default_factory=dict)
+    offchip: list[tuple[int, bytes]] = field(default_factory=list)  # off-chip memory segments

@@ -25,11 +25,12 @@ class Memory:
     one scratch area above them, since the host moves activations between layer runs. The last
     row stays free: the activation window reads a row past the one it starts in."""
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, base: int = 0):
         self.config, self.row = config, config.vector_width // 8
         self.limit = config.dmem_bytes - self.row
-        self.top = 0
+        self.top = base
         self.image: list[tuple[int, bytes]] = []
+        self.pool: dict[bytes, int] = {}  # constant rows shared by content -> row
 
     def alloc(self, size: int, align: int, what: str, data: bytes | None = None) -> int:
         addr = align_up(self.top, align)
@@ -45,6 +46,12 @@ class Memory:
     def rows(self, data: bytes, what: str) -> int:
         """Whole rows of constant data; returns the first row."""
         return self.alloc(len(data), self.row, what, data) // self.row
+
+    def shared_row(self, data: bytes, what: str) -> int:
+        """One row of constant data, shared with any identical row already placed."""
+        if data not in self.pool:
+            self.pool[data] = self.rows(data, what)
+        return self.pool[data]
 
 
 def align_up(n: int, a: int) -> int:
@@ -72,12 +79,13 @@ class Plan:
         self.chunk = self.w // 32  # L: output lanes of a dot-product trigger
         self.lat = {u: config.latency(u) for u in ("alu", "lsu", "vmac")}
         self.label = f"L{index}_" + re.sub(r"[^\w]", "_", layer.name)
-        self.rows_pool: dict[bytes, int] = {}  # constant rows -> first row
+        self.preload: tuple[int, int, int] | None = None  # (off-chip address, rows, first
+        #                                                   data row) of streamed constants
 
     def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
-                   shift: np.ndarray | None = None) -> dict[str, int]:
+                   shift: np.ndarray | None = None) -> dict[str, list[int]]:
         """One group's per-lane banks as rows (bias and mul: 4 rows of int32 words, shift: a
-        row of bytes); returns the first row of each bank present."""
+        row of bytes), identical rows shared; returns each bank's rows, part by part."""
         rows = {"bias": np.asarray(bias, np.int64)}
         if mul is not None:
             rows["mul"] = np.asarray(mul, np.int64)
@@ -87,10 +95,10 @@ class Plan:
         for bank, values in rows.items():
             data = (values & 63).astype(np.uint8) if bank == "shift" \
                 else values.astype(np.int64).astype("<u4").view(np.uint8)
-            key = data.tobytes()
-            if key not in self.rows_pool:  # emitted again when constants move: allocate once
-                self.rows_pool[key] = self.mem.rows(key, f"layer {self.layer.name}: {bank} row")
-            out[bank] = self.rows_pool[key]
+            data = data.tobytes()
+            out[bank] = [self.mem.shared_row(data[k:k + self.row],
+                                             f"layer {self.layer.name}: {bank} row")
+                         for k in range(0, len(data), self.row)]
         return out
 
     def tile_rows(self, scratch: int, oh: int, in_rows, in_row_bytes: int,
@@ -150,25 +158,48 @@ class Emitter:
             t, src = t + 2 * la, "alu.res"
         tl.place(chain + [M(t, src, dst), *(M(t, s, d) for s, d in extra)])
 
-    def load_params(self, tl: Timeline, rows: dict[str, int]) -> None:
+    def load_params(self, tl: Timeline, rows: dict[str, list[int]]) -> None:
         """lbias / lmul (4 parts each) and lshift from parameter rows."""
-        parts = self.plan.group // self.plan.chunk
-        for bank, first in rows.items():
+        for bank, parts in rows.items():
             if bank == "shift":
-                tl.place([M(0, self.imm(first), "vmac.lshift")])
+                tl.place([M(0, self.imm(parts[0]), "vmac.lshift")])
                 continue
-            for q in range(parts):
-                tl.place([M(0, str(q), "vmac.prm"), M(0, self.imm(first + q), f"vmac.l{bank}")])
+            for q, row in enumerate(parts):
+                tl.place([M(0, str(q), "vmac.prm"), M(0, self.imm(row), f"vmac.l{bank}")])
 
     def block(self, tl: Timeline, label: str | None = None, count: int = 1,
-              exits: int = 0) -> int:
+              exits: int = 0, stall: int = 0, events: tuple = ()) -> int:
+        """Append a block; returns the cycles one execution of it takes."""
         lines = tl.lines(halt=False) or ["nop"]
         if label:
             self.lines.append(f"{label}:")
         self.lines.extend(lines)
-        self.blocks.append(ExecBlock(self.n_instr, len(lines), count, exits))
+        self.blocks.append(ExecBlock(self.n_instr, len(lines), count, exits, stall, events))
         self.n_instr += len(lines)
-        return len(lines)
+        return len(lines) + stall
+
+    def start(self) -> int:
+        """The layer's label and, when its constants come from the off-chip memory, their
+        load: one DMA transfer into rows 0.., then a wait whose stall is known (hw/ISA.md:
+        the last row lands latency + (n - 1) * cpr cycles after the trigger). Returns cycles."""
+        self.lines.append(f"{self.plan.label}:")
+        if self.plan.preload is None:
+            return 0
+        ext, n, first = self.plan.preload
+        c = self.plan.config
+        cpr, w = c.offchip.cycles_per_row(c.vector_width), c.vector_width
+        setup = Timeline(c)
+        self.value(setup, ext, "dma.ext")
+        self.value(setup, n, "dma.shape")
+        setup.barrier()
+        setup.place([M(0, self.imm(first), "dma.load")])
+        cycles = self.block(setup, events=(("dmem_write_bits", n * w),
+                                          ("offchip_read_bits", n * w)))
+        stall = c.offchip.latency_cycles + (n - 1) * cpr
+        wait = Timeline(c)
+        wait.place([M(0, "0", "dma.wait")])
+        return cycles + self.block(wait, stall=stall, events=(("stall_cycles", stall),
+                                                             ("dma_stall_cycles", stall)))
 
     def halt(self) -> int:
         self.lines.append("0 -> ctrl.halt")

@@ -60,6 +60,8 @@ class DotPlan(WindowPlan):
         t = conv.stride[1] * s
         while k < L and (L // k - 1) * t > L:  # lane groups beyond the two-row window
             k *= 2
+        if conv.out_shape[2] == 1:  # one position per output row: lane groups would idle
+            k = L
         n = L // k
         A = k if o <= L else lanes_per_position(o, L, G)
         chunks = -(-o // L)

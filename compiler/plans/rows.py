@@ -31,6 +31,10 @@ class RowPlan(Plan):
         super().__init__(index, layer, config, mem)
         if layer.out.kind != "int8":
             raise CompileError(f"layer {layer.name}: {type(layer).__name__} writes int8 only")
+        self.params = self.param_sets()  # allocated at planning, like every constant
+
+    def param_sets(self) -> list[dict]:
+        return [self.requant_params()]
 
     def requant_params(self, channels: np.ndarray | None = None) -> dict[str, int]:
         """Parameter rows of one group: the layer's requantization per lane (per channel when
@@ -56,8 +60,7 @@ class RowPlan(Plan):
         lo, hi = getattr(layer, "clip", (QMIN, 127)) if bypass else (rq.lo, rq.hi)
         em = Emitter(self, enc)
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
-        cycles = 0
-        em.lines.append(f"{self.label}:")
+        cycles = em.start()
         for g in range(n_groups):
             pro = Timeline(cfg)
             pro.place([M(0, "0", "vmac.base")])
@@ -121,7 +124,7 @@ class PoolPlan(RowPlan):
                for i, (ky, kx) in enumerate(taps)]
         tiles = -(-oh // rows)
         tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), layer.padding, fill, 0)
-        return self.emit_rows(enc, (in_l,), out_l, n_groups, [self.requant_params()], ops,
+        return self.emit_rows(enc, (in_l,), out_l, n_groups, self.params, ops,
                               rows, ow, sx * n_groups, (sy * cols - ow * sx) * n_groups, tiling,
                               {})
 
@@ -145,7 +148,7 @@ class AddPlan(RowPlan):
             Emitter(self, enc).imm(f)
         ops = [("aset", 0, None)] + ([("radd", 0, layer.ka - 1)] if layer.ka != 1 else [])
         ops.append(("radd", n_rows, layer.kb))
-        return self.emit_rows(enc, inputs, out_l, 1, [self.requant_params()], ops, 1, n_rows,
+        return self.emit_rows(enc, inputs, out_l, 1, self.params, ops, 1, n_rows,
                               1, 0, None, {})
 
 
@@ -153,10 +156,20 @@ class AffinePlan(RowPlan):
     """out = requant(x + bias[c]) per channel: positions of A = next_pow2(C) bytes (whole groups
     above G), walked row by row; lane j of a group holds channel j mod A."""
 
+    def lanes(self) -> int:
+        c, G = self.layer.in_grid[0], self.group
+        return next_pow2(c) if c < G else align_up(c, G)
+
+    def param_sets(self) -> list[dict]:
+        A, G, c = self.lanes(), self.group, self.layer.in_grid[0]
+        return [self.requant_params(np.minimum(
+            (np.arange(G) % A) if A < G else r * G + np.arange(G), c - 1))
+            for r in range(max(1, A // G))]
+
     def emit(self, scratch: int, enc: Encoding):
         layer, G = self.layer, self.group
         c, h, w = layer.in_grid
-        A = next_pow2(c) if c < G else align_up(c, G)
+        A = self.lanes()
         n_rows = -(-h * w * A // G)
         size = n_rows * self.row
         in_l = Layout(scratch, (c, h, w), h, w, (0, 0), 8 * A, 8)
@@ -165,11 +178,7 @@ class AffinePlan(RowPlan):
             raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
                                f"of accelerator '{self.config.name}'; element-wise layers are "
                                f"not tiled")
-        sets = max(1, A // G)
-        params = []
-        for r in range(sets):
-            ch = (np.arange(G) % A) if A < G else r * G + np.arange(G)
-            params.append(self.requant_params(np.minimum(ch, c - 1)))
+        sets = len(self.params)
         # with several sets, each set walks its own rows (every sets-th row)
-        return self.emit_rows(enc, (in_l,), out_l, sets, params, [("aset", 0, None)], 1,
+        return self.emit_rows(enc, (in_l,), out_l, sets, self.params, [("aset", 0, None)], 1,
                               n_rows // sets, sets, 0, None, {"lanes_per_position": A})

@@ -130,8 +130,7 @@ class WindowPlan(Plan):
                        min(self.ebits, 32), 0)
         em = Emitter(self, enc)
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
-        cycles = 0
-        em.lines.append(f"{self.label}:")
+        cycles = em.start()
         for p in range(self.passes):
             pro = Timeline(cfg)
             em.value(pro, self.vg, "vmac.vg")
