@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from compiler.errors import CompileError, MemoryFitError
 from compiler.kinds import get_kind
 from compiler.layer_ir import Layer
 from compiler.plans.base import Memory, Plan, align_up
+from compiler.plans.segments import Offchip
 from compiler.program import CompiledProgram, LayerBinding
 from hw.asm import assemble
 from hw.config import AccelConfig
@@ -49,6 +52,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     # constants of each layer alone, largest first: the order in which layers are streamed
     sizes = [Memory(config) for _ in layers]
     for i, layer in enumerate(layers):
+        sizes[i].limit = 1 << 62  # measure, whatever the data memory
         plan(i, layer, sizes[i])
     by_size = sorted(range(len(layers)), key=lambda i: -sizes[i].top)
     first, error = len(layers) if stream_weights else 0, None
@@ -86,26 +90,33 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
 
 def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding):
     """Plans with the resident constants from row 0 and each streamed layer's in a buffer
-    above them (loaded by its code from `offchip`), activations above both."""
+    above them (loaded by its own code from the off-chip memory), activations above both (from
+    a bank boundary when a layer loads weights while it computes, so the DMA's writes never
+    meet the core's)."""
     resident = Memory(config)
     mems = {i: resident for i in range(len(layers)) if i not in streamed}
     plans = [plan(i, layer, mems[i]) if i in mems else None for i, layer in enumerate(layers)]
     base = align_up(resident.top, resident.row)
-    offchip, ext = [], 0
+    area = Offchip()
     for i in sorted(streamed):
-        mem = mems[i] = Memory(config, base)
+        mem = mems[i] = Memory(config, base, area)
         plans[i] = p = plan(i, layers[i], mem)
-        rows = -(-(mem.top - base) // mem.row)
+        end = p.preload_top if p.preload_top is not None else mem.top
+        rows = -(-(end - base) // mem.row)
         if rows:
-            p.preload = (ext, rows, base // mem.row)
-            offchip += [(ext + addr - base, data) for addr, data in mem.image]
-            ext += rows * mem.row
-    if ext > config.offchip.bytes:
-        raise CompileError(f"the streamed constants ({ext} bytes) do not fit the off-chip "
+            data = np.zeros(rows * mem.row, np.uint8)
+            for addr, chunk in mem.image:
+                if addr < end:
+                    data[addr - base:addr - base + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            p.preload = (area.add(data.tobytes()), rows, base // mem.row)
+    if area.top > config.offchip.bytes:
+        raise CompileError(f"the streamed constants ({area.top} bytes) do not fit the off-chip "
                            f"memory of accelerator '{config.name}' ({config.offchip.bytes} "
                            f"bytes)")
     top = max(m.top for m in mems.values()) if mems else 0
+    if config.dmem_banks > 1 and any(p.dma_segments for p in plans):
+        top = align_up(top, config.bank_bytes)
     for m in mems.values():
         m.top = top  # the activations' area starts above every layer's constants
     scratch = align_up(top, resident.row)
-    return plans, [p.emit(scratch, enc) for p in plans], resident.image, offchip
+    return plans, [p.emit(scratch, enc) for p in plans], resident.image, area.image

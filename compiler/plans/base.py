@@ -25,10 +25,11 @@ class Memory:
     one scratch area above them, since the host moves activations between layer runs. The last
     row stays free: the activation window reads a row past the one it starts in."""
 
-    def __init__(self, config: AccelConfig, base: int = 0):
+    def __init__(self, config: AccelConfig, base: int = 0, offchip=None):
         self.config, self.row = config, config.vector_width // 8
         self.limit = config.dmem_bytes - self.row
         self.top = base
+        self.offchip = offchip  # a streamed layer's: where constants it loads itself go
         self.image: list[tuple[int, bytes]] = []
         self.pool: dict[bytes, int] = {}  # constant rows shared by content -> row
 
@@ -81,6 +82,8 @@ class Plan:
         self.label = f"L{index}_" + re.sub(r"[^\w]", "_", layer.name)
         self.preload: tuple[int, int, int] | None = None  # (off-chip address, rows, first
         #                                                   data row) of streamed constants
+        self.preload_top: int | None = None  # constants the layer loads when it starts end here
+        self.dma_segments = False  # its weights come in segments, loaded while it computes
 
     def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
                    shift: np.ndarray | None = None) -> dict[str, list[int]]:
@@ -180,26 +183,39 @@ class Emitter:
 
     def start(self) -> int:
         """The layer's label and, when its constants come from the off-chip memory, their
-        load: one DMA transfer into rows 0.., then a wait whose stall is known (hw/ISA.md:
-        the last row lands latency + (n - 1) * cpr cycles after the trigger). Returns cycles."""
+        load into the rows from its first. Returns the cycles it takes."""
         self.lines.append(f"{self.plan.label}:")
         if self.plan.preload is None:
             return 0
         ext, n, first = self.plan.preload
+        return self.dma_load(ext, n, first)
+
+    def dma_trigger(self, ext: int, n: int, first: int) -> int:
+        """A DMA load of n rows from off-chip address ext into rows first..; returns cycles."""
         c = self.plan.config
-        cpr, w = c.offchip.cycles_per_row(c.vector_width), c.vector_width
         setup = Timeline(c)
         self.value(setup, ext, "dma.ext")
         self.value(setup, n, "dma.shape")
         setup.barrier()
         setup.place([M(0, self.imm(first), "dma.load")])
-        cycles = self.block(setup, events=(("dmem_write_bits", n * w),
-                                          ("offchip_read_bits", n * w)))
-        stall = c.offchip.latency_cycles + (n - 1) * cpr
+        bits = n * c.vector_width
+        return self.block(setup, events=(("dmem_write_bits", bits), ("offchip_read_bits", bits)))
+
+    def dma_wait(self, n: int, gap: int) -> int:
+        """The wait for a load of n rows triggered `gap` cycles before it (after the trigger's
+        own): it stalls until the last row has landed, latency + (n - 1) * cpr cycles after the
+        trigger (hw/ISA.md). Returns cycles."""
+        c = self.plan.config
+        stall = max(0, c.offchip.latency_cycles
+                    + (n - 1) * c.offchip.cycles_per_row(c.vector_width) - gap)
         wait = Timeline(c)
         wait.place([M(0, "0", "dma.wait")])
-        return cycles + self.block(wait, stall=stall, events=(("stall_cycles", stall),
-                                                             ("dma_stall_cycles", stall)))
+        return self.block(wait, stall=stall,
+                          events=(("stall_cycles", stall), ("dma_stall_cycles", stall)))
+
+    def dma_load(self, ext: int, n: int, first: int) -> int:
+        """A load waited for at once."""
+        return self.dma_trigger(ext, n, first) + self.dma_wait(n, 0)
 
     def halt(self) -> int:
         self.lines.append("0 -> ctrl.halt")

@@ -97,29 +97,13 @@ class DotPlan(WindowPlan):
                         entries.append(((ky, kx, word), len(rows)))
                         rows.append(pack_values(vals.reshape(-1), bits))
             self.entries.append(entries)
-        first = self.mem.rows(b"".join(r.tobytes() for r in rows), f"layer {layer.name}: weights")
-        self.entries = [[(t_, first + r) for t_, r in e] for e in self.entries]
-        pass_lanes = min(A, self.w)
-        per_pass = pass_lanes // L if o > L else 1
-        per_block = max(sum(len(e) for e in self.entries[q:q + per_pass])
-                        for q in range(0, chunks, per_pass))
-        self.setup(conv, s, bits, A, n, pass_lanes, bits, vg, per_block)
+        self.weight_rows = rows
+        self.setup(conv, s, bits, A, n, min(A, self.w), bits, vg, L, DOT_OPS[bits])
         self.macs = int(layer.weight.size) * int(np.prod(conv.out_shape[1:]))
 
     def bias(self) -> np.ndarray:
         return self.conv.bias.astype(np.int64) + self.bias_fix
 
-    def triggers(self, p: int) -> list[tuple[str, int, int, int]]:
-        conv, s, L = self.conv, self.s, self.chunk
-        (_, sx), (dy, dx) = conv.stride, conv.dilation
-        acc_op, start_op = DOT_OPS[self.bits]
-        per_pass = self.pass_lanes // L if self.chunks > 1 else 1
-        out = []
-        for b in range(self.p // self.n):  # block of n positions
-            for q in range(p * per_pass, min(self.chunks, (p + 1) * per_pass)):
-                # lanes: n positions of k lanes (one chunk), or a position's chunks
-                base = b * self.pass_lanes + (q - p * per_pass) * L if self.chunks > 1 else b * L
-                for i, ((ky, kx, word), row) in enumerate(self.entries[q]):
-                    x = (ky * dy * self.cols + kx * dx) * s + word + b * self.n * sx * s
-                    out.append((start_op if i == 0 else acc_op, x, row, base))
-        return out
+    def x_offset(self, key, q: int, block: int) -> int:
+        (ky, kx, word), (_, sx), (dy, dx) = key, self.conv.stride, self.conv.dilation
+        return (ky * dy * self.cols + kx * dx) * self.s + word + block * self.n * sx * self.s

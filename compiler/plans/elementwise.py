@@ -39,7 +39,7 @@ class DepthwisePlan(WindowPlan):
 
         kh, kw = conv.kernel
         w = conv.weight[:, 0].astype(np.int64)  # [C, KH, KW]
-        rows, self.taps = [], []
+        rows, self.entries = [], []
         for q in range(chunks):
             taps = []
             chans = np.arange(q * lanes, min(c, (q + 1) * lanes))
@@ -50,26 +50,11 @@ class DepthwisePlan(WindowPlan):
                         vals[g * k + np.arange(len(chans))] = w[chans, ky, kx]
                     taps.append(((ky, kx), len(rows)))
                     rows.append(pack_values(vals, bits))
-            self.taps.append(taps)
-        first = self.mem.rows(b"".join(r.tobytes() for r in rows), f"layer {layer.name}: weights")
-        self.taps = [[(t_, first + r) for t_, r in taps] for taps in self.taps]
-        pass_lanes = min(A, self.w)
-        per_pass = pass_lanes // lanes if chunks > 1 else 1
-        self.setup(conv, s, bits, A, m, pass_lanes, bits, vg, per_pass * kh * kw)
+            self.entries.append(taps)
+        self.weight_rows = rows
+        self.setup(conv, s, bits, A, m, min(A, self.w), bits, vg, lanes, EW_OPS[bits])
 
-    def triggers(self, p: int) -> list[tuple[str, int, int, int]]:
-        conv, s = self.conv, self.s
-        (_, sx), (dy, dx) = conv.stride, conv.dilation
-        acc_op, start_op = EW_OPS[self.bits]
-        per_pass = self.pass_lanes // self.lanes if self.chunks > 1 else 1
-        per_word = 32 // self.bits
-        out = []
-        for b in range(self.p // self.n):  # block of n positions
-            for q in range(p * per_pass, min(self.chunks, (p + 1) * per_pass)):
-                base = b * self.pass_lanes + (q - p * per_pass) * self.lanes \
-                    if self.chunks > 1 else b * self.lanes
-                for i, ((ky, kx), row) in enumerate(self.taps[q]):
-                    x = (ky * dy * self.cols + kx * dx) * s + q * self.lanes // per_word \
-                        + b * self.n * sx * s
-                    out.append((start_op if i == 0 else acc_op, x, row, base))
-        return out
+    def x_offset(self, key, q: int, block: int) -> int:
+        (ky, kx), (_, sx), (dy, dx) = key, self.conv.stride, self.conv.dilation
+        return (ky * dy * self.cols + kx * dx) * self.s + q * self.lanes * self.bits // 32 \
+            + block * self.n * sx * self.s

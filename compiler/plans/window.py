@@ -25,7 +25,8 @@ from compiler.errors import CompileError
 from compiler.intsem import pad_value
 from compiler.layer_ir import Conv2d
 from compiler.layout import Im2col, Layout, RowTiling
-from compiler.plans.base import Emitter, Plan, align_up, indent, next_pow2
+from compiler.plans.base import Emitter, Plan, align_up, indent
+from compiler.plans.segments import Segment, plan_segments
 from compiler.program import LayerBinding
 from compiler.schedule import Timeline, TimedMove as M
 from hw.isa import Encoding
@@ -35,23 +36,31 @@ MAX_BODY = 768  # MAC triggers per iteration: longer bodies only grow the progra
 
 
 class WindowPlan(Plan):
-    """Shared by the dot and element-wise plans. A subclass's __init__ calls `setup(...)` with
-    its geometry, then `triggers(pass)` lists one iteration's MACs."""
+    """Shared by the dot and element-wise plans. A subclass's __init__ prepares its weight rows
+    (`weight_rows`, and per chunk of lanes `entries`: (key, row index)), then calls `setup`;
+    it gives each trigger's activation offset (`x_offset`) and accumulator base (`acc_base`)."""
 
     conv: Conv2d
     im2col: Im2col | None = None
+    weight_rows: list
+    entries: list[list]
 
     def setup(self, conv: Conv2d, s: int, in_bits: int, A: int, n: int, pass_lanes: int,
-              mac_bits: int, vg: int, per_block: int) -> None:
+              mac_bits: int, vg: int, chunk_lanes: int, ops: tuple[str, str]) -> None:
         """s: words per input position; in_bits: element bits of the input layout; A: lanes
         per output position; n: positions per MAC trigger; pass_lanes: lanes of one pass (A,
-        or W when A > W); vg: the window geometry; per_block: MAC triggers per n positions."""
+        or W when A > W); vg: the window geometry; chunk_lanes: lanes of one chunk; ops: the
+        (accumulate, start) opcodes."""
         self.conv, self.s, self.in_bits, self.A, self.n = conv, s, in_bits, A, n
         self.mac_bits, self.vg, self.pass_lanes = mac_bits, vg, pass_lanes
+        self.chunk_lanes, self.ops, self.chunks = chunk_lanes, ops, len(self.entries)
         self.passes = -(-A // pass_lanes)
+        self.per_pass = pass_lanes // chunk_lanes if self.chunks > 1 else 1
         o, oh, ow = conv.out_shape
         self.ebits = EBITS[conv.out.kind]
         G = self.group
+        per_block = max(sum(len(e) for e in self.entries[q:q + self.per_pass])
+                        for q in range(0, self.chunks, self.per_pass))
         # Positions per iteration: as many as the lanes hold, a multiple of n; with several
         # iterations per row, whole rows of output per iteration.
         cap = max(n, self.w // pass_lanes // n * n)
@@ -65,19 +74,50 @@ class WindowPlan(Plan):
                 self.p -= unit
             self.nx = -(-ow // self.p)
             self.cols_out = self.nx * self.p
-        (_, sx), (kw, dx) = conv.stride, (conv.kernel[1], conv.dilation[1])
+        (sy, sx), (kh, kw), (dy, dx) = conv.stride, conv.kernel, conv.dilation
         _, pl, _, pr = conv.padding
         self.cols = max(conv.in_shape[2] + pl + pr, (self.nx * self.p - 1) * sx + (kw - 1) * dx + 1)
         self.macs = int(conv.weight.size) * oh * ow
         # Parameter rows: one set when positions repeat the channel pattern within a group,
         # else one per group of G channels, loaded before that group's post-processing.
         self.param_sets = [self._params(r) for r in range(max(1, A // G))]
+        # Weights: resident, or in segments loaded while the layer computes.
+        act_min = align_up(((kh - 1) * dy + 1) * self.cols * self.s * 4, self.row) + \
+            align_up(self.cols_out * A * self.ebits // 8, self.row)
+        per_out = self.chunk_lanes if conv.out.kind == "int32" else G
+        self.segments = plan_segments(
+            self, self.entries,
+            [range(p * self.per_pass, min(self.chunks, (p + 1) * self.per_pass))
+             for p in range(self.passes)],
+            one_window=oh == 1 and self.nx == 1, align=max(1, per_out // chunk_lanes),
+            act_min=act_min)
+        if not self.dma_segments:
+            self.preload_top = self.mem.top
 
     # --- to be provided by subclasses ---------------------------------------------------------
-    def triggers(self, p: int) -> list[tuple[str, int, int, int]]:
-        """(opcode, x offset in words from the iteration's first input position, weight row,
-        accumulator base) of one iteration of pass p, in order."""
+    def x_offset(self, key, q: int, block: int) -> int:
+        """Words from the iteration's first input position to the activations of entry `key`
+        of chunk q for block `block` of n positions."""
         raise NotImplementedError
+
+    def acc_base(self, block: int, q: int, p: int) -> int:
+        """The accumulator base of chunk q's lanes for a block of n positions in pass p."""
+        if self.chunks > 1:
+            return block * self.pass_lanes + (q - p * self.per_pass) * self.chunk_lanes
+        return block * self.chunk_lanes
+
+    def triggers(self, seg: Segment) -> list[tuple[str, int, int, int]]:
+        """(opcode, x offset in words from the iteration's first input position, weight row,
+        accumulator base) of one iteration of segment `seg`, in order."""
+        acc_op, start_op = self.ops
+        out = []
+        for b in range(self.p // self.n):  # block of n positions
+            for q in seg.chunks:
+                base = self.acc_base(b, q, seg.lane_pass)
+                for i, (key, row) in enumerate(self.entries[q][seg.entries]):
+                    op = start_op if i == 0 and seg.start else acc_op
+                    out.append((op, self.x_offset(key, q, b), seg.row(row), base))
+        return out
 
     def bias(self) -> np.ndarray:
         return self.conv.bias.astype(np.int64)
@@ -131,7 +171,15 @@ class WindowPlan(Plan):
         em = Emitter(self, enc)
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
         cycles = em.start()
-        for p in range(self.passes):
+        segs = [seg for ss in self.segments for seg in ss]
+        overlap = self.config.dmem_banks > 1  # the DMA fills one buffer while the core computes
+        if segs[0].ext is not None:
+            cycles += em.dma_load(segs[0].ext, len(segs[0].rows), segs[0].first_row)
+        for j, seg in enumerate(segs):
+            p = seg.lane_pass
+            nxt = segs[j + 1] if j + 1 < len(segs) and segs[j + 1].ext is not None else None
+            if nxt is not None and overlap:
+                cycles += em.dma_trigger(nxt.ext, len(nxt.rows), nxt.first_row)
             pro = Timeline(cfg)
             em.value(pro, self.vg, "vmac.vg")
             if out.kind == "int8":
@@ -149,7 +197,7 @@ class WindowPlan(Plan):
 
             body = Timeline(cfg)
             base = None
-            for k, (mac, x_off, wrow, acc) in enumerate(self.triggers(p)):
+            for k, (mac, x_off, wrow, acc) in enumerate(self.triggers(seg)):
                 at = int(k == 0 and cfg.buses < 4)  # xb, x, base and trigger in one cycle
                 chain = [M(at, em.imm(x_off), "vmac.x"), M(at, em.imm(wrow), f"vmac.{mac}")]
                 if acc != base:
@@ -158,43 +206,57 @@ class WindowPlan(Plan):
                 if k == 0:
                     chain.append(M(0, rin, "vmac.xb"))
                 body.place(chain)
-            last_read = self._outputs(em, body, op, per_out, unit, rout, p)
+            last_read = self._outputs(em, body, op, per_out, unit, rout, seg) if seg.write else 0
             em.add(body, rin, (sy * self.cols if self.nx == 1 else P * sx) * self.s)
-            em.add(body, rout, window_units, min_start=max(0, last_read - la))
-            em.loop_control(body, rx, f"{self.label}_p{p}_x")
+            if seg.write:
+                em.add(body, rout, window_units, min_start=max(0, last_read - la))
+            em.loop_control(body, rx, f"{self.label}_s{j}_x")
 
             def row_tail(tl, rin=rin):
                 em.add(tl, rin, (sy * self.cols - self.nx * P * sx) * self.s)
 
-            cycles += em.nest(pro, body, row_tail if ny > 1 else (lambda tl: None), ny, nx,
-                              f"{self.label}_p{p}", rx, ry)
+            code = em.nest(pro, body, row_tail if ny > 1 else (lambda tl: None), ny, nx,
+                           f"{self.label}_s{j}", rx, ry)
+            cycles += code
+            if nxt is not None:  # its load ran during this segment's code (or runs now)
+                cycles += em.dma_wait(len(nxt.rows), code) if overlap else \
+                    em.dma_load(nxt.ext, len(nxt.rows), nxt.first_row)
         cycles += em.halt()
         tiles = -(-oh // rows)
         tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), conv.padding,
                            pad_value(conv.a_bits), cycles)
         if self.im2col:  # the executor writes patches: tiles of output rows, nothing to pad
             tiling = RowTiling(rows, tiles, rows, rows, (0, 0, 0, 0), tiling.fill, cycles)
-        n_macs = sum(len(self.triggers(p)) for p in range(self.passes))
+        n_macs = sum(len(self.triggers(seg)) for seg in segs)
         binding = LayerBinding(
             self.layer, 0, cycles * tiles, (in_l,), out_l, self.macs, self.mac_bits,
             blocks=tuple(em.blocks), row_tiling=tiling, im2col=self.im2col,
             tiling={"positions_per_iteration": P, "iterations_per_row": self.nx,
                     "positions_per_trigger": self.n, "lanes_per_position": A,
                     "words_per_input_position": self.s, "passes": self.passes,
+                    "weight_segments": len(segs) if self.dma_segments else 0,
                     "macs_per_iteration": n_macs, "row_tiles": tiles, "rows_per_tile": rows,
                     "im2col": self.im2col is not None})
         return indent(em.lines), binding
 
     def _outputs(self, em: Emitter, body: Timeline, op: str, per_out: int, unit: int,
-                 rout: str, p: int) -> int:
-        """Post-processing of the iteration's positions for pass p, group by group (with
-        several parameter sets, each set loaded before its groups). Returns the last cycle
-        that reads rout."""
-        la, A, G, lanes = self.lat["alu"], self.A, self.group, self.pass_lanes
+                 rout: str, seg: Segment) -> int:
+        """Post-processing of the iteration's positions for the lanes of segment `seg`, group
+        by group (with several parameter sets, each set loaded before its groups). Returns the
+        last cycle that reads rout."""
+        la, A, G, lanes, p = self.lat["alu"], self.A, self.group, self.pass_lanes, seg.lane_pass
         used = min(lanes, A - p * lanes)  # the last pass may hold fewer
+        if self.chunks > 1:  # a segment of whole output groups: its chunks' lanes
+            q0 = p * self.per_pass
+            lo = (seg.chunks.start - q0) * self.chunk_lanes
+            hi = min(used, (seg.chunks.stop - q0) * self.chunk_lanes)
+        else:
+            lo, hi = 0, used
         groups = []  # (parameter set, accumulator lane, output offset)
         for g in range(-(-((self.p - 1) * lanes + used) // per_out)):
             pos, within = divmod(g * per_out, lanes)
+            if not lo <= within < hi:
+                continue
             full = p * lanes + within  # lane of the whole output position
             groups.append((full // G if len(self.param_sets) > 1 else 0, g * per_out,
                            (pos * A + full) // per_out * unit))
