@@ -33,12 +33,14 @@ from hw.isa import Encoding
 
 
 def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: bool | None = None,
-                   host_inputs: frozenset[str] = frozenset()) -> CompiledProgram:
+                   host_inputs: frozenset[str] = frozenset(),
+                   overlap: bool = True) -> CompiledProgram:
     """Constants stay resident when all layers' fit beside the activations. Otherwise the
     layers with the largest constants are streamed, as few as needed (all of them with
     stream_weights=True): their constants live in the off-chip memory and each loads its own
     into a buffer above the resident ones (DMA) when it runs. `host_inputs`: layers whose input
-    is the network's (the host writes it, in any layout: stems take patches)."""
+    is the network's (the host writes it, in any layout: stems take patches); overlap=False
+    loads weight segments one after the other (for comparison)."""
     if config.buses < 3 or not all(config.has_unit(u) for u in ("alu", "lsu", "vmac")):
         raise CompileError(f"accelerator '{config.name}': the code generator needs at least 3 "
                            f"buses and the alu, lsu and vmac units")
@@ -62,7 +64,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                                           f"load streamed constants")
         try:
             plans, emitted, image, offchip = _place(layers, set(by_size[:n_streamed]), plan,
-                                                    config, enc)
+                                                    config, enc, overlap)
             break
         except MemoryFitError as exc:
             error = error or exc  # the resident attempt's reason is the clearest
@@ -88,7 +90,8 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     return CompiledProgram(config, program, text, image, bindings, offchip)
 
 
-def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding):
+def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding,
+           overlap: bool = True):
     """Plans with the resident constants from row 0 and each streamed layer's in a buffer
     above them (loaded by its own code from the off-chip memory), activations above both (from
     a bank boundary when a layer loads weights while it computes, so the DMA's writes never
@@ -99,7 +102,7 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding)
     base = align_up(resident.top, resident.row)
     area = Offchip()
     for i in sorted(streamed):
-        mem = mems[i] = Memory(config, base, area)
+        mem = mems[i] = Memory(config, base, area, overlap)
         plans[i] = p = plan(i, layers[i], mem)
         end = p.preload_top if p.preload_top is not None else mem.top
         rows = -(-(end - base) // mem.row)
@@ -114,7 +117,7 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding)
                            f"memory of accelerator '{config.name}' ({config.offchip.bytes} "
                            f"bytes)")
     top = max(m.top for m in mems.values()) if mems else 0
-    if config.dmem_banks > 1 and any(p.dma_segments for p in plans):
+    if any(p.overlap for p in plans):
         top = align_up(top, config.bank_bytes)
     for m in mems.values():
         m.top = top  # the activations' area starts above every layer's constants

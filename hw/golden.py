@@ -245,8 +245,9 @@ class GoldenModel(Machine):
             self.bools[i] = v
         for write in (store, vstore):  # the vector unit's write lands last
             if write is not None:
-                addr, data = write
-                self.dmem[addr:addr + len(data)] = data
+                addr, data, mask = write
+                old = self.dmem[addr:addr + len(data)]
+                self.dmem[addr:addr + len(data)] = (old & ~mask) | (data & mask)
         if self.halted:
             next_pc = self.pc
         self.pc = next_pc
@@ -323,9 +324,10 @@ class GoldenModel(Machine):
             addr &= ~3
             if op == "ldw":
                 return int.from_bytes(self.dmem[addr:addr + 4].tobytes(), "little"), None
-            return None, (addr, np.frombuffer(data.to_bytes(4, "little"), dtype=np.uint8))
+            return None, (addr, np.frombuffer(data.to_bytes(4, "little"), dtype=np.uint8),
+                          np.full(4, 255, np.uint8))
         if op == "stb":
-            return None, (addr, np.array([data & 0xFF], dtype=np.uint8))
+            return None, (addr, np.array([data & 0xFF], dtype=np.uint8), np.uint8(255))
         byte = int(self.dmem[addr])
         return (byte - 256 if byte > 127 and op == "ldb" else byte) & M32, None
 
@@ -333,8 +335,8 @@ class GoldenModel(Machine):
         result, write = self.vector.execute(op, value, ops, self._row)
         if write is None:
             return result, None
-        row, offset, data = write
-        return result, (row * (self.config.vector_width // 8) + offset, data)
+        row, offset, data, mask = write
+        return result, (row * (self.config.vector_width // 8) + offset, data, mask)
 
     def _row(self, row: int) -> np.ndarray:
         n = self.config.vector_width // 8
@@ -392,7 +394,8 @@ class VectorUnit:
     """The vector unit's state and operations, apart from the core (the cocotb bench uses it too).
 
     `execute` returns (result or None, memory write or None); a write is (row, byte offset in
-    the row, bytes) and lands at the end of the cycle. `read_row(r)` gives data row r (mod rows).
+    the row, bytes, bit mask of the bytes) and lands at the end of the cycle. `read_row(r)`
+    gives data row r (mod rows).
     """
 
     def __init__(self, width: int, rows: int):
@@ -461,7 +464,7 @@ class VectorUnit:
             base = (ops["base"] % self.width) // self.words * self.words
             bias = self.bank["bias"][base % g:base % g + self.words]
             data = _wrap(self.acc[base:base + self.words] + bias).astype("<i4").view(np.uint8)
-            return value % self.rows, 0, data
+            return value % self.rows, 0, data, np.full(len(data), 255, np.uint8)
         base = (ops["base"] % self.width) // g * g
         lanes = slice(base, base + g)
         acc = self.acc[lanes]
@@ -472,24 +475,33 @@ class VectorUnit:
                                "amax": lambda: np.maximum(acc, x)}[op]()
             return None
         v = _wrap(acc + self.bank["bias"])
+        # cfg bit 17: write only the W/32 lanes of the group's block that base points into
+        keep = np.ones(g, bool)
+        if ops["cfg"] >> 17 & 1:
+            part = (ops["base"] % self.width) % g // self.words * self.words
+            keep[:] = False
+            keep[part:part + self.words] = True
         if op == "rq":
             y = v
             if not ops["cfg"] >> 16 & 1:  # bit 16 bypasses the multiplier and shift
                 y = requantize(v, self.bank["mul"], self.bank["shift"])
             y = y + _s8(ops["cfg"] >> 24)  # output zero point
             y = np.minimum(np.maximum(y, _s8(ops["cfg"])), _s8(ops["cfg"] >> 8))  # hi wins
-            return value % self.rows, 0, y.astype(np.int8).view(np.uint8)
+            return value % self.rows, 0, y.astype(np.int8).view(np.uint8), \
+                np.where(keep, 255, 0).astype(np.uint8)
         if op == "bin":
-            bits = (v >= 0).astype(np.uint8)
+            bits, kept = (v >= 0).astype(np.uint8), keep
         else:  # ter: +1 above the threshold in the mul bank, -1 below its negative
             thr = self.bank["mul"]
             codes = np.where(v > thr, 1, np.where(v < _wrap(-thr), 3, 0)).astype(np.uint8)
             bits = np.unpackbits(codes[:, None], axis=1, bitorder="little")[:, :2].ravel()
+            kept = np.repeat(keep, 2)
         data = np.packbits(bits, bitorder="little")
+        mask = np.packbits(kept.astype(np.uint8), bitorder="little")
         addr = value % (self.rows * g)
         offset = addr % g
         offset -= offset % len(data)  # aligned to its size, so it never crosses a row
-        return addr // g, offset, data
+        return addr // g, offset, data, mask
 
 
 def requantize(v: np.ndarray, mul: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -25,11 +25,12 @@ class Memory:
     one scratch area above them, since the host moves activations between layer runs. The last
     row stays free: the activation window reads a row past the one it starts in."""
 
-    def __init__(self, config: AccelConfig, base: int = 0, offchip=None):
+    def __init__(self, config: AccelConfig, base: int = 0, offchip=None, overlap: bool = True):
         self.config, self.row = config, config.vector_width // 8
         self.limit = config.dmem_bytes - self.row
         self.top = base
         self.offchip = offchip  # a streamed layer's: where constants it loads itself go
+        self.overlap = overlap  # load the next weight segment while one computes
         self.image: list[tuple[int, bytes]] = []
         self.pool: dict[bytes, int] = {}  # constant rows shared by content -> row
 
@@ -83,7 +84,8 @@ class Plan:
         self.preload: tuple[int, int, int] | None = None  # (off-chip address, rows, first
         #                                                   data row) of streamed constants
         self.preload_top: int | None = None  # constants the layer loads when it starts end here
-        self.dma_segments = False  # its weights come in segments, loaded while it computes
+        self.dma_segments = False  # its weights come in segments it loads itself
+        self.overlap = False  # ... each while the previous one computes
 
     def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
                    shift: np.ndarray | None = None) -> dict[str, list[int]]:

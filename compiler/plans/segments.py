@@ -50,10 +50,9 @@ class Offchip:
 
 
 def plan_segments(plan, entries: list[list], chunks_of_pass: list[range], one_window: bool,
-                  align: int, act_min: int) -> list[list[Segment]]:
-    """Segments per lane pass. `entries[q]`: (key, weight row index) of chunk q; `align`:
-    chunks an output group spans (chunk splits keep them whole); `act_min`: bytes the layer's
-    activations need at least."""
+                  act_min: int) -> list[list[Segment]]:
+    """Segments per lane pass. `entries[q]`: (key, weight row index) of chunk q; `act_min`:
+    bytes the layer's activations need at least."""
     mem, rows = plan.mem, plan.weight_rows
     row_bytes = mem.row
     avail = mem.limit - mem.top - act_min
@@ -64,9 +63,14 @@ def plan_segments(plan, entries: list[list], chunks_of_pass: list[range], one_wi
         return [[Segment(p, cs, slice(None), True, True, tuple(r for q in cs for _, r in entries[q]),
                          first + sum(len(entries[q]) for q in range(cs.start)))]
                 for p, cs in enumerate(chunks_of_pass)]
-    budget = max(0, avail // 2 // row_bytes)
-    if plan.config.dmem_banks > 1:  # the activations start at a bank boundary after the buffers
-        budget = max(0, budget - plan.config.bank_bytes // row_bytes // 2)
+    # Two buffers, the activations from a bank boundary after them (the DMA fills one while
+    # the core computes); or, when that leaves no room for a chunk, one buffer filled and
+    # waited for in turn.
+    config, largest = plan.config, max(len(e) for e in entries)
+    budget = max(0, (avail - config.bank_bytes) // 2 // row_bytes)
+    overlap = mem.overlap and config.dmem_banks > 1 and budget >= largest
+    if not overlap:
+        budget = max(0, avail // row_bytes)
     out = []
     for p, cs in enumerate(chunks_of_pass):
         pieces = []  # (chunks, entries slice)
@@ -83,18 +87,17 @@ def plan_segments(plan, entries: list[list], chunks_of_pass: list[range], one_wi
                         f"'{plan.config.name}' beside its activations")
                 pieces.append((cs, slice(e0, e1)))
                 e0 = e1
-        else:  # by whole output groups of chunks
+        else:  # by chunks of output lanes
             q0 = cs.start
             while q0 < cs.stop:
                 q1 = q0
-                while q1 < cs.stop and sum(len(entries[q]) for q in range(q0, min(
-                        cs.stop, q1 + align))) <= budget:
-                    q1 = min(cs.stop, q1 + align)
+                while q1 < cs.stop and sum(len(entries[q]) for q in range(q0, q1 + 1)) <= budget \
+                        and (q1 == q0 or out or pieces):  # the layer's first segment: one chunk
+                    q1 += 1
                 if q1 == q0:
                     raise MemoryFitError(
-                        f"layer {plan.layer.name}: the weights of one output group "
-                        f"({sum(len(entries[q]) for q in range(q0, min(cs.stop, q0 + align)))}"
-                        f" rows) do not fit the data memory of accelerator "
+                        f"layer {plan.layer.name}: the weights of one chunk of output lanes "
+                        f"({len(entries[q0])} rows) do not fit the data memory of accelerator "
                         f"'{plan.config.name}' beside its activations")
                 pieces.append((range(q0, q1), slice(None)))
                 q0 = q1
@@ -106,10 +109,10 @@ def plan_segments(plan, entries: list[list], chunks_of_pass: list[range], one_wi
                         sl.stop is None or sl.stop >= longest, used, ext))
     plan.preload_top = mem.top  # the layer's start loads its parameters; segments come apart
     buffers = [mem.alloc(budget * row_bytes, row_bytes, f"layer {plan.layer.name}: weight buffer")
-               // row_bytes for _ in range(2)]
-    plan.dma_segments = True
+               // row_bytes for _ in range(2 if overlap else 1)]
+    plan.dma_segments, plan.overlap = True, overlap
     segs = [[] for _ in chunks_of_pass]
     for j, (p, chunks, sl, start, write, used, ext) in enumerate(out):
-        segs[p].append(Segment(p, chunks, sl, start, write, used, buffers[j % 2], ext))
+        segs[p].append(Segment(p, chunks, sl, start, write, used, buffers[j % len(buffers)], ext))
     return segs
 

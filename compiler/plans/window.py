@@ -89,8 +89,7 @@ class WindowPlan(Plan):
             self, self.entries,
             [range(p * self.per_pass, min(self.chunks, (p + 1) * self.per_pass))
              for p in range(self.passes)],
-            one_window=oh == 1 and self.nx == 1, align=max(1, per_out // chunk_lanes),
-            act_min=act_min)
+            one_window=oh == 1 and self.nx == 1, act_min=act_min)
         if not self.dma_segments:
             self.preload_top = self.mem.top
 
@@ -172,7 +171,7 @@ class WindowPlan(Plan):
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
         cycles = em.start()
         segs = [seg for ss in self.segments for seg in ss]
-        overlap = self.config.dmem_banks > 1  # the DMA fills one buffer while the core computes
+        overlap = self.overlap  # the DMA fills one buffer while the core computes
         if segs[0].ext is not None:
             cycles += em.dma_load(segs[0].ext, len(segs[0].rows), segs[0].first_row)
         for j, seg in enumerate(segs):
@@ -182,9 +181,12 @@ class WindowPlan(Plan):
                 cycles += em.dma_trigger(nxt.ext, len(nxt.rows), nxt.first_row)
             pro = Timeline(cfg)
             em.value(pro, self.vg, "vmac.vg")
+            part = int(self.partial(seg)) << 17
             if out.kind == "int8":
                 rq = out.requant
-                em.value(pro, (rq.lo & 0xFF) | ((rq.hi & 0xFF) << 8), "vmac.cfg")
+                em.value(pro, (rq.lo & 0xFF) | ((rq.hi & 0xFF) << 8) | part, "vmac.cfg")
+            elif part:
+                em.value(pro, part, "vmac.cfg")
             if len(self.param_sets) == 1:
                 em.load_params(pro, self.param_sets[0])
             start = out_addr // self.row if op in ("rq", "racc") else out_addr
@@ -239,26 +241,39 @@ class WindowPlan(Plan):
                     "im2col": self.im2col is not None})
         return indent(em.lines), binding
 
+    def _lanes(self, seg: Segment) -> tuple[int, int, int]:
+        """(first, end) of the segment's lanes within its pass's, and the pass's lanes used."""
+        p = seg.lane_pass
+        used = min(self.pass_lanes, self.A - p * self.pass_lanes)  # the last pass may hold fewer
+        if self.chunks == 1:
+            return 0, used, used
+        q0 = p * self.per_pass
+        return ((seg.chunks.start - q0) * self.chunk_lanes,
+                min(used, (seg.chunks.stop - q0) * self.chunk_lanes), used)
+
+    def partial(self, seg: Segment) -> bool:
+        """Its chunks cover output groups only in part (their outputs go chunk by chunk)."""
+        if self.conv.out.kind == "int32":
+            return False
+        lo, hi, used = self._lanes(seg)
+        return lo % self.group != 0 or (hi % self.group != 0 and hi != used)
+
     def _outputs(self, em: Emitter, body: Timeline, op: str, per_out: int, unit: int,
                  rout: str, seg: Segment) -> int:
         """Post-processing of the iteration's positions for the lanes of segment `seg`, group
         by group (with several parameter sets, each set loaded before its groups). Returns the
         last cycle that reads rout."""
         la, A, G, lanes, p = self.lat["alu"], self.A, self.group, self.pass_lanes, seg.lane_pass
-        used = min(lanes, A - p * lanes)  # the last pass may hold fewer
-        if self.chunks > 1:  # a segment of whole output groups: its chunks' lanes
-            q0 = p * self.per_pass
-            lo = (seg.chunks.start - q0) * self.chunk_lanes
-            hi = min(used, (seg.chunks.stop - q0) * self.chunk_lanes)
-        else:
-            lo, hi = 0, used
+        lo, hi, used = self._lanes(seg)
+        # a segment of chunks that splits output groups writes chunk by chunk (cfg bit 17)
+        step = self.chunk_lanes if self.partial(seg) else per_out
         groups = []  # (parameter set, accumulator lane, output offset)
-        for g in range(-(-((self.p - 1) * lanes + used) // per_out)):
-            pos, within = divmod(g * per_out, lanes)
+        for g in range(-(-((self.p - 1) * lanes + used) // step)):
+            pos, within = divmod(g * step, lanes)
             if not lo <= within < hi:
                 continue
             full = p * lanes + within  # lane of the whole output position
-            groups.append((full // G if len(self.param_sets) > 1 else 0, g * per_out,
+            groups.append((full // G if len(self.param_sets) > 1 else 0, g * step,
                            (pos * A + full) // per_out * unit))
         last, loaded = 0, None
         for r, acc, offset in sorted(groups, key=lambda t: t[0]):

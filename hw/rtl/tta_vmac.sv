@@ -18,7 +18,8 @@
 // per-lane parameter banks bias, mul and shift: sbias / smul / sshift set one entry from prm;
 // lbias / lmul set W/32 entries (part prm mod 4) from a row of int32 words, lshift every entry
 // from a row of bytes.
-//   rq:   row[trigger] byte j = clip(requant(acc + bias) + zero point)   (a whole row)
+//   rq:   row[trigger] byte j = clip(requant(acc + bias) + zero point)   (a whole row; with
+//         cfg bit 17, rq / bin / ter write only the W/32 lanes of the block base points into)
 //   racc: row[trigger] word i = acc + bias of the W/32 lanes from base (rounded down to W/32)
 //   bin:  G bits, bit j = (acc + bias >= 0), at byte address trigger (aligned to G/8 bytes)
 //   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] (aligned to G/4 bytes)
@@ -120,8 +121,10 @@ module tta_vmac #(
   logic [31:0] rnd;
   logic signed [63:0] p;
   logic [LB-1:0] gbase, lbase;
+  logic keep;
   always_comb begin
     {v, t, y, thr, p, rnd} = '0;
+    keep = 1'b1;
     lo = 32'($signed(cfgv[7:0]));
     hi = 32'($signed(cfgv[15:8]));
     gbase = {basev[LB-1:GB], GB'(0)};
@@ -142,6 +145,8 @@ module tta_vmac #(
       mem_we = 1'b1;
       if (op != OP_VMAC_RQ) mem_wrow = trig_d[GB+ROW_AW-1:GB];
       for (int j = 0; j < G; j++) begin
+        // cfg bit 17: only the W/32 lanes of the block base points into
+        keep = !cfgv[17] || (GB - LW)'(j >> LW) == basev[GB-1:LW];
         v = acc[gbase + LB'(j)] + bias[j];
         // shift is 6-bit signed: >= 0 a rounding right shift after the high multiply, < 0 a
         // left shift of the 64-bit product before it (real scales >= 0.5).
@@ -156,13 +161,13 @@ module tta_vmac #(
         if (op == OP_VMAC_RQ) begin
           y = y < lo ? lo : y;  // clip = min(max(y, lo), hi): hi wins when lo > hi
           mem_wdata[8*j+:8] = y > hi ? hi[7:0] : y[7:0];
-          mem_wmask[8*j+:8] = 8'hFF;
+          mem_wmask[8*j+:8] = keep ? 8'hFF : 8'h00;
         end else if (op == OP_VMAC_BIN) begin  // slot of G bits chosen by the byte address
           mem_wdata[32'(trig_d[GB-1:GB-3])*G+j] = !v[31];
-          mem_wmask[32'(trig_d[GB-1:GB-3])*G+j] = 1'b1;
+          mem_wmask[32'(trig_d[GB-1:GB-3])*G+j] = keep;
         end else begin  // ter: slot of 2G bits
           mem_wdata[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = v > thr ? 2'b01 : v < -thr ? 2'b11 : 2'b00;
-          mem_wmask[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = 2'b11;
+          mem_wmask[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = {keep, keep};
         end
       end
       write_bits = op == OP_VMAC_RQ ? 32'(W) : op == OP_VMAC_BIN ? 32'(G) : 32'(2 * G);

@@ -68,14 +68,16 @@ async def vector_unit_random_operations(dut):
                 res.trigger(cycle, result)
         assert int(dut.mem_we.value) == int(write is not None), f"cycle {cycle}: write enable"
         if write is not None:
-            wrow, offset, data = write
-            want = int.from_bytes(data.tobytes(), "little") << (8 * offset)
-            mask = ((1 << (8 * len(data))) - 1) << (8 * offset)
+            wrow, offset, data, bits = write
+            mask = int.from_bytes(np.broadcast_to(bits, data.shape).astype(np.uint8).tobytes(),
+                                  "little") << (8 * offset)
+            want = (int.from_bytes(data.tobytes(), "little") << (8 * offset)) & mask
             assert int(dut.mem_wrow.value) == wrow, f"cycle {cycle}: write row"
             assert int(dut.mem_wmask.value) == mask, f"cycle {cycle}: write mask"
             assert int(dut.mem_wdata.value) & mask == want, f"cycle {cycle}: {VMAC_OPS[op]} data"
             start_byte = wrow * row_bytes + offset
-            memory[start_byte:start_byte + len(data)] = data
+            old = memory[start_byte:start_byte + len(data)]
+            memory[start_byte:start_byte + len(data)] = (old & ~bits) | (data & bits)
             writes += 1
         await RisingEdge(dut.clk)
         await ReadOnly()

@@ -149,15 +149,22 @@ def test_activations_larger_than_the_memory_run_in_row_tiles(tiny):
         assert b.cycles == b.row_tiling.tiles * b.row_tiling.cycles_per_tile
 
 
-def test_weights_larger_than_the_memory_are_a_clear_error(tiny):
+def test_weights_twice_the_memory_stream_and_past_that_a_clear_error(tiny):
+    """tiny (4 KiB): a 24 -> 40 3x3 conv (8.6 KiB of weights) runs in segments of output
+    chunks, bit-exact; one chunk of a 512-channel input (9 KiB) cannot fit at all."""
     rng = np.random.default_rng(0)
-    layer = Conv2d("big", (64, 8, 8), (64, 8, 8), random_weights(rng, (64, 64, 3, 3), 8),
-                   np.zeros(64, np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 8, 0.1,
-                   random_output(rng, 64, "int8"))
-    with pytest.raises(CompileError, match="layer big: the weights of one output group \\(576 "
-                                           "rows\\) do not fit the data memory of accelerator "
-                                           "'tiny'"):
-        compile_layers([layer], tiny)
+    layer = Conv2d("big", (24, 6, 6), (40, 6, 6), random_weights(rng, (40, 24, 3, 3), 8),
+                   np.zeros(40, np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 8, 0.1,
+                   random_output(rng, 40, "int8"))
+    compiled = check([layer], tiny, rng, images=1)
+    assert compiled.layers["big"].tiling["weight_segments"] > 2
+    huge = Conv2d("huge", (512, 3, 3), (4, 3, 3), random_weights(rng, (4, 512, 3, 3), 8),
+                  np.zeros(4, np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 8, 0.1,
+                  random_output(rng, 4, "int8"))
+    with pytest.raises(CompileError, match="layer huge: the weights of one chunk of output "
+                                           "lanes \\(1152 rows\\) do not fit the data memory "
+                                           "of accelerator 'tiny'"):
+        compile_layers([huge], tiny)
 
 
 def test_weights_of_all_layers_not_fitting_together_are_streamed(tiny):
