@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -57,6 +57,9 @@ bench-compiler: install ## compiler: conv utilization per precision on the RTL, 
 
 bench-tiny: install ## MLPerf Tiny models (int8, mixed) on tiny/default/wide: RTL cycles, utilization, energy (bench/results/tiny.json)
 	$(PY) bench/tiny_bench.py
+
+bench-memory: install ## weights past the data memory streamed by DMA: cycles with/without overlap, transfer hidden, off-chip energy (bench/results/memory.json)
+	$(PY) bench/memory_bench.py
 
 fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
 	$(VENV)/bin/codesign fidelity --out bench/results/fidelity

@@ -54,7 +54,8 @@ def networks(rng):
         "mlp 2048-1024-1024-10": [dense(rng, "fc1", 2048, 1024), dense(rng, "fc2", 1024, 1024),
                                   dense(rng, "fc3", 1024, 10, "int32")],
         "conv 3x3 64->512 @16x16": [conv(rng, "conv", 64, 512, 16)],
-        "conv 3x3 64->512 @8x8": [conv(rng, "conv", 64, 512, 8)],
+        "conv 3x3 256->256, 256->128 @8x8": [conv(rng, "c1", 256, 256, 8),
+                                             conv(rng, "c2", 256, 128, 8)],
     }
 
 

@@ -116,10 +116,9 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding,
         raise CompileError(f"the streamed constants ({area.top} bytes) do not fit the off-chip "
                            f"memory of accelerator '{config.name}' ({config.offchip.bytes} "
                            f"bytes)")
-    top = max(m.top for m in mems.values()) if mems else 0
-    if any(p.overlap for p in plans):
-        top = align_up(top, config.bank_bytes)
-    for m in mems.values():
-        m.top = top  # the activations' area starts above every layer's constants
-    scratch = align_up(top, resident.row)
-    return plans, [p.emit(scratch, enc) for p in plans], resident.image, area.image
+    # Each layer's activations start above its own constants (the resident ones and its
+    # buffer): streamed layers reload theirs, so a later layer may overwrite them.
+    scratch = [align_up(max(resident.top, mems[i].top),
+                        config.bank_bytes if p.overlap else resident.row)
+               for i, p in enumerate(plans)]
+    return plans, [p.emit(s, enc) for p, s in zip(plans, scratch)], resident.image, area.image
