@@ -36,8 +36,9 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                    host_inputs: frozenset[str] = frozenset(),
                    overlap: bool = True) -> CompiledProgram:
     """Constants stay resident when all layers' fit beside the activations. Otherwise the
-    layers with the largest constants are streamed, as few as needed (all of them with
-    stream_weights=True): their constants live in the off-chip memory and each loads its own
+    one layer with the fewest constants that makes the rest fit is streamed, or failing that
+    the layers with the largest, as few as needed (all of them with stream_weights=True):
+    their constants live in the off-chip memory and each loads its own
     into a buffer above the resident ones (DMA) when it runs. `host_inputs`: layers whose input
     is the network's (the host writes it, in any layout: stems take patches); overlap=False
     loads weight segments one after the other (for comparison)."""
@@ -57,18 +58,22 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         sizes[i].limit = 1 << 62  # measure, whatever the data memory
         plan(i, layer, sizes[i])
     by_size = sorted(range(len(layers)), key=lambda i: -sizes[i].top)
-    first, error = len(layers) if stream_weights else 0, None
-    for n_streamed in range(first, len(layers) + 1):
-        if n_streamed and not config.has_unit("dma"):
+    attempts = [set(by_size)] if stream_weights else \
+        [set()] + _cheap_sets([i for i in reversed(by_size) if sizes[i].top],
+                              [sizes[i].top for i in range(len(layers))]) + \
+        [set(by_size[:n]) for n in range(1, len(layers) + 1)]
+    error = None
+    for streamed in attempts:
+        if streamed and not config.has_unit("dma"):
             raise error or MemoryFitError(f"accelerator '{config.name}' has no dma unit to "
                                           f"load streamed constants")
         try:
-            plans, emitted, image, offchip = _place(layers, set(by_size[:n_streamed]), plan,
-                                                    config, enc, overlap)
+            plans, emitted, image, offchip = _place(layers, streamed, plan, config, enc,
+                                                    overlap)
             break
         except MemoryFitError as exc:
             error = error or exc  # the resident attempt's reason is the clearest
-            if n_streamed == len(layers):
+            if streamed is attempts[-1]:
                 raise exc from None
     listing: list[str] = []
     bindings: dict[str, LayerBinding] = {}
@@ -88,6 +93,14 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         b = bindings[p.layer.name]
         bindings[p.layer.name] = replace(b, entry=program.labels[p.label])
     return CompiledProgram(config, program, text, image, bindings, offchip)
+
+
+def _cheap_sets(ascending: list[int], size: list[int], most: int = 48) -> list[set[int]]:
+    """Sets of layers to stream, fewest bytes first: runs of layers of neighbouring sizes
+    (a network just past the memory streams a few small layers rather than its largest)."""
+    runs = {frozenset(ascending[a:b]) for a in range(len(ascending))
+            for b in range(a + 1, len(ascending) + 1)}
+    return [set(r) for r in sorted(runs, key=lambda r: (sum(size[i] for i in r), len(r)))][:most]
 
 
 def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding,
