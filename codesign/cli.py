@@ -192,7 +192,7 @@ def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) 
 
     exp = load_experiment(config)
     data = get_dataset(exp.dataset)
-    run_search(exp, data, Path(run_dir), storage=storage, total=True,
+    run_search(exp, data, Path(run_dir), storage=storage, total=True, worker=worker,
                progress=lambda m: print(f"[worker {worker}] {m}", flush=True))
 
 
@@ -203,9 +203,15 @@ def _search(args) -> int:
 
     from codesign.experiment import load_experiment
     from codesign.report import write_report
-    from codesign.search import open_storage, open_study, trials_table
+    from codesign.search import (SearchStalled, fail_orphaned_trials, open_storage, open_study,
+                                 trials_table)
     from codesign.space import space_path
 
+    # Checked before anything is written: a bad value must not spoil a run directory.
+    if args.trials is not None and args.trials < 1:
+        raise SystemExit(f"error: --trials {args.trials}: give at least 1 completed trial")
+    if args.workers < 1:
+        raise SystemExit(f"error: --workers {args.workers}: give at least 1 process")
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
@@ -225,7 +231,7 @@ def _search(args) -> int:
         (run_dir / "config.yaml").write_text(f"# resolved from {args.config}\n"
                                              + yaml.safe_dump(data, sort_keys=False))
         config = str(run_dir / "config.yaml")
-    if args.trials:
+    if args.trials is not None:
         data = yaml.safe_load(Path(config).read_text())
         data["search"]["trials"] = args.trials
         (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -233,8 +239,13 @@ def _search(args) -> int:
     print(f"search {exp.name}: {exp.search.trials} trials, {exp.search.sampler}, objectives "
           f"{list(exp.search.objectives)}, {args.workers} worker(s); run directory {run_dir}")
     open_study(exp, run_dir, args.storage)
+    status = 0
     if args.workers == 1:
-        _search_worker(config, str(run_dir), args.storage, 0)
+        try:
+            _search_worker(config, str(run_dir), args.storage, 0)
+        except SearchStalled as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
     else:
         ctx = multiprocessing.get_context("spawn")
         procs = [ctx.Process(target=_search_worker, args=(config, str(run_dir), args.storage, w))
@@ -243,13 +254,18 @@ def _search(args) -> int:
             p.start()
         for p in procs:
             p.join()
-        if any(p.exitcode for p in procs):
-            print("a worker failed; finished trials are in the study (--resume continues)")
+        failed = [w for w, p in enumerate(procs) if p.exitcode]
+        if failed:
+            print(f"error: worker(s) {', '.join(map(str, failed))} failed (exit codes "
+                  f"{', '.join(str(procs[w].exitcode) for w in failed)}); finished trials are in "
+                  f"the study (--resume continues)", file=sys.stderr)
+            status = 1
     import optuna
     study = optuna.load_study(study_name=exp.name, storage=open_storage(run_dir, args.storage))
+    fail_orphaned_trials(study)  # a worker that died mid-trial leaves nothing RUNNING
     print(trials_table(study))
     print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
-    return 0
+    return status
 
 
 def _report(args) -> int:

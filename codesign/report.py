@@ -15,10 +15,12 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 
 from codesign.experiment import OBJECTIVES
+from codesign.front import distinct_completed, feasible, pareto_trials
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    """The trials the results count: distinct completed candidates meeting the constraints."""
+    return [t for t in distinct_completed(study) if feasible(t)]
 
 
 def _losses(trials, directions) -> np.ndarray:
@@ -44,7 +46,7 @@ def hypervolume_curve(study: optuna.Study) -> list[float]:
 def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     trials = completed(study)
-    pareto = {t.number for t in study.best_trials} if trials else set()
+    pareto = {t.number for t in pareto_trials(study)}
     rows = []
     for t in study.trials:
         m = t.user_attrs.get("metrics") or {}
@@ -57,7 +59,8 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
         [{"number": t.number, "state": t.state.name, "params": t.params, "values": t.values,
           "candidate": t.user_attrs.get("candidate"),
           "accelerator": t.user_attrs.get("accelerator"),
-          "infeasible": t.user_attrs.get("infeasible"),
+          "infeasible": t.user_attrs.get("infeasible"), "error": t.user_attrs.get("error"),
+          "duplicate_of": t.user_attrs.get("duplicate_of"),
           "metrics": t.user_attrs.get("metrics")} for t in study.trials], indent=2))
     with open(run_dir / "trials.csv", "w", newline="") as f:
         keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k)) \
@@ -68,12 +71,19 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
     front = [r for r in rows if r["pareto"]]
     (run_dir / "pareto.json").write_text(json.dumps(front, indent=2))
     images = _plots(study, trials, pareto, run_dir, objectives)
-    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    state = optuna.trial.TrialState
+    others = [(sum(t.state == state.PRUNED for t in study.trials),
+               "pruned (they do not fit the accelerator or miss a constraint)"),
+              (sum(t.state == state.FAIL for t in study.trials),
+               "failed (reasons in trials.json)"),
+              (sum("duplicate_of" in t.user_attrs for t in study.trials
+                   if t.state == state.COMPLETE), "repeated a finished candidate")]
+    others = "".join(f"; {n} {what}" for n, what in others if n)
     # The hardware figures that are not objectives, next to them (energy in nJ).
     extra = {o: s for o, s in (("cycles", 1), ("energy", 1e9)) if o not in objectives}
     lines = [f"# Search {study.study_name}", "",
-             f"{len(trials)} completed trials of {len(study.trials)}"
-             f"{f' ({len(pruned)} pruned: they do not fit the accelerator)' if pruned else ''}; "
+             f"{len(trials)} distinct completed trials meeting the constraints, of "
+             f"{len(study.trials)}{others}; "
              f"objectives: {', '.join(objectives)}; Pareto front: {len(front)} trials.", "",
              "## Pareto front", "",
              "| trial | " + " | ".join([*objectives, *(f"{o} (nJ)" if o == "energy" else o

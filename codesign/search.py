@@ -6,24 +6,31 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import optuna
 import torch
 
 from codesign.data import Dataset
+from codesign.errors import CodesignError
 from codesign.evalcache import EvalCache, cache_key
-from codesign.evaluate import CALIBRATION_IMAGES, Evaluator, Metrics, get_evaluator
+from codesign.evaluate import (CALIBRATION_IMAGES, Evaluator, Metrics, compile_quantnet,
+                               get_evaluator)
 from codesign.experiment import OBJECTIVES, ExperimentConfig
+from codesign.front import distinct_completed, feasible, pareto_trials
 from codesign.models import Candidate, QuantNet, build_model
 from codesign.train import train
 from compiler.errors import MemoryFitError
+from compiler.estimate import estimate
+from hw.energy import energy_of
 from hw.config import AccelConfig, load_accel_config
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials report their own failures
 
 
 def make_sampler(name: str, seed: int, constrained: bool = False, population: int = 50
@@ -49,29 +56,99 @@ def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBSt
                                           if url.startswith("sqlite") else None)
 
 
-def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None
-               ) -> optuna.Study:
+class SearchStalled(CodesignError):
+    """Trial after trial completed nothing new (each failed, did not fit, or repeated a
+    finished candidate): the search stops rather than spin."""
+
+
+def sampler_seed(seed: int, trials_before: int, worker: int) -> int:
+    """The configured seed for a new study's first process; every resume and every worker
+    its own stream, so that none repeats another's draws."""
+    if trials_before == 0 and worker == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, trials_before, worker]).generate_state(1)[0])
+
+
+def _here() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(worker: str) -> bool:
+    """Whether the process that claimed a trial (host:pid) may still run it: only a process
+    on this host can be checked; one elsewhere counts as alive (its heartbeat decides)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_orphaned_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose process on this host is gone (a killed worker; its
+    heartbeat may not have expired yet). Returns their numbers."""
+    orphans = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if worker and not _alive(worker):
+            study._storage.set_trial_user_attr(t._trial_id, "error",
+                                               f"its process {worker} ended mid-trial")
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            orphans.append(t.number)
+    return orphans
+
+
+def _enqueue_baselines(study: optuna.Study, baselines: list[dict]) -> None:
+    """Each configured baseline waits in the queue until a trial of it completes (a kill
+    mid-baseline puts it back)."""
+    def same(t, params):
+        fixed = t.system_attrs.get("fixed_params") or t.params
+        return all(fixed.get(k) == v for k, v in params.items())
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING,
+              optuna.trial.TrialState.RUNNING)
+    live = study.get_trials(deepcopy=False, states=states)
+    for params in baselines:
+        if not any(same(t, params) for t in live):
+            study.enqueue_trial(params)
+
+
+def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None,
+               worker: int = 0) -> optuna.Study:
     """The experiment's study, created on first use (before workers start, so that they do
-    not race to create the schema)."""
+    not race to create the schema); trials orphaned by a killed process are failed and the
+    baselines queued again until they complete. Its sampler draws from a stream of its own
+    (`sampler_seed`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=exp.name, storage=open_storage(run_dir, storage), load_if_exists=True,
-        directions=[OBJECTIVES[o][1] for o in exp.search.objectives],
-        sampler=make_sampler(exp.search.sampler, exp.seed, bool(exp.search.constraints),
-                             exp.search.population))
-    if exp.search.enqueue and not study.trials:  # a new study: its baselines go first
-        for params in exp.search.enqueue:
-            study.enqueue_trial(params)
+        directions=[OBJECTIVES[o][1] for o in exp.search.objectives])
+    fail_orphaned_trials(study)
+    before = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(exp.search.sampler, sampler_seed(exp.seed, before, worker),
+                                 bool(exp.search.constraints), exp.search.population)
+    if exp.search.enqueue:
+        _enqueue_baselines(study, list(exp.search.enqueue))
     return study
 
 
 def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                progress: Callable[[str], None] = print, storage: str | None = None,
-               total: bool = False, evaluator: Evaluator | None = None) -> optuna.Study:
-    """Run `exp.search.trials` trials (with `total`: until the study has that many completed,
-    which is what resuming and several workers want). `evaluator` serves the experiment's
-    accelerator (default: the configured fidelity); searched accelerators get their own."""
-    study = open_study(exp, run_dir, storage)
+               total: bool = False, evaluator: Evaluator | None = None,
+               worker: int = 0) -> optuna.Study:
+    """Run until `exp.search.trials` more distinct candidates have completed (with `total`:
+    until the study holds that many, which is what resuming and several workers want). A
+    candidate that repeats a finished one is answered from it and not counted; one that fails
+    is recorded as failed with its reason and the search goes on; a candidate that cannot fit
+    the accelerator or meet a hardware constraint is pruned before any training. After
+    `stall_limit` trials in a row that complete nothing new the search stops (`SearchStalled`).
+    `evaluator` serves the experiment's accelerator (default: the configured fidelity);
+    searched accelerators get their own."""
+    study = open_study(exp, run_dir, storage, worker)
     base = load_accel_config(exp.accelerator)
     evaluators = {base.name: evaluator or get_evaluator(exp.search.fidelity, base,
                                                         exp.search.eval_images)}
@@ -80,6 +157,36 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     if parent is not None:
         train_cfg = replace(train_cfg, pretrain_epochs=0)
     cache = EvalCache()
+    target = exp.search.trials + (0 if total else len(distinct_completed(study)))
+    stall_limit = max(8, exp.search.trials)
+    fruitless: list[tuple[str, str]] = []  # (kind, detail) of each trial since the last
+    #                                          new completion
+
+    def prune(trial: optuna.Trial, why: str, reason: str) -> None:
+        trial.set_user_attr("infeasible", reason)
+        progress(f"trial {trial.number}: pruned, {why}: {reason}")
+        raise optuna.TrialPruned(reason)
+
+    def precheck(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> None:
+        """Memory fit and hardware constraints from the untrained model: its shapes and bit
+        widths fix the program, so the estimator's counts are the trained model's."""
+        try:
+            net = compile_quantnet(model, config, data.x_train[:CALIBRATION_IMAGES])
+        except MemoryFitError as exc:
+            prune(trial, f"does not fit {config.name} (checked before training)", str(exc))
+        except CodesignError:
+            return  # a value-dependent failure of an untrained model says nothing yet
+        counters = estimate(net.program)
+        cycles = sum(c["cycles"] for c in counters.values())
+        hw = {"cycles": cycles, "latency_s": cycles / (config.clock_mhz * 1e6),
+              "energy_j": sum(energy_of(c, config.energy, config.vector_width).total_j
+                              for c in counters.values()),
+              "size_bits": model.size_bits()}
+        for o, kind, bound in exp.search.constraints:
+            key = OBJECTIVES[o][0]
+            if key in hw and (hw[key] < bound if kind == "min" else hw[key] > bound):
+                prune(trial, "misses a hardware constraint (checked before training)",
+                      f"{o} {hw[key]:.4g} {'<' if kind == 'min' else '>'} {kind} {bound:.4g}")
 
     def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
         if config.name not in evaluators:
@@ -95,13 +202,12 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         try:
             metrics = evaluator.evaluate(model, data).as_dict()
         except MemoryFitError as exc:  # a point of the space this config cannot hold
-            trial.set_user_attr("infeasible", str(exc))
-            progress(f"trial {trial.number}: pruned, does not fit {config.name}: {exc}")
-            raise optuna.TrialPruned(str(exc)) from None
+            prune(trial, f"does not fit {config.name}", str(exc))
         cache.put(key, metrics)
         return metrics
 
     def objective(trial: optuna.Trial) -> list[float]:
+        trial.set_user_attr("worker", _here())
         candidate, accel_params = space.suggest(trial)
         config = space.accel_config(base, accel_params)
         twin_key = json.dumps({"candidate": candidate.to_dict(), "accelerator": config.name})
@@ -113,35 +219,74 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         twin = _finished_twin(study, twin_key)
         if twin is not None:  # training is seeded: the same candidate gives the same model
             metrics = twin.user_attrs["metrics"]
+            trial.set_user_attr("duplicate_of", twin.number)
             progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
-                     f"{twin.number}, not trained again")
+                     f"{twin.number}, not trained again (not counted)")
         else:
+            model = build_model(candidate, data.input_shape, data.classes, exp.seed)
+            precheck(trial, model, config)
             start = "the shared parent" if parent is not None else f"{train_cfg.pretrain_epochs} float"
             progress(f"trial {trial.number}: {candidate.describe()}{where}: training "
                      f"{start} + {train_cfg.epochs} QAFT epochs")
-            model = build_model(candidate, data.input_shape, data.classes, exp.seed)
             if parent is not None:
                 model.load_state_dict(parent)
             model = train(model, data, train_cfg, progress=lambda m: progress(f"  {m}"))
             save_model(model, run_dir / "models" / f"trial{trial.number}.pt")
             metrics = evaluate(trial, model, config)
             progress(f"trial {trial.number}: {summary(Metrics.from_dict(metrics))}")
+        values = [float(metrics[OBJECTIVES[o][0]]) for o in exp.search.objectives]
+        if not all(np.isfinite(values)):
+            raise CodesignError(f"objective values {values} are not finite")
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("constraints", [
             (bound - metrics[OBJECTIVES[o][0]]) if kind == "min" else
             (metrics[OBJECTIVES[o][0]] - bound) for o, kind, bound in exp.search.constraints])
-        return [float(metrics[OBJECTIVES[o][0]]) for o in exp.search.objectives]
+        return values
+
+    def guarded(trial: optuna.Trial) -> list[float]:
+        try:
+            return objective(trial)
+        except (optuna.TrialPruned, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # recorded with its reason; the search goes on
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("error", reason)
+            progress(f"trial {trial.number}: failed: {reason}")
+            raise
+
+    def account(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == optuna.trial.TrialState.COMPLETE \
+                and "duplicate_of" not in trial.user_attrs:
+            fruitless.clear()
+        else:
+            attrs = trial.user_attrs
+            if "duplicate_of" in attrs:
+                why = ("repeated a finished candidate", f"as trial {attrs['duplicate_of']}")
+            elif "infeasible" in attrs:
+                why = ("did not fit the accelerator or meet a constraint", attrs["infeasible"])
+            elif "error" in attrs:
+                why = (f"failed ({attrs['error'].split(':')[0]})", attrs["error"])
+            else:
+                why = (trial.state.name.lower(), "")
+            fruitless.append(why)
+        if len(distinct_completed(study)) >= target or len(fruitless) >= stall_limit:
+            study.stop()
 
     try:
-        if total:
-            done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-            if done < exp.search.trials:
-                study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
-                    exp.search.trials, states=(optuna.trial.TrialState.COMPLETE,))])
-        else:
-            study.optimize(objective, n_trials=exp.search.trials)
+        if len(distinct_completed(study)) < target:
+            study.optimize(guarded, callbacks=[account], catch=(Exception,))
     finally:
         cache.close()
+    if len(fruitless) >= stall_limit:
+        kinds = {}
+        for kind, _ in fruitless:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        raise SearchStalled(
+            f"search {exp.name}: {len(fruitless)} trials in a row completed nothing new ("
+            f"{', '.join(f'{n} {k}' for k, n in kinds.items())}); last: "
+            f"{fruitless[-1][1][:300]}. "
+            f"{len(distinct_completed(study))} of {target} distinct candidates completed; "
+            f"the study keeps every trial (--resume continues)")
     return study
 
 
@@ -201,16 +346,23 @@ def summary(m: Metrics) -> str:
 
 
 def trials_table(study: optuna.Study) -> str:
-    pareto = {t.number for t in study.best_trials}
+    pareto = {t.number for t in pareto_trials(study)}
     rows = [f"{'trial':>5} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} {'energy_nJ':>9} "
             f"{'size_bits':>9} pareto  candidate (blocks: kind k/stride->width w/a bits)"]
     for t in study.trials:
         if t.state != optuna.trial.TrialState.COMPLETE:
-            rows.append(f"{t.number:>5} {t.state.name}")
+            why = t.user_attrs.get("infeasible") or t.user_attrs.get("error") or ""
+            rows.append(f"{t.number:>5} {t.state.name:<8} {why[:100]}")
             continue
         m = t.user_attrs["metrics"]
         rows.append(f"{t.number:>5} {m['accuracy']:>8.3f} {m['cycles']:>8} "
                     f"{m['latency_s'] * 1e6:>10.1f} {m['energy_j'] * 1e9:>9.1f} "
                     f"{m['size_bits']:>9} {'*' if t.number in pareto else ' ':^6}  "
-                    f"{t.user_attrs.get('description', '')}")
+                    f"{t.user_attrs.get('description', '')}{_note(t)}")
     return "\n".join(rows)
+
+
+def _note(t: optuna.trial.FrozenTrial) -> str:
+    if "duplicate_of" in t.user_attrs:
+        return f"  (as trial {t.user_attrs['duplicate_of']}, not counted)"
+    return "" if feasible(t) else "  (misses a constraint)"

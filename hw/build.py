@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hw.config import AccelConfig
 from hw.errors import SimulationError
+from hw.guard import guarded
 from hw.isa import Encoding, bits_for, counter_names
 from hw.units import UNITS
 
@@ -171,6 +172,8 @@ def build_core(config: AccelConfig, quiet: bool = False) -> Path:
             print(f"[hw] building the Verilator model of accelerator '{config.name}' "
                   f"(once per config; cached in {target})", file=sys.stderr, flush=True)
         start = time.time()
+        for stale in root.glob(f".{key}-*"):  # a killed build's (we hold the key's lock)
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
         try:
             _verilate(config, tmp)
@@ -221,7 +224,7 @@ def _verilate(config: AccelConfig, tmp: Path) -> None:
            "-Mdir", str(tmp / "obj"), "-o", "libtta.so", "-CFLAGS", CXXFLAGS,
            "-LDFLAGS", "-shared", *VERILATOR_MAKEFLAGS,
            *(str(RTL_DIR / s) for s in CORE_SOURCES), str(HARNESS)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(guarded(cmd), env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         log = tmp.parent / f"build-{config.name}.log"
         log.write_text(proc.stdout + proc.stderr)

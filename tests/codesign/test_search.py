@@ -170,23 +170,6 @@ def test_a_retrained_candidate_is_served_by_the_evaluation_cache(tmp_path, monke
     assert first.trials[0].user_attrs["metrics"] == second.trials[0].user_attrs["metrics"]
 
 
-def test_a_repeated_candidate_reuses_the_finished_trial(tmp_path):
-    exp = small_experiment(3)
-    one = {"depth": [2], "width": [2], "bits": [[8, 8]], "blocks": [{}, {"stride": [2]}]}
-    exp = replace(exp, search=replace(exp.search, fidelity="estimate",
-                                      space=parse_space(one, "a space of one candidate")))
-    said = []
-    study = run_search(exp, load_digits(), tmp_path, progress=said.append)
-    assert sum("not trained again" in m for m in said) == 2
-    assert len({json_key(t) for t in study.trials}) == 1
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["trial0.pt"]
-
-
-def json_key(trial):
-    import json
-    return json.dumps(trial.user_attrs["metrics"], sort_keys=True)
-
-
 def test_bit_widths_fine_tune_from_one_shared_parent(tmp_path):
     """A bits-only space trains one float parent per run; each candidate starts its QAFT from
     the parent's weights (no float pre-training of its own) and a second run reuses it."""

@@ -1,0 +1,136 @@
+"""A search never wastes, repeats or loses a trial: fresh draws on every resume and worker,
+repeats not counted, failures recorded while the search goes on, a search that can complete
+nothing stops, killed trials and baselines recovered, CLI values checked before anything is
+written, infeasible trials kept off the Pareto front. Estimator fidelity: no RTL build."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import optuna
+import pytest
+import yaml
+
+from codesign.data import load_digits
+from codesign.front import distinct_completed, pareto_trials
+from codesign.search import SearchStalled, open_study, run_search, sampler_seed, trials_table
+from codesign.space import parse_space
+from tests.codesign.test_search import small_experiment
+
+TINY_ACCEL = yaml.safe_load(open("configs/accel/tiny.yaml"))
+
+
+def quick(trials, **search):
+    exp = small_experiment(trials)
+    return replace(exp, search=replace(exp.search, fidelity="estimate", **search))
+
+
+def keys(study):
+    return [t.user_attrs["key"] for t in distinct_completed(study)]
+
+
+def test_sampler_streams_differ_per_resume_and_worker():
+    assert sampler_seed(7, 0, 0) == 7  # a new study's first process: the configured seed
+    seeds = {sampler_seed(7, n, w) for n in (0, 4, 8) for w in (0, 1, 2)}
+    assert len(seeds) == 9
+
+
+def test_a_resume_draws_new_candidates_and_repeats_do_not_count(tmp_path):
+    data = load_digits()
+    first = run_search(quick(3), data, tmp_path, progress=lambda m: None)
+    drawn = [t.params for t in first.trials]
+    again = run_search(quick(3), data, tmp_path, progress=lambda m: None)
+    later = [t.params for t in again.trials[len(drawn):]]
+    assert later[:len(drawn)] != drawn  # not the same stream again
+    assert len(keys(again)) == 6 == len(set(keys(again)))  # six distinct candidates
+
+
+def test_a_space_with_nothing_new_stops_with_a_clear_message(tmp_path):
+    one = {"depth": [2], "width": [2], "bits": [[8, 8]], "blocks": [{}, {"stride": [2]}]}
+    exp = quick(3, space=parse_space(one, "a space of one candidate"))
+    said = []
+    with pytest.raises(SearchStalled, match="repeated a finished candidate"):
+        run_search(exp, load_digits(), tmp_path, progress=said.append)
+    study = open_study(exp, tmp_path)
+    assert len(distinct_completed(study)) == 1  # trained once; the repeats answered from it
+    assert sum("not trained again" in m for m in said) == 8
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["trial0.pt"]
+
+
+def test_a_search_that_fits_nothing_stops_before_training_anything(tmp_path):
+    accel = dict(TINY_ACCEL, name="crumb", dmem_rows=8,
+                 units=[u for u in TINY_ACCEL["units"] if u["type"] != "dma"])
+    path = tmp_path / "crumb.yaml"
+    path.write_text(yaml.safe_dump(accel))
+    exp = replace(quick(2), accelerator=str(path))
+    said = []
+    with pytest.raises(SearchStalled, match="8 did not fit the accelerator"):
+        run_search(exp, load_digits(), tmp_path / "run", progress=said.append)
+    assert not any(": training " in m for m in said), said
+    assert not (tmp_path / "run" / "models").exists()
+
+
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path):
+    """A diverged training (a huge learning rate) gives scales no shifter holds: that trial
+    fails with its reason, the others complete."""
+    exp = quick(3, train=replace(small_experiment(1).search.train, lr=1e9))
+    study = run_search(exp, load_digits(), tmp_path, progress=lambda m: None)
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all("requantization scale" in t.user_attrs["error"] for t in failed)
+    assert len(distinct_completed(study)) == 3
+    assert "FAIL     CompileError: layer" in trials_table(study)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask() stands in for a worker
+def test_a_killed_trial_is_failed_and_its_baseline_queued_again(tmp_path):
+    baseline = {"b0.width": 2, "b1.width": 2, "b0.bits": "8/8", "b1.bits": "8/8",
+                "fc.bits": "8/8"}
+    exp = quick(1, enqueue=(baseline,))
+    study = open_study(exp, tmp_path)
+    trial = study.ask()  # the worker took the baseline ...
+    assert trial.params == {} and study.trials[0].system_attrs["fixed_params"] == baseline
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # ... and was killed: its process is gone, its heartbeat not yet expired
+    import socket
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
+    study = open_study(exp, tmp_path)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert "ended mid-trial" in study.trials[0].user_attrs["error"]
+    assert study.trials[1].system_attrs["fixed_params"] == baseline
+    open_study(exp, tmp_path)  # opening again queues nothing more
+    assert len(optuna.load_study(study_name=exp.name, storage=study._storage).trials) == 2
+
+
+def test_infeasible_trials_are_never_on_the_pareto_front(tmp_path):
+    exp = quick(1)
+    study = open_study(exp, tmp_path)
+    dist = {"b0.width": optuna.distributions.CategoricalDistribution([2, 4])}
+    for width, acc, energy, slack in ((2, 0.9, 1e-9, 0.5), (4, 0.8, 2e-9, -0.1)):
+        study.add_trial(optuna.trial.create_trial(
+            params={"b0.width": width}, distributions=dist, values=[acc, energy],
+            user_attrs={"constraints": [slack], "key": str(width), "metrics": {
+                "accuracy": acc, "cycles": 1, "latency_s": 1e-6, "energy_j": energy,
+                "size_bits": 8}}))
+    assert [t.params["b0.width"] for t in pareto_trials(study)] == [4]  # the better one misses
+    assert "(misses a constraint)" in trials_table(study)
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "codesign", "search", *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def test_cli_values_are_checked_before_anything_is_written(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = "name: r\nsearch: {trials: 4}\n"
+    (run / "config.yaml").write_text(config)
+    for bad in (("--resume", str(run), "--trials", "-1"), ("--resume", str(run), "--trials", "0"),
+                ("--resume", str(run), "--workers", "0")):
+        proc = _cli(*bad, cwd=tmp_path)
+        assert proc.returncode != 0 and "error: --" in proc.stderr, proc.stderr
+    assert (run / "config.yaml").read_text() == config
+
