@@ -204,7 +204,7 @@ def _search(args) -> int:
     from codesign.experiment import load_experiment
     from codesign.report import write_report
     from codesign.search import (SearchStalled, fail_orphaned_trials, open_storage, open_study,
-                                 trials_table)
+                                 test_front, trials_table)
     from codesign.space import space_path
 
     # Checked before anything is written: a bad value must not spoil a run directory.
@@ -263,6 +263,8 @@ def _search(args) -> int:
     import optuna
     study = optuna.load_study(study_name=exp.name, storage=open_storage(run_dir, args.storage))
     fail_orphaned_trials(study)  # a worker that died mid-trial leaves nothing RUNNING
+    from codesign.data import get_dataset
+    test_front(exp, get_dataset(exp.dataset), run_dir, study)
     print(trials_table(study))
     print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
     return status

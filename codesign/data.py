@@ -25,13 +25,29 @@ class Dataset:
     name: str
     x_train: np.ndarray  # float32 [N, C, H, W] in [0, 1]
     y_train: np.ndarray  # int64 [N]
-    x_test: np.ndarray
+    x_test: np.ndarray  # the held-out images measured: the test split, or a validation split
     y_test: np.ndarray
     classes: int
+    held_out: str = "test"  # which split x_test / y_test are
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
+
+    def with_validation(self, fraction: float, seed: int = 0) -> "Dataset":
+        """The same data for selecting models: `fraction` of the training images (stratified,
+        seeded) held out as a validation split in place of the test split, which stays unseen
+        until the final report."""
+        rng = np.random.default_rng(seed)
+        val = np.concatenate([
+            idx[:max(1, int(round(len(idx) * fraction)))]
+            for idx in (rng.permutation(np.flatnonzero(self.y_train == c))
+                        for c in np.unique(self.y_train))])
+        keep = np.ones(len(self.y_train), bool)
+        keep[val] = False
+        val = np.sort(val)
+        return Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_train[val],
+                       self.y_train[val], self.classes, "validation")
 
 
 def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:

@@ -40,6 +40,9 @@ class SearchConfig:
     # Bits-only spaces: one float parent (pretrain_epochs, once per run), whose weights every
     # candidate fine-tunes from (epochs of QAFT) instead of pre-training its own.
     shared_parent: bool = False
+    # Share of the training images held out to select candidates on; the test split is
+    # measured only for the final front (codesign.search.test_front).
+    validation: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s = FieldReader(data, where)
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
-                   "population", "shared_parent"))
+                   "population", "shared_parent", "validation"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -120,9 +123,14 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
             space.parent()
         except ConfigError as exc:
             raise s.fail("shared_parent", str(exc)) from None
+    validation = s.number("validation", default=0.1)
+    if not 0 < validation < 1:
+        raise s.fail("validation", f"the share of training images held out must be in (0, 1), "
+                                   f"not {validation!r}")
     return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
                         _optional_images(s, "eval_images"), fidelity, tuple(constraints),
-                        tuple(enqueue), s.int("population", 2, default=50), shared_parent)
+                        tuple(enqueue), s.int("population", 2, default=50), shared_parent,
+                        validation)
 
 
 def parse_experiment(data, where: str) -> ExperimentConfig:

@@ -29,3 +29,9 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for i, t in enumerate(trials)
             if not any(np.all(loss[j] <= loss[i]) and np.any(loss[j] < loss[i])
                        for j in range(len(trials)))]
+
+
+def test_result(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict | None:
+    """{accuracy, images} of a front trial on the test split, once measured
+    (`codesign.search.test_front`)."""
+    return study.user_attrs.get(f"test:{trial.number}")

@@ -15,7 +15,7 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 
 from codesign.experiment import OBJECTIVES
-from codesign.front import distinct_completed, feasible, pareto_trials
+from codesign.front import distinct_completed, feasible, pareto_trials, test_result
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -60,6 +60,7 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
           "candidate": t.user_attrs.get("candidate"),
           "accelerator": t.user_attrs.get("accelerator"),
           "infeasible": t.user_attrs.get("infeasible"), "error": t.user_attrs.get("error"),
+          "test": test_result(study, t),
           "duplicate_of": t.user_attrs.get("duplicate_of"),
           "metrics": t.user_attrs.get("metrics")} for t in study.trials], indent=2))
     with open(run_dir / "trials.csv", "w", newline="") as f:
@@ -79,6 +80,11 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
               (sum("duplicate_of" in t.user_attrs for t in study.trials
                    if t.state == state.COMPLETE), "repeated a finished candidate")]
     others = "".join(f"; {n} {what}" for n, what in others if n)
+    trained = [t for t in study.trials if "untrained" in t.user_attrs]
+    if trained:
+        n = sum(t.user_attrs["untrained"] for t in trained)
+        others += (f"; {n} of {len(trained)} trained candidates ({100 * n / len(trained):.0f}%) "
+                   f"stayed within 2x chance accuracy (untrained at their budget)")
     # The hardware figures that are not objectives, next to them (energy in nJ).
     extra = {o: s for o, s in (("cycles", 1), ("energy", 1e9)) if o not in objectives}
     lines = [f"# Search {study.study_name}", "",
@@ -88,16 +94,19 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
              "## Pareto front", "",
              "| trial | " + " | ".join([*objectives, *(f"{o} (nJ)" if o == "energy" else o
                                                      for o in extra)])
-             + " | fidelity | accelerator |",
-             "|---|" + "---|" * (len(objectives) + len(extra)) + "---|---|"]
+             + " | test accuracy | fidelity | accelerator |",
+             "|---|" + "---|" * (len(objectives) + len(extra)) + "---|---|---|"]
     best = [t for t in trials if t.number in pareto]
     for t in best:
         m = t.user_attrs.get("metrics", {})
         lines.append(f"| {t.number} | " + " | ".join(f"{v:.4g}" for v in t.values)
                      + "".join(f" | {m.get(OBJECTIVES[o][0], 0) * scale:.4g}"
                                for o, scale in extra.items())
-                     + f" | {m.get('fidelity', '')} | {t.user_attrs.get('accelerator', '')} |")
-    lines += ["", "## Per-layer bit widths of the Pareto models", "",
+                     + f" | {_test(study, t)} | {m.get('fidelity', '')} | "
+                       f"{t.user_attrs.get('accelerator', '')} |")
+    lines += ["", "Objectives were measured on a validation split of the training images; "
+              "test accuracy on the held-out test split, measured only for the front.",
+              "", "## Per-layer bit widths of the Pareto models", "",
               "Blocks in order, then the classifier; bits are weights / input activations.", ""]
     for t in best:
         c = t.user_attrs.get("candidate")
@@ -116,6 +125,11 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _test(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
+    r = test_result(study, t)
+    return "" if r is None else f"{r['accuracy']:.4g} ({r['images']} images)"
 
 
 def _plots(study, trials, pareto, run_dir: Path, objectives) -> list[str]:

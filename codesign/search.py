@@ -19,12 +19,12 @@ import torch
 from codesign.data import Dataset
 from codesign.errors import CodesignError
 from codesign.evalcache import EvalCache, cache_key
-from codesign.evaluate import (CALIBRATION_IMAGES, Evaluator, Metrics, compile_quantnet,
-                               get_evaluator)
+from codesign.evaluate import (CALIBRATION_IMAGES, AcceleratorEvaluator, Evaluator, Metrics,
+                               compile_quantnet, get_evaluator)
 from codesign.experiment import OBJECTIVES, ExperimentConfig
-from codesign.front import distinct_completed, feasible, pareto_trials
+from codesign.front import distinct_completed, feasible, pareto_trials, test_result
 from codesign.models import Candidate, QuantNet, build_model
-from codesign.train import train
+from codesign.train import accuracy, train
 from compiler.errors import MemoryFitError
 from compiler.estimate import estimate
 from hw.energy import energy_of
@@ -149,6 +149,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     `evaluator` serves the experiment's accelerator (default: the configured fidelity);
     searched accelerators get their own."""
     study = open_study(exp, run_dir, storage, worker)
+    data = data.with_validation(exp.search.validation, exp.seed)  # select on validation
     base = load_accel_config(exp.accelerator)
     evaluators = {base.name: evaluator or get_evaluator(exp.search.fidelity, base,
                                                         exp.search.eval_images)}
@@ -194,7 +195,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                                                     exp.search.eval_images)
         evaluator = evaluators[config.name]
         key = cache_key(model, asdict(model.quant_spec()), data.x_train[:CALIBRATION_IMAGES],
-                        config.to_dict(), f"{evaluator.name}:{data.name}:{exp.search.eval_images}")
+                        config.to_dict(), f"{evaluator.name}:{data.name}:{exp.search.eval_images}"
+                        f":{data.held_out}:{exp.search.validation}:{exp.seed}")
         cached = cache.get(key)
         if cached is not None:  # e.g. a killed trial's model, trained again identically
             progress(f"trial {trial.number}: evaluation cache hit")
@@ -232,8 +234,12 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                 model.load_state_dict(parent)
             model = train(model, data, train_cfg, progress=lambda m: progress(f"  {m}"))
             save_model(model, run_dir / "models" / f"trial{trial.number}.pt")
+            # a candidate its budget left near chance did not train: the report counts them
+            trained = accuracy(model, data)
+            trial.set_user_attr("trained_accuracy", trained)
+            trial.set_user_attr("untrained", trained <= 2 / data.classes)
             metrics = evaluate(trial, model, config)
-            progress(f"trial {trial.number}: {summary(Metrics.from_dict(metrics))}")
+            progress(f"trial {trial.number}: validation {summary(Metrics.from_dict(metrics))}")
         values = [float(metrics[OBJECTIVES[o][0]]) for o in exp.search.objectives]
         if not all(np.isfinite(values)):
             raise CodesignError(f"objective values {values} are not finite")
@@ -288,6 +294,26 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             f"{len(distinct_completed(study))} of {target} distinct candidates completed; "
             f"the study keeps every trial (--resume continues)")
     return study
+
+
+def test_front(exp: ExperimentConfig, data: Dataset, run_dir: Path, study: optuna.Study,
+               progress: Callable[[str], None] = print) -> None:
+    """Accuracy of each Pareto model on the test split (integer semantics: the RTL's, bit for
+    bit), stored in the study (`test_result`); the search itself never saw these images."""
+    base = load_accel_config(exp.accelerator)
+    for t in pareto_trials(study):
+        if test_result(study, t) is not None:
+            continue
+        candidate, accel_params = exp.search.space.suggest(optuna.trial.FixedTrial(t.params))
+        config = exp.search.space.accel_config(base, accel_params)
+        path = run_dir / "models" / f"trial{t.user_attrs.get('duplicate_of', t.number)}.pt"
+        if not path.exists():
+            progress(f"trial {t.number}: no saved model ({path}); test accuracy not measured")
+            continue
+        model = load_model(path, data.classes)
+        m = AcceleratorEvaluator(config, exp.search.eval_images, "estimate").evaluate(model, data)
+        study.set_user_attr(f"test:{t.number}", {"accuracy": m.accuracy, "images": m.images})
+        progress(f"trial {t.number}: test accuracy {m.accuracy:.3f} ({m.images} test images)")
 
 
 def shared_parent(exp: ExperimentConfig, data: Dataset, run_dir: Path,

@@ -68,7 +68,7 @@ def _run(model, data, cfg, epochs, deadline, phase, progress):
         sched.step()
         if progress:
             progress(f"{phase} epoch {epoch + 1}/{epochs}: loss {total / seen:.3f}, "
-                     f"test accuracy {accuracy(model, data):.3f}")
+                     f"{data.held_out} accuracy {accuracy(model, data):.3f}")
         if time.time() > deadline:
             if progress:
                 progress(f"{phase}: its share of the {cfg.time_limit_s:g} s time limit is used")

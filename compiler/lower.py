@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tvm import relax
@@ -24,6 +25,9 @@ from compiler.kinds.base import op_calls
 from compiler.layer_ir import Layer
 from compiler.partition import composite_name
 from compiler.quantspec import QuantSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_function(name: str, func: relax.Function) -> FloatLayer:

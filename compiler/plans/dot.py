@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from compiler.errors import CompileError
-from compiler.layer_ir import Conv2d, Dense
+from compiler.layer_ir import Dense
 from compiler.layout import Im2col, pack_values
 from compiler.intsem import pad_value
 from compiler.plans.base import align_up, mac_bits, next_pow2

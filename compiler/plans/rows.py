@@ -15,7 +15,6 @@ import numpy as np
 
 from compiler.errors import CompileError, MemoryFitError
 from compiler.intsem import QMIN
-from compiler.layer_ir import Add, Affine, Pool
 from compiler.layout import Layout, RowTiling
 from compiler.plans.base import Emitter, Plan, align_up, indent, next_pow2
 from compiler.program import LayerBinding

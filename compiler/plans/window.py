@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.errors import CompileError
 from compiler.intsem import pad_value
 from compiler.layer_ir import Conv2d
 from compiler.layout import Im2col, Layout, RowTiling
@@ -74,7 +73,7 @@ class WindowPlan(Plan):
                 self.p -= unit
             self.nx = -(-ow // self.p)
             self.cols_out = self.nx * self.p
-        (sy, sx), (kh, kw), (dy, dx) = conv.stride, conv.kernel, conv.dilation
+        (_, sx), (kh, kw), (dy, dx) = conv.stride, conv.kernel, conv.dilation
         _, pl, _, pr = conv.padding
         self.cols = max(conv.in_shape[2] + pl + pr, (self.nx * self.p - 1) * sx + (kw - 1) * dx + 1)
         self.macs = int(conv.weight.size) * oh * ow
@@ -84,7 +83,6 @@ class WindowPlan(Plan):
         # Weights: resident, or in segments loaded while the layer computes.
         act_min = align_up(((kh - 1) * dy + 1) * self.cols * self.s * 4, self.row) + \
             align_up(self.cols_out * A * self.ebits // 8, self.row)
-        per_out = self.chunk_lanes if conv.out.kind == "int32" else G
         self.segments = plan_segments(
             self, self.entries,
             [range(p * self.per_pass, min(self.chunks, (p + 1) * self.per_pass))
@@ -175,7 +173,6 @@ class WindowPlan(Plan):
         if segs[0].ext is not None:
             cycles += em.dma_load(segs[0].ext, len(segs[0].rows), segs[0].first_row)
         for j, seg in enumerate(segs):
-            p = seg.lane_pass
             nxt = segs[j + 1] if j + 1 < len(segs) and segs[j + 1].ext is not None else None
             if nxt is not None and overlap:
                 cycles += em.dma_trigger(nxt.ext, len(nxt.rows), nxt.first_row)

@@ -9,13 +9,15 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import optuna
 import pytest
 import yaml
 
 from codesign.data import load_digits
-from codesign.front import distinct_completed, pareto_trials
-from codesign.search import SearchStalled, open_study, run_search, sampler_seed, trials_table
+from codesign.front import distinct_completed, pareto_trials, test_result
+from codesign.search import (SearchStalled, open_study, run_search, sampler_seed, test_front,
+                             trials_table)
 from codesign.space import parse_space
 from tests.codesign.test_search import small_experiment
 
@@ -134,3 +136,21 @@ def test_cli_values_are_checked_before_anything_is_written(tmp_path):
         assert proc.returncode != 0 and "error: --" in proc.stderr, proc.stderr
     assert (run / "config.yaml").read_text() == config
 
+
+
+def test_candidates_are_selected_on_validation_and_the_front_tested_once(tmp_path):
+    data = load_digits()
+    sel = data.with_validation(0.1, seed=3)
+    assert sel.held_out == "validation" and len(sel.x_test) + len(sel.x_train) == len(data.x_train)
+    assert set(np.unique(sel.y_test)) == set(range(10))  # every class held out
+    seen = {x.tobytes() for x in sel.x_train}
+    assert not any(x.tobytes() in seen for x in sel.x_test)
+    exp = quick(2)
+    said = []
+    study = run_search(exp, data, tmp_path, progress=said.append)
+    assert any("validation accuracy" in m for m in said)  # the training log names the split
+    test_front(exp, data, tmp_path, study, progress=said.append)
+    front = pareto_trials(study)
+    results = [test_result(study, t) for t in front]
+    assert front and all(0 <= r["accuracy"] <= 1 for r in results)
+    assert all(r["images"] == exp.search.eval_images for r in results)
