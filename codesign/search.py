@@ -48,7 +48,10 @@ def make_sampler(name: str, seed: int, constrained: bool = False, population: in
 def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBStorage:
     """The study's storage: SQLite in the run directory, or a database URL shared by many
     machines. Workers send heartbeats, so a killed worker's trial is failed, not left running."""
-    url = url or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    if url is None:  # the path escaped: '%' or '?' in a directory name must stay its own
+        from sqlalchemy.engine import URL
+        url = URL.create("sqlite", database=str((run_dir / "study.db").resolve())
+                         ).render_as_string(hide_password=False)
     with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90,

@@ -9,19 +9,27 @@ A compiled directory holds:
   dmem.bin        the data-memory image (weights, parameters; activations come at run time)
   offchip.bin     the off-chip memory image (constants the layers load with the DMA unit when
                   they do not all fit the data memory; empty otherwise)
-  layers.pkl      the layer IR (integers and scales of every accelerator layer)
+  layers.json     the layer IR and bindings (integers and scales of every accelerator layer;
+  arrays.npz      data only: `compiler.serialize`), their arrays
   host.pt2        the float network, exported: the host part is rebuilt from it by `load`
   accel.yaml      the accelerator config it was compiled for
-  manifest.json   layers, placement, shapes, bit widths, tiling and expected cycles
+  manifest.json   layers, placement, shapes, bit widths, tiling, expected cycles and the
+                  SHA-256 of every other file
+
+A compiled directory is read as data: nothing in it runs code when loaded. Its files are checked
+against the manifest's hashes (a truncated or edited file is an error), the layer IR is rebuilt
+only from listed classes, and host.pt2's tensors are read without unpickling objects.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import inspect
 import json
-import pickle
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +42,7 @@ from compiler.frontend import eval_mode, to_relax
 from compiler.kinds import CODEGEN, get_kind
 from compiler.partition import partition_for_tta, placement
 from compiler.program import CompiledProgram
+from compiler.serialize import from_data, load_arrays, save_arrays, to_data
 from hw.asm import assemble
 from hw.config import AccelConfig, load_accel_config
 from hw.isa import Encoding
@@ -114,13 +123,49 @@ def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path
         for addr, data in segments:
             image[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
         (d / name).write_bytes(image.tobytes())
-    with open(d / "layers.pkl", "wb") as f:
-        pickle.dump({"layers": net.layers, "bindings": prog.layers,
-                     "func_layer": net._func_layer}, f)
+    arrays: dict[str, np.ndarray] = {}
+    ir = to_data({"layers": net.layers, "bindings": prog.layers,
+                  "func_layer": net._func_layer}, arrays)
+    (d / "layers.json").write_text(json.dumps(ir))
+    (d / "arrays.npz").write_bytes(save_arrays(arrays))
     torch.export.save(host, str(d / "host.pt2"))
     (d / "accel.yaml").write_text(yaml.safe_dump(net.config.to_dict(), sort_keys=False))
-    (d / "manifest.json").write_text(json.dumps(manifest(net), indent=2))
+    man = manifest(net)
+    man["files"] = {name: _sha256(d / name) for name in FILES}
+    (d / "manifest.json").write_text(json.dumps(man, indent=2))
     return d
+
+
+FILES = ("program.s", "program.bin", "dmem.bin", "offchip.bin", "layers.json", "arrays.npz",
+         "host.pt2", "accel.yaml")  # besides manifest.json, which lists their hashes
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def _tensors_only():
+    """torch.export.load, but an archive whose tensors need more than the safe unpickler
+    (which torch would then retry with arbitrary objects) is refused."""
+    from torch._export.serde import serialize
+
+    original = serialize.deserialize_torch_artifact
+
+    def strict(serialized):
+        if isinstance(serialized, (dict, tuple)) or len(serialized) == 0:
+            return original(serialized)
+        import io
+        try:
+            return torch.load(io.BytesIO(serialized), weights_only=True)
+        except Exception as exc:
+            raise CompileError(f"holds objects other than tensors ({exc})") from None
+
+    serialize.deserialize_torch_artifact = strict
+    try:
+        yield
+    finally:
+        serialize.deserialize_torch_artifact = original
 
 
 def load(directory: str | Path):
@@ -128,12 +173,20 @@ def load(directory: str | Path):
     from compiler.runtime import CompiledNetwork
 
     d = Path(directory)
-    missing = [n for n in ("program.s", "program.bin", "dmem.bin", "layers.pkl", "host.pt2",
-                           "accel.yaml", "manifest.json") if not (d / n).is_file()]
+    missing = [n for n in (*FILES, "manifest.json") if not (d / n).is_file()]
     if missing:
         raise CompileError(f"{d}: not a compiled directory (missing {', '.join(missing)})")
+    try:
+        man = json.loads((d / "manifest.json").read_text())
+        hashes = man["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CompileError(f"{d}/manifest.json: unreadable ({type(exc).__name__}: {exc}); "
+                           f"compile again") from None
+    for name in FILES:
+        if hashes.get(name) != _sha256(d / name):
+            raise CompileError(f"{d}/{name}: its content differs from the manifest's hash "
+                               f"(truncated or edited); compile again")
     config: AccelConfig = load_accel_config(d / "accel.yaml")
-    man = json.loads((d / "manifest.json").read_text())
     if man["hardware_hash"] != config.hardware_hash():
         raise CompileError(f"{d}/accel.yaml: does not match the manifest's hardware hash")
     listing = (d / "program.s").read_text()
@@ -141,13 +194,19 @@ def load(directory: str | Path):
     if program.harness_words().tobytes() != (d / "program.bin").read_bytes():
         raise CompileError(f"{d}/program.bin: differs from program.s assembled for "
                            f"'{config.name}'")
-    with open(d / "layers.pkl", "rb") as f:
-        saved = pickle.load(f)
+    arrays = load_arrays((d / "arrays.npz").read_bytes(), f"{d}/arrays.npz")
+    saved = from_data(json.loads((d / "layers.json").read_text()), arrays, f"{d}/layers.json")
     image = (d / "dmem.bin").read_bytes()
-    offchip = (d / "offchip.bin").read_bytes() if (d / "offchip.bin").is_file() else b""
-    compiled = CompiledProgram(config, program, listing, [(0, image)], saved["bindings"],
+    offchip = (d / "offchip.bin").read_bytes()
+    layers = {layer.name: layer for layer in saved["layers"]}
+    bindings = {n: replace(b, layer=layers[n]) for n, b in saved["bindings"].items()}
+    compiled = CompiledProgram(config, program, listing, [(0, image)], bindings,
                                [(0, offchip)] if offchip else [])
-    ep = torch.export.load(str(d / "host.pt2"))
+    try:
+        with _tensors_only():
+            ep = torch.export.load(str(d / "host.pt2"))
+    except CompileError as exc:
+        raise CompileError(f"{d}/host.pt2: {exc}") from None
     mod = partition_for_tta(fold_for_tta(to_relax(ep)).mod)
     funcs = [p.layer for p in placement(mod) if p.where == CODEGEN]
     if funcs != list(saved["func_layer"]):

@@ -96,10 +96,16 @@ def test_compile_then_run_with_check(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"{manifest['expected_cycles']} cycles" in out.stdout
     assert "2 inputs bit-exact against the integer reference" in out.stdout
-    # Corrupt the weights the RTL loads: --check names the first layer that differs.
+    # Corrupt the weights the RTL loads: the manifest's hash refuses the file ...
     image = bytearray((tmp_path / "out" / "dmem.bin").read_bytes())
     image[:64] = bytes(255 - b for b in image[:64])
     (tmp_path / "out" / "dmem.bin").write_bytes(bytes(image))
+    out = run("run", str(tmp_path / "out"), "--random", "1", "--check")
+    assert out.returncode == 2 and "dmem.bin: its content differs" in out.stderr + out.stdout
+    # ... and edited on purpose (hash updated), --check names the first layer that differs.
+    import hashlib
+    manifest["files"]["dmem.bin"] = hashlib.sha256(bytes(image)).hexdigest()
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(manifest))
     out = run("run", str(tmp_path / "out"), "--random", "1", "--check")
     assert out.returncode == 1
     assert "MISMATCH input 0, layer conv:" in out.stdout

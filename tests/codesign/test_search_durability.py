@@ -154,3 +154,14 @@ def test_candidates_are_selected_on_validation_and_the_front_tested_once(tmp_pat
     results = [test_result(study, t) for t in front]
     assert front and all(0 <= r["accuracy"] <= 1 for r in results)
     assert all(r["images"] == exp.search.eval_images for r in results)
+
+
+@pytest.mark.parametrize("name", ["run%42", "x?y", "a#b"])
+def test_a_run_directory_name_is_its_own_database_path(tmp_path, name):
+    from codesign.search import open_storage
+    run = tmp_path / name
+    run.mkdir()
+    storage = open_storage(run)
+    optuna.create_study(study_name="s", storage=storage)
+    assert (run / "study.db").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
