@@ -42,6 +42,8 @@ def _validate_accel(args) -> int:
     from hw.config import load_accel_config
     from hw.validate import report, validate
 
+    if args.programs < 0:
+        raise SystemExit(f"error: --programs {args.programs}: give 0 or more random programs")
     v = validate(load_accel_config(args.config), programs=args.programs, with_area=args.area,
                  progress=lambda m: print(f"  {m}", flush=True))
     print(report(v))
@@ -68,6 +70,7 @@ def _compile(args) -> int:
     from hw.config import load_accel_config
 
     config = load_accel_config(args.accel)
+    artifacts.writable_dir(args.output, "output directory")  # before the work, not after
     model, cal = _load_inputs(args)
     start = time.perf_counter()
     example = torch.from_numpy(cal[:1])
@@ -89,9 +92,10 @@ def _run(args) -> int:
 
     net = artifacts.load(args.dir)
     if args.input:
-        xs = np.load(args.input).astype(np.float32)
-        xs = xs.reshape((-1, *net.input_shape))
+        xs = _npy(args.input, "--input", tuple(net.input_shape))
     else:
+        if args.random < 1:
+            raise SystemExit(f"error: --random {args.random}: give at least 1 input")
         xs = np.random.default_rng(args.seed).standard_normal(
             (args.random, *net.input_shape)).astype(np.float32)
     rtl = net.runner("rtl")
@@ -123,6 +127,30 @@ def _run(args) -> int:
     return 0
 
 
+def _npy(path: str, option: str, shape: tuple[int, ...]):
+    """A float batch [N, *shape] from an .npy file, or a one-line error naming it: missing,
+    not an array file, pickled objects, another layout (NHWC is not reshaped), NaN / inf."""
+    import numpy as np
+
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SystemExit(f"error: {option} {path}: no such file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise SystemExit(f"error: {option} {path}: not a numpy .npy array file ({exc})") from None
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise SystemExit(f"error: {option} {path}: dtype {x.dtype}, expected real numbers")
+    if x.shape == shape:
+        x = x[None]
+    if x.ndim != len(shape) + 1 or x.shape[1:] != shape or not len(x):
+        raise SystemExit(f"error: {option} {path}: shape {x.shape}, expected (N, "
+                         f"{', '.join(map(str, shape))}) in the model's (C, H, W) layout")
+    if not np.all(np.isfinite(x)):
+        raise SystemExit(f"error: {option} {path}: holds NaN or infinite values "
+                         f"(first at index {np.argwhere(~np.isfinite(x))[0].tolist()})")
+    return x.astype(np.float32)
+
+
 def _load_inputs(args):
     """(float model, calibration batch) from MODEL and the options."""
     import numpy as np
@@ -131,11 +159,10 @@ def _load_inputs(args):
 
     model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
     if args.calibration:
-        cal = np.load(args.calibration).astype(np.float32)
-        if cal.shape[1:] != shape:
-            raise SystemExit(f"error: {args.calibration}: shape {cal.shape}, expected "
-                             f"(N, {', '.join(map(str, shape))})")
+        cal = _npy(args.calibration, "--calibration", shape)
     else:  # post-training quantization on random inputs: scales only, say so
+        if args.calibrate < 1:
+            raise SystemExit(f"error: --calibrate {args.calibrate}: give at least 1 input")
         cal = np.random.default_rng(0).standard_normal((args.calibrate, *shape)).astype(np.float32)
         print(f"calibrating activation scales on {args.calibrate} random N(0, 1) inputs "
               f"(give --calibration FILE.npy for real data)")
@@ -162,11 +189,16 @@ def _evaluate(args) -> int:
     key = cache_key(model, dataclasses.asdict(spec), cal, config.to_dict(), args.fidelity)
     cache = None if args.no_cache else EvalCache(args.cache)
     hit = cache.get(key) if cache else None
+    cost = None
     if hit:
-        cost = NetworkCost.from_dict(hit)
-        print(f"evaluation cache hit ({1e3 * (time.perf_counter() - start):.0f} ms, "
-              f"{cache.path})")
-    else:
+        try:
+            cost = NetworkCost.from_dict(hit)
+            print(f"evaluation cache hit ({1e3 * (time.perf_counter() - start):.0f} ms, "
+                  f"{cache.path})")
+        except (TypeError, KeyError, ValueError) as exc:  # an entry of another shape
+            print(f"warning: evaluation cache {cache.path}: entry of another shape ({exc}); "
+                  f"evaluating anew", file=sys.stderr)
+    if cost is None:
         net = compile_model(model, example, config, spec, cal)
         cost = network_cost(net, args.fidelity, cal[:1])
         if cache:
@@ -204,14 +236,17 @@ def _search(args) -> int:
     from codesign.experiment import load_experiment
     from codesign.report import write_report
     from codesign.search import (SearchStalled, fail_orphaned_trials, open_storage, open_study,
-                                 test_front, trials_table)
+                                 score_front, trials_table)
     from codesign.space import space_path
+    from compiler.artifacts import writable_dir
 
     # Checked before anything is written: a bad value must not spoil a run directory.
     if args.trials is not None and args.trials < 1:
         raise SystemExit(f"error: --trials {args.trials}: give at least 1 completed trial")
     if args.workers < 1:
         raise SystemExit(f"error: --workers {args.workers}: give at least 1 process")
+    if args.storage:
+        open_storage(Path("."), args.storage)  # a bad URL fails before a run directory exists
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
@@ -220,8 +255,8 @@ def _search(args) -> int:
         exp = load_experiment(config)
     else:
         exp = load_experiment(args.config)
-        run_dir = Path(args.run_dir or f"runs/{exp.name}-search-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = writable_dir(args.run_dir or f"runs/{exp.name}-search-"
+                               f"{time.strftime('%Y%m%d-%H%M%S')}", "--run-dir")
         # The resolved config: a space given by name is written inline, so that the run
         # directory alone says (and resumes) what was searched.
         data = yaml.safe_load(Path(args.config).read_text())
@@ -264,7 +299,7 @@ def _search(args) -> int:
     study = optuna.load_study(study_name=exp.name, storage=open_storage(run_dir, args.storage))
     fail_orphaned_trials(study)  # a worker that died mid-trial leaves nothing RUNNING
     from codesign.data import get_dataset
-    test_front(exp, get_dataset(exp.dataset), run_dir, study)
+    score_front(exp, get_dataset(exp.dataset), run_dir, study)
     print(trials_table(study))
     print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
     return status

@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 import sqlite3
+import sys
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def tool_version() -> str:
     """Hash of the compiler's and the hardware model's sources."""
     h = hashlib.sha256()
-    files = sorted([*(ROOT / "compiler").glob("*.py"), *(ROOT / "hw").glob("*.py"),
+    files = sorted([*(ROOT / "compiler").rglob("*.py"), *(ROOT / "hw").glob("*.py"),
+                    *(ROOT / "codesign").glob("*.py"),  # the shape of what is stored
                     *(ROOT / "hw" / "rtl").glob("*"), *(ROOT / "hw" / "harness").glob("*")])
     for f in files:
         h.update(f.name.encode())
@@ -71,21 +73,69 @@ def default_path() -> Path:
 
 
 class EvalCache:
-    def __init__(self, path: str | Path | None = None):
+    """Never the reason an evaluation is lost: a cache that cannot be opened, read or written
+    says so once (naming its path) and the work goes on without it; a corrupt database is moved
+    aside and a new one started; an entry that cannot be read counts as a miss."""
+
+    def __init__(self, path: str | Path | None = None, warn=None):
         self.path = Path(path) if path else default_path()
+        self.warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
+        self.db = None
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+                try:
+                    self.path.replace(aside)
+                    self.db = self._open()
+                    self.warn(f"evaluation cache {self.path}: corrupt ({exc}); moved to {aside} "
+                              f"and started anew")
+                except (OSError, sqlite3.Error) as again:
+                    self._disable(again)
+            else:
+                self._disable(exc)
+        except OSError as exc:
+            self._disable(exc)
+
+    def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, "
-                        "value TEXT NOT NULL, created REAL NOT NULL)")
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, "
+                       "value TEXT NOT NULL, created REAL NOT NULL)")
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _disable(self, exc: BaseException) -> None:
+        self.db = None
+        self.warn(f"evaluation cache {self.path}: cannot be used ({exc}); going on without it "
+                  f"(--no-cache skips it, --cache PATH or CODESIGN_CACHE moves it)")
 
     def get(self, key: str) -> dict | None:
-        row = self.db.execute("SELECT value FROM costs WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if self.db is None:
+            return None
+        try:
+            row = self.db.execute("SELECT value FROM costs WHERE key = ?", (key,)).fetchone()
+            value = json.loads(row[0]) if row else None
+        except (sqlite3.Error, ValueError) as exc:
+            self.warn(f"evaluation cache {self.path}: entry unreadable ({exc}); evaluating anew")
+            return None
+        return value if isinstance(value, dict) else None
 
     def put(self, key: str, value: dict) -> None:
-        self.db.execute("INSERT OR REPLACE INTO costs VALUES (?, ?, ?)",
-                        (key, json.dumps(value), time.time()))
+        """Store, or say why not: the caller keeps `value` either way."""
+        if self.db is None:
+            return
+        try:
+            self.db.execute("INSERT OR REPLACE INTO costs VALUES (?, ?, ?)",
+                            (key, json.dumps(value), time.time()))
+        except sqlite3.Error as exc:  # full disk, read-only file, locked too long
+            self._disable(exc)
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()

@@ -41,7 +41,7 @@ class SearchConfig:
     # candidate fine-tunes from (epochs of QAFT) instead of pre-training its own.
     shared_parent: bool = False
     # Share of the training images held out to select candidates on; the test split is
-    # measured only for the final front (codesign.search.test_front).
+    # measured only for the final front (codesign.search.score_front).
     validation: float = 0.1
 
 
@@ -84,6 +84,8 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     if not isinstance(objectives, list) or not objectives or any(o not in OBJECTIVES for o in objectives):
         raise s.fail("objectives", f"must be a list drawn from {', '.join(OBJECTIVES)}, "
                                    f"not {objectives!r}")
+    if len(set(objectives)) != len(objectives):
+        raise s.fail("objectives", f"lists an objective twice: {objectives!r}")
     space = s.get("space")
     if isinstance(space, str):
         space = load_space(space)

@@ -18,6 +18,7 @@ from compiler.pipeline import compile_model
 from compiler.zoo import ZOO, build, random_entry
 from hw.config import CONFIG_DIR, load_accel_config
 from hw.energy import energy_of
+from hw.errors import CodesignError
 
 
 def _error(est: float, rtl: float) -> float:
@@ -75,6 +76,12 @@ def report(random: int = 30, configs: list[str] | None = None, out: Path | None 
                      f"{row['estimate_cycles']:>8} estimated (error {100 * row['cycle_error']:.2f}%, "
                      f"worst layer {100 * row['max_layer_cycle_error']:.2f}%), energy error "
                      f"{100 * row['energy_error']:.2f}%, estimate {1e3 * row['estimate_s']:.1f} ms")
+    if not rows:
+        reasons = "; ".join(f"{s['network']} on {s['accelerator']}: {s['reason']}"
+                            for s in skipped[:3])
+        raise CodesignError(f"no network of the zoo or the {random} random candidates compiles "
+                            f"for {', '.join(names)}, so there is nothing to compare "
+                            f"({reasons}{'; ...' if len(skipped) > 3 else ''})")
     summary = {
         "networks": len(rows), "skipped": len(skipped),
         "max_cycle_error": max(r["cycle_error"] for r in rows),

@@ -31,7 +31,7 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
                        for j in range(len(trials)))]
 
 
-def test_result(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict | None:
+def held_out_score(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict | None:
     """{accuracy, images} of a front trial on the test split, once measured
-    (`codesign.search.test_front`)."""
+    (`codesign.search.score_front`)."""
     return study.user_attrs.get(f"test:{trial.number}")

@@ -15,7 +15,7 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 
 from codesign.experiment import OBJECTIVES
-from codesign.front import distinct_completed, feasible, pareto_trials, test_result
+from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -60,7 +60,7 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
           "candidate": t.user_attrs.get("candidate"),
           "accelerator": t.user_attrs.get("accelerator"),
           "infeasible": t.user_attrs.get("infeasible"), "error": t.user_attrs.get("error"),
-          "test": test_result(study, t),
+          "test": held_out_score(study, t),
           "duplicate_of": t.user_attrs.get("duplicate_of"),
           "metrics": t.user_attrs.get("metrics")} for t in study.trials], indent=2))
     with open(run_dir / "trials.csv", "w", newline="") as f:
@@ -128,7 +128,7 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
 
 
 def _test(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
-    r = test_result(study, t)
+    r = held_out_score(study, t)
     return "" if r is None else f"{r['accuracy']:.4g} ({r['images']} images)"
 
 

@@ -22,7 +22,7 @@ from codesign.evalcache import EvalCache, cache_key
 from codesign.evaluate import (CALIBRATION_IMAGES, AcceleratorEvaluator, Evaluator, Metrics,
                                compile_quantnet, get_evaluator)
 from codesign.experiment import OBJECTIVES, ExperimentConfig
-from codesign.front import distinct_completed, feasible, pareto_trials, test_result
+from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
 from codesign.models import Candidate, QuantNet, build_model
 from codesign.train import accuracy, train
 from compiler.errors import MemoryFitError
@@ -54,9 +54,13 @@ def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBSt
                          ).render_as_string(hide_password=False)
     with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90,
-                                          engine_kwargs={"connect_args": {"timeout": 60}}
-                                          if url.startswith("sqlite") else None)
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90,
+                                              engine_kwargs={"connect_args": {"timeout": 60}}
+                                              if url.startswith("sqlite") else None)
+        except Exception as exc:  # SQLAlchemy: unknown dialect, bad URL, unreachable server
+            raise CodesignError(f"storage {url!r}: cannot open it ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:300]})") from None
 
 
 class SearchStalled(CodesignError):
@@ -160,7 +164,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     parent = shared_parent(exp, data, run_dir, progress) if exp.search.shared_parent else None
     if parent is not None:
         train_cfg = replace(train_cfg, pretrain_epochs=0)
-    cache = EvalCache()
+    cache = EvalCache(warn=lambda m: progress(f"warning: {m}"))
     target = exp.search.trials + (0 if total else len(distinct_completed(study)))
     stall_limit = max(8, exp.search.trials)
     fruitless: list[tuple[str, str]] = []  # (kind, detail) of each trial since the last
@@ -202,8 +206,12 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                         f":{data.held_out}:{exp.search.validation}:{exp.seed}")
         cached = cache.get(key)
         if cached is not None:  # e.g. a killed trial's model, trained again identically
-            progress(f"trial {trial.number}: evaluation cache hit")
-            return cached
+            try:
+                Metrics.from_dict(cached)
+                progress(f"trial {trial.number}: evaluation cache hit")
+                return cached
+            except (TypeError, KeyError, ValueError):
+                progress(f"trial {trial.number}: cache entry of another shape; evaluating anew")
         try:
             metrics = evaluator.evaluate(model, data).as_dict()
         except MemoryFitError as exc:  # a point of the space this config cannot hold
@@ -299,13 +307,13 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     return study
 
 
-def test_front(exp: ExperimentConfig, data: Dataset, run_dir: Path, study: optuna.Study,
+def score_front(exp: ExperimentConfig, data: Dataset, run_dir: Path, study: optuna.Study,
                progress: Callable[[str], None] = print) -> None:
     """Accuracy of each Pareto model on the test split (integer semantics: the RTL's, bit for
-    bit), stored in the study (`test_result`); the search itself never saw these images."""
+    bit), stored in the study (`held_out_score`); the search itself never saw these images."""
     base = load_accel_config(exp.accelerator)
     for t in pareto_trials(study):
-        if test_result(study, t) is not None:
+        if held_out_score(study, t) is not None:
             continue
         candidate, accel_params = exp.search.space.suggest(optuna.trial.FixedTrial(t.params))
         config = exp.search.space.accel_config(base, accel_params)

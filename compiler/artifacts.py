@@ -70,6 +70,8 @@ def load_model(spec: str, input_shape: tuple[int, ...] | None = None
     sys.modules[module_spec.name] = module
     try:
         module_spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise CompileError(f"{path}: importing it called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise CompileError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
     if not hasattr(module, name):
@@ -82,6 +84,10 @@ def load_model(spec: str, input_shape: tuple[int, ...] | None = None
         model = factory()
     except TypeError as exc:
         raise CompileError(f"{path}:{name}: cannot be called without arguments: {exc}") from exc
+    except SystemExit as exc:
+        raise CompileError(f"{path}:{name}(): called sys.exit({exc.code!r})") from None
+    except Exception as exc:
+        raise CompileError(f"{path}:{name}(): failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, torch.nn.Module):
         raise CompileError(f"{path}:{name}() returned {type(model).__name__}, not an nn.Module")
     shape = input_shape or getattr(model, "input_shape", None)
@@ -113,8 +119,7 @@ def manifest(net) -> dict:
 
 
 def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path:
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    d = writable_dir(directory, "output directory")
     prog = net.program
     (d / "program.s").write_text(prog.listing)
     (d / "program.bin").write_bytes(prog.program.harness_words().tobytes())
@@ -133,6 +138,21 @@ def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path
     man = manifest(net)
     man["files"] = {name: _sha256(d / name) for name in FILES}
     (d / "manifest.json").write_text(json.dumps(man, indent=2))
+    return d
+
+
+def writable_dir(directory: str | Path, what: str) -> Path:
+    """`directory`, created if needed, or a one-line error: a file there, no permission."""
+    d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise CompileError(f"{what} {d}: is a file, not a directory")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / ".codesign-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CompileError(f"{what} {d}: cannot write there ({exc.strerror})") from None
     return d
 
 

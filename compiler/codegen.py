@@ -88,6 +88,11 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     if n_instr > config.imem_depth:
         raise CompileError(f"the program needs {n_instr} instructions; accelerator "
                            f"'{config.name}' has {config.imem_depth}")
+    reach = enc.imm_range[1] + 1  # jumps take their target as a short immediate
+    if n_instr > reach:
+        raise CompileError(f"the program needs {n_instr} instructions; the loops of accelerator "
+                           f"'{config.name}' reach only the first {reach} (jump targets are "
+                           f"{config.short_imm_bits}-bit immediates)")
     program = assemble(text, enc, name="network")
     for p in plans:
         b = bindings[p.layer.name]

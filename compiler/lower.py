@@ -57,9 +57,11 @@ def match_module(layer: FloatLayer, weights: dict[str, np.ndarray],
     names = [n for n, mw in weights.items() if mw.shape == w.shape and np.array_equal(mw, w)]
     if len(names) != 1:
         what = "no" if not names else f"{len(names)} ({', '.join(names)})"
-        raise CompileError(f"offloaded {layer.kind} {layer.func} with weight "
-                           f"{layer.weight.shape} matches {what} nn.Conv2d/nn.Linear modules; "
-                           f"its quantization is looked up by module path")
+        raise CompileError(f"a {layer.kind} layer ({layer.func}, weight "
+                           f"{tuple(layer.weight.shape)}) matches {what} nn.Conv2d / nn.Linear "
+                           f"modules of the model: codesign quantizes the weights of those "
+                           f"modules, by module path (is it a functional call with a weight "
+                           f"tensor of its own?)")
     return names[0]
 
 

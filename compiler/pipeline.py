@@ -32,6 +32,11 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     """Float torch model -> program for `config`. Activation scales not fixed by the spec are
     calibrated on `calibration` (a batch of inputs; default: the example)."""
     spec = as_spec(quant)
+    recurrent = [f"{n} ({type(m).__name__})" for n, m in model.named_modules()
+                 if isinstance(m, torch.nn.RNNBase)]
+    if recurrent:
+        raise CompileError(f"recurrent layers are not supported (codesign compiles feed-forward "
+                           f"networks): {', '.join(recurrent)}")
     model = eval_mode(model)
     folded = fold_for_tta(to_relax(export(model, example)))
     mod = partition_for_tta(folded.mod)

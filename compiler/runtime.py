@@ -53,14 +53,21 @@ class HostGraph:
         prefix = f"codesign.tta.{next(_ids)}"
         names = {f: f"{prefix}.{f}" for f in funcs}
         self._registered = list(names.values())
+        self._raised: list[BaseException] = []  # a layer's error, raised again past TVM's FFI
         for f, packed in names.items():
-            tvm.register_global_func(packed, _packed(funcs[f]), override=True)
+            tvm.register_global_func(packed, _packed(funcs[f], self._raised), override=True)
         host = _OffloadToPacked(mod, names).visit_expr(mod["main"])
         self.vm = relax.VirtualMachine(relax.build(tvm.IRModule({"main": host}), target="llvm"),
                                        tvm.cpu())
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        result = self.vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x, np.float32)))
+        self._raised.clear()
+        try:
+            result = self.vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x, np.float32)))
+        except Exception:
+            if self._raised:  # the layer's own error, not TVM's wrapping of it
+                raise self._raised[0] from None
+            raise
         while not hasattr(result, "numpy"):  # the exported program returns a tuple
             result = result[0]
         return result.numpy()
@@ -72,10 +79,14 @@ class HostGraph:
         self.vm = None
 
 
-def _packed(fn):
+def _packed(fn, raised: list):
     def run(*args):
         *xs, out = args
-        y = fn(*(x.numpy()[0] for x in xs))
+        try:
+            y = fn(*(x.numpy()[0] for x in xs))
+        except Exception as exc:
+            raised.append(exc)
+            raise
         out.copyfrom(np.asarray(y, np.float32).reshape(tuple(out.shape)))
     return run
 

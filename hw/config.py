@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,9 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
     energy = tuple((event, e.number(event)) for event in ENERGY_EVENTS)
 
     name = r.get("name")
-    if not isinstance(name, str) or not name:
-        raise r.fail("name", f"must be a non-empty string, not {name!r}")
+    # the name goes into generated SystemVerilog, file names and reports
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", name):
+        raise r.fail("name", f"must be 1-64 letters, digits or _ . + -, not {name!r}")
     rows = r.int("dmem_rows", 2, 1 << 20, pow2=True)
     return AccelConfig(
         name=name,

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from codesign.data import load_digits
-from codesign.front import distinct_completed, pareto_trials, test_result
-from codesign.search import (SearchStalled, open_study, run_search, sampler_seed, test_front,
+from codesign.front import distinct_completed, held_out_score, pareto_trials
+from codesign.search import (SearchStalled, open_study, run_search, sampler_seed, score_front,
                              trials_table)
 from codesign.space import parse_space
 from tests.codesign.test_search import small_experiment
@@ -149,9 +149,9 @@ def test_candidates_are_selected_on_validation_and_the_front_tested_once(tmp_pat
     said = []
     study = run_search(exp, data, tmp_path, progress=said.append)
     assert any("validation accuracy" in m for m in said)  # the training log names the split
-    test_front(exp, data, tmp_path, study, progress=said.append)
+    score_front(exp, data, tmp_path, study, progress=said.append)
     front = pareto_trials(study)
-    results = [test_result(study, t) for t in front]
+    results = [held_out_score(study, t) for t in front]
     assert front and all(0 <= r["accuracy"] <= 1 for r in results)
     assert all(r["images"] == exp.search.eval_images for r in results)
 
