@@ -43,6 +43,9 @@ class SearchConfig:
     # Share of the training images held out to select candidates on; the test split is
     # measured only for the final front (codesign.search.score_front).
     validation: float = 0.1
+    # Stop training a candidate whose hardware cost (exact before training) and best reachable
+    # accuracy (now + the most any finished trial gained from this epoch on) are dominated.
+    prune: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s = FieldReader(data, where)
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
-                   "population", "shared_parent", "validation"))
+                   "population", "shared_parent", "validation", "prune"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -129,10 +132,13 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     if not 0 < validation < 1:
         raise s.fail("validation", f"the share of training images held out must be in (0, 1), "
                                    f"not {validation!r}")
+    prune = s.get("prune", True)
+    if not isinstance(prune, bool):
+        raise s.fail("prune", f"must be true or false, not {prune!r}")
     return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
                         _optional_images(s, "eval_images"), fidelity, tuple(constraints),
                         tuple(enqueue), s.int("population", 2, default=50), shared_parent,
-                        validation)
+                        validation, prune)
 
 
 def parse_experiment(data, where: str) -> ExperimentConfig:

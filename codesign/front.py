@@ -9,10 +9,12 @@ import optuna
 
 
 def distinct_completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Completed trials that are not repeats of an earlier one: what the budget counts."""
+    """Completed trials measured in full that are not repeats of an earlier one: what the
+    budget counts (a candidate whose training stopped early, dominated, told the sampler its
+    best reachable values but was not measured)."""
     return [t for t in study.get_trials(deepcopy=False,
                                         states=(optuna.trial.TrialState.COMPLETE,))
-            if "duplicate_of" not in t.user_attrs]
+            if "duplicate_of" not in t.user_attrs and "stopped_early" not in t.user_attrs]
 
 
 def feasible(trial: optuna.trial.FrozenTrial) -> bool:

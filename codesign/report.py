@@ -62,6 +62,7 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
           "infeasible": t.user_attrs.get("infeasible"), "error": t.user_attrs.get("error"),
           "test": held_out_score(study, t),
           "duplicate_of": t.user_attrs.get("duplicate_of"),
+          "stopped_early": t.user_attrs.get("stopped_early"),
           "metrics": t.user_attrs.get("metrics")} for t in study.trials], indent=2))
     with open(run_dir / "trials.csv", "w", newline="") as f:
         keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k)) \
@@ -78,7 +79,10 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
               (sum(t.state == state.FAIL for t in study.trials),
                "failed (reasons in trials.json)"),
               (sum("duplicate_of" in t.user_attrs for t in study.trials
-                   if t.state == state.COMPLETE), "repeated a finished candidate")]
+                   if t.state == state.COMPLETE), "repeated a finished candidate"),
+              (sum("stopped_early" in t.user_attrs for t in study.trials
+                   if t.state == state.COMPLETE),
+               "stopped training early: dominated even at their best reachable accuracy")]
     others = "".join(f"; {n} {what}" for n, what in others if n)
     trained = [t for t in study.trials if "untrained" in t.user_attrs]
     if trained:

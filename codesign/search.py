@@ -167,6 +167,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     cache = EvalCache(warn=lambda m: progress(f"warning: {m}"))
     target = exp.search.trials + (0 if total else len(distinct_completed(study)))
     stall_limit = max(8, exp.search.trials)
+    attempt_limit = 20 * exp.search.trials + 20  # trials of this process, whatever they gave
+    attempts: list[int] = []
     fruitless: list[tuple[str, str]] = []  # (kind, detail) of each trial since the last
     #                                          new completion
 
@@ -175,7 +177,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         progress(f"trial {trial.number}: pruned, {why}: {reason}")
         raise optuna.TrialPruned(reason)
 
-    def precheck(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> None:
+    def precheck(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict | None:
         """Memory fit and hardware constraints from the untrained model: its shapes and bit
         widths fix the program, so the estimator's counts are the trained model's."""
         try:
@@ -183,7 +185,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         except MemoryFitError as exc:
             prune(trial, f"does not fit {config.name} (checked before training)", str(exc))
         except CodesignError:
-            return  # a value-dependent failure of an untrained model says nothing yet
+            return None  # a value-dependent failure of an untrained model says nothing yet
         counters = estimate(net.program)
         cycles = sum(c["cycles"] for c in counters.values())
         hw = {"cycles": cycles, "latency_s": cycles / (config.clock_mhz * 1e6),
@@ -195,6 +197,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             if key in hw and (hw[key] < bound if kind == "min" else hw[key] > bound):
                 prune(trial, "misses a hardware constraint (checked before training)",
                       f"{o} {hw[key]:.4g} {'<' if kind == 'min' else '>'} {kind} {bound:.4g}")
+        return hw
 
     def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
         if config.name not in evaluators:
@@ -230,6 +233,11 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         trial.set_user_attr("accelerator", config.name)
         where = f" on {config.name}" if accel_params else ""
         twin = _finished_twin(study, twin_key)
+        if twin is not None and "stopped_early" in twin.user_attrs:  # seeded: stops alike
+            trial.set_user_attr("duplicate_of", twin.number)
+            progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
+                     f"{twin.number}, stopped early (not counted)")
+            return list(twin.values)
         if twin is not None:  # training is seeded: the same candidate gives the same model
             metrics = twin.user_attrs["metrics"]
             trial.set_user_attr("duplicate_of", twin.number)
@@ -237,13 +245,30 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                      f"{twin.number}, not trained again (not counted)")
         else:
             model = build_model(candidate, data.input_shape, data.classes, exp.seed)
-            precheck(trial, model, config)
+            hw = precheck(trial, model, config)
+            curve: list = []
             start = "the shared parent" if parent is not None else f"{train_cfg.pretrain_epochs} float"
             progress(f"trial {trial.number}: {candidate.describe()}{where}: training "
                      f"{start} + {train_cfg.epochs} QAFT epochs")
             if parent is not None:
                 model.load_state_dict(parent)
-            model = train(model, data, train_cfg, progress=lambda m: progress(f"  {m}"))
+            on_epoch = None
+            if exp.search.prune and hw is not None:
+                def on_epoch(phase, epoch, acc, hw=hw, curve=curve):
+                    curve.append([phase, epoch, acc])
+                    trial.set_user_attr("curve", curve)
+                    found = dominated_so_far(study, exp, hw, phase, epoch, acc)
+                    if found:
+                        raise _Dominated(f"at {phase} epoch {epoch}: {found[0]}", found[1])
+            try:
+                model = train(model, data, train_cfg, progress=lambda m: progress(f"  {m}"),
+                              on_epoch=on_epoch)
+            except _Dominated as stop:
+                # its bound is told to the sampler (it learns where not to look); the results
+                # do not count it (front, budget, hypervolume)
+                trial.set_user_attr("stopped_early", stop.reason)
+                progress(f"trial {trial.number}: training stopped {stop.reason}")
+                return stop.values
             save_model(model, run_dir / "models" / f"trial{trial.number}.pt")
             # a candidate its budget left near chance did not train: the report counts them
             trained = accuracy(model, data)
@@ -272,9 +297,10 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             raise
 
     def account(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        attempts.append(trial.number)
         if trial.state == optuna.trial.TrialState.COMPLETE \
                 and "duplicate_of" not in trial.user_attrs:
-            fruitless.clear()
+            fruitless.clear()  # a new candidate measured, or one known not to matter
         else:
             attrs = trial.user_attrs
             if "duplicate_of" in attrs:
@@ -286,7 +312,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             else:
                 why = (trial.state.name.lower(), "")
             fruitless.append(why)
-        if len(distinct_completed(study)) >= target or len(fruitless) >= stall_limit:
+        if len(distinct_completed(study)) >= target or len(fruitless) >= stall_limit \
+                or len(attempts) >= attempt_limit:
             study.stop()
 
     try:
@@ -294,6 +321,12 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             study.optimize(guarded, callbacks=[account], catch=(Exception,))
     finally:
         cache.close()
+    if len(attempts) >= attempt_limit and len(fruitless) < stall_limit \
+            and len(distinct_completed(study)) < target:
+        raise SearchStalled(
+            f"search {exp.name}: {len(attempts)} trials gave only "
+            f"{len(distinct_completed(study))} of {target} distinct measured candidates (most "
+            f"were stopped early as dominated or repeated one); the study keeps every trial")
     if len(fruitless) >= stall_limit:
         kinds = {}
         for kind, _ in fruitless:
@@ -305,6 +338,48 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             f"{len(distinct_completed(study))} of {target} distinct candidates completed; "
             f"the study keeps every trial (--resume continues)")
     return study
+
+
+PRUNE_MIN_CURVES = 3  # finished trials whose learning curves bound the gain still to come
+PRUNE_MARGIN = 0.02  # accuracy added to the largest gain seen
+
+
+def dominated_so_far(study: optuna.Study, exp: ExperimentConfig, hw: dict, phase: str,
+                     epoch: int, acc: float) -> tuple[str, list[float]] | None:
+    """Why a candidate in training cannot reach the front and its best reachable objective
+    values, or None. Its hardware objectives are
+    exact before training (the estimator on its shapes and bit widths); its accuracy can still
+    grow by at most the largest gain any finished trial made from the same epoch to its
+    measured accuracy, plus a margin. Dominated even so: no use training on."""
+    keys = [OBJECTIVES[o][0] for o in exp.search.objectives]
+    if "accuracy" not in keys or any(k != "accuracy" and k not in hw for k in keys):
+        return None
+    gains = []
+    for t in distinct_completed(study):
+        at = {(p, e): a for p, e, a in t.user_attrs.get("curve", [])}
+        if (phase, epoch) in at and "metrics" in t.user_attrs:
+            gains.append(t.user_attrs["metrics"]["accuracy"] - at[(phase, epoch)])
+    if len(gains) < PRUNE_MIN_CURVES:
+        return None
+    best = min(1.0, acc + max(0.0, max(gains)) + PRUNE_MARGIN)
+    mine = {**hw, "accuracy": best}
+    sign = {k: -1.0 if OBJECTIVES[o][1] == "maximize" else 1.0
+            for o, k in zip(exp.search.objectives, keys)}
+    loss = np.array([sign[k] * mine[k] for k in keys])
+    for t in pareto_trials(study):
+        other = np.array([sign[k] * v for k, v in zip(keys, t.values)])
+        if np.all(other <= loss) and np.any(other < loss):
+            return (f"even at accuracy {best:.3f} ({acc:.3f} now, at most "
+                    f"{max(gains):+.3f} more seen in {len(gains)} trials) trial {t.number} "
+                    f"is as good or better in every objective",
+                    [float(mine[k]) for k in keys])
+    return None
+
+
+class _Dominated(Exception):
+    def __init__(self, reason: str, values: list[float]):
+        super().__init__(reason)
+        self.reason, self.values = reason, values
 
 
 def score_front(exp: ExperimentConfig, data: Dataset, run_dir: Path, study: optuna.Study,
@@ -390,6 +465,9 @@ def trials_table(study: optuna.Study) -> str:
         if t.state != optuna.trial.TrialState.COMPLETE:
             why = t.user_attrs.get("infeasible") or t.user_attrs.get("error") or ""
             rows.append(f"{t.number:>5} {t.state.name:<8} {why[:100]}")
+            continue
+        if "stopped_early" in t.user_attrs:
+            rows.append(f"{t.number:>5} STOPPED  {t.user_attrs['stopped_early'][:100]}")
             continue
         m = t.user_attrs["metrics"]
         rows.append(f"{t.number:>5} {m['accuracy']:>8.3f} {m['cycles']:>8} "

@@ -26,9 +26,12 @@ class TrainConfig:
 
 
 def train(model: QuantNet, data: Dataset, cfg: TrainConfig,
-          progress: Callable[[str], None] | None = None) -> QuantNet:
+          progress: Callable[[str], None] | None = None,
+          on_epoch: Callable[[str, int, float], None] | None = None) -> QuantNet:
     """Float pre-training, then quantization-aware fine-tuning. With no QAFT epochs the model
-    is left for post-training quantization: the compiler calibrates its activation scales."""
+    is left for post-training quantization: the compiler calibrates its activation scales.
+    `on_epoch(phase, epoch, held-out accuracy)` after every epoch may stop the training by
+    raising (a search prunes a candidate that way)."""
     start = time.time()
     limit = cfg.time_limit_s or float("inf")
     # The time limit is shared in proportion to the epochs, so that a slow pre-training
@@ -36,16 +39,17 @@ def train(model: QuantNet, data: Dataset, cfg: TrainConfig,
     share = cfg.pretrain_epochs / max(1, cfg.pretrain_epochs + cfg.epochs)
     if cfg.pretrain_epochs:
         set_quantization(model, False)
-        _run(model, data, cfg, cfg.pretrain_epochs, start + limit * share, "float", progress)
+        _run(model, data, cfg, cfg.pretrain_epochs, start + limit * share, "float", progress,
+             on_epoch)
         set_quantization(model, True)
     model.ptq = cfg.epochs == 0
     if cfg.epochs:
         _run(model, data, replace(cfg, seed=cfg.seed + 1), cfg.epochs, start + limit, "QAFT",
-             progress)
+             progress, on_epoch)
     return model.eval()
 
 
-def _run(model, data, cfg, epochs, deadline, phase, progress):
+def _run(model, data, cfg, epochs, deadline, phase, progress, on_epoch=None):
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -66,9 +70,12 @@ def _run(model, data, cfg, epochs, deadline, phase, progress):
             if time.time() > deadline:
                 break
         sched.step()
+        acc = accuracy(model, data) if progress or on_epoch else None
         if progress:
             progress(f"{phase} epoch {epoch + 1}/{epochs}: loss {total / seen:.3f}, "
-                     f"{data.held_out} accuracy {accuracy(model, data):.3f}")
+                     f"{data.held_out} accuracy {acc:.3f}")
+        if on_epoch:
+            on_epoch(phase, epoch + 1, acc)
         if time.time() > deadline:
             if progress:
                 progress(f"{phase}: its share of the {cfg.time_limit_s:g} s time limit is used")

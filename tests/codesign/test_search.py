@@ -23,7 +23,7 @@ SMALL_SPACE = {"depth": [2], "width": [2, 4], "bits": [[8, 8], [2, 2], [1, 1]],
 
 def small_experiment(trials):
     exp = load_experiment(DEMO)
-    search = replace(exp.search, trials=trials, sampler="random", eval_images=20,
+    search = replace(exp.search, trials=trials, sampler="random", eval_images=20, prune=False,
                      train=replace(exp.search.train, pretrain_epochs=1, epochs=1),
                      objectives=("accuracy", "energy"),
                      space=parse_space(SMALL_SPACE, "small space"))

@@ -41,9 +41,10 @@ def test_sampler_streams_differ_per_resume_and_worker():
 
 def test_a_resume_draws_new_candidates_and_repeats_do_not_count(tmp_path):
     data = load_digits()
-    first = run_search(quick(3), data, tmp_path, progress=lambda m: None)
+    exp = quick(3)  # every candidate measured in full (small_experiment: no early stops)
+    first = run_search(exp, data, tmp_path, progress=lambda m: None)
     drawn = [t.params for t in first.trials]
-    again = run_search(quick(3), data, tmp_path, progress=lambda m: None)
+    again = run_search(exp, data, tmp_path, progress=lambda m: None)
     later = [t.params for t in again.trials[len(drawn):]]
     assert later[:len(drawn)] != drawn  # not the same stream again
     assert len(keys(again)) == 6 == len(set(keys(again)))  # six distinct candidates
@@ -165,3 +166,34 @@ def test_a_run_directory_name_is_its_own_database_path(tmp_path, name):
     optuna.create_study(study_name="s", storage=storage)
     assert (run / "study.db").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_candidate_that_cannot_reach_the_front_stops_training(tmp_path):
+    """Hardware objectives are exact before training; accuracy can still gain at most what
+    finished trials gained from the same epoch (+ a margin)."""
+    from codesign.search import dominated_so_far
+    exp = quick(1, objectives=("accuracy", "size"))
+    study = open_study(exp, tmp_path)
+    dist = {"b0.width": optuna.distributions.CategoricalDistribution([1, 2, 3])}
+    for i, (acc, size) in enumerate(((0.9, 1000), (0.8, 500), (0.7, 300))):
+        study.add_trial(optuna.trial.create_trial(
+            params={"b0.width": i + 1}, distributions=dist, values=[acc, size],
+            user_attrs={"curve": [["QAFT", 1, acc - 0.1]], "key": str(i),
+                        "metrics": {"accuracy": acc}}))
+    why, values = dominated_so_far(study, exp, {"size_bits": 2000}, "QAFT", 1, 0.5)
+    assert "even at accuracy 0.620" in why and "trial 0" in why and values == [0.62, 2000]
+    assert dominated_so_far(study, exp, {"size_bits": 100}, "QAFT", 1, 0.5) is None  # smallest
+    assert dominated_so_far(study, exp, {"size_bits": 2000}, "QAFT", 2, 0.5) is None  # no curves
+    assert dominated_so_far(study, exp, {"size_bits": 2000}, "QAFT", 1, 0.85) is None  # may win
+
+
+def test_a_search_stops_dominated_candidates_early_and_still_measures_its_budget(tmp_path):
+    exp = quick(6, prune=True)  # a space of 24 candidates
+    said = []
+    study = run_search(exp, load_digits(), tmp_path, progress=said.append)
+    assert len(distinct_completed(study)) == 6
+    stopped = [t for t in study.trials if "stopped_early" in t.user_attrs]
+    measured = {t.number for t in distinct_completed(study)}
+    assert stopped and all(t.number not in measured for t in stopped)
+    assert all(t.number not in {p.number for p in pareto_trials(study)} for t in stopped)
+    assert sum("training stopped at " in m for m in said) == len(stopped)
