@@ -252,17 +252,15 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                      f"{start} + {train_cfg.epochs} QAFT epochs")
             if parent is not None:
                 model.load_state_dict(parent)
-            on_epoch = None
-            if exp.search.prune and hw is not None:
-                def on_epoch(phase, epoch, acc, hw=hw, curve=curve):
-                    curve.append([phase, epoch, acc])
-                    trial.set_user_attr("curve", curve)
-                    found = dominated_so_far(study, exp, hw, phase, epoch, acc)
-                    if found:
-                        raise _Dominated(f"at {phase} epoch {epoch}: {found[0]}", found[1])
+            def stop_if_dominated(phase, epoch, acc, hw=hw, curve=curve):
+                curve.append([phase, epoch, acc])
+                trial.set_user_attr("curve", curve)
+                found = dominated_so_far(study, exp, hw, phase, epoch, acc)
+                if found:
+                    raise _Dominated(f"at {phase} epoch {epoch}: {found[0]}", found[1])
             try:
                 model = train(model, data, train_cfg, progress=lambda m: progress(f"  {m}"),
-                              on_epoch=on_epoch)
+                              on_epoch=stop_if_dominated if exp.search.prune and hw else None)
             except _Dominated as stop:
                 # its bound is told to the sampler (it learns where not to look); the results
                 # do not count it (front, budget, hypervolume)
