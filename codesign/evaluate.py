@@ -22,6 +22,7 @@ import torch
 from codesign.data import Dataset
 from codesign.errors import CodesignError
 from codesign.models import QuantNet
+from codesign.progress import bar
 from compiler.estimate import estimate
 from compiler.pipeline import compile_model
 from compiler.runtime import CompiledNetwork
@@ -104,6 +105,7 @@ class AcceleratorEvaluator(Evaluator):
     def _measure(self, model, data, runner, progress) -> Metrics:
         n = min(self.images or len(data.x_test), len(data.x_test))
         correct, sim_time, cycles, runs = 0, 0.0, None, None
+        shown = bar(n, f"{self.name}: test images")
         for i in range(n):
             start = time.perf_counter()
             logits = runner(data.x_test[i:i + 1])
@@ -114,8 +116,11 @@ class AcceleratorEvaluator(Evaluator):
             elif runner.cycles != cycles:  # static schedules: data cannot change the count
                 raise CodesignError(f"cycle count changed between inputs ({cycles} vs "
                                     f"{runner.cycles}): the compiled program is not static")
+            shown.update()
+            shown.set_postfix(accuracy=f"{correct / (i + 1):.3f}")
             if progress and (i + 1) % 100 == 0:
                 progress(f"{self.name}: {i + 1}/{n} test images, accuracy {correct / (i + 1):.3f}")
+        shown.close()
         table = self.config.energy
         layers = tuple(LayerMetrics(r.name, r.cycles,
                                     energy_of(r.counters, table, self.config.vector_width).total_j)

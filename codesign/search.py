@@ -24,6 +24,7 @@ from codesign.evaluate import (CALIBRATION_IMAGES, AcceleratorEvaluator, Evaluat
 from codesign.experiment import OBJECTIVES, ExperimentConfig
 from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
 from codesign.models import Candidate, QuantNet, build_model
+from codesign.progress import bar
 from codesign.train import accuracy, train
 from compiler.errors import MemoryFitError
 from compiler.estimate import estimate
@@ -314,10 +315,17 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                 or len(attempts) >= attempt_limit:
             study.stop()
 
+    shown = bar(target, f"search {exp.name}: candidates measured")
+    shown.update(len(distinct_completed(study)))
+
+    def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        shown.update(len(distinct_completed(study)) - shown.n)
+
     try:
         if len(distinct_completed(study)) < target:
-            study.optimize(guarded, callbacks=[account], catch=(Exception,))
+            study.optimize(guarded, callbacks=[account, show], catch=(Exception,))
     finally:
+        shown.close()
         cache.close()
     if len(attempts) >= attempt_limit and len(fruitless) < stall_limit \
             and len(distinct_completed(study)) < target:

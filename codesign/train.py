@@ -12,6 +12,7 @@ from torch import nn
 
 from codesign.data import Dataset
 from codesign.models import QuantNet
+from codesign.progress import bar
 from codesign.quant import set_quantization
 
 
@@ -56,6 +57,7 @@ def _run(model, data, cfg, epochs, deadline, phase, progress, on_epoch=None):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     loss_fn = nn.CrossEntropyLoss()
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    shown = bar(epochs * -(-len(x) // cfg.batch_size), f"{phase} training")
     for epoch in range(epochs):
         model.train()
         order = torch.from_numpy(rng.permutation(len(x)))
@@ -67,6 +69,7 @@ def _run(model, data, cfg, epochs, deadline, phase, progress, on_epoch=None):
             loss.backward()
             opt.step()
             total, seen = total + loss.item() * len(idx), seen + len(idx)
+            shown.update()
             if time.time() > deadline:
                 break
         sched.step()
@@ -74,12 +77,18 @@ def _run(model, data, cfg, epochs, deadline, phase, progress, on_epoch=None):
         if progress:
             progress(f"{phase} epoch {epoch + 1}/{epochs}: loss {total / seen:.3f}, "
                      f"{data.held_out} accuracy {acc:.3f}")
+        shown.set_postfix(loss=f"{total / seen:.3f}", epoch=epoch + 1)
         if on_epoch:
-            on_epoch(phase, epoch + 1, acc)
+            try:
+                on_epoch(phase, epoch + 1, acc)
+            except BaseException:
+                shown.close()
+                raise
         if time.time() > deadline:
             if progress:
                 progress(f"{phase}: its share of the {cfg.time_limit_s:g} s time limit is used")
             break
+    shown.close()
 
 
 @torch.no_grad()
