@@ -46,6 +46,9 @@ class SearchConfig:
     # Stop training a candidate whose hardware cost (exact before training) and best reachable
     # accuracy (now + the most any finished trial gained from this epoch on) are dominated.
     prune: bool = True
+    # A finished run directory whose measured candidates seed the sampler (priors: they are
+    # not counted, not on this run's front).
+    warm_start: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s = FieldReader(data, where)
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
-                   "population", "shared_parent", "validation", "prune"))
+                   "population", "shared_parent", "validation", "prune", "warm_start"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -135,10 +138,15 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     prune = s.get("prune", True)
     if not isinstance(prune, bool):
         raise s.fail("prune", f"must be true or false, not {prune!r}")
+    warm = s.get("warm_start", None)
+    if warm is not None and (not isinstance(warm, str)
+                             or not (Path(warm) / "config.yaml").is_file()):
+        raise s.fail("warm_start", f"must name a search run directory (with config.yaml), "
+                                   f"not {warm!r}")
     return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
                         _optional_images(s, "eval_images"), fidelity, tuple(constraints),
                         tuple(enqueue), s.int("population", 2, default=50), shared_parent,
-                        validation, prune)
+                        validation, prune, warm)
 
 
 def parse_experiment(data, where: str) -> ExperimentConfig:

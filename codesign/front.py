@@ -9,12 +9,13 @@ import optuna
 
 
 def distinct_completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Completed trials measured in full that are not repeats of an earlier one: what the
-    budget counts (a candidate whose training stopped early, dominated, told the sampler its
-    best reachable values but was not measured)."""
+    """Completed trials measured in full by this run that are not repeats of an earlier one:
+    what the budget counts (a candidate whose training stopped early, dominated, told the
+    sampler its best reachable values but was not measured; a warm-start prior came from
+    another run)."""
     return [t for t in study.get_trials(deepcopy=False,
                                         states=(optuna.trial.TrialState.COMPLETE,))
-            if "duplicate_of" not in t.user_attrs and "stopped_early" not in t.user_attrs]
+            if not {"duplicate_of", "stopped_early", "warm_start"} & t.user_attrs.keys()]
 
 
 def feasible(trial: optuna.trial.FrozenTrial) -> bool:

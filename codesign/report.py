@@ -82,7 +82,9 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
                    if t.state == state.COMPLETE), "repeated a finished candidate"),
               (sum("stopped_early" in t.user_attrs for t in study.trials
                    if t.state == state.COMPLETE),
-               "stopped training early: dominated even at their best reachable accuracy")]
+               "stopped training early: dominated even at their best reachable accuracy"),
+              (sum("warm_start" in t.user_attrs for t in study.trials),
+               "copied from an earlier run as priors (warm start)")]
     others = "".join(f"; {n} {what}" for n, what in others if n)
     trained = [t for t in study.trials if "untrained" in t.user_attrs]
     if trained:

@@ -139,9 +139,42 @@ def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None,
     before = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(exp.search.sampler, sampler_seed(exp.seed, before, worker),
                                  bool(exp.search.constraints), exp.search.population)
+    if exp.search.warm_start and before == 0:
+        _warm_start(study, exp, Path(exp.search.warm_start))
     if exp.search.enqueue:
         _enqueue_baselines(study, list(exp.search.enqueue))
     return study
+
+
+def _warm_start(study: optuna.Study, exp: ExperimentConfig, source: Path) -> int:
+    """Copy the measured candidates of an earlier run into a new study as priors (marked
+    `warm_start`), those whose parameters this space can draw and whose objectives match.
+    Returns how many."""
+    from codesign.experiment import load_experiment
+    old_exp = load_experiment(source / "config.yaml")
+    if tuple(old_exp.search.objectives) != tuple(exp.search.objectives):
+        raise CodesignError(f"warm_start {source}: its objectives {old_exp.search.objectives} "
+                            f"differ from this search's {exp.search.objectives}")
+    old = optuna.load_study(study_name=old_exp.name, storage=open_storage(source))
+    probe = optuna.create_study(directions=study.directions).ask()
+    exp.search.space.suggest(probe)  # this space's distributions (one fixed set)
+    dists = probe.distributions
+    def drawable(k, v) -> bool:
+        try:
+            return dists[k]._contains(dists[k].to_internal_repr(v))
+        except (ValueError, TypeError):
+            return False
+
+    n = 0
+    for t in distinct_completed(old):
+        if set(t.params) != set(dists) or not all(drawable(k, v) for k, v in t.params.items()):
+            continue
+        attrs = {k: v for k, v in t.user_attrs.items() if k not in ("worker",)}
+        study.add_trial(optuna.trial.create_trial(
+            params=t.params, distributions=dists, values=t.values,
+            user_attrs={**attrs, "warm_start": f"{source}#{t.number}"}))
+        n += 1
+    return n
 
 
 def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
@@ -446,8 +479,8 @@ def load_model(path: Path, classes: int) -> QuantNet:
 
 def _finished_twin(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if t.user_attrs.get("key") == key:
-            return t
+        if t.user_attrs.get("key") == key and "warm_start" not in t.user_attrs:
+            return t  # (a prior from another run may differ in data or accelerator)
     return None
 
 

@@ -19,7 +19,7 @@ from codesign.front import distinct_completed, held_out_score, pareto_trials
 from codesign.search import (SearchStalled, open_study, run_search, sampler_seed, score_front,
                              trials_table)
 from codesign.space import parse_space
-from tests.codesign.test_search import small_experiment
+from tests.codesign.test_search import SMALL_SPACE, small_experiment
 
 TINY_ACCEL = yaml.safe_load(open("configs/accel/tiny.yaml"))
 
@@ -197,3 +197,21 @@ def test_a_search_stops_dominated_candidates_early_and_still_measures_its_budget
     assert stopped and all(t.number not in measured for t in stopped)
     assert all(t.number not in {p.number for p in pareto_trials(study)} for t in stopped)
     assert sum("training stopped at " in m for m in said) == len(stopped)
+
+
+def test_a_warm_start_seeds_the_sampler_without_counting(tmp_path):
+    import yaml as _yaml
+    data = load_digits()
+    first = run_search(quick(2), data, tmp_path / "a", progress=lambda m: None)
+    from codesign.cli import DEFAULT_DEMO
+    config = _yaml.safe_load(open(DEFAULT_DEMO))  # what the CLI writes into a run directory
+    config["name"] = "test"
+    config["search"].update(objectives=["accuracy", "energy"], space=SMALL_SPACE)
+    (tmp_path / "a" / "config.yaml").write_text(_yaml.safe_dump(config))
+    prior = keys(first)
+    exp = quick(2, warm_start=str(tmp_path / "a"))
+    study = run_search(exp, data, tmp_path / "b", progress=lambda m: None)
+    warm = [t for t in study.trials if "warm_start" in t.user_attrs]
+    assert sorted(t.user_attrs["key"] for t in warm) == sorted(prior)
+    assert len(distinct_completed(study)) == 2  # its own budget, measured here
+    assert not {t.number for t in warm} & {t.number for t in pareto_trials(study)}
