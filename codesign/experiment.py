@@ -21,7 +21,7 @@ OBJECTIVES = {  # name -> (Metrics field, Optuna direction)
     "energy": ("energy_j", "minimize"),
     "size": ("size_bits", "minimize"),
 }
-SAMPLERS = ("nsga2", "gp", "tpe", "random")
+SAMPLERS = ("nsga2", "gp", "botorch", "tpe", "random")
 FIDELITIES = ("rtl", "estimate", "screen")
 
 

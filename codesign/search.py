@@ -34,16 +34,34 @@ from hw.config import AccelConfig, load_accel_config
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials report their own failures
 
 
-def make_sampler(name: str, seed: int, constrained: bool = False, population: int = 50
-                 ) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, constrained: bool = False, population: int = 50,
+                 objectives: int = 2) -> optuna.samplers.BaseSampler:
     c = {"constraints_func": constraints_of} if constrained else {}
     with warnings.catch_warnings():  # constraints_func is experimental in some samplers
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return {"nsga2": lambda: optuna.samplers.NSGAIISampler(
                     seed=seed, population_size=population, **c),
                 "gp": lambda: optuna.samplers.GPSampler(seed=seed, **c),  # multi-objective BO
+                "botorch": lambda: _botorch(seed, objectives, c),
                 "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **c),
                 "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
+
+
+BOTORCH_STARTUP = 8  # random trials before the GP takes over
+
+
+def _botorch(seed: int, objectives: int, constraints: dict) -> optuna.samplers.BaseSampler:
+    """BoTorch through Optuna's integration: qLogNEHVI for several objectives (numerically
+    steadier than qNEHVI), LogEI for one."""
+    from botorch.exceptions import InputDataWarning, OptimizationWarning
+    from optuna_integration import BoTorchSampler
+    from optuna_integration.botorch import logei_candidates_func, qnehvi_candidates_func
+    for noise in (InputDataWarning, OptimizationWarning):  # per proposal; the search goes on
+        warnings.filterwarnings("ignore", category=noise)
+    return BoTorchSampler(
+        candidates_func=qnehvi_candidates_func if objectives > 1 else logei_candidates_func,
+        n_startup_trials=BOTORCH_STARTUP, seed=seed,
+        independent_sampler=optuna.samplers.RandomSampler(seed=seed), **constraints)
 
 
 def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBStorage:
@@ -138,12 +156,27 @@ def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None,
     fail_orphaned_trials(study)
     before = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(exp.search.sampler, sampler_seed(exp.seed, before, worker),
-                                 bool(exp.search.constraints), exp.search.population)
+                                 bool(exp.search.constraints), exp.search.population,
+                                 len(exp.search.objectives))
     if exp.search.warm_start and before == 0:
         _warm_start(study, exp, Path(exp.search.warm_start))
     if exp.search.enqueue:
         _enqueue_baselines(study, list(exp.search.enqueue))
     return study
+
+
+def _enqueue_fresh(study: optuna.Study, space, salt: int, tries: int = 32) -> None:
+    """Queue a random candidate no trial has measured, so that a sampler stuck on a finished
+    point moves on (a GP's acquisition on a discrete space proposes it again and again)."""
+    known = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(
+        seed=sampler_seed(len(study.trials), salt, 1)))
+    for _ in range(tries):
+        trial = draws.ask()
+        candidate, _ = space.suggest(trial)
+        if not any(k and json.loads(k)["candidate"] == candidate.to_dict() for k in known):
+            study.enqueue_trial(trial.params)
+            return
 
 
 def _warm_start(study: optuna.Study, exp: ExperimentConfig, source: Path) -> int:
@@ -337,6 +370,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             attrs = trial.user_attrs
             if "duplicate_of" in attrs:
                 why = ("repeated a finished candidate", f"as trial {attrs['duplicate_of']}")
+                _enqueue_fresh(study, space, len(attempts))  # a model-based sampler would
+                #                                              propose the same point again
             elif "infeasible" in attrs:
                 why = ("did not fit the accelerator or meet a constraint", attrs["infeasible"])
             elif "error" in attrs:

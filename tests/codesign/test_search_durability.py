@@ -215,3 +215,12 @@ def test_a_warm_start_seeds_the_sampler_without_counting(tmp_path):
     assert sorted(t.user_attrs["key"] for t in warm) == sorted(prior)
     assert len(distinct_completed(study)) == 2  # its own budget, measured here
     assert not {t.number for t in warm} & {t.number for t in pareto_trials(study)}
+
+
+def test_botorch_qlognehvi_proposes_after_its_random_start(tmp_path):
+    from codesign.search import BOTORCH_STARTUP
+    exp = quick(BOTORCH_STARTUP + 1, sampler="botorch")
+    said = []
+    study = run_search(exp, load_digits(), tmp_path, progress=said.append)
+    assert len(distinct_completed(study)) == BOTORCH_STARTUP + 1
+    assert type(study.sampler).__name__ == "BoTorchSampler"
