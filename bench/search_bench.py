@@ -1,6 +1,7 @@
-"""Searchers at equal trial budgets: hypervolume of multi-objective BO (Optuna's GP sampler),
-NSGA-II, BoTorch (qLogNEHVI) and random search over 3 seeds, on the digits experiment's space (accuracy from the
-integer reference, which is bit-exact with the RTL; cycles from the estimator, exact against it).
+"""Searchers at equal trial budgets: hypervolume of multi-objective BO (Optuna's GP sampler and
+BoTorch's qLogNEHVI), NSGA-II and random search over 3 seeds, on the digits experiment's space
+(accuracy from the integer reference, which is bit-exact with the RTL; cycles from the
+estimator, exact against it).
 
 All runs' points are normalized together (one reference point), so hypervolumes compare.
 Prints mean and spread per searcher and the ratios to random; writes bench/results/search.json
