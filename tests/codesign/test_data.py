@@ -81,7 +81,7 @@ def test_cifar10_from_python_batches(tmp_path):
 
 
 def test_cifar10_errors(tmp_path):
-    with pytest.raises(DataError, match="give the directory"):
+    with pytest.raises(DataError, match="set CODESIGN_CIFAR10 to the directory"):
         get_dataset("cifar10")
     write_cifar(tmp_path)
     (tmp_path / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((2, 10))}))
