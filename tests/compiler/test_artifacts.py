@@ -113,3 +113,11 @@ class _Evil:
 
     def __reduce__(self):
         return os.system, (f"touch {self.path}",)
+
+
+def test_a_truncated_manifest_is_one_clear_error(compiled, tmp_path):
+    d = copy(compiled[1], tmp_path)
+    text = (d / "manifest.json").read_text()
+    (d / "manifest.json").write_text(text[:len(text) // 2])
+    with pytest.raises(CompileError, match="manifest.json: unreadable .*compile again"):
+        artifacts.load(d)
