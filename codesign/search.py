@@ -168,13 +168,14 @@ def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None,
 def _enqueue_fresh(study: optuna.Study, space, salt: int, tries: int = 32) -> None:
     """Queue a random candidate no trial has measured, so that a sampler stuck on a finished
     point moves on (a GP's acquisition on a discrete space proposes it again and again)."""
-    known = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
+    known = [json.loads(t.user_attrs["key"])["candidate"]
+             for t in study.get_trials(deepcopy=False) if "key" in t.user_attrs]
     draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(
         seed=sampler_seed(len(study.trials), salt, 1)))
     for _ in range(tries):
         trial = draws.ask()
         candidate, _ = space.suggest(trial)
-        if not any(k and json.loads(k)["candidate"] == candidate.to_dict() for k in known):
+        if json.loads(json.dumps(candidate.to_dict())) not in known:  # as the keys hold it
             study.enqueue_trial(trial.params)
             return
 
