@@ -12,7 +12,7 @@ from compiler.errors import CompileError
 from compiler.pipeline import compile_model
 from hw.config import load_accel_config
 
-pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+pytestmark = pytest.mark.rtl
 
 
 @pytest.fixture(scope="module")
