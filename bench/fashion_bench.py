@@ -25,7 +25,8 @@ from codesign.data import get_dataset  # noqa: E402
 from codesign.evaluate import get_evaluator  # noqa: E402
 from codesign.experiment import load_experiment  # noqa: E402
 from codesign.report import completed  # noqa: E402
-from codesign.search import load_model, open_storage  # noqa: E402
+from codesign.search import load_model  # noqa: E402
+from codesign.study import open_storage  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
 
 OUT = ROOT / "bench" / "results"

@@ -235,8 +235,8 @@ def _search(args) -> int:
 
     from codesign.experiment import load_experiment
     from codesign.report import write_report
-    from codesign.search import (SearchStalled, fail_orphaned_trials, open_storage, open_study,
-                                 score_front, trials_table)
+    from codesign.search import SearchStalled, score_front, trials_table
+    from codesign.study import fail_orphaned_trials, open_storage, open_study
     from codesign.space import space_path
     from compiler.artifacts import writable_dir
 
@@ -310,7 +310,7 @@ def _report(args) -> int:
 
     from codesign.experiment import load_experiment
     from codesign.report import write_report
-    from codesign.search import open_storage
+    from codesign.study import open_storage
 
     run_dir = Path(args.run_dir)
     exp = load_experiment(run_dir / "config.yaml")

@@ -1,13 +1,12 @@
 """Multi-objective architecture search with Optuna: each trial trains a candidate and measures
-it on the accelerator; the study persists in SQLite inside the run directory.
+it on the accelerator (the study it runs in, its storage and sampler: `codesign.study`); what a
+trial costs and counts: checks before training, early stops, repeats, failures, the stall rule.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ from codesign.experiment import OBJECTIVES, ExperimentConfig
 from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
 from codesign.models import Candidate, QuantNet, build_model
 from codesign.progress import bar
+from codesign.study import enqueue_fresh, open_study, worker_id
 from codesign.train import accuracy, train
 from compiler.errors import MemoryFitError
 from compiler.estimate import estimate
@@ -34,181 +34,9 @@ from hw.config import AccelConfig, load_accel_config
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials report their own failures
 
 
-def make_sampler(name: str, seed: int, constrained: bool = False, population: int = 50,
-                 objectives: int = 2) -> optuna.samplers.BaseSampler:
-    c = {"constraints_func": constraints_of} if constrained else {}
-    with warnings.catch_warnings():  # constraints_func is experimental in some samplers
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return {"nsga2": lambda: optuna.samplers.NSGAIISampler(
-                    seed=seed, population_size=population, **c),
-                "gp": lambda: optuna.samplers.GPSampler(seed=seed, **c),  # multi-objective BO
-                "botorch": lambda: _botorch(seed, objectives, c),
-                "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **c),
-                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
-
-
-BOTORCH_STARTUP = 8  # random trials before the GP takes over
-
-
-def _botorch(seed: int, objectives: int, constraints: dict) -> optuna.samplers.BaseSampler:
-    """BoTorch through Optuna's integration: qLogNEHVI for several objectives (numerically
-    steadier than qNEHVI), LogEI for one."""
-    from botorch.exceptions import InputDataWarning, OptimizationWarning
-    from optuna_integration import BoTorchSampler
-    from optuna_integration.botorch import logei_candidates_func, qnehvi_candidates_func
-    for noise in (InputDataWarning, OptimizationWarning):  # per proposal; the search goes on
-        warnings.filterwarnings("ignore", category=noise)
-    return BoTorchSampler(
-        candidates_func=qnehvi_candidates_func if objectives > 1 else logei_candidates_func,
-        n_startup_trials=BOTORCH_STARTUP, seed=seed,
-        independent_sampler=optuna.samplers.RandomSampler(seed=seed), **constraints)
-
-
-def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBStorage:
-    """The study's storage: SQLite in the run directory, or a database URL shared by many
-    machines. Workers send heartbeats, so a killed worker's trial is failed, not left running."""
-    if url is None:  # the path escaped: '%' or '?' in a directory name must stay its own
-        from sqlalchemy.engine import URL
-        url = URL.create("sqlite", database=str((run_dir / "study.db").resolve())
-                         ).render_as_string(hide_password=False)
-    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90,
-                                              engine_kwargs={"connect_args": {"timeout": 60}}
-                                              if url.startswith("sqlite") else None)
-        except Exception as exc:  # SQLAlchemy: unknown dialect, bad URL, unreachable server
-            raise CodesignError(f"storage {url!r}: cannot open it ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0][:300]})") from None
-
-
 class SearchStalled(CodesignError):
     """Trial after trial completed nothing new (each failed, did not fit, or repeated a
     finished candidate): the search stops rather than spin."""
-
-
-def sampler_seed(seed: int, trials_before: int, worker: int) -> int:
-    """The configured seed for a new study's first process; every resume and every worker
-    its own stream, so that none repeats another's draws."""
-    if trials_before == 0 and worker == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, trials_before, worker]).generate_state(1)[0])
-
-
-def _here() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive(worker: str) -> bool:
-    """Whether the process that claimed a trial (host:pid) may still run it: only a process
-    on this host can be checked; one elsewhere counts as alive (its heartbeat decides)."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def fail_orphaned_trials(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose process on this host is gone (a killed worker; its
-    heartbeat may not have expired yet). Returns their numbers."""
-    orphans = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        worker = t.user_attrs.get("worker")
-        if worker and not _alive(worker):
-            study._storage.set_trial_user_attr(t._trial_id, "error",
-                                               f"its process {worker} ended mid-trial")
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            orphans.append(t.number)
-    return orphans
-
-
-def _enqueue_baselines(study: optuna.Study, baselines: list[dict]) -> None:
-    """Each configured baseline waits in the queue until a trial of it completes (a kill
-    mid-baseline puts it back)."""
-    def same(t, params):
-        fixed = t.system_attrs.get("fixed_params") or t.params
-        return all(fixed.get(k) == v for k, v in params.items())
-
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING,
-              optuna.trial.TrialState.RUNNING)
-    live = study.get_trials(deepcopy=False, states=states)
-    for params in baselines:
-        if not any(same(t, params) for t in live):
-            study.enqueue_trial(params)
-
-
-def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None,
-               worker: int = 0) -> optuna.Study:
-    """The experiment's study, created on first use (before workers start, so that they do
-    not race to create the schema); trials orphaned by a killed process are failed and the
-    baselines queued again until they complete. Its sampler draws from a stream of its own
-    (`sampler_seed`)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
-        study_name=exp.name, storage=open_storage(run_dir, storage), load_if_exists=True,
-        directions=[OBJECTIVES[o][1] for o in exp.search.objectives])
-    fail_orphaned_trials(study)
-    before = len(study.get_trials(deepcopy=False))
-    study.sampler = make_sampler(exp.search.sampler, sampler_seed(exp.seed, before, worker),
-                                 bool(exp.search.constraints), exp.search.population,
-                                 len(exp.search.objectives))
-    if exp.search.warm_start and before == 0:
-        _warm_start(study, exp, Path(exp.search.warm_start))
-    if exp.search.enqueue:
-        _enqueue_baselines(study, list(exp.search.enqueue))
-    return study
-
-
-def _enqueue_fresh(study: optuna.Study, space, salt: int, tries: int = 32) -> None:
-    """Queue a random candidate no trial has measured, so that a sampler stuck on a finished
-    point moves on (a GP's acquisition on a discrete space proposes it again and again)."""
-    known = [json.loads(t.user_attrs["key"])["candidate"]
-             for t in study.get_trials(deepcopy=False) if "key" in t.user_attrs]
-    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(
-        seed=sampler_seed(len(study.trials), salt, 1)))
-    for _ in range(tries):
-        trial = draws.ask()
-        candidate, _ = space.suggest(trial)
-        if json.loads(json.dumps(candidate.to_dict())) not in known:  # as the keys hold it
-            study.enqueue_trial(trial.params)
-            return
-
-
-def _warm_start(study: optuna.Study, exp: ExperimentConfig, source: Path) -> int:
-    """Copy the measured candidates of an earlier run into a new study as priors (marked
-    `warm_start`), those whose parameters this space can draw and whose objectives match.
-    Returns how many."""
-    from codesign.experiment import load_experiment
-    old_exp = load_experiment(source / "config.yaml")
-    if tuple(old_exp.search.objectives) != tuple(exp.search.objectives):
-        raise CodesignError(f"warm_start {source}: its objectives {old_exp.search.objectives} "
-                            f"differ from this search's {exp.search.objectives}")
-    old = optuna.load_study(study_name=old_exp.name, storage=open_storage(source))
-    probe = optuna.create_study(directions=study.directions).ask()
-    exp.search.space.suggest(probe)  # this space's distributions (one fixed set)
-    dists = probe.distributions
-    def drawable(k, v) -> bool:
-        try:
-            return dists[k]._contains(dists[k].to_internal_repr(v))
-        except (ValueError, TypeError):
-            return False
-
-    n = 0
-    for t in distinct_completed(old):
-        if set(t.params) != set(dists) or not all(drawable(k, v) for k, v in t.params.items()):
-            continue
-        attrs = {k: v for k, v in t.user_attrs.items() if k not in ("worker",)}
-        study.add_trial(optuna.trial.create_trial(
-            params=t.params, distributions=dists, values=t.values,
-            user_attrs={**attrs, "warm_start": f"{source}#{t.number}"}))
-        n += 1
-    return n
 
 
 def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
@@ -291,7 +119,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         return metrics
 
     def objective(trial: optuna.Trial) -> list[float]:
-        trial.set_user_attr("worker", _here())
+        trial.set_user_attr("worker", worker_id())
         candidate, accel_params = space.suggest(trial)
         config = space.accel_config(base, accel_params)
         twin_key = json.dumps({"candidate": candidate.to_dict(), "accelerator": config.name})
@@ -371,7 +199,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             attrs = trial.user_attrs
             if "duplicate_of" in attrs:
                 why = ("repeated a finished candidate", f"as trial {attrs['duplicate_of']}")
-                _enqueue_fresh(study, space, len(attempts))  # a model-based sampler would
+                enqueue_fresh(study, space, len(attempts))  # a model-based sampler would
                 #                                              propose the same point again
             elif "infeasible" in attrs:
                 why = ("did not fit the accelerator or meet a constraint", attrs["infeasible"])
@@ -518,11 +346,6 @@ def _finished_twin(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | 
         if t.user_attrs.get("key") == key and "warm_start" not in t.user_attrs:
             return t  # (a prior from another run may differ in data or accelerator)
     return None
-
-
-def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """Optuna's constraint values (<= 0: satisfied), stored by the objective."""
-    return trial.user_attrs.get("constraints", [])
 
 
 def summary(m: Metrics) -> str:

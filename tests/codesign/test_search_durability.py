@@ -16,8 +16,8 @@ import yaml
 
 from codesign.data import load_digits
 from codesign.front import distinct_completed, held_out_score, pareto_trials
-from codesign.search import (SearchStalled, open_study, run_search, sampler_seed, score_front,
-                             trials_table)
+from codesign.search import SearchStalled, run_search, score_front, trials_table
+from codesign.study import open_study, sampler_seed
 from codesign.space import parse_space
 from tests.codesign.test_search import SMALL_SPACE, small_experiment
 
@@ -159,7 +159,7 @@ def test_candidates_are_selected_on_validation_and_the_front_tested_once(tmp_pat
 
 @pytest.mark.parametrize("name", ["run%42", "x?y", "a#b"])
 def test_a_run_directory_name_is_its_own_database_path(tmp_path, name):
-    from codesign.search import open_storage
+    from codesign.study import open_storage
     run = tmp_path / name
     run.mkdir()
     storage = open_storage(run)
@@ -218,7 +218,7 @@ def test_a_warm_start_seeds_the_sampler_without_counting(tmp_path):
 
 
 def test_botorch_qlognehvi_proposes_after_its_random_start(tmp_path):
-    from codesign.search import BOTORCH_STARTUP
+    from codesign.study import BOTORCH_STARTUP
     exp = quick(BOTORCH_STARTUP + 1, sampler="botorch")
     said = []
     study = run_search(exp, load_digits(), tmp_path, progress=said.append)
