@@ -187,6 +187,7 @@ def test_a_candidate_that_cannot_reach_the_front_stops_training(tmp_path):
     assert dominated_so_far(study, exp, {"size_bits": 2000}, "QAFT", 1, 0.85) is None  # may win
 
 
+@pytest.mark.slow
 def test_a_search_stops_dominated_candidates_early_and_still_measures_its_budget(tmp_path):
     exp = quick(6, prune=True)  # a space of 24 candidates
     said = []
@@ -217,6 +218,7 @@ def test_a_warm_start_seeds_the_sampler_without_counting(tmp_path):
     assert not {t.number for t in warm} & {t.number for t in pareto_trials(study)}
 
 
+@pytest.mark.slow  # one BoTorch proposal: 30 s to minutes on 2 cores
 def test_botorch_qlognehvi_proposes_after_its_random_start(tmp_path):
     from codesign.study import BOTORCH_STARTUP
     exp = quick(BOTORCH_STARTUP + 1, sampler="botorch")
