@@ -34,14 +34,15 @@ from hw.isa import Encoding
 
 def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: bool | None = None,
                    host_inputs: frozenset[str] = frozenset(),
-                   overlap: bool = True) -> CompiledProgram:
+                   overlap: bool = True, share_rows: bool = True) -> CompiledProgram:
     """Constants stay resident when all layers' fit beside the activations. Otherwise the
     one layer with the fewest constants that makes the rest fit is streamed, or failing that
     the layers with the largest, as few as needed (all of them with stream_weights=True):
     their constants live in the off-chip memory and each loads its own
     into a buffer above the resident ones (DMA) when it runs. `host_inputs`: layers whose input
     is the network's (the host writes it, in any layout: stems take patches); overlap=False
-    loads weight segments one after the other (for comparison)."""
+    loads weight segments one after the other (for comparison); share_rows=False gives every
+    parameter row its own words (fault injection: one flip, one value)."""
     if config.buses < 3 or not all(config.has_unit(u) for u in ("alu", "lsu", "vmac")):
         raise CompileError(f"accelerator '{config.name}': the code generator needs at least 3 "
                            f"buses and the alu, lsu and vmac units")
@@ -53,7 +54,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         return get_kind(layer.kind).plan(i, layer, config, mem, layer.name in host_inputs)
 
     # constants of each layer alone, largest first: the order in which layers are streamed
-    sizes = [Memory(config) for _ in layers]
+    sizes = [Memory(config, share=share_rows) for _ in layers]
     for i, layer in enumerate(layers):
         sizes[i].limit = 1 << 62  # measure, whatever the data memory
         plan(i, layer, sizes[i])
@@ -69,7 +70,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                                           f"load streamed constants")
         try:
             plans, emitted, image, offchip = _place(layers, streamed, plan, config, enc,
-                                                    overlap)
+                                                    overlap, share_rows)
             break
         except MemoryFitError as exc:
             error = error or exc  # the resident attempt's reason is the clearest
@@ -109,18 +110,18 @@ def _cheap_sets(ascending: list[int], size: list[int], most: int = 48) -> list[s
 
 
 def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding,
-           overlap: bool = True):
+           overlap: bool = True, share: bool = True):
     """Plans with the resident constants from row 0 and each streamed layer's in a buffer
     above them (loaded by its own code from the off-chip memory), activations above both (from
     a bank boundary when a layer loads weights while it computes, so the DMA's writes never
     meet the core's)."""
-    resident = Memory(config)
+    resident = Memory(config, share=share)
     mems = {i: resident for i in range(len(layers)) if i not in streamed}
     plans = [plan(i, layer, mems[i]) if i in mems else None for i, layer in enumerate(layers)]
     base = align_up(resident.top, resident.row)
     area = Offchip()
     for i in sorted(streamed):
-        mem = mems[i] = Memory(config, base, area, overlap)
+        mem = mems[i] = Memory(config, base, area, overlap, share)
         plans[i] = p = plan(i, layers[i], mem)
         end = p.preload_top if p.preload_top is not None else mem.top
         rows = -(-(end - base) // mem.row)

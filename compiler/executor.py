@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from compiler.errors import CompileError
 from compiler.kinds import reference
-from compiler.program import CompiledProgram
+from compiler.program import CompiledProgram, LayerBinding
 from hw.machine import get_machine
 
 
@@ -51,6 +52,9 @@ class MachineBackend(Backend):
         self.name = engine
         self.compiled = compiled
         self.machine = get_machine(engine, compiled.config)
+        # Called with (binding, machine, row tile) after each run, before its output is read
+        # (fault injection flips the words a layer wrote here).
+        self.after_run: Callable[[LayerBinding, object, int], None] | None = None
         self.machine.load_program(compiled.program)
         for addr, data in compiled.image:
             self.machine.write_dmem(addr, data)
@@ -88,7 +92,7 @@ class MachineBackend(Backend):
         for t in range(rt.tiles):
             window = xp[:, t * rt.step:t * rt.step + rt.in_rows]
             self.machine.write_dmem(layout.addr, layout.encode(window))
-            out, run = self._run(b, rt.cycles_per_tile)
+            out, run = self._run(b, rt.cycles_per_tile, t)
             rows.append(out)
             cycles += run.cycles
             for k, v in run.counters.items():
@@ -97,12 +101,14 @@ class MachineBackend(Backend):
         out = np.concatenate(rows, axis=1)[:, :oh]
         return out.reshape(out_shape).astype(dtype), LayerRun(layer_name, cycles, counters)
 
-    def _run(self, b, cycles: int):
+    def _run(self, b, cycles: int, tile: int = 0):
         """One run from the layer's entry to its halt; the output buffer decoded."""
         m = self.machine
         m.reset()
         m.set_pc(b.entry)
         result = m.run(max_cycles=cycles + 16)
+        if self.after_run is not None:
+            self.after_run(b, m, tile)
         return b.output.decode(m.read_dmem(b.output.addr, b.output.size)), result
 
 

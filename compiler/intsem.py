@@ -168,10 +168,8 @@ class Requant:
     def apply(self, acc: np.ndarray, axis: int = 0) -> np.ndarray:
         """Requantize accumulators whose channel axis is `axis`."""
         acc = np.asarray(acc, np.int64)
-        shape = [1] * acc.ndim
-        shape[axis] = -1
-        m = np.broadcast_to(self.multiplier, (acc.shape[axis],)).reshape(shape)
-        s = np.broadcast_to(self.shift, (acc.shape[axis],)).reshape(shape)
+        m = per_channel(self.multiplier, acc, axis)
+        s = per_channel(self.shift, acc, axis)
         left, right = np.maximum(-s, 0), np.maximum(s, 0)
         t = (((acc * m) << left) + (1 << 31)) >> 32
         y = np.where(s < 0, t, (t + ((1 << right) >> 1)) >> right)
@@ -194,9 +192,19 @@ def binarize(v: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(v) >= 0, 1, -1).astype(np.int8)
 
 
+def per_channel(p, v: np.ndarray, axis: int) -> np.ndarray:
+    """Per-channel parameters shaped to broadcast against v, whose channel axis is `axis`: one
+    set [C] (or a scalar), or one set per batch item [B, C] (axis 1)."""
+    p = np.asarray(p, np.int64)
+    shape = [1] * v.ndim
+    if p.ndim == 2:
+        shape[0], shape[axis] = p.shape
+        return p.reshape(shape)
+    shape[axis] = -1
+    return np.broadcast_to(p, (v.shape[axis],)).reshape(shape)
+
+
 def ternarize(v: np.ndarray, thr: np.ndarray, axis: int = 0) -> np.ndarray:
     v = np.asarray(v, np.int64)
-    shape = [1] * v.ndim
-    shape[axis] = -1
-    t = np.asarray(thr, np.int64).reshape(shape)
+    t = per_channel(thr, v, axis)
     return np.where(v > t, 1, np.where(v < -t, -1, 0)).astype(np.int8)

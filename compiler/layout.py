@@ -34,7 +34,7 @@ class Layout:
     def size(self) -> int:
         return -(-self.rows * self.cols * self.pos_bits // 8)
 
-    def _bit_offsets(self) -> np.ndarray:
+    def bit_offsets(self) -> np.ndarray:
         """Bit offset of every element (c, y, x) of the tensor, shape [C, H, W]."""
         c, h, w = self.shape
         pos = (np.arange(h)[:, None] + self.origin[0]) * self.cols \
@@ -45,12 +45,12 @@ class Layout:
         """The whole buffer (padding included) holding integer tensor q [C, H, W]."""
         n_bits = self.rows * self.cols * self.pos_bits
         fields = np.full(n_bits // self.bits, self.fill, np.int64)
-        fields[self._bit_offsets().ravel() // self.bits] = np.asarray(q, np.int64).ravel()
+        fields[self.bit_offsets().ravel() // self.bits] = np.asarray(q, np.int64).ravel()
         return pack_values(fields, self.bits)
 
     def decode(self, raw: np.ndarray) -> np.ndarray:
         """Integer tensor [C, H, W] from the buffer's bytes."""
-        offsets = self._bit_offsets()
+        offsets = self.bit_offsets()
         if self.bits >= 8:
             data = np.frombuffer(np.asarray(raw, np.uint8).tobytes(),
                                  np.int8 if self.bits == 8 else np.int32)

@@ -19,7 +19,8 @@ from tvm.ir.expr import GenericConst
 from tvm.relax.dpl import is_op, wildcard
 from tvm.relax.transform import FusionPattern
 
-from compiler.layer_ir import Layer
+from compiler.layer_ir import Layer, Output
+from compiler.reference import finish
 
 CODEGEN = "tta"
 
@@ -66,9 +67,26 @@ class LayerKind(ABC):
     def quantize(self, f: FloatLayer, name: str, w_bits: int, ins: list[TensorQuant],
                  out: TensorQuant) -> Layer: ...
 
+    def accumulates(self, layer: Layer) -> bool:
+        """Whether the layer's output comes from accumulators through post-processing (max
+        pooling passes values instead)."""
+        return True
+
     @abstractmethod
+    def accumulate(self, layer: Layer, *xs: np.ndarray) -> np.ndarray:
+        """A batch of integer inputs [B, ...] -> what the vector unit holds before its
+        post-processing: int64 accumulators [B, C, ...], bias included (max pooling: the
+        window maxima)."""
+
+    def output(self, layer: Layer, acc: np.ndarray, out: Output | None = None) -> np.ndarray:
+        """Accumulators [B, C, ...] -> integer outputs [B, *out_shape], through the layer's
+        post-processing or `out`'s (per-channel parameters [C] or [B, C])."""
+        return finish(out or layer.out, acc).reshape((len(acc), *layer.out_shape))
+
     def reference(self, layer: Layer, *xs: np.ndarray) -> np.ndarray:
         """Integer input(s) -> integer output, shaped like the layer's output."""
+        batch = [np.asarray(x)[None] for x in xs]
+        return self.output(layer, self.accumulate(layer, *batch))[0]
 
     @abstractmethod
     def fake_quant(self, layer: Layer, *xs: np.ndarray) -> np.ndarray:

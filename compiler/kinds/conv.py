@@ -16,7 +16,7 @@ from compiler.kinds.base import (FloatLayer, LayerKind, TensorQuant, activation,
                                  batch_one, clip_bounds, const_value, finish_float, fusion,
                                  is_constant, shape, with_activation)
 from compiler.layer_ir import Conv2d, Dense, Output
-from compiler.reference import conv2d_accumulators, finish
+from compiler.reference import conv2d_accumulators
 
 
 def _with_bias_act(name: str, core, check):
@@ -122,8 +122,8 @@ class ConvKind(_Weighted):
         return Conv2d(name, f.in_shapes[0], f.out_shape, wq, bq, f.strides, f.padding,
                       f.dilation, f.groups, w_bits, a_bits, s_in, output, f.func, ws)
 
-    def reference(self, layer, *xs):
-        return finish(layer.out, conv2d_accumulators(layer, xs[0]))
+    def accumulate(self, layer, *xs):
+        return conv2d_accumulators(layer, xs[0])
 
     def fake_quant(self, layer, *xs):
         conv = layer.as_conv() if isinstance(layer, Dense) else layer
@@ -205,10 +205,8 @@ class DenseKind(_Weighted):
         return Dense(name, f.in_shapes[0], f.weight.shape[0], wq, bq, w_bits, a_bits, s_in,
                      output, f.func, ws)
 
-    def reference(self, layer, *xs):
-        conv = layer.as_conv()
-        return finish(conv.out, conv2d_accumulators(conv, np.asarray(xs[0]).reshape(-1, 1, 1))
-                      ).reshape(-1)
+    def accumulate(self, layer, *xs):
+        return conv2d_accumulators(layer.as_conv(), xs[0])[:, :, 0, 0]
 
     def fake_quant(self, layer, *xs):
         return ConvKind.fake_quant(self, layer.as_conv(), *xs).reshape(-1)

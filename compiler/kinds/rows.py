@@ -14,7 +14,7 @@ from compiler.kinds.base import (FloatLayer, LayerKind, activation, apply_activa
                                  clip_bounds, const_value, finish_float, fusion, is_constant,
                                  shape, with_activation)
 from compiler.layer_ir import Add, Affine, Output, Pool
-from compiler.reference import finish, windows
+from compiler.reference import windows
 
 
 def _check_pool(ctx: PatternCheckContext) -> bool:
@@ -84,13 +84,19 @@ class PoolKind(LayerKind):
                     s_in, Output("int8", np.full(c, s_out),
                                  requant=Requant(rq.multiplier, rq.shift, lo, hi)), f.func)
 
-    def reference(self, layer, *xs):
+    def accumulate(self, layer, *xs):
         fill = QMIN if layer.op == "max" else 0
-        win = windows(np.asarray(xs[0], np.int64).reshape(layer.in_shape), layer.kernel,
-                      layer.stride, layer.padding, (1, 1), fill)
+        x = np.asarray(xs[0], np.int64).reshape((-1, *layer.in_shape))
+        win = windows(x, layer.kernel, layer.stride, layer.padding, (1, 1), fill)
+        return win.max(axis=(2, 3)) if layer.op == "max" else win.sum(axis=(2, 3))
+
+    def accumulates(self, layer):
+        return layer.op != "max"
+
+    def output(self, layer, acc, out=None):
         if layer.op == "max":  # values pass, through the fused ReLU / clip
-            return np.clip(win.max(axis=(1, 2)), *layer.clip).astype(np.int8)
-        return finish(layer.out, win.sum(axis=(1, 2)))
+            return np.clip(acc, *layer.clip).astype(np.int8)
+        return super().output(layer, acc, out)
 
     def fake_quant(self, layer, *xs):
         s = layer.in_scale
@@ -160,9 +166,9 @@ class AddKind(LayerKind):
     def input_formats(self, layer):
         return [(layer.a_scale, 8), (layer.b_scale, 8)]
 
-    def reference(self, layer, *xs):
-        acc = np.asarray(xs[0], np.int64) * layer.ka + np.asarray(xs[1], np.int64) * layer.kb
-        return finish(layer.out, wrap32(acc.reshape(layer.shape)))
+    def accumulate(self, layer, *xs):
+        a, b = (np.asarray(x, np.int64).reshape((-1, *layer.shape)) for x in xs)
+        return wrap32(a * layer.ka + b * layer.kb)
 
     def fake_quant(self, layer, *xs):
         y = (quantize_act(np.asarray(xs[0]).reshape(layer.shape), layer.a_scale) * layer.a_scale
@@ -236,10 +242,9 @@ class AffineKind(LayerKind):
                       Output("int8", np.full(c, s_out), requant=Requant(mul, shift, lo, hi)),
                       f.func, tuple(f.out_shape))
 
-    def reference(self, layer, *xs):
-        x = np.asarray(xs[0], np.int64).reshape(layer.shape)
-        acc = wrap32(x + layer.bias.astype(np.int64)[:, None, None])
-        return finish(layer.out, acc).reshape(layer.out_shape)
+    def accumulate(self, layer, *xs):
+        x = np.asarray(xs[0], np.int64).reshape((-1, *layer.shape))
+        return wrap32(x + layer.bias.astype(np.int64)[None, :, None, None])
 
     def fake_quant(self, layer, *xs):
         s = layer.in_scale

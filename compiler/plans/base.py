@@ -25,7 +25,8 @@ class Memory:
     one scratch area above them, since the host moves activations between layer runs. The last
     row stays free: the activation window reads a row past the one it starts in."""
 
-    def __init__(self, config: AccelConfig, base: int = 0, offchip=None, overlap: bool = True):
+    def __init__(self, config: AccelConfig, base: int = 0, offchip=None, overlap: bool = True,
+                 share: bool = True):
         self.config, self.row = config, config.vector_width // 8
         self.limit = config.dmem_bytes - self.row
         self.top = base
@@ -33,6 +34,7 @@ class Memory:
         self.overlap = overlap  # load the next weight segment while one computes
         self.image: list[tuple[int, bytes]] = []
         self.pool: dict[bytes, int] = {}  # constant rows shared by content -> row
+        self.share = share  # False: every parameter row its own (fault injection)
 
     def alloc(self, size: int, align: int, what: str, data: bytes | None = None) -> int:
         addr = align_up(self.top, align)
@@ -51,6 +53,8 @@ class Memory:
 
     def shared_row(self, data: bytes, what: str) -> int:
         """One row of constant data, shared with any identical row already placed."""
+        if not self.share:
+            return self.rows(data, what)
         if data not in self.pool:
             self.pool[data] = self.rows(data, what)
         return self.pool[data]
