@@ -217,6 +217,95 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"error: {option} {text!r}: expected numbers like 1e-6,1e-5") from None
+    if not values:
+        raise SystemExit(f"error: {option}: give at least one value")
+    return values
+
+
+def _resilience(args) -> int:
+    import json
+
+    import numpy as np
+    import torch
+
+    from codesign.faults import SITES
+    from codesign.resilience import analyze, plot
+    from compiler.pipeline import compile_model
+    from hw.config import load_accel_config
+
+    bers = _floats(args.ber, "--ber")
+    bad = [b for b in bers if not 0 < b < 1]
+    if bad:
+        raise SystemExit(f"error: --ber {bad[0]:g}: a bit-error rate is in (0, 1)")
+    sites = [s.strip() for s in args.sites.split(",") if s.strip()]
+    bad = [s for s in sites if s not in SITES]
+    if bad or not sites:
+        raise SystemExit(f"error: --sites {args.sites!r}: choose from {', '.join(SITES)}")
+    if args.images < 1:
+        raise SystemExit(f"error: --images {args.images}: give at least 1")
+    config = load_accel_config(args.accel)
+    labels = None
+    if args.model.endswith(".pt"):  # a model a search trained (runs/<name>/models/trialN.pt)
+        from codesign.data import get_dataset
+        from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet
+        from codesign.search import load_model
+        if not args.dataset:
+            raise SystemExit("error: a search's trained model needs --dataset (its data set)")
+        data = get_dataset(args.dataset, args.data_dir)
+        try:
+            model = load_model(Path(args.model), data.classes)
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise SystemExit(f"error: {args.model}: not a model a search saved ({exc})")
+        images, labels = data.x_test[:args.images], data.y_test[:args.images]
+        net = compile_quantnet(model, config, data.x_train[:CALIBRATION_IMAGES])
+    else:
+        model, shape = _load_model_only(args)
+        if args.dataset:
+            from codesign.data import get_dataset
+            data = get_dataset(args.dataset, args.data_dir)
+            images, labels = data.x_test[:args.images], data.y_test[:args.images]
+            cal = data.x_train[:64]
+        elif args.inputs:
+            images = _npy(args.inputs, "--inputs", shape)[:args.images]
+            if args.labels:
+                labels = np.load(args.labels, allow_pickle=False).reshape(-1)[:len(images)]
+                if len(labels) != len(images):
+                    raise SystemExit(f"error: --labels {args.labels}: {len(labels)} labels "
+                                     f"for {len(images)} inputs")
+            cal = _npy(args.calibration, "--calibration", shape) if args.calibration \
+                else images[:64]
+        else:
+            raise SystemExit("error: give the inputs faults run on: --dataset NAME or "
+                             "--inputs FILE.npy")
+        net = compile_model(model, torch.from_numpy(np.asarray(cal[:1], np.float32)), config,
+                            args.quant, cal)
+    print(f"{len(net.layers)} accelerator layers on '{config.name}'; {len(images)} inputs; "
+          f"engine {args.engine}")
+    result = analyze(net, images, labels, bers, sites, args.engine, args.injections,
+                     args.margin, args.confidence, args.layer_ber, args.seed)
+    result |= {"model": args.model, "accelerator": config.name}
+    if result["most_sensitive_layer"]:
+        print(f"most sensitive layer at BER {result['layer_ber']:g}: "
+              f"{result['most_sensitive_layer']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"figures: {args.json}")
+    if args.plot:
+        plot(result, args.plot)
+        print(f"CCR against BER: {args.plot}")
+    return 0
+
+
+def _load_model_only(args):
+    from compiler import artifacts
+    return artifacts.load_model(args.model, _shape(args.input_shape))
+
+
 def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) -> None:
     from codesign.data import get_dataset
     from codesign.experiment import load_experiment
@@ -376,6 +465,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cache", action="store_true", help="bypass the evaluation cache")
     p.add_argument("--cache", help="cache database (default ~/.cache/codesign/evaluations.sqlite)")
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("resilience", help="bit-flip fault injection: CCR against BER")
+    p.add_argument("model", help="path/to/file.py:Name, file.pt2, or a search's trialN.pt")
+    p.add_argument("--accel", default="default", help="accelerator config name or YAML")
+    p.add_argument("--quant", help="quantization spec YAML (default: all 8-bit)")
+    p.add_argument("--input-shape", help="C,H,W when the model does not say")
+    p.add_argument("--dataset", help="test images (and labels) of: digits, fashion-mnist, "
+                                     "cifar10")
+    p.add_argument("--data-dir", help="the data set's directory, if not the default")
+    p.add_argument("--inputs", help=".npy of inputs the faults run on (instead of --dataset)")
+    p.add_argument("--labels", help=".npy of their labels (gives accuracy under faults)")
+    p.add_argument("--calibration", help=".npy batch of inputs for activation scales")
+    p.add_argument("--images", type=int, default=500, help="inputs used (default 500)")
+    p.add_argument("--ber", default="1e-7,1e-6,1e-5,1e-4,1e-3", help="bit-error rates")
+    p.add_argument("--sites", default="weights,params,activations,accumulators",
+                   help="fault sites, comma-separated")
+    p.add_argument("--engine", choices=("reference", "rtl", "golden"), default="reference",
+                   help="numpy integer reference (vectorised) or injection on the RTL")
+    p.add_argument("--margin", type=float, default=0.01,
+                   help="margin of error that sets the injections per point (Leveugle)")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--injections", type=int, help="per point (overrides --margin)")
+    p.add_argument("--layer-ber", type=float, help="BER of the per-layer sweep (default: the "
+                                                   "middle one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--plot", help="CCR against BER (PNG)")
+    p.set_defaults(func=_resilience)
+
     p = sub.add_parser("search", help="multi-objective mixed-precision search (Optuna)")
     p.add_argument("config", nargs="?", default=str(DEFAULT_DEMO), help="experiment YAML")
     p.add_argument("--run-dir", help="where results go (default runs/<name>-search-<time>)")

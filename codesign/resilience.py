@@ -108,10 +108,11 @@ class FaultEngine:
         finally:
             shown.close()
             runner.close()
-        trace = Trace({k: np.stack(v) for k, v in fixed.items()}, np.stack(logits))
-        clean = self.run(trace, np.arange(len(images)), {})
-        if not np.array_equal(self.top1(clean), trace.logits.argmax(axis=1)):
-            bad = int(np.flatnonzero(self.top1(clean) != trace.logits.argmax(axis=1))[0])
+        trace = Trace({k: np.stack(v) for k, v in fixed.items()}, np.stack(logits),
+                      np.asarray(images, np.float32))
+        clean = argmax(self.run(trace, np.arange(len(images)), {}))
+        if not np.array_equal(clean, trace.logits.argmax(axis=1)):
+            bad = int(np.flatnonzero(clean != trace.logits.argmax(axis=1))[0])
             raise CodesignError(f"the fault engine's fault-free decision differs from the "
                                 f"host-graph runner's on traced image {bad}")
         return trace
@@ -138,9 +139,10 @@ class FaultEngine:
             values[layer.name] = y
         return self._dequantized(self.output, values[self.output])
 
-    @staticmethod
-    def top1(out: np.ndarray) -> np.ndarray:
-        return out.reshape(len(out), -1).argmax(axis=1)
+    def decisions(self, trace: "Trace", images: np.ndarray,
+                  flips: dict[tuple[str, str], Flips]) -> np.ndarray:
+        """Top-1 class of each injection."""
+        return argmax(self.run(trace, images, flips))
 
     def _dequantized(self, name: str, y: np.ndarray) -> np.ndarray:
         """What the host holds of a layer's output: int * scale, in float32 (`runtime`)."""
@@ -203,10 +205,15 @@ class FaultEngine:
         return out
 
 
+def argmax(out: np.ndarray) -> np.ndarray:
+    return out.reshape(len(out), -1).argmax(axis=1)
+
+
 @dataclass(frozen=True)
 class Trace:
     fixed: dict[tuple[str, int], np.ndarray]  # (layer, input) -> [images, values]
     logits: np.ndarray  # [images, outputs], fault-free
+    images: np.ndarray  # the float inputs
 
 
 # --- campaigns -------------------------------------------------------------------------------
@@ -220,7 +227,7 @@ class Point:
     layers: tuple[str, ...]  # empty: all
     injections: int
     changed: int  # faulty inferences whose top-1 differs from the fault-free one
-    correct: int  # faulty inferences whose top-1 is the label
+    correct: int | None  # faulty inferences whose top-1 is the label (None: no labels)
     flips_per_injection: float
     confidence: float
     seconds: float
@@ -234,41 +241,48 @@ class Point:
         return wilson(self.changed, self.injections, self.confidence)
 
     @property
-    def accuracy(self) -> float:
-        return self.correct / self.injections
+    def accuracy(self) -> float | None:
+        return None if self.correct is None else self.correct / self.injections
 
     @property
-    def accuracy_ci(self) -> tuple[float, float]:
-        return wilson(self.correct, self.injections, self.confidence)
+    def accuracy_ci(self) -> tuple[float, float] | None:
+        return None if self.correct is None else \
+            wilson(self.correct, self.injections, self.confidence)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.update(sites=list(self.sites), layers=list(self.layers), ccr=self.ccr,
                  ccr_ci=list(self.ccr_ci), accuracy=self.accuracy,
-                 accuracy_ci=list(self.accuracy_ci),
+                 accuracy_ci=self.accuracy_ci and list(self.accuracy_ci),
                  injections_per_s=self.injections / self.seconds if self.seconds else None)
         return d
 
 
-def campaign(engine: FaultEngine, trace: Trace, labels: np.ndarray, ber: float,
+def campaign(engine, trace: Trace, labels: np.ndarray | None, ber: float,
              injections: int, sites=SITES, layers=None, confidence: float = 0.95,
              seed: int = 0, batch: int = 500) -> Point:
-    """`injections` faulty inferences, image i % len(labels) for injection i, faults drawn
-    afresh for each."""
-    tensors = select(engine.layers, sites, layers)
+    """`injections` faulty inferences on `engine` (a FaultEngine or a MachineFaultEngine),
+    image i % images for injection i, faults drawn afresh for each; labels (optional) give
+    the accuracy under faults."""
+    tensors = select(engine.net.layers, sites, layers)
     rng = np.random.default_rng(seed)
     clean = trace.logits.argmax(axis=1)
     n_images = len(clean)
     changed = correct = flipped = 0
     start = time.perf_counter()
+    shown = bar(injections, f"BER {ber:g}: injections")
     for first in range(0, injections, batch):
         images = np.arange(first, min(first + batch, injections)) % n_images
         flips = draw(tensors, ber, len(images), rng)
         flipped += sum(int(np.bitwise_count(f.mask).sum()) for f in flips.values())
-        top1 = engine.top1(engine.run(trace, images, flips))
+        top1 = engine.decisions(trace, images, flips)
         changed += int(np.count_nonzero(top1 != clean[images]))
-        correct += int(np.count_nonzero(top1 == labels[images]))
-    return Point(ber, tuple(sites), tuple(layers or ()), injections, changed, correct,
+        if labels is not None:
+            correct += int(np.count_nonzero(top1 == np.asarray(labels)[images]))
+        shown.update(len(images))
+    shown.close()
+    return Point(ber, tuple(sites), tuple(layers or ()), injections, changed,
+                 None if labels is None else correct,
                  flipped / injections, confidence, time.perf_counter() - start)
 
 
@@ -287,6 +301,8 @@ class MachineFaultEngine:
     raises `NotStored`. Activation faults: the bits of the layer's output buffer, flipped in the
     data memory after the layer's run, before the host reads it."""
 
+    SITES = ("weights", "params", "activations")
+
     def __init__(self, net: CompiledNetwork, engine: str = "rtl"):
         self.net, self.engine = net, engine
         stems = frozenset(n for n, b in net.program.layers.items() if b.im2col is not None)
@@ -300,6 +316,21 @@ class MachineFaultEngine:
 
     def close(self) -> None:
         self.runner.close()
+
+    def trace(self, images: np.ndarray) -> Trace:
+        """The fault-free decisions of this engine on the images."""
+        logits = [np.asarray(self.run(x, {}), np.float64).ravel() for x in images]
+        return Trace({}, np.stack(logits), np.asarray(images, np.float32))
+
+    def decisions(self, trace: Trace, images: np.ndarray,
+                  flips: dict[tuple[str, str], Flips]) -> np.ndarray:
+        """Top-1 class of each injection, one run each."""
+        out = []
+        for b, image in enumerate(images):
+            mine = {k: Flips(f.tensor, f.item[f.item == b] * 0, f.index[f.item == b],
+                             f.mask[f.item == b]) for k, f in flips.items()}
+            out.append(int(argmax(self.run(trace.images[image], mine)[None])[0]))
+        return np.array(out, np.int64)
 
     def run(self, image: np.ndarray, flips: dict[tuple[str, str], Flips]) -> np.ndarray:
         """The network output (float32) for one image with the faults of one injection (item
@@ -374,3 +405,93 @@ class MachineFaultEngine:
 
 class NotStored(CodesignError):
     """A faulty value that no word of the compiled program holds."""
+
+
+# --- a whole study, as the command runs it ---------------------------------------------------
+
+ENGINES = ("reference", "rtl", "golden")
+
+
+def analyze(net: CompiledNetwork, images: np.ndarray, labels: np.ndarray | None, bers,
+            sites=SITES, engine: str = "reference", injections: int | None = None,
+            margin: float = 0.01, confidence: float = 0.95, layer_ber: float | None = None,
+            seed: int = 0, progress=print) -> dict:
+    """CCR (and accuracy) against BER for the chosen sites together and each alone, every
+    layer alone at `layer_ber`, and the topology predictor's CCR next to them."""
+    from codesign.sensitivity import layer_sensitivity, predicted_ccr
+
+    if engine not in ENGINES:
+        raise CodesignError(f"unknown fault engine {engine!r}; engines: {', '.join(ENGINES)}")
+    n = injections or injections_needed(margin, confidence)
+    if engine == "reference":
+        eng = FaultEngine(net)
+    else:
+        eng = MachineFaultEngine(net, engine)
+        bad = [s for s in sites if s not in MachineFaultEngine.SITES]
+        if bad:
+            eng.close()
+            raise CodesignError(f"the {engine} engine injects faults into memories "
+                                f"({', '.join(MachineFaultEngine.SITES)}), not {bad[0]}: use "
+                                f"--engine reference for {bad[0]}")
+    try:
+        trace = eng.trace(images)
+        groups = [tuple(sites)] + ([(s,) for s in sites] if len(sites) > 1 else [])
+        curves = {}
+        for group in groups:
+            key = "+".join(group)
+            curves[key] = []
+            for ber in bers:
+                p = campaign(eng, trace, labels, ber, n, group, confidence=confidence, seed=seed)
+                d = p.as_dict() | {"predicted_ccr": predicted_ccr(net.layers, ber, group)}
+                curves[key].append(d)
+                lo, hi = p.ccr_ci
+                progress(f"  {key:<40} BER {ber:8.1e}: CCR {p.ccr:.4f} [{lo:.4f}, {hi:.4f}]"
+                         + (f", accuracy {p.accuracy:.4f}" if p.accuracy is not None else "")
+                         + f"  ({p.flips_per_injection:.2f} flips, "
+                         f"{p.injections / p.seconds:.0f}/s)")
+        layer_ber = layer_ber or bers[len(bers) // 2]
+        per_layer = []
+        for layer in net.layers:
+            if not select([layer], sites):
+                continue
+            p = campaign(eng, trace, labels, layer_ber, n, sites, (layer.name,),
+                         confidence=confidence, seed=seed)
+            per_layer.append(p.as_dict() | {
+                "layer": layer.name, "index": sum(layer_sensitivity(layer, sites).values())})
+            lo, hi = p.ccr_ci
+            progress(f"  layer {layer.name:<34} BER {layer_ber:8.1e}: CCR {p.ccr:.4f} "
+                     f"[{lo:.4f}, {hi:.4f}]")
+    finally:
+        if isinstance(eng, MachineFaultEngine):
+            eng.close()
+    worst = max(per_layer, key=lambda d: d["ccr"]) if per_layer else None
+    return {"engine": engine, "sites": list(sites), "confidence": confidence,
+            "margin": None if injections else margin, "injections_per_point": n,
+            "images": len(images), "fault_free_accuracy": None if labels is None else
+            float(np.mean(trace.logits.argmax(axis=1) == np.asarray(labels))),
+            "curves": curves, "layer_ber": layer_ber, "per_layer": per_layer,
+            "most_sensitive_layer": worst and worst["layer"]}
+
+
+def plot(result: dict, path) -> None:
+    """CCR against BER per site group, with the confidence intervals."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for key, pts in result["curves"].items():
+        ber = [p["ber"] for p in pts]
+        ccr = np.array([p["ccr"] for p in pts])
+        lo, hi = (np.array([p["ccr_ci"][k] for p in pts]) for k in (0, 1))
+        ax.errorbar(ber, ccr, yerr=[ccr - lo, hi - ccr], marker="o", capsize=3, label=key)
+    ax.set_xscale("log")
+    ax.set_xlabel("bit-error rate")
+    ax.set_ylabel("classification change rate")
+    ax.set_title(f"{result['engine']} engine, {result['injections_per_point']} injections per "
+                 f"point ({round(100 * result['confidence'])}% intervals)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -24,12 +24,13 @@ class Source:
 
 def layer_sources(mod: tvm.IRModule, func_layer: dict[str, str]
                   ) -> tuple[dict[str, tuple[Source, ...]], Source]:
-    """Per layer (by name), the source of each input; and the source of the network output."""
-    origin: dict[str, Source] = {p.name: Source("input") for p in mod["main"].params}
+    """Per layer (by name), the source of each input; and the source of the network output.
+    (Variables are told apart by identity: Relax names need not be unique.)"""
+    origin: dict[relax.Var, Source] = {p: Source("input") for p in mod["main"].params}
 
     def source(expr) -> Source:
         if isinstance(expr, relax.Var):
-            return origin.get(expr.name, Source("input"))
+            return origin.get(expr, Source("input"))
         if isinstance(expr, relax.TupleGetItem):
             return source(expr.tuple_value)
         if isinstance(expr, relax.Tuple):
@@ -50,9 +51,9 @@ def layer_sources(mod: tvm.IRModule, func_layer: dict[str, str]
                     and value.op.name_hint in func_layer:
                 name = func_layer[value.op.name_hint]
                 inputs[name] = tuple(source(a) for a in value.args)
-                origin[binding.var.name] = Source("layer", name)
+                origin[binding.var] = Source("layer", name)
             else:
-                origin[binding.var.name] = source(value)
+                origin[binding.var] = source(value)
     return inputs, source(mod["main"].body.body)
 
 

@@ -80,16 +80,17 @@ def _dataflow(mod: tvm.IRModule, offloaded: set[str]):
     """Per offloaded function: its offloaded consumers (function, input index), whether the
     host (another op or the network's output) reads its result, and the offloaded functions
     whose first input is the network's input itself."""
-    producer: dict[str, str] = {}  # var name -> offloaded function computing it
+    producer: dict[relax.Var, str] = {}  # var -> offloaded function computing it (Relax
+    #                                      names need not be unique: keyed by identity)
     consumers: dict[str, list[tuple[str, int]]] = {}
     host_use: set[str] = set()
-    params = {p.name for p in mod["main"].params}
+    params = set(mod["main"].params)
     from_input: set[str] = set()
 
     def uses(expr) -> list:
         found = []
         relax.analysis.post_order_visit(
-            expr, lambda e: found.append(e.name) if isinstance(e, relax.Var) else None)
+            expr, lambda e: found.append(e) if isinstance(e, relax.Var) else None)
         return found
 
     for block in mod["main"].body.blocks:
@@ -99,20 +100,20 @@ def _dataflow(mod: tvm.IRModule, offloaded: set[str]):
                 and value.op.name_hint in offloaded
             if is_off:
                 first = value.args[0]
-                if isinstance(first, relax.Var) and first.name in params:
+                if isinstance(first, relax.Var) and first in params:
                     from_input.add(value.op.name_hint)
                 for i, arg in enumerate(value.args):
-                    if isinstance(arg, relax.Var) and arg.name in producer:
-                        consumers.setdefault(producer[arg.name], []).append(
+                    if isinstance(arg, relax.Var) and arg in producer:
+                        consumers.setdefault(producer[arg], []).append(
                             (value.op.name_hint, i))
-                producer[binding.var.name] = value.op.name_hint
+                producer[binding.var] = value.op.name_hint
             else:
-                for name in uses(value):
-                    if name in producer:
-                        host_use.add(producer[name])
-    for name in uses(mod["main"].body.body):
-        if name in producer:
-            host_use.add(producer[name])
+                for var in uses(value):
+                    if var in producer:
+                        host_use.add(producer[var])
+    for var in uses(mod["main"].body.body):
+        if var in producer:
+            host_use.add(producer[var])
     return consumers, host_use, from_input
 
 

@@ -1,0 +1,240 @@
+"""Error resilience on Fashion-MNIST: CCR against BER for an 8-bit, a ternary and a binary
+network (95% intervals, per site); agreement of the reference and RTL fault engines and the
+injections per second of each; the topology-based predictor against measured CCR over
+candidates drawn from the Fashion-MNIST search space (Spearman rho).
+
+Trained models are kept under runs/resilience-bench/ (a rerun measures without training).
+Writes bench/results/resilience.json, resilience_ccr.png and resilience_predictor.png.
+Usage: python bench/resilience_bench.py [--candidates N] [--ber B] [--agreement N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+
+from codesign.data import get_dataset  # noqa: E402
+from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet  # noqa: E402
+from codesign.faults import draw, select  # noqa: E402
+from codesign.models import BlockSpec, Candidate, build_model  # noqa: E402
+from codesign.resilience import (FaultEngine, MachineFaultEngine, campaign,  # noqa: E402
+                                 injections_needed)
+from codesign.search import load_model, save_model  # noqa: E402
+from codesign.space import load_space  # noqa: E402
+from codesign.train import TrainConfig, accuracy, train  # noqa: E402
+from hw.config import load_accel_config  # noqa: E402
+
+OUT = ROOT / "bench" / "results"
+MODELS = ROOT / "runs" / "resilience-bench"
+BERS = (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
+SITES = ("weights", "params", "activations", "accumulators")
+TRAIN = TrainConfig(epochs=1, pretrain_epochs=1, batch_size=128, lr=3e-3, time_limit_s=90)
+PRECISION_TRAIN = TrainConfig(epochs=2, pretrain_epochs=2, batch_size=128, lr=3e-3)
+
+
+def precisions() -> dict[str, Candidate]:
+    """One architecture at three precisions (the first layer reads the 8-bit image)."""
+    def net(first, rest):
+        return Candidate((BlockSpec(16, 2, 3, bits=first), BlockSpec(32, 2, 3, bits=rest)),
+                         "flatten", rest)
+    return {"int8": net((8, 8), (8, 8)), "ternary": net((2, 8), (2, 2)),
+            "binary": net((1, 8), (1, 1))}
+
+
+def sampled(n: int, seed: int = 0) -> list[Candidate]:
+    """n distinct candidates of the Fashion-MNIST search space, drawn at random."""
+    space = load_space("fashion")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    found: dict[str, Candidate] = {}
+    while len(found) < n:
+        cand, _ = space.suggest(study.ask())
+        found.setdefault(json.dumps(cand.to_dict(), sort_keys=True), cand)
+    return list(found.values())
+
+
+def trained(name: str, cand: Candidate, data, train_cfg: TrainConfig = TRAIN):
+    path = MODELS / f"{name}.pt"
+    if path.exists():
+        return load_model(path, data.classes)
+    start = time.time()
+    model = train(build_model(cand, data.x_train.shape[1:], data.classes), data, train_cfg)
+    save_model(model, path)
+    print(f"  trained {name} in {time.time() - start:.0f} s: {cand.describe()}", flush=True)
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--candidates", type=int, default=32)
+    ap.add_argument("--ber", type=float, default=1e-5, help="BER of the predictor check")
+    ap.add_argument("--injections", type=int, default=2401, help="per candidate (+-2%% at 95%%)")
+    ap.add_argument("--agreement", type=int, default=1000, help="faults compared on the RTL")
+    ap.add_argument("--images", type=int, default=500, help="test images the faults run on")
+    ap.add_argument("--train-only", action="store_true", help="train and keep the models")
+    args = ap.parse_args()
+    if args.train_only:
+        data = get_dataset("fashion-mnist")
+        for prec, cand in precisions().items():
+            trained(f"precision-{prec}", cand, data, PRECISION_TRAIN)
+        for i, cand in enumerate(sampled(args.candidates)):
+            trained(f"cand{i:02d}", cand, data)
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = get_dataset("fashion-mnist")
+    config = load_accel_config("default")
+    images, labels = data.x_test[:args.images], data.y_test[:args.images]
+    calib = data.x_train[:CALIBRATION_IMAGES]
+    result: dict = {"ber_grid": list(BERS), "images": args.images, "confidence": 0.95}
+
+    # 1. CCR against BER at three precisions, all sites together and each alone.
+    n_all, n_site = injections_needed(0.01), injections_needed(0.02)
+    result["injections"] = {"all_sites": n_all, "per_site": n_site}
+    curves = {}
+    for prec, cand in precisions().items():
+        model = trained(f"precision-{prec}", cand, data, PRECISION_TRAIN)
+        net = compile_quantnet(model, config, calib)
+        engine = FaultEngine(net)
+        trace = engine.trace(images)
+        entry = {"candidate": cand.describe(), "accuracy": float(accuracy(model, data)),
+                 "size_bits": model.size_bits(), "curves": {}}
+        for sites, n in [(SITES, n_all)] + [((s,), n_site) for s in SITES]:
+            key = "+".join(sites) if len(sites) > 1 else sites[0]
+            key = "all" if len(sites) == len(SITES) else key
+            entry["curves"][key] = [campaign(engine, trace, labels, ber, n, sites).as_dict()
+                                    for ber in BERS]
+        mid = 1e-5  # which layer is most sensitive: each layer alone, all its sites
+        per_layer = [campaign(engine, trace, labels, mid, n_site, SITES, (layer.name,))
+                     for layer in net.layers]
+        entry["per_layer"] = [p.as_dict() for p in per_layer]
+        entry["most_sensitive_layer"] = max(per_layer, key=lambda p: p.ccr).layers[0]
+        curves[prec] = entry
+        row = ", ".join(f"{p['ber']:.0e}: {p['ccr']:.3f}" for p in entry["curves"]["all"])
+        print(f"{prec:>8} (accuracy {entry['accuracy']:.3f}): CCR {row}", flush=True)
+        if prec == "int8":
+            result["engines"] = agreement(net, engine, trace, images, args.agreement)
+    result["precisions"] = curves
+    plot_curves(curves, OUT / "resilience_ccr.png")
+
+    # 2. The predictor against measured CCR over sampled candidates.
+    from codesign.sensitivity import predicted_ccr
+    rows = []
+    for i, cand in enumerate(sampled(args.candidates)):
+        model = trained(f"cand{i:02d}", cand, data)
+        net = compile_quantnet(model, config, calib)
+        engine = FaultEngine(net)
+        trace = engine.trace(images)
+        p = campaign(engine, trace, labels, args.ber, args.injections, SITES, seed=i)
+        start = time.perf_counter()
+        pred = predicted_ccr(net.layers, args.ber)
+        ms = (time.perf_counter() - start) * 1e3
+        rows.append({"candidate": cand.describe(), "accuracy": float(accuracy(model, data)),
+                     "ccr": p.ccr, "ccr_ci": list(p.ccr_ci), "predicted": pred,
+                     "predictor_ms": ms})
+        print(f"  cand{i:02d}: CCR {p.ccr:.3f} predicted {pred:.3f} ({ms:.1f} ms)  "
+              f"{cand.describe()}", flush=True)
+    ccr = np.array([r["ccr"] for r in rows])
+    pred = np.array([r["predicted"] for r in rows])
+    rho = spearman(ccr, pred)
+    result["predictor"] = {"ber": args.ber, "injections": args.injections, "candidates": rows,
+                           "spearman": rho}
+    print(f"predictor: Spearman rho {rho:.3f} over {len(rows)} candidates at BER {args.ber:g}")
+    plot_predictor(ccr, pred, rho, args.ber, OUT / "resilience_predictor.png")
+    (OUT / "resilience.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {OUT / 'resilience.json'}")
+
+
+def agreement(net, engine, trace, images, n: int) -> dict:
+    """The same sampled memory faults (weights, params, activations) on both engines: the
+    network outputs compared bit for bit; injections per second of each."""
+    tensors = select(net.layers, ("weights", "params", "activations"))
+    ber = 2.0 / sum(t.bits for t in tensors)  # about two flipped bits per injection
+    rng = np.random.default_rng(7)
+    rtl = MachineFaultEngine(net, "rtl")
+    same = changed = 0
+    ref_s = rtl_s = 0.0
+    try:
+        for i in range(n):
+            flips = draw(tensors, ber, 1, rng)
+            img = np.array([i % len(images)])
+            t0 = time.perf_counter()
+            ref = engine.run(trace, img, flips)[0]
+            t1 = time.perf_counter()
+            got = rtl.run(images[img[0]], flips)
+            rtl_s += time.perf_counter() - t1
+            ref_s += t1 - t0
+            same += int(np.array_equal(ref.ravel(), got.ravel()))
+            changed += int(ref.argmax() != trace.logits[img[0]].argmax())
+    finally:
+        rtl.close()
+    batch = campaign(engine, trace, np.zeros(len(images), np.int64), ber, 5000,
+                     ("weights", "params", "activations"))
+    out = {"faults": n, "identical_outputs": same, "decisions_changed": changed,
+           "rtl_injections_per_s": n / rtl_s, "reference_one_at_a_time_per_s": n / ref_s,
+           "reference_batched_per_s": batch.injections / batch.seconds}
+    print(f"engines: {same}/{n} faulty inferences identical on the RTL and the reference "
+          f"({changed} decisions changed); RTL {out['rtl_injections_per_s']:.0f}/s, reference "
+          f"batched {out['reference_batched_per_s']:.0f}/s "
+          f"({out['reference_batched_per_s'] / out['rtl_injections_per_s']:.0f}x)", flush=True)
+    return out
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    def ranks(v):
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v))
+        for value in np.unique(v):  # ties share their mean rank
+            r[v == value] = r[v == value].mean()
+        return r
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def plot_curves(curves: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for prec, entry in curves.items():
+        for ax, key in ((axes[0], "all"), (axes[1], "weights")):
+            pts = entry["curves"][key]
+            ber = [p["ber"] for p in pts]
+            ccr = np.array([p["ccr"] for p in pts])
+            lo, hi = (np.array([p["ccr_ci"][k] for p in pts]) for k in (0, 1))
+            ax.errorbar(ber, ccr, yerr=[ccr - lo, hi - ccr], marker="o", capsize=3, label=prec)
+    for ax, title in zip(axes, ("all sites", "weights only")):
+        ax.set_xscale("log")
+        ax.set_xlabel("bit-error rate")
+        ax.set_ylabel("classification change rate")
+        ax.set_title(f"Fashion-MNIST, {title} (95% intervals)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_predictor(ccr, pred, rho, ber, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(pred, ccr)
+    ax.set_xlabel("predicted CCR (topology and bit widths)")
+    ax.set_ylabel("measured CCR (fault injection)")
+    ax.set_title(f"BER {ber:g}: Spearman rho = {rho:.2f}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""A resilience predictor from the topology and bit widths alone (no values, no injection):
+the classification change rate (CCR) a network is expected to show at a bit-error rate.
+
+Reasoning. A flipped bit changes one stored value by its bit's weight; what matters is how
+large that change is against the values it competes with, and how much of the layer's output
+it corrupts. For every fault site t of every layer (`codesign.faults.layer_tensors`) and every
+bit k of its stored format:
+
+    severity s(t, k) in [0, 1]: the chance the flip moves an affected output value by more
+        than its typical magnitude sigma (s = min(1, (delta_k / sigma)^2), with the format's
+        own rules: only the sign bit of an accumulator changes a binary output; a ReLU zeroes
+        the half of the accumulator flips that go further negative; a shift bit scales by a
+        power of two);
+    reach f(t): the share of the layer's output values it affects: one channel (1 / O) for a
+        weight, bias, multiplier, shift or threshold, one value (1 / N) for an activation or
+        an accumulator;
+
+and the flip changes the decision with probability p = sqrt(f) * s: errors spread over a share
+f of a layer's values perturb the logits by about sqrt(f) of their spread (independent
+errors add in energy), so one corrupted channel of 16 matters far more than one value of
+3,136. Typical magnitudes: int8 weights sigma = 127 / 3 (per-channel scales put the largest
+weight near three standard deviations), int8 activations 127 / 4, ternary values sqrt(1/2),
+binary 1; an accumulator of K terms sqrt(K) sigma_w sigma_x. With every bit flipping
+independently at the BER, the decisive flips are Poisson with mean
+    lambda = BER * sum_t count(t) * sum_k sqrt(f(t)) s(t, k),    CCR = 1 - exp(-lambda).
+
+The constants are the formats' own (ranges, bit weights), not fitted; the bench checks the
+ranking against fault injection (`bench/resilience_bench.py`, Spearman rho).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from codesign.faults import FORMAT_BITS, SITES, layer_tensors
+from compiler.layer_ir import Add, Conv2d, Dense, Layer, Pool
+
+SIGMA = {"int8": 127 / 3, "ternary": math.sqrt(0.5), "binary": 1.0}  # weights
+SIGMA_ACT = {8: 127 / 4, 2: math.sqrt(0.5), 1: 1.0, 32: 127 / 4}  # activations by bits
+# The largest error energy of an output value, in units of its variance: an int8 value
+# saturates at (127 / sigma)^2; a ternary or binary one changes sign (4 / sigma^2); the host
+# reads int32 logits, which a flip moves past any margin (as far as an int8 output can).
+SATURATION = {8: 16.0, 2: 8.0, 1: 4.0, 32: 16.0}
+THETA = 4.0  # a layer-wide error energy of 4 (two standard deviations) changes any decision
+ALPHA = 0.75  # between independent errors (RMS, 0.5) and energy (1.0): see the module text
+
+
+def predicted_ccr(layers: list[Layer], ber: float, sites=SITES) -> float:
+    """Expected CCR at `ber` with faults in `sites`."""
+    return 1.0 - math.exp(-ber * decisive_bits(layers, sites))
+
+
+def decisive_bits(layers: list[Layer], sites=SITES) -> float:
+    """The expected number of decision-changing flips per unit of BER: the network's
+    sensitivity index (larger = less resilient)."""
+    return sum(sum(layer_sensitivity(layer, sites).values()) for layer in layers)
+
+
+def layer_sensitivity(layer: Layer, sites=SITES) -> dict[str, float]:
+    """Per fault tensor of the layer: count * sum_k min(1, reach * energy_k / THETA)."""
+    out: dict[str, float] = {}
+    channels = layer.out_shape[0]
+    n_out = int(np.prod(layer.out_shape))
+    sigma_acc = _accumulator_sigma(layer)
+    relu = layer.out.requant is not None and layer.out.requant.lo == 0
+    cap = SATURATION[layer.out.bits]
+    per_channel = 1 / channels
+    for t in layer_tensors(layer):
+        if t.site not in sites:
+            continue
+        bits = FORMAT_BITS[t.fmt]
+        reach = per_channel if t.count > 1 else 1.0  # parameters: one channel, or all
+        if t.tensor == "weight":  # one of the fan-in terms of every value of a channel
+            sigma = SIGMA[t.fmt]
+            energy = [_delta(t.fmt, k) ** 2 / (_fan_in(layer) * sigma ** 2) for k in range(bits)]
+            reach = per_channel
+        elif t.tensor == "output" and t.fmt != "int32":  # the stored code of one value
+            sigma = SIGMA_ACT[layer.out.bits]
+            energy = [_delta(t.fmt, k) ** 2 / sigma ** 2 for k in range(bits)]
+            reach = 1 / n_out
+        elif t.tensor in ("output", "accumulator"):
+            energy = _accumulator_energy(layer.out.kind, sigma_acc, relu, cap, spread=False)
+            reach = 1 / n_out
+        elif t.tensor in ("bias", "thresholds"):  # every accumulator of a channel moves
+            energy = _accumulator_energy(layer.out.kind, sigma_acc, relu, cap, spread=True)
+        elif t.tensor == "multiplier":  # Q31 in [2^30, 2^31): bit 31 the sign, 30 the lead
+            energy = [(2.0 ** k / 2 ** 30.5) ** 2 for k in range(30)] + [0.25, 4.0]
+        else:  # shift: a bit scales the output by 2^(+-2^k): to saturation or to zero
+            energy = [0.6] + [(cap + 1) / 2] * (bits - 1)
+        out[t.tensor] = t.count * sum(min(1.0, (reach * e / THETA) ** ALPHA) for e in energy)
+    return out
+
+
+def _delta(fmt: str, k: int) -> float:
+    """How far flipping bit k moves a value of the format (on average over its values)."""
+    if fmt == "ternary":
+        return (1.0, 2 * math.sqrt(0.5))[k]  # 0 <-> +-1; the sign of a nonzero value
+    if fmt == "binary":
+        return 2.0
+    top = FORMAT_BITS[fmt] - 1
+    return 2.0 ** k if k < top else 2.0 ** top
+
+
+def _fan_in(layer: Layer) -> int:
+    if isinstance(layer, Conv2d):
+        return layer.weight.shape[1] * layer.kernel[0] * layer.kernel[1]
+    if isinstance(layer, Dense):
+        return int(np.prod(layer.in_shape))
+    if isinstance(layer, Pool):
+        return layer.kernel[0] * layer.kernel[1]
+    return 2 if isinstance(layer, Add) else 1
+
+
+def _accumulator_sigma(layer: Layer) -> float:
+    """The typical magnitude of the layer's accumulators, in accumulator units."""
+    if isinstance(layer, (Conv2d, Dense)):
+        w = SIGMA[{8: "int8", 2: "ternary", 1: "binary"}[layer.w_bits]]
+        return math.sqrt(_fan_in(layer)) * w * SIGMA_ACT[layer.a_bits]
+    if isinstance(layer, Add):
+        return math.hypot(layer.ka, layer.kb) * SIGMA_ACT[8]
+    return math.sqrt(_fan_in(layer)) * SIGMA_ACT[8]
+
+
+def _accumulator_energy(kind: str, sigma_acc: float, relu: bool, cap: float,
+                       spread: bool) -> list[float]:
+    """Per bit of an int32 accumulator (or of a bias, which moves a whole channel: `spread`):
+    the output's error energy. Below the sign bit, a flip of a bit above the value's magnitude
+    moves it further from zero in two's complement: a binary output then changes only by the
+    sign bit, a ternary one when a zero crosses its threshold (about half of them), and after a
+    ReLU the half that goes further negative stays zero. A bias flip shifts values of both
+    signs: it changes about half the outputs of a channel."""
+    size = [min(cap, (2.0 ** k / sigma_acc) ** 2) for k in range(31)]
+    if kind == "binary" and not spread:
+        return [0.0] * 31 + [SATURATION[1]]
+    if kind in ("binary", "ternary") or relu or spread:
+        size = [0.5 * s for s in size]
+    return size + [cap]
