@@ -76,8 +76,8 @@ def trained(name: str, cand: Candidate, data, train_cfg: TrainConfig = TRAIN):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--candidates", type=int, default=32)
-    ap.add_argument("--ber", type=float, default=1e-5, help="BER of the predictor check")
-    ap.add_argument("--injections", type=int, default=2401, help="per candidate (+-2%% at 95%%)")
+    ap.add_argument("--ber", type=float, default=1e-4, help="BER of the predictor check")
+    ap.add_argument("--injections", type=int, default=9604, help="per candidate (+-1%% at 95%%)")
     ap.add_argument("--agreement", type=int, default=1000, help="faults compared on the RTL")
     ap.add_argument("--images", type=int, default=500, help="test images the faults run on")
     ap.add_argument("--train-only", action="store_true", help="train and keep the models")
