@@ -48,6 +48,9 @@ class Metrics:
     layers: tuple[LayerMetrics, ...]
     sim_cycles_per_s: float  # simulated cycles per wall second, whole stack (0: estimated)
     fidelity: str = "rtl"  # where the figures come from: rtl | golden | estimate
+    ccr: float | None = None  # classification change rate at the resilience BER
+    ccr_proxy: float | None = None  # the topology predictor's CCR at that BER
+    ccr_fidelity: str | None = None  # injection | proxy (screened out: the proxy stands in)
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layers"}
@@ -79,18 +82,36 @@ def compile_quantnet(model: QuantNet, config: AccelConfig,
         return compile_model(float_model, example, config, model.quant_spec(), calibration)
 
 
+@dataclass(frozen=True)
+class ResilienceSpec:
+    """What the resilience objectives measure: CCR at `ber` with faults in `sites`, over
+    `injections` faulty inferences on the first `images` test images (the reference engine,
+    whose memory faults match the RTL's bit for bit); `measure` False: the proxy only."""
+
+    ber: float = 1e-4
+    injections: int = 2401  # +-2% at 95% (Leveugle)
+    sites: tuple[str, ...] = ("weights", "params", "activations", "accumulators")
+    images: int = 500
+    measure: bool = True
+
+
 class AcceleratorEvaluator(Evaluator):
     """Compiles the model and runs test images on an engine of the accelerator, or (engine
-    `estimate`) on the integer reference with the estimator's cycles and energy."""
+    `estimate`) on the integer reference with the estimator's cycles and energy; with a
+    `ResilienceSpec`, the predicted and (if asked) the injected CCR besides."""
 
-    def __init__(self, config: AccelConfig, images: int | None = None, engine: str = "rtl"):
+    def __init__(self, config: AccelConfig, images: int | None = None, engine: str = "rtl",
+                 resilience: ResilienceSpec | None = None):
         self.config, self.images, self.name = config, images, engine
+        self.resilience = resilience
 
     def evaluate(self, model, data, progress=None) -> Metrics:
         net = compile_quantnet(model, self.config, data.x_train[:CALIBRATION_IMAGES])
         backend = "reference" if self.name == "estimate" else self.name
         with net.runner(backend) as runner:
             metrics = self._measure(model, data, runner, progress)
+        if self.resilience is not None:
+            metrics = replace(metrics, **self._resilience(net, data))
         if self.name != "estimate":
             return metrics
         table, w = self.config.energy, self.config.vector_width
@@ -101,6 +122,19 @@ class AcceleratorEvaluator(Evaluator):
         return replace(metrics, cycles=cycles, latency_s=cycles / (self.config.clock_mhz * 1e6),
                        energy_j=sum(layer.energy_j for layer in layers), layers=layers,
                        sim_cycles_per_s=0.0, fidelity="estimate")
+
+    def _resilience(self, net: CompiledNetwork, data) -> dict:
+        from codesign.resilience import FaultEngine, campaign
+        from codesign.sensitivity import predicted_ccr
+
+        spec = self.resilience
+        found = {"ccr_proxy": predicted_ccr(net.layers, spec.ber, spec.sites)}
+        if not spec.measure:
+            return found | {"ccr": found["ccr_proxy"], "ccr_fidelity": "proxy"}
+        engine = FaultEngine(net)
+        trace = engine.trace(data.x_test[:spec.images])
+        point = campaign(engine, trace, None, spec.ber, spec.injections, spec.sites)
+        return found | {"ccr": point.ccr, "ccr_fidelity": "injection"}
 
     def _measure(self, model, data, runner, progress) -> Metrics:
         n = min(self.images or len(data.x_test), len(data.x_test))
@@ -140,21 +174,25 @@ SCREEN_OBJECTIVES = (("accuracy", True), ("cycles", False), ("energy_j", False),
 
 
 class ScreeningEvaluator(Evaluator):
-    """Multi-fidelity: every candidate through the estimator; those not dominated by any
-    candidate seen so far are confirmed on the RTL (whose figures are then returned)."""
+    """Multi-fidelity: every candidate through the estimator (and the resilience proxy);
+    those not dominated by any candidate seen so far are confirmed on the RTL, with fault
+    injection for their CCR (whose figures are then returned)."""
 
     name = "screen"
 
-    def __init__(self, config: AccelConfig, images: int | None = None):
-        self.fast = AcceleratorEvaluator(config, images, "estimate")
-        self.exact = AcceleratorEvaluator(config, images, "rtl")
+    def __init__(self, config: AccelConfig, images: int | None = None,
+                 resilience: ResilienceSpec | None = None):
+        cheap = resilience and replace(resilience, measure=False)
+        self.fast = AcceleratorEvaluator(config, images, "estimate", cheap)
+        self.exact = AcceleratorEvaluator(config, images, "rtl", resilience)
+        self.objectives = SCREEN_OBJECTIVES + ((("ccr_proxy", False),) if resilience else ())
         self.seen: list[Metrics] = []
         self.confirmed = 0
 
     def may_enter_front(self, m: Metrics) -> bool:
         def dominates(a: Metrics, b: Metrics) -> bool:
             pairs = [(getattr(a, f), getattr(b, f)) if up else (getattr(b, f), getattr(a, f))
-                     for f, up in SCREEN_OBJECTIVES]
+                     for f, up in self.objectives]
             return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
         return not any(dominates(other, m) for other in self.seen)
 
@@ -175,9 +213,10 @@ class ScreeningEvaluator(Evaluator):
 EVALUATORS = ("rtl", "golden", "estimate", "screen")
 
 
-def get_evaluator(name: str, config: AccelConfig, images: int | None = None) -> Evaluator:
+def get_evaluator(name: str, config: AccelConfig, images: int | None = None,
+                  resilience: ResilienceSpec | None = None) -> Evaluator:
     if name not in EVALUATORS:
         raise CodesignError(f"unknown evaluator {name!r}; allowed: {', '.join(EVALUATORS)}")
     if name == "screen":
-        return ScreeningEvaluator(config, images)
-    return AcceleratorEvaluator(config, images, engine=name)
+        return ScreeningEvaluator(config, images, resilience)
+    return AcceleratorEvaluator(config, images, engine=name, resilience=resilience)

@@ -9,6 +9,8 @@ import yaml
 
 from codesign.data import LOADERS
 from codesign.errors import ConfigError
+from codesign.evaluate import ResilienceSpec
+from codesign.faults import SITES
 from codesign.models import Candidate
 from codesign.space import SearchSpace, load_space, parse_space
 from codesign.train import TrainConfig
@@ -20,6 +22,8 @@ OBJECTIVES = {  # name -> (Metrics field, Optuna direction)
     "latency": ("latency_s", "minimize"),
     "energy": ("energy_j", "minimize"),
     "size": ("size_bits", "minimize"),
+    "resilience": ("ccr", "minimize"),  # CCR by fault injection at search.resilience.ber
+    "resilience_proxy": ("ccr_proxy", "minimize"),  # the topology predictor's CCR there
 }
 SAMPLERS = ("nsga2", "gp", "botorch", "tpe", "random")
 FIDELITIES = ("rtl", "estimate", "screen")
@@ -49,6 +53,16 @@ class SearchConfig:
     # A finished run directory whose measured candidates seed the sampler (priors: they are
     # not counted, not on this run's front).
     warm_start: str | None = None
+    # Fault injection for the resilience objectives (codesign.evaluate.ResilienceSpec).
+    resilience: ResilienceSpec = ResilienceSpec()
+
+    def resilience_spec(self) -> ResilienceSpec | None:
+        """What the evaluators measure of resilience: nothing unless an objective or a
+        constraint asks; the proxy alone unless `resilience` (injection) does."""
+        wanted = set(self.objectives) | {c[0] for c in self.constraints}
+        if not wanted & {"resilience", "resilience_proxy"}:
+            return None
+        return replace(self.resilience, measure="resilience" in wanted)
 
 
 @dataclass(frozen=True)
@@ -79,7 +93,8 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s = FieldReader(data, where)
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
-                   "population", "shared_parent", "validation", "prune", "warm_start"))
+                   "population", "shared_parent", "validation", "prune", "warm_start",
+                   "resilience"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -146,7 +161,21 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
                         _optional_images(s, "eval_images"), fidelity, tuple(constraints),
                         tuple(enqueue), s.int("population", 2, default=50), shared_parent,
-                        validation, prune, warm)
+                        validation, prune, warm, _resilience(s))
+
+
+def _resilience(s: FieldReader) -> ResilienceSpec:
+    r = FieldReader(s.get("resilience", {}) or {}, f"{s.where}: resilience")
+    r.check_known(("ber", "injections", "sites", "images"))
+    d = ResilienceSpec()
+    ber = r.number("ber", default=d.ber)
+    if not 0 < ber < 1:
+        raise r.fail("ber", f"a bit-error rate is in (0, 1), not {ber!r}")
+    sites = r.get("sites", list(d.sites))
+    if not isinstance(sites, list) or not sites or any(x not in SITES for x in sites):
+        raise r.fail("sites", f"must be a list drawn from {', '.join(SITES)}, not {sites!r}")
+    return ResilienceSpec(ber, r.int("injections", 1, default=d.injections), tuple(sites),
+                          r.int("images", 1, default=d.images))
 
 
 def parse_experiment(data, where: str) -> ExperimentConfig:

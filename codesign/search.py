@@ -54,8 +54,9 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     study = open_study(exp, run_dir, storage, worker)
     data = data.with_validation(exp.search.validation, exp.seed)  # select on validation
     base = load_accel_config(exp.accelerator)
+    resilience = exp.search.resilience_spec()
     evaluators = {base.name: evaluator or get_evaluator(exp.search.fidelity, base,
-                                                        exp.search.eval_images)}
+                                                        exp.search.eval_images, resilience)}
     space, train_cfg = exp.search.space, exp.search.train
     parent = shared_parent(exp, data, run_dir, progress) if exp.search.shared_parent else None
     if parent is not None:
@@ -98,11 +99,11 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
         if config.name not in evaluators:
             evaluators[config.name] = get_evaluator(exp.search.fidelity, config,
-                                                    exp.search.eval_images)
+                                                    exp.search.eval_images, resilience)
         evaluator = evaluators[config.name]
         key = cache_key(model, asdict(model.quant_spec()), data.x_train[:CALIBRATION_IMAGES],
                         config.to_dict(), f"{evaluator.name}:{data.name}:{exp.search.eval_images}"
-                        f":{data.held_out}:{exp.search.validation}:{exp.seed}")
+                        f":{data.held_out}:{exp.search.validation}:{exp.seed}:{resilience}")
         cached = cache.get(key)
         if cached is not None:  # e.g. a killed trial's model, trained again identically
             try:
@@ -351,14 +352,18 @@ def _finished_twin(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | 
 def summary(m: Metrics) -> str:
     where = {"rtl": "RTL", "golden": "golden model",
              "estimate": "integer reference + estimator"}.get(m.fidelity, m.fidelity)
+    ccr = "" if m.ccr is None else \
+        f", CCR {m.ccr:.3f} ({m.ccr_fidelity}; proxy {m.ccr_proxy:.3f})"
     return (f"accuracy {m.accuracy:.3f} ({where}, {m.images} images), {m.cycles} cycles, "
-            f"{m.latency_s * 1e6:.1f} us, {m.energy_j * 1e9:.1f} nJ, {m.size_bits} bits")
+            f"{m.latency_s * 1e6:.1f} us, {m.energy_j * 1e9:.1f} nJ, {m.size_bits} bits{ccr}")
 
 
 def trials_table(study: optuna.Study) -> str:
     pareto = {t.number for t in pareto_trials(study)}
+    ccr = any(t.user_attrs.get("metrics", {}).get("ccr") is not None for t in study.trials)
     rows = [f"{'trial':>5} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} {'energy_nJ':>9} "
-            f"{'size_bits':>9} pareto  candidate (blocks: kind k/stride->width w/a bits)"]
+            f"{'size_bits':>9} " + (f"{'CCR':>6} {'proxy':>6} " if ccr else "") +
+            "pareto  candidate (blocks: kind k/stride->width w/a bits)"]
     for t in study.trials:
         if t.state != optuna.trial.TrialState.COMPLETE:
             why = t.user_attrs.get("infeasible") or t.user_attrs.get("error") or ""
@@ -370,9 +375,18 @@ def trials_table(study: optuna.Study) -> str:
         m = t.user_attrs["metrics"]
         rows.append(f"{t.number:>5} {m['accuracy']:>8.3f} {m['cycles']:>8} "
                     f"{m['latency_s'] * 1e6:>10.1f} {m['energy_j'] * 1e9:>9.1f} "
-                    f"{m['size_bits']:>9} {'*' if t.number in pareto else ' ':^6}  "
+                    f"{m['size_bits']:>9} " + (_ccr(m) if ccr else "") +
+                    f"{'*' if t.number in pareto else ' ':^6}  "
                     f"{t.user_attrs.get('description', '')}{_note(t)}")
     return "\n".join(rows)
+
+
+def _ccr(m: dict) -> str:
+    """Injected CCR (a proxy's, marked ~, where screening skipped injection) and the proxy."""
+    if m.get("ccr") is None:
+        return f"{'-':>6} {'-':>6} "
+    mark = "~" if m.get("ccr_fidelity") == "proxy" else ""
+    return f"{mark + format(m['ccr'], '.3f'):>6} {m.get('ccr_proxy') or 0:>6.3f} "
 
 
 def _note(t: optuna.trial.FrozenTrial) -> str:
