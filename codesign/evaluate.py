@@ -128,7 +128,8 @@ class AcceleratorEvaluator(Evaluator):
         from codesign.sensitivity import predicted_ccr
 
         spec = self.resilience
-        found = {"ccr_proxy": predicted_ccr(net.layers, spec.ber, spec.sites)}
+        found = {"ccr_proxy": predicted_ccr(net.layers, spec.ber, spec.sites,
+                                            net.config.dmem_protection)}
         if not spec.measure:
             return found | {"ccr": found["ccr_proxy"], "ccr_fidelity": "proxy"}
         engine = FaultEngine(net)

@@ -185,3 +185,54 @@ def faulty_layer(layer: Layer, flips: dict[str, tuple[np.ndarray, np.ndarray]]) 
     if "thresholds" in flips:
         out = replace(out, thresholds=changed(out.thresholds, "thresholds", "int32"))
     return replace(layer, **fields, out=out) if fields or out is not layer.out else layer
+
+
+MEMORY_SITES = ("weights", "params", "activations")  # what the data memory holds
+WORD_BITS = 32
+
+
+def protect(flips: dict[tuple[str, str], Flips], protection: str, ber: float,
+            rng: np.random.Generator) -> tuple[dict[tuple[str, str], Flips], np.ndarray]:
+    """The flips the data memory's protection lets through, and the injections in which it
+    detected an error it could not correct (re-run, so no silent change).
+
+    Words are 32 consecutive stored bits of a tensor; a word with a flipped data bit also has
+    each of its check bits (hw.config.PROTECTION) flipped with probability `ber`. SECDED
+    corrects one flip and detects two (three or more pass, possibly miscorrected: kept);
+    parity detects an odd count and misses an even one. Accumulators are registers: not
+    protected. Flips of check bits alone change no data and are left out."""
+    from hw.config import PROTECTION
+
+    if protection not in PROTECTION:
+        raise CodesignError(f"unknown memory protection {protection!r}; allowed: "
+                            f"{', '.join(PROTECTION)}")
+    check = PROTECTION[protection]
+    if check == 0:
+        return flips, np.zeros(0, np.int64)
+    kept, detected = {}, []
+    for key, f in flips.items():
+        if f.tensor.site not in MEMORY_SITES:
+            kept[key] = f
+            continue
+        width = FORMAT_BITS[f.tensor.fmt]
+        bits = np.arange(width, dtype=np.uint64)
+        hit = (f.mask[:, None] >> bits[None]) & np.uint64(1) == 1  # [values, width]
+        row, bit = np.nonzero(hit)
+        word = (f.index[row] * width + bit) // WORD_BITS
+        key_iw = f.item[row] * (f.tensor.count * width // WORD_BITS + 1) + word
+        words, inverse, count = np.unique(key_iw, return_inverse=True, return_counts=True)
+        total = count + rng.binomial(check, ber, len(words))
+        if protection == "secded":
+            silent, caught = total >= 3, total == 2
+        else:  # parity
+            silent, caught = total % 2 == 0, total % 2 == 1
+        detected.append(f.item[row][caught[inverse]])
+        keep = silent[inverse]
+        if not keep.any():
+            continue
+        masks = np.zeros(len(f.mask), np.uint64)
+        np.bitwise_or.at(masks, row[keep], np.left_shift(np.uint64(1),
+                                                          bit[keep].astype(np.uint64)))
+        live = masks != 0
+        kept[key] = Flips(f.tensor, f.item[live], f.index[live], masks[live])
+    return kept, np.unique(np.concatenate(detected)) if detected else np.zeros(0, np.int64)

@@ -22,7 +22,7 @@ from statistics import NormalDist
 import numpy as np
 
 from codesign.errors import CodesignError
-from codesign.faults import SITES, Flips, draw, faulty_layer, flip, select
+from codesign.faults import SITES, Flips, draw, faulty_layer, flip, protect, select
 from codesign.progress import bar
 from compiler.codegen import compile_layers
 from compiler.errors import CompileError
@@ -226,11 +226,13 @@ class Point:
     sites: tuple[str, ...]
     layers: tuple[str, ...]  # empty: all
     injections: int
-    changed: int  # faulty inferences whose top-1 differs from the fault-free one
+    changed: int  # faulty inferences whose top-1 differs from the fault-free one (silently)
     correct: int | None  # faulty inferences whose top-1 is the label (None: no labels)
     flips_per_injection: float
     confidence: float
     seconds: float
+    protection: str = "none"  # the data memory's (hw.config.PROTECTION)
+    detected: int = 0  # injections whose error the protection detected (re-run: no change)
 
     @property
     def ccr(self) -> float:
@@ -260,21 +262,25 @@ class Point:
 
 def campaign(engine, trace: Trace, labels: np.ndarray | None, ber: float,
              injections: int, sites=SITES, layers=None, confidence: float = 0.95,
-             seed: int = 0, batch: int = 500) -> Point:
+             seed: int = 0, batch: int = 500, protection: str | None = None) -> Point:
     """`injections` faulty inferences on `engine` (a FaultEngine or a MachineFaultEngine),
     image i % images for injection i, faults drawn afresh for each; labels (optional) give
-    the accuracy under faults."""
+    the accuracy under faults. The data memory's protection is the accelerator's unless
+    `protection` names one."""
     tensors = select(engine.net.layers, sites, layers)
+    protection = protection or engine.net.config.dmem_protection
     rng = np.random.default_rng(seed)
     clean = trace.logits.argmax(axis=1)
     n_images = len(clean)
-    changed = correct = flipped = 0
+    changed = correct = flipped = detected = 0
     start = time.perf_counter()
     shown = bar(injections, f"BER {ber:g}: injections")
     for first in range(0, injections, batch):
         images = np.arange(first, min(first + batch, injections)) % n_images
         flips = draw(tensors, ber, len(images), rng)
         flipped += sum(int(np.bitwise_count(f.mask).sum()) for f in flips.values())
+        flips, caught = protect(flips, protection, ber, rng)
+        detected += len(caught)
         top1 = engine.decisions(trace, images, flips)
         changed += int(np.count_nonzero(top1 != clean[images]))
         if labels is not None:
@@ -283,7 +289,8 @@ def campaign(engine, trace: Trace, labels: np.ndarray | None, ber: float,
     shown.close()
     return Point(ber, tuple(sites), tuple(layers or ()), injections, changed,
                  None if labels is None else correct,
-                 flipped / injections, confidence, time.perf_counter() - start)
+                 flipped / injections, confidence, time.perf_counter() - start, protection,
+                 detected)
 
 
 # --- the same faults on an engine of the accelerator -----------------------------------------
@@ -442,11 +449,13 @@ def analyze(net: CompiledNetwork, images: np.ndarray, labels: np.ndarray | None,
             curves[key] = []
             for ber in bers:
                 p = campaign(eng, trace, labels, ber, n, group, confidence=confidence, seed=seed)
-                d = p.as_dict() | {"predicted_ccr": predicted_ccr(net.layers, ber, group)}
+                d = p.as_dict() | {"predicted_ccr": predicted_ccr(
+                    net.layers, ber, group, net.config.dmem_protection)}
                 curves[key].append(d)
                 lo, hi = p.ccr_ci
                 progress(f"  {key:<40} BER {ber:8.1e}: CCR {p.ccr:.4f} [{lo:.4f}, {hi:.4f}]"
                          + (f", accuracy {p.accuracy:.4f}" if p.accuracy is not None else "")
+                         + (f", {p.detected} detected" if p.detected else "")
                          + f"  ({p.flips_per_injection:.2f} flips, "
                          f"{p.injections / p.seconds:.0f}/s)")
         layer_ber = layer_ber or bers[len(bers) // 2]
@@ -466,6 +475,7 @@ def analyze(net: CompiledNetwork, images: np.ndarray, labels: np.ndarray | None,
             eng.close()
     worst = max(per_layer, key=lambda d: d["ccr"]) if per_layer else None
     return {"engine": engine, "sites": list(sites), "confidence": confidence,
+            "protection": net.config.dmem_protection,
             "margin": None if injections else margin, "injections_per_point": n,
             "images": len(images), "fault_free_accuracy": None if labels is None else
             float(np.mean(trace.logits.argmax(axis=1) == np.asarray(labels))),

@@ -38,8 +38,9 @@ import math
 
 import numpy as np
 
-from codesign.faults import FORMAT_BITS, SITES, layer_tensors
+from codesign.faults import FORMAT_BITS, MEMORY_SITES, SITES, WORD_BITS, layer_tensors
 from compiler.layer_ir import Add, Conv2d, Dense, Layer, Pool
+from hw.config import PROTECTION
 
 SIGMA = {"int8": 127 / 3, "ternary": math.sqrt(0.5), "binary": 1.0}  # weights
 SIGMA_ACT = {8: 127 / 4, 2: math.sqrt(0.5), 1: 1.0, 32: 127 / 4}  # activations by bits
@@ -50,9 +51,28 @@ SATURATION = {8: 16.0, 2: 8.0, 1: 4.0, 32: 16.0}
 THETA = 4.0  # a layer-wide error energy of 4 (two standard deviations) changes any decision
 
 
-def predicted_ccr(layers: list[Layer], ber: float, sites=SITES) -> float:
-    """Expected CCR at `ber` with faults in `sites`."""
-    return 1.0 - math.exp(-ber * decisive_bits(layers, sites))
+def predicted_ccr(layers: list[Layer], ber: float, sites=SITES,
+                  protection: str = "none") -> float:
+    """Expected CCR at `ber` with faults in `sites`, the data memory protected by
+    `protection` (hw.config.PROTECTION): a data bit's flip then passes silently only when
+    enough others of its word flip too (SECDED: two more of 38; parity: an odd number more
+    of 32), so memory sites see the rate of that instead of `ber`."""
+    memory = [s for s in sites if s in MEMORY_SITES]
+    others = [s for s in sites if s not in MEMORY_SITES]
+    rate = silent_rate(ber, protection)
+    lam = rate * decisive_bits(layers, memory) + ber * decisive_bits(layers, others)
+    return 1.0 - math.exp(-lam)
+
+
+def silent_rate(ber: float, protection: str) -> float:
+    """The rate at which a stored data bit flips without the protection noticing."""
+    check = PROTECTION[protection]
+    if check == 0:
+        return ber
+    others = WORD_BITS + check - 1
+    if protection == "secded":  # two or more of the word's other bits flip as well
+        return ber * (1 - (1 - ber) ** others - others * ber * (1 - ber) ** (others - 1))
+    return ber * (1 - (1 - 2 * ber) ** others) / 2  # parity: an odd number of others
 
 
 def decisive_bits(layers: list[Layer], sites=SITES) -> float:

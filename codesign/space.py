@@ -16,6 +16,7 @@ based samplers (GP, NSGA-II) work on a constant space; blocks past the drawn dep
     classifier_bits: [[8, 8], [2, 8], [1, 8]]
     blocks: [{stride: [1]}, {width: [16, 32]}]   # optional per-position narrowing
     accelerator: {vector_width: [512, 1024]}     # optional: searched with the network
+                                                 # (also dmem_protection: [none, secded])
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ import yaml
 
 from codesign.errors import ConfigError
 from codesign.models import BITS, HEADS, BlockSpec, Candidate
-from hw.config import AccelConfig, FieldReader, parse_accel_config
+from hw.config import PROTECTION, AccelConfig, FieldReader, parse_accel_config
 
 BLOCK_FIELDS = ("width", "kernel", "stride", "depthwise", "residual", "bits")
 # Accelerator parameters that may be searched, and what a value must be.
 ACCEL_FIELDS = {"vector_width": "a power of two in 64..4096", "buses": "1..16",
-                "dmem_rows": "a power of two", "dmem_banks": "a power of two"}
+                "dmem_rows": "a power of two", "dmem_banks": "a power of two",
+                "dmem_protection": "none, parity or secded"}
 SPACE_DIR = Path(__file__).resolve().parent.parent / "configs" / "search"
 
 
@@ -53,7 +55,7 @@ class SearchSpace:
     blocks: tuple[dict[str, tuple], ...]  # per position (max depth): field -> choices
     head: tuple[str, ...] = ("flatten",)
     classifier_bits: tuple[tuple[int, int], ...] = ((8, 8),)
-    accelerator: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    accelerator: dict[str, tuple] = field(default_factory=dict)
     source: str = "<space>"
 
     def parameters(self) -> dict[str, list]:
@@ -192,7 +194,8 @@ def parse_space(data: Any, where: str) -> SearchSpace:
     fc_bits = _choices(r, "classifier_bits", _is_pair, BLOCK_RULES["bits"][1], [[8, 8]])
     accel = FieldReader(r.get("accelerator", {}) or {}, f"{where}: accelerator")
     accel.check_known(tuple(ACCEL_FIELDS))
-    accel_choices = {k: _choices(accel, k, _is_int, ACCEL_FIELDS[k]) for k in accel.data}
+    accel_choices = {k: _choices(accel, k, (lambda v: v in PROTECTION) if k == "dmem_protection"
+                                 else _is_int, ACCEL_FIELDS[k]) for k in accel.data}
     return SearchSpace(tuple(depth), tuple(blocks), head, fc_bits, accel_choices, where)
 
 

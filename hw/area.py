@@ -162,9 +162,14 @@ def synthesize(config: AccelConfig) -> AreaReport:
     if config.has_unit("vmac"):
         units["vmac"], fitted = vmac_area(config)
         extrapolated = ("vmac",) if fitted else ()
-    memory = {"imem": config.imem_depth * Encoding(config).width,
-              "dmem": config.dmem_rows * config.vector_width}
-    return AreaReport(units, memory, extrapolated)
+    return AreaReport(units, memory_bits(config), extrapolated)
+
+
+def memory_bits(config: AccelConfig) -> dict[str, int]:
+    """Bits of the memories, the data memory's check bits included (not cached with the
+    logic: protection does not change the RTL)."""
+    return {"imem": config.imem_depth * Encoding(config).width,
+            "dmem": round(config.dmem_rows * config.vector_width * config.dmem_bit_overhead)}
 
 
 def _cache_path(config: AccelConfig) -> Path:
@@ -181,7 +186,7 @@ def area(config: AccelConfig) -> AreaReport:
     cache = _cache_path(config)
     if cache.exists():
         data = json.loads(cache.read_text())
-        return AreaReport({k: Area(**v) for k, v in data["units"].items()}, data["memory_bits"],
+        return AreaReport({k: Area(**v) for k, v in data["units"].items()}, memory_bits(config),
                           tuple(data["extrapolated"]))
     report = synthesize(config)
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,11 @@ class AccelConfig:
     energy_pj: tuple[tuple[str, float], ...]  # event -> picojoules, in ENERGY_EVENTS order
     dmem_banks: int = 1  # data-memory banks of dmem_rows / banks consecutive rows
     offchip: OffchipConfig = OffchipConfig()
+    # Check bits per 32-bit data-memory word (PROTECTION): none, parity (1, detects an odd
+    # number of flips) or secded (7, Hamming (39, 32): corrects one flip, detects two). A model:
+    # the fault engine applies it and the cost model charges its bits; the RTL holds no check
+    # bits, and the decode is taken as pipelined into the read (no cycles).
+    dmem_protection: str = "none"
 
     @property
     def lanes(self) -> int:
@@ -88,9 +93,18 @@ class AccelConfig:
 
     @property
     def energy(self) -> dict[str, float]:
-        """Picojoules per event, off-chip bits included."""
-        return dict(self.energy_pj) | {"offchip_read_bit": self.offchip.read_pj_per_bit,
-                                       "offchip_write_bit": self.offchip.write_pj_per_bit}
+        """Picojoules per event, off-chip bits included; a data-memory bit carries its share
+        of the check bits (the codec's logic is not counted)."""
+        table = dict(self.energy_pj)
+        for k in ("dmem_read_bit", "dmem_write_bit"):
+            table[k] *= self.dmem_bit_overhead
+        return table | {"offchip_read_bit": self.offchip.read_pj_per_bit,
+                        "offchip_write_bit": self.offchip.write_pj_per_bit}
+
+    @property
+    def dmem_bit_overhead(self) -> float:
+        """Stored bits per data bit of the data memory."""
+        return (32 + PROTECTION[self.dmem_protection]) / 32
 
     def to_dict(self) -> dict:
         """The YAML form: `parse_accel_config(c.to_dict())` gives c back."""
@@ -103,7 +117,7 @@ class AccelConfig:
     def hardware_hash(self) -> str:
         """Hash of everything that shapes the RTL (not name, clock or energy table)."""
         hw = asdict(self)
-        for k in ("name", "clock_mhz", "energy_pj"):
+        for k in ("name", "clock_mhz", "energy_pj", "dmem_protection"):  # a model, not RTL
             hw.pop(k)
         for k in ("read_pj_per_bit", "write_pj_per_bit"):
             hw["offchip"].pop(k)
@@ -157,7 +171,7 @@ class FieldReader:
 
 _FIELDS = ("name", "clock_mhz", "buses", "vector_width", "registers", "bool_registers",
            "short_imm_bits", "imem_depth", "dmem_rows", "dmem_banks", "units", "energy_pj",
-           "offchip")
+           "offchip", "dmem_protection")
 
 
 def _offchip(data: Any, where: str) -> OffchipConfig:
@@ -221,7 +235,18 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
         energy_pj=energy,
         dmem_banks=r.int("dmem_banks", 1, rows, default=1, pow2=True),
         offchip=_offchip(r.get("offchip", None), where),
+        dmem_protection=_protection(r),
     )
+
+
+PROTECTION = {"none": 0, "parity": 1, "secded": 7}  # check bits per 32-bit word
+
+
+def _protection(r: FieldReader) -> str:
+    value = r.get("dmem_protection", "none")
+    if value not in PROTECTION:
+        raise r.fail("dmem_protection", f"{value!r}; allowed: {', '.join(PROTECTION)}")
+    return value
 
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "accel"

@@ -65,3 +65,37 @@ def test_no_faults_at_zero_ber_and_bad_rates_are_errors():
     assert draw(t, 0.0, 10, np.random.default_rng(0)) == {}
     with pytest.raises(CodesignError, match="bit-error rate"):
         draw(t, 1.5, 10, np.random.default_rng(0))
+
+
+def _flips(tensor, items, indices, masks):
+    from codesign.faults import Flips
+    return {(tensor.layer, tensor.tensor): Flips(tensor, np.array(items), np.array(indices),
+                                                 np.array(masks, np.uint64))}
+
+
+def test_secded_corrects_one_flip_per_word_detects_two_and_passes_three():
+    from codesign.faults import protect
+    t = SiteTensor("a", "weights", "weight", "int8", 8)  # two 32-bit words
+    rng = np.random.default_rng(0)
+    # item 0: one flip in word 0; item 1: two in word 0; item 2: three in word 1
+    flips = _flips(t, [0, 1, 1, 2, 2], [0, 0, 1, 4, 5], [1, 1, 4, 3, 1])
+    kept, detected = protect(flips, "secded", 0.0, rng)
+    f = kept[("a", "weight")]
+    assert list(f.item) == [2, 2] and list(f.index) == [4, 5] and list(f.mask) == [3, 1]
+    assert list(detected) == [1]
+    parity, caught = protect(flips, "parity", 0.0, rng)  # odd counts caught, even pass
+    assert list(parity[("a", "weight")].item) == [1, 1] and list(caught) == [0, 2]
+    acc = SiteTensor("a", "accumulators", "accumulator", "int32", 4)  # registers: unprotected
+    assert protect(_flips(acc, [0], [0], [1]), "secded", 0.0, rng)[0]
+
+
+def test_protection_is_a_config_field_with_its_cost_and_no_rtl_change():
+    from hw.config import ConfigError, load_accel_config, parse_accel_config
+    base = load_accel_config("tiny")
+    secded = parse_accel_config({**base.to_dict(), "dmem_protection": "secded"})
+    assert secded.hardware_hash() == base.hardware_hash()
+    assert secded.energy["dmem_read_bit"] == pytest.approx(base.energy["dmem_read_bit"] * 39 / 32)
+    from hw.area import memory_bits
+    assert memory_bits(secded)["dmem"] == memory_bits(base)["dmem"] * 39 // 32
+    with pytest.raises(ConfigError, match="dmem_protection.*'ecc'.*secded"):
+        parse_accel_config({**base.to_dict(), "dmem_protection": "ecc"})

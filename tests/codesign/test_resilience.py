@@ -228,3 +228,32 @@ def test_command_errors_name_the_option(tmp_path, argv, text):
     status, err = cli("resilience", f"{tmp_path}/net.py:Net", "--accel", "tiny",
                       "--injections", "10", "--images", "4", *argv)
     assert status != 0 and text in err and "Traceback" not in err, err
+
+
+def test_evaluators_give_injected_and_predicted_ccr(tiny, digits):
+    from codesign.evaluate import ResilienceSpec, get_evaluator
+    model = build_model(Candidate.plain([4], [2]), digits.x_train.shape[1:], digits.classes)
+    spec = ResilienceSpec(ber=1e-3, injections=120, images=12)
+    m = get_evaluator("estimate", tiny, 12, spec).evaluate(model, digits)
+    assert m.ccr_fidelity == "injection" and 0 < m.ccr <= 1 and 0 < m.ccr_proxy < 1
+    proxy = get_evaluator("estimate", tiny, 12, replace(spec, measure=False)).evaluate(
+        model, digits)
+    assert proxy.ccr == proxy.ccr_proxy == m.ccr_proxy and proxy.ccr_fidelity == "proxy"
+    plain = get_evaluator("estimate", tiny, 12).evaluate(model, digits)
+    assert plain.ccr is None and plain.cycles == m.cycles
+
+
+def test_experiments_name_the_resilience_objectives_and_check_their_settings():
+    import yaml
+    from codesign.experiment import parse_experiment
+    from hw.config import CONFIG_DIR
+    data = yaml.safe_load((CONFIG_DIR.parent / "experiments" / "digits.yaml").read_text())
+    data["search"] |= {"objectives": ["accuracy", "energy", "resilience"],
+                       "resilience": {"ber": 1e-5, "sites": ["weights", "params"]}}
+    spec = parse_experiment(data, "x.yaml").search.resilience_spec()
+    assert spec.measure and spec.ber == 1e-5 and spec.sites == ("weights", "params")
+    data["search"]["objectives"] = ["accuracy", "resilience_proxy"]
+    assert not parse_experiment(data, "x.yaml").search.resilience_spec().measure
+    data["search"]["resilience"] = {"ber": 2}
+    with pytest.raises(CodesignError, match=r"x.yaml: search: resilience: field 'ber'"):
+        parse_experiment(data, "x.yaml")
