@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-resilience bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -61,6 +61,9 @@ bench-compiler: install ## compiler: conv utilization per precision on the RTL, 
 
 bench-tiny: install ## MLPerf Tiny models (int8, mixed) on tiny/default/wide: RTL cycles, utilization, energy (bench/results/tiny.json)
 	$(PY) bench/tiny_bench.py
+
+bench-resilience: install ## fault injection on Fashion-MNIST: CCR vs BER, RTL = reference, protection, predictor rho (bench/results/resilience.json)
+	$(PY) bench/resilience_bench.py
 
 bench-memory: install ## weights past the data memory streamed by DMA: cycles with/without overlap, transfer hidden, off-chip energy (bench/results/memory.json)
 	$(PY) bench/memory_bench.py

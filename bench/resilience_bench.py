@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--agreement", type=int, default=1000, help="faults compared on the RTL")
     ap.add_argument("--images", type=int, default=500, help="test images the faults run on")
     ap.add_argument("--train-only", action="store_true", help="train and keep the models")
+    ap.add_argument("--sections", default="curves,protection,predictor",
+                    help="what to measure (the others are kept from the last results)")
     args = ap.parse_args()
     if args.train_only:
         data = get_dataset("fashion-mnist")
@@ -94,9 +96,23 @@ def main() -> None:
     config = load_accel_config("default")
     images, labels = data.x_test[:args.images], data.y_test[:args.images]
     calib = data.x_train[:CALIBRATION_IMAGES]
-    result: dict = {"ber_grid": list(BERS), "images": args.images, "confidence": 0.95}
+    sections = set(args.sections.split(","))
+    path = OUT / "resilience.json"
+    result: dict = json.loads(path.read_text()) if path.exists() else {}
+    result |= {"ber_grid": list(BERS), "images": args.images, "confidence": 0.95}
+    if "curves" in sections:
+        curves_and_engines(result, data, config, images, labels, calib, args.agreement)
+    if "protection" in sections:
+        result["protection"] = protection_vs_topology(data, config, images, labels, calib)
+    if "predictor" in sections:
+        predictor_check(result, data, config, images, labels, calib, args)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
 
-    # 1. CCR against BER at three precisions, all sites together and each alone.
+
+def curves_and_engines(result, data, config, images, labels, calib, n_agree) -> None:
+    """CCR against BER at three precisions, all sites together and each alone; the engines'
+    agreement and speed."""
     n_all, n_site = injections_needed(0.01), injections_needed(0.02)
     result["injections"] = {"all_sites": n_all, "per_site": n_site}
     curves = {}
@@ -121,11 +137,41 @@ def main() -> None:
         row = ", ".join(f"{p['ber']:.0e}: {p['ccr']:.3f}" for p in entry["curves"]["all"])
         print(f"{prec:>8} (accuracy {entry['accuracy']:.3f}): CCR {row}", flush=True)
         if prec == "int8":
-            result["engines"] = agreement(net, engine, trace, images, args.agreement)
+            result["engines"] = agreement(net, engine, trace, images, n_agree)
     result["precisions"] = curves
     plot_curves(curves, OUT / "resilience_ccr.png")
 
-    # 2. The predictor against measured CCR over sampled candidates.
+
+def protection_vs_topology(data, config, images, labels, calib) -> dict:
+    """The int8 network with its data memory unprotected, parity or SECDED, against the
+    ternary and binary networks: CCR at each BER, and energy per inference (estimator)."""
+    from dataclasses import replace as with_field
+
+    from compiler.estimate import estimate
+    from hw.energy import energy_of
+    n = injections_needed(0.02)
+    rows = {}
+    for prec, cand in precisions().items():
+        model = trained(f"precision-{prec}", cand, data, PRECISION_TRAIN)
+        for prot in (("none", "parity", "secded") if prec == "int8" else ("none",)):
+            cfg = with_field(config, dmem_protection=prot)
+            net = compile_quantnet(model, cfg, calib)
+            energy = sum(energy_of(c, cfg.energy, cfg.vector_width).total_j
+                         for c in estimate(net.program).values())
+            engine = FaultEngine(net)
+            trace = engine.trace(images)
+            pts = [campaign(engine, trace, labels, ber, n, SITES) for ber in BERS[4:]]
+            key = f"{prec}/{prot}"
+            rows[key] = {"energy_j": energy, "accuracy": float(np.mean(
+                trace.logits.argmax(axis=1) == labels)), "points": [p.as_dict() for p in pts]}
+            print(f"  {key:<14} {energy * 1e9:6.1f} nJ  CCR " + ", ".join(
+                f"{p.ber:.0e}: {p.ccr:.3f}" + (f" ({p.detected} detected)" if p.detected else "")
+                for p in pts), flush=True)
+    return {"injections": n, "sites": list(SITES), "networks": rows}
+
+
+def predictor_check(result, data, config, images, labels, calib, args) -> None:
+    """The topology predictor against measured CCR over sampled candidates."""
     from codesign.sensitivity import predicted_ccr
     rows = []
     for i, cand in enumerate(sampled(args.candidates)):
@@ -149,8 +195,6 @@ def main() -> None:
                            "spearman": rho}
     print(f"predictor: Spearman rho {rho:.3f} over {len(rows)} candidates at BER {args.ber:g}")
     plot_predictor(ccr, pred, rho, args.ber, OUT / "resilience_predictor.png")
-    (OUT / "resilience.json").write_text(json.dumps(result, indent=1))
-    print(f"wrote {OUT / 'resilience.json'}")
 
 
 def agreement(net, engine, trace, images, n: int) -> dict:
