@@ -30,6 +30,7 @@ from codesign.models import BlockSpec, Candidate, build_model  # noqa: E402
 from codesign.resilience import (FaultEngine, MachineFaultEngine, campaign,  # noqa: E402
                                  injections_needed)
 from codesign.search import load_model, save_model  # noqa: E402
+from codesign.sensitivity import predicted_ccr  # noqa: E402
 from codesign.space import load_space  # noqa: E402
 from codesign.train import TrainConfig, accuracy, train  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
@@ -102,11 +103,13 @@ def main() -> None:
     result |= {"ber_grid": list(BERS), "images": args.images, "confidence": 0.95}
     if "curves" in sections:
         curves_and_engines(result, data, config, images, labels, calib, args.agreement)
+        path.write_text(json.dumps(result, indent=1))  # each section kept as it finishes
     if "protection" in sections:
         result["protection"] = protection_vs_topology(data, config, images, labels, calib)
+        path.write_text(json.dumps(result, indent=1))
     if "predictor" in sections:
         predictor_check(result, data, config, images, labels, calib, args)
-    path.write_text(json.dumps(result, indent=1))
+        path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")
 
 
@@ -172,7 +175,6 @@ def protection_vs_topology(data, config, images, labels, calib) -> dict:
 
 def predictor_check(result, data, config, images, labels, calib, args) -> None:
     """The topology predictor against measured CCR over sampled candidates."""
-    from codesign.sensitivity import predicted_ccr
     rows = []
     for i, cand in enumerate(sampled(args.candidates)):
         model = trained(f"cand{i:02d}", cand, data)

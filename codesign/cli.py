@@ -286,6 +286,20 @@ def _resilience(args) -> int:
                             args.quant, cal)
     print(f"{len(net.layers)} accelerator layers on '{config.name}'; {len(images)} inputs; "
           f"engine {args.engine}")
+    if args.stuck_at:
+        from codesign.resilience import stuck_at
+        try:
+            faults = [tuple(int(v) for v in f.split(":")) for f in args.stuck_at.split(",")]
+            assert all(len(f) == 3 for f in faults)
+        except (ValueError, AssertionError):
+            raise SystemExit(f"error: --stuck-at {args.stuck_at!r}: expected LANE:BIT:VALUE,..."
+                             f" such as 0:30:1,5:31:0") from None
+        result = {"model": args.model, "accelerator": config.name,
+                  "stuck_at": stuck_at(net, images, faults)}
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1))
+            print(f"figures: {args.json}")
+        return 0
     result = analyze(net, images, labels, bers, sites, args.engine, args.injections,
                      args.margin, args.confidence, args.layer_ber, args.seed)
     result |= {"model": args.model, "accelerator": config.name}
@@ -489,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layer-ber", type=float, help="BER of the per-layer sweep (default: the "
                                                    "middle one)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stuck-at", help="permanent faults on the RTL's fault-injection build "
+                                      "instead: LANE:BIT:VALUE,... (accumulator registers)")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--plot", help="CCR against BER (PNG)")
     p.set_defaults(func=_resilience)

@@ -505,3 +505,36 @@ def plot(result: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# --- permanent faults of the vector unit (the RTL's fault-injection build) -------------------
+
+def stuck_at(net: CompiledNetwork, images: np.ndarray, faults: list[tuple[int, int, int]],
+             confidence: float = 0.95, progress=print) -> list[dict]:
+    """Permanent stuck-at faults on the Verilated core's fault-injection build: for each
+    (lane, bit, value), bit `bit` of vector-unit lane `lane`'s accumulator register reads as
+    `value` on every access, over every image; the CCR against the fault-free run."""
+    runner = net.runner("rtl-fault")
+    machine = runner.backend.machine
+    try:
+        def decisions() -> np.ndarray:
+            return np.array([int(np.argmax(runner(x[None]))) for x in images])
+
+        clean = decisions()
+        found = []
+        for lane, bit, value in faults:
+            if not 0 <= bit < 32 or value not in (0, 1):
+                raise CodesignError(f"stuck-at fault {lane}:{bit}:{value}: the bit is 0..31 "
+                                    f"and the value 0 or 1")
+            mask = 1 << bit
+            machine.stuck_at(lane, mask if value == 0 else 0, mask if value == 1 else 0)
+            changed = int(np.count_nonzero(decisions() != clean))
+            machine.stuck_at(0)
+            lo, hi = wilson(changed, len(images), confidence)
+            found.append({"lane": lane, "bit": bit, "value": value, "images": len(images),
+                          "changed": changed, "ccr": changed / len(images), "ccr_ci": [lo, hi]})
+            progress(f"  lane {lane:>4} bit {bit:>2} stuck at {value}: CCR "
+                     f"{changed / len(images):.4f} [{lo:.4f}, {hi:.4f}]")
+    finally:
+        runner.close()
+    return found

@@ -112,12 +112,12 @@ class MachineBackend(Backend):
         return b.output.decode(m.read_dmem(b.output.addr, b.output.size)), result
 
 
-BACKENDS = ("rtl", "golden", "reference")
+BACKENDS = ("rtl", "golden", "reference", "rtl-fault")  # rtl-fault: fault-injection build
 
 
 def get_backend(name: str, compiled: CompiledProgram) -> Backend:
     if name == "reference":
         return ReferenceBackend(compiled)
-    if name in ("rtl", "golden"):
+    if name in ("rtl", "golden", "rtl-fault"):
         return MachineBackend(compiled, name)
     raise CompileError(f"unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")

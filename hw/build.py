@@ -146,8 +146,13 @@ def cache_root() -> Path:
     return root / "verilator"
 
 
-def build_key(config: AccelConfig) -> str:
+FAULT_DEFINE = "TTA_FAULT_PORT"  # fault-injection builds: the stuck-at port of the vector unit
+
+
+def build_key(config: AccelConfig, fault_port: bool = False) -> str:
     h = hashlib.sha256()
+    if fault_port:
+        h.update(FAULT_DEFINE.encode())
     h.update(ops_header().encode())
     h.update(interconnect_header().encode())
     h.update(params_header(config).encode())
@@ -158,9 +163,10 @@ def build_key(config: AccelConfig) -> str:
     return h.hexdigest()[:20]
 
 
-def build_core(config: AccelConfig, quiet: bool = False) -> Path:
-    """Path to the shared library of this config's core, building it if it is not cached."""
-    key = build_key(config)
+def build_core(config: AccelConfig, quiet: bool = False, fault_port: bool = False) -> Path:
+    """Path to the shared library of this config's core, building it if it is not cached;
+    `fault_port`: the fault-injection build (a separate library; normal builds unchanged)."""
+    key = build_key(config, fault_port)
     root = cache_root()
     target = root / key
     lib = target / "libtta.so"
@@ -172,14 +178,15 @@ def build_core(config: AccelConfig, quiet: bool = False) -> Path:
         if lib.exists():
             return lib
         if not quiet:
-            print(f"[hw] building the Verilator model of accelerator '{config.name}' "
+            kind = "fault-injection model" if fault_port else "Verilator model"
+            print(f"[hw] building the {kind} of accelerator '{config.name}' "
                   f"(once per config; cached in {target})", file=sys.stderr, flush=True)
         start = time.time()
         for stale in root.glob(f".{key}-*"):  # a killed build's (we hold the key's lock)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
         try:
-            _verilate(config, tmp)
+            _verilate(config, tmp, fault_port)
             (tmp / "obj" / "libtta.so").rename(tmp / "libtta.so")
             shutil.rmtree(tmp / "obj")
             tmp.rename(target)
@@ -217,14 +224,16 @@ def write_headers(config: AccelConfig, directory: Path) -> None:
     (directory / "tta_params.svh").write_text(params_header(config))
 
 
-def _verilate(config: AccelConfig, tmp: Path) -> None:
+def _verilate(config: AccelConfig, tmp: Path, fault_port: bool = False) -> None:
     include = tmp / "include"
     write_headers(config, include)
     vroot = verilator_root()
     env = dict(os.environ, VERILATOR_ROOT=str(vroot))
     cmd = [str(vroot / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", "2",
            *VERILATOR_FLAGS, "--top-module", "tta_core", f"-I{include}", f"-I{RTL_DIR}",
-           "-Mdir", str(tmp / "obj"), "-o", "libtta.so", "-CFLAGS", CXXFLAGS,
+           *((f"+define+{FAULT_DEFINE}",) if fault_port else ()),
+           "-Mdir", str(tmp / "obj"), "-o", "libtta.so",
+           "-CFLAGS", CXXFLAGS + (f" -D{FAULT_DEFINE}" if fault_port else ""),
            "-LDFLAGS", "-shared", *VERILATOR_MAKEFLAGS,
            *(str(RTL_DIR / s) for s in CORE_SOURCES), str(HARNESS)]
     proc = subprocess.run(guarded(cmd), env=env, capture_output=True, text=True)

@@ -95,11 +95,12 @@ class Machine(ABC):
 
 
 def get_machine(name: str, config: AccelConfig) -> Machine:
-    """An engine by name: 'golden' (Python instruction-level model) or 'rtl' (Verilator)."""
+    """An engine by name: 'golden' (Python instruction-level model), 'rtl' (Verilator) or
+    'rtl-fault' (its fault-injection build, with the stuck-at port)."""
     if name == "golden":
         from hw.golden import GoldenModel
         return GoldenModel(config)
-    if name == "rtl":
+    if name in ("rtl", "rtl-fault"):
         from hw.sim import RtlSimulator
-        return RtlSimulator(config)
-    raise SimulationError(f"unknown engine {name!r}; allowed: golden, rtl")
+        return RtlSimulator(config, fault_port=name == "rtl-fault")
+    raise SimulationError(f"unknown engine {name!r}; allowed: golden, rtl, rtl-fault")

@@ -10,6 +10,7 @@ import numpy as np
 from hw.asm import Program
 from hw.build import ST_BOOL0, ST_CNT0, ST_PC, build_core
 from hw.config import AccelConfig
+from hw.errors import SimulationError
 from hw.machine import Machine, MachineState
 
 IMEM, DMEM, STATE = 0, 1, 2
@@ -34,6 +35,8 @@ def _load(path: str) -> ctypes.CDLL:
                     np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")]
         lib.tta_offchip_write.argtypes = bytes_io
         lib.tta_offchip_read.argtypes = bytes_io
+        if hasattr(lib, "tta_set_fault"):  # fault-injection builds
+            lib.tta_set_fault.argtypes = [ctypes.c_void_p] + [ctypes.c_uint32] * 3
         _libs[path] = lib
     return _libs[path]
 
@@ -41,9 +44,10 @@ def _load(path: str) -> ctypes.CDLL:
 class RtlSimulator(Machine):
     """The cycle-accurate RTL of one config; memories survive `reset`."""
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, fault_port: bool = False):
         super().__init__(config)
-        self._lib = _load(str(build_core(config)))
+        self.fault_port = fault_port
+        self._lib = _load(str(build_core(config, fault_port=fault_port)))
         self._h = self._lib.tta_create()
         self._lib.tta_set_offchip(self._h, config.offchip.bytes)
         self._row_words = config.vector_width // 32
@@ -62,6 +66,18 @@ class RtlSimulator(Machine):
         out = np.zeros(n, dtype=np.uint32)
         self._lib.tta_read(self._h, space, first, n, per_entry, out)
         return out
+
+    def stuck_at(self, lane: int, stuck0: int = 0, stuck1: int = 0) -> None:
+        """Bits of lane `lane`'s accumulator register stuck at 0 (mask stuck0) and at 1
+        (stuck1), permanent until changed; (0, 0): none. Fault-injection builds only."""
+        if not self.fault_port:
+            raise SimulationError("stuck-at faults need the fault-injection build "
+                                  "(RtlSimulator(config, fault_port=True))")
+        if not 0 <= lane < self.config.vector_width:
+            raise SimulationError(f"lane {lane} outside 0..{self.config.vector_width - 1}")
+        if stuck0 & stuck1:
+            raise SimulationError(f"bits {stuck0 & stuck1:#x} stuck at both 0 and 1")
+        self._lib.tta_set_fault(self._h, lane, ~stuck0 & 0xFFFFFFFF, stuck1 & 0xFFFFFFFF)
 
     # --- Machine interface ------------------------------------------------------------------
     def reset(self) -> None:

@@ -80,11 +80,28 @@ void* tta_create() {
   top->freeze = 1;
   top->dbg_we = 0;
   top->rst = 1;
+#ifdef TTA_FAULT_PORT
+  top->fault_lane = 0;
+  top->fault_and = 0xFFFFFFFFu;  // no stuck bits
+  top->fault_or = 0;
+#endif
   tick(t);
   top->rst = 0;
   top->eval();
   return t;
 }
+
+#ifdef TTA_FAULT_PORT
+// Fault-injection builds: the accumulator register of vector-unit lane `lane` reads with the
+// bits of ~and_mask stuck at 0 and those of or_mask stuck at 1, until changed.
+void tta_set_fault(void* h, uint32_t lane, uint32_t and_mask, uint32_t or_mask) {
+  Vtta_core* top = static_cast<Tta*>(h)->top;
+  top->fault_lane = lane;
+  top->fault_and = and_mask;
+  top->fault_or = or_mask;
+  top->eval();
+}
+#endif
 
 void tta_set_offchip(void* h, uint64_t bytes) {
   static_cast<Tta*>(h)->offchip.assign(bytes, 0);

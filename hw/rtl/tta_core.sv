@@ -18,6 +18,12 @@ module tta_core (
     output logic [31:0] ext_addr,
     input  logic [W-1:0] ext_rdata,
     output logic [W-1:0] ext_wdata
+`ifdef TTA_FAULT_PORT
+    ,  // fault-injection builds only (hw/build.py): stuck-at bits of one vector-unit lane
+    input  logic [31:0] fault_lane,
+    input  logic [31:0] fault_and,
+    input  logic [31:0] fault_or
+`endif
 );
   `include "tta_ops.svh"
   `include "tta_params.svh"
@@ -137,7 +143,11 @@ module tta_core (
           .mem_wdata(vmac_wdata), .mem_wmask(vmac_wmask), .mem_read(vmac_mem_read),
           .win_read(win_read),
           .write_bits(vmac_wbits), .mac8(vmac_mac8), .mac2(vmac_mac2), .mac1(vmac_mac1),
-          .group(vmac_group));
+          .group(vmac_group)
+`ifdef TTA_FAULT_PORT
+          , .fault_lane, .fault_and, .fault_or
+`endif
+          );
     end else begin : g_no_vmac
       assign {vmac_res, vmac_row, vmac_mac8, vmac_mac2, vmac_mac1, vmac_group, vmac_mem_read,
               vmac_we, vmac_wrow, vmac_wdata, vmac_wmask, vmac_wbits, win_row, win_read} = '0;

@@ -63,8 +63,21 @@ module tta_vmac #(
     output logic              mac2,
     output logic              mac1,
     output logic              group  // a post-processing operation on a lane group
+`ifdef TTA_FAULT_PORT
+    ,  // fault-injection builds only: stuck-at bits of one lane's accumulator register
+    input  logic [31:0]       fault_lane,
+    input  logic [31:0]       fault_and,  // bits stuck at 0 are 0 here
+    input  logic [31:0]       fault_or   // bits stuck at 1 are 1 here
+`endif
 );
   `include "tta_ops.svh"
+  // Every read of an accumulator register goes through ACC: in fault-injection builds the
+  // stuck-at bits of lane fault_lane are forced on each read (so on each accumulation too).
+`ifdef TTA_FAULT_PORT
+`define ACC(i) ((32'(i) == fault_lane) ? ((acc[i] & fault_and) | fault_or) : acc[i])
+`else
+`define ACC(i) acc[i]
+`endif
   localparam int LB = $clog2(W);
   localparam int G = W / 8;
   localparam int GB = $clog2(G);
@@ -137,7 +150,7 @@ module tta_vmac #(
     if (trig && op == OP_VMAC_RACC) begin
       mem_we = 1'b1;
       for (int i = 0; i < L; i++)
-        mem_wdata[32*i+:32] = acc[lbase + LB'(i)] + bias[GB'(lbase) + GB'(i)];
+        mem_wdata[32*i+:32] = `ACC(lbase + LB'(i)) + bias[GB'(lbase) + GB'(i)];
       mem_wmask = '1;
       write_bits = 32'(W);
     end
@@ -147,7 +160,7 @@ module tta_vmac #(
       for (int j = 0; j < G; j++) begin
         // cfg bit 17: only the W/32 lanes of the block base points into
         keep = !cfgv[17] || (GB - LW)'(j >> LW) == basev[GB-1:LW];
-        v = acc[gbase + LB'(j)] + bias[j];
+        v = `ACC(gbase + LB'(j)) + bias[j];
         // shift is 6-bit signed: >= 0 a rounding right shift after the high multiply, < 0 a
         // left shift of the 64-bit product before it (real scales >= 0.5).
         p = 64'(v) * 64'($signed(mul[j]));
@@ -189,15 +202,15 @@ module tta_vmac #(
       // Lane terms are formed only on a MAC (cheaper to simulate than a combinational array).
       if (bc8)
         for (int l = 0; l < W / 8; l++)
-          acc[l] <= (start ? 32'd0 : acc[l])
+          acc[l] <= (start ? 32'd0 : `ACC(l))
               + 32'(16'($signed(xv[7:0])) * 16'($signed(mem_rdata[8*l+:8])));
       if (bc2)
         for (int l = 0; l < W / 2; l++)
-          acc[l] <= (start ? 32'd0 : acc[l]) + (!mem_rdata[2*l] ? 32'd0 :
+          acc[l] <= (start ? 32'd0 : `ACC(l)) + (!mem_rdata[2*l] ? 32'd0 :
               mem_rdata[2*l+1] ? -(32'($signed(xv[7:0]))) : 32'($signed(xv[7:0])));
       if (bc1)
         for (int l = 0; l < W; l++)
-          acc[l] <= (start ? 32'd0 : acc[l])
+          acc[l] <= (start ? 32'd0 : `ACC(l))
               + (mem_rdata[l] ? 32'($signed(xv[7:0])) : -(32'($signed(xv[7:0]))));
       if (dot8 || dot2 || dot1)
         for (int l = 0; l < L; l++) begin
@@ -216,7 +229,7 @@ module tta_vmac #(
               sum += !(al[2*k] && wl[2*k]) ? 32'd0 : al[2*k+1] ^ wl[2*k+1] ? -32'sd1 : 32'sd1;
           else
             sum = 32'($countones(~(al ^ wl))) * 2 - 32;
-          acc[lbase + LB'(l)] <= (start ? 32'd0 : acc[lbase + LB'(l)]) + sum;
+          acc[lbase + LB'(l)] <= (start ? 32'd0 : `ACC(lbase + LB'(l))) + sum;
         end
       if (ew8)
         for (int l = 0; l < G; l++) begin
@@ -224,7 +237,7 @@ module tta_vmac #(
           logic [LW:0] gw;
           gw = woff + WOB'((l >> lk) * 32'(step));
           e = {gw, 2'b00} + EB8'(l & ((1 << lk) - 1));
-          acc[gbase + LB'(l)] <= (start ? 32'd0 : acc[gbase + LB'(l)])
+          acc[gbase + LB'(l)] <= (start ? 32'd0 : `ACC(gbase + LB'(l)))
               + 32'(16'($signed(win_rdata[8*e+:8])) * 16'($signed(mem_rdata[8*l+:8])));
         end
       if (ew2)
@@ -232,11 +245,13 @@ module tta_vmac #(
           logic [LW+4:0] e;  // 2-bit code of the window
           logic [LW:0] gw;
           logic [1:0] a, w;
+          logic [LB-1:0] li;  // the lane's accumulator: the half of acc that base points into
+          li = {basev[LB-1], (LB-1)'(l)};
           gw = woff + WOB'((l >> lk) * 32'(step));
           e = {gw, 4'b0000} + EB2'(l & ((1 << lk) - 1));
           a = win_rdata[2*e+:2];
           w = mem_rdata[2*l+:2];
-          acc[{basev[LB-1], (LB-1)'(l)}] <= (start ? 32'd0 : acc[{basev[LB-1], (LB-1)'(l)}])
+          acc[li] <= (start ? 32'd0 : `ACC(li))
               + (!(a[0] && w[0]) ? 32'd0 : a[1] ^ w[1] ? -32'sd1 : 32'sd1);
         end
       if (ew1)
@@ -245,12 +260,12 @@ module tta_vmac #(
           logic [LW:0] gw;
           gw = woff + WOB'((l >> lk) * 32'(step));
           e = {gw, 5'b00000} + EB1'(l & ((1 << lk) - 1));
-          acc[l] <= (start ? 32'd0 : acc[l]) + (win_rdata[e] == mem_rdata[l] ? 32'sd1 : -32'sd1);
+          acc[l] <= (start ? 32'd0 : `ACC(l)) + (win_rdata[e] == mem_rdata[l] ? 32'sd1 : -32'sd1);
         end
       if (rows_in)
         for (int j = 0; j < G; j++) begin
           logic signed [31:0] a, xj;
-          a = $signed(acc[gbase + LB'(j)]);
+          a = $signed(`ACC(gbase + LB'(j)));
           xj = 32'($signed(mem_rdata[8*j+:8]));
           acc[gbase + LB'(j)] <= op == OP_VMAC_ASET ? xj
               : op == OP_VMAC_RADD ? a + xj * $signed(prmv) : (xj > a ? xj : a);
@@ -268,5 +283,6 @@ module tta_vmac #(
   end
 
   wire get = trig && op == OP_VMAC_GET;
-  tta_pipe #(.LAT(LAT)) u_pipe (.clk, .rst, .en, .in_valid(get), .in_data(acc[trig_d[LB-1:0]]), .res);
+  tta_pipe #(.LAT(LAT)) u_pipe (.clk, .rst, .en, .in_valid(get), .in_data(`ACC(trig_d[LB-1:0])), .res);
 endmodule
+`undef ACC

@@ -257,3 +257,17 @@ def test_experiments_name_the_resilience_objectives_and_check_their_settings():
     data["search"]["resilience"] = {"ber": 2}
     with pytest.raises(CodesignError, match=r"x.yaml: search: resilience: field 'ber'"):
         parse_experiment(data, "x.yaml")
+
+
+@pytest.mark.slow
+def test_stuck_at_bits_of_a_lane_on_the_fault_injection_build(mixed, traced, digits, tiny):
+    """A permanent stuck-at-1 high bit in lane 0's accumulator register changes decisions;
+    the normal build has no fault port."""
+    from codesign.resilience import stuck_at
+    from hw.errors import SimulationError
+    from hw.sim import RtlSimulator
+    found = stuck_at(mixed, digits.x_test[:12], [(0, 30, 1), (0, 30, 0)],
+                     progress=lambda m: None)
+    assert found[0]["changed"] > 0 and found[0]["ccr_ci"][0] <= found[0]["ccr"]
+    with pytest.raises(SimulationError, match="fault-injection build"):
+        RtlSimulator(tiny).stuck_at(0, 1)
