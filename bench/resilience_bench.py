@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--agreement", type=int, default=1000, help="faults compared on the RTL")
     ap.add_argument("--images", type=int, default=500, help="test images the faults run on")
     ap.add_argument("--train-only", action="store_true", help="train and keep the models")
-    ap.add_argument("--sections", default="curves,protection,predictor",
+    ap.add_argument("--sections", default="curves,protection,schemes,predictor",
                     help="what to measure (the others are kept from the last results)")
     args = ap.parse_args()
     if args.train_only:
@@ -106,6 +106,9 @@ def main() -> None:
         path.write_text(json.dumps(result, indent=1))  # each section kept as it finishes
     if "protection" in sections:
         result["protection"] = protection_vs_topology(data, config, images, labels, calib)
+        path.write_text(json.dumps(result, indent=1))
+    if "schemes" in sections:
+        result["schemes"] = quantization_schemes(data, config, images, labels, calib)
         path.write_text(json.dumps(result, indent=1))
     if "predictor" in sections:
         predictor_check(result, data, config, images, labels, calib, args)
@@ -170,6 +173,36 @@ def protection_vs_topology(data, config, images, labels, calib) -> dict:
             print(f"  {key:<14} {energy * 1e9:6.1f} nJ  CCR " + ", ".join(
                 f"{p.ber:.0e}: {p.ccr:.3f}" + (f" ({p.detected} detected)" if p.detected else "")
                 for p in pts), flush=True)
+    return {"injections": n, "sites": list(SITES), "networks": rows}
+
+
+def quantization_schemes(data, config, images, labels, calib) -> dict:
+    """The seed's comparison of quantization schemes: each precision network compiled with
+    per-channel and with per-tensor weight scales (the same trained model), CCR at each BER."""
+    import torch
+    from dataclasses import replace as with_field
+
+    from compiler.pipeline import compile_model
+    n = injections_needed(0.02)
+    rows = {}
+    for prec, cand in precisions().items():
+        model = trained(f"precision-{prec}", cand, data, PRECISION_TRAIN)
+        for scales in ("per_channel", "per_tensor"):
+            spec = model.quant_spec()
+            spec = with_field(spec, default=with_field(spec.default, scales=scales),
+                              layers={k: with_field(v, scales=scales)
+                                      for k, v in spec.layers.items()})
+            with model.float_view() as float_model:
+                net = compile_model(float_model, torch.zeros((1, *model.input_shape)), config,
+                                    spec, calib)
+            engine = FaultEngine(net)
+            trace = engine.trace(images)
+            pts = [campaign(engine, trace, labels, ber, n, SITES) for ber in BERS[4:]]
+            key = f"{prec}/{scales}"
+            rows[key] = {"accuracy": float(np.mean(trace.logits.argmax(axis=1) == labels)),
+                         "points": [p.as_dict() for p in pts]}
+            print(f"  {key:<20} accuracy {rows[key]['accuracy']:.3f}  CCR " + ", ".join(
+                f"{p.ber:.0e}: {p.ccr:.3f}" for p in pts), flush=True)
     return {"injections": n, "sites": list(SITES), "networks": rows}
 
 

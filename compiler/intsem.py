@@ -96,9 +96,14 @@ def quantize_weight(w: np.ndarray, scale) -> np.ndarray:
     return np.clip(np.round(np.asarray(w, np.float64) / scale), -WMAX, WMAX).astype(np.int8)
 
 
-def quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric quantization (axis 0): (integers int8, scales float64)."""
+def quantize_weights(w: np.ndarray, bits: int,
+                     per_tensor: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric quantization (axis 0): (integers int8, scales float64);
+    per_tensor: one scale (and ternary threshold) for the whole tensor, repeated per channel."""
     w = np.asarray(w, np.float64)
+    if per_tensor:
+        q, s = quantize_weights(w.reshape(1, -1), bits)
+        return q.reshape(w.shape), np.full(len(w), s[0])
     flat = np.abs(w.reshape(len(w), -1))
     shape = (-1,) + (1,) * (w.ndim - 1)
     if bits == 8:

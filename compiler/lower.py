@@ -101,6 +101,7 @@ class Node:
     bits: tuple[int, int]  # (weights, activations) of conv/dense; (8, 8) otherwise
     consumers: tuple[tuple[str, int], ...]  # (layer name, input index) among offloaded layers
     host_use: bool  # read by a host op or returned by the network
+    per_tensor: bool = False  # one weight scale for the layer (QuantSpec scales)
 
 
 def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
@@ -137,6 +138,7 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
 def quantize(node: Node, ins: list[TensorQuant], out: TensorQuant) -> Layer:
     f, name = node.float_layer, node.name
     try:
-        return get_kind(f.kind).quantize(f, name, node.bits[0], ins, out)
+        return get_kind(f.kind).quantize(f, name, node.bits[0], ins, out,
+                                         per_tensor=node.per_tensor)
     except CompileError as exc:
         raise CompileError(f"layer {name}: {exc}") from None

@@ -66,7 +66,8 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
         bits = spec.bits(names[f])
         pair = (bits.weights, bits.activations) if get_kind(fl.kind).weighted else (8, 8)
         nodes.append(Node(fl, names[f], pair,
-                          tuple((names[c], i) for c, i in consumers.get(f, [])), f in host_use))
+                          tuple((names[c], i) for c, i in consumers.get(f, [])), f in host_use,
+                          bits.scales == "per_tensor"))
     stats = calibrate(mod, floats, names, example if calibration is None else calibration)
     formats = assign_formats(nodes, stats, spec)
     layers = [quantize(n, *formats[n.name]) for n in nodes]

@@ -3,12 +3,13 @@ and optionally fixed activation scales (from quantization-aware training).
 
 YAML form:
 
-    default: {weights: 8, activations: 8}
+    default: {weights: 8, activations: 8}   # scales: per_channel (default) | per_tensor
     layers:                       # first matching key wins; exact paths before globs
       conv1: {weights: 8, activations: 8}
       "blocks.*.conv*": {weights: 1, activations: 1}
 
 `activations` is the bit width of the layer's *input*; the previous layer writes that format.
+`scales`: one weight scale per output channel, or one for the whole layer.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from compiler.intsem import BITS
 class LayerBits:
     weights: int = 8
     activations: int = 8
+    scales: str = "per_channel"  # weight scales: per_channel | per_tensor (one per layer)
 
 
 @dataclass
@@ -78,10 +80,10 @@ def _bits(entry, where: str, default: LayerBits = LayerBits()) -> LayerBits:
     if not isinstance(entry, dict):
         raise CompileError(f"{where}: expected a mapping like {{weights: 8, activations: 8}}, "
                            f"got {entry!r}")
-    unknown = set(entry) - {"weights", "activations"}
+    unknown = set(entry) - {"weights", "activations", "scales"}
     if unknown:
         raise CompileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
-                           f"allowed: weights, activations")
+                           f"allowed: weights, activations, scales")
     out = {}
     for key in ("weights", "activations"):
         value = entry.get(key, getattr(default, key))
@@ -89,7 +91,13 @@ def _bits(entry, where: str, default: LayerBits = LayerBits()) -> LayerBits:
             raise CompileError(f"{where}.{key}: {value!r} bits; allowed: "
                                f"{', '.join(map(str, BITS))}")
         out[key] = value
-    return LayerBits(**out)
+    scales = entry.get("scales", default.scales)
+    if scales not in SCALES:
+        raise CompileError(f"{where}.scales: {scales!r}; allowed: {', '.join(SCALES)}")
+    return LayerBits(**out, scales=scales)
+
+
+SCALES = ("per_channel", "per_tensor")
 
 
 def as_spec(quant) -> QuantSpec:

@@ -65,7 +65,8 @@ class LayerKind(ABC):
 
     @abstractmethod
     def quantize(self, f: FloatLayer, name: str, w_bits: int, ins: list[TensorQuant],
-                 out: TensorQuant) -> Layer: ...
+                 out: TensorQuant, per_tensor: bool = False) -> Layer:
+        """The layer IR; per_tensor: one weight scale for the layer (weighted kinds)."""
 
     def accumulates(self, layer: Layer) -> bool:
         """Whether the layer's output comes from accumulators through post-processing (max

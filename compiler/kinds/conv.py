@@ -61,9 +61,9 @@ class _Weighted(LayerKind):
     def input_formats(self, layer):
         return [(layer.in_scale, layer.a_bits)]
 
-    def quantize(self, f, name, w_bits, ins, out):
+    def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
         s_in, a_bits = float(ins[0].scale), ins[0].bits
-        wq, ws = intsem.quantize_weights(f.weight, w_bits)
+        wq, ws = intsem.quantize_weights(f.weight, w_bits, per_tensor)
         bias = f.bias if f.bias is not None else np.zeros(f.weight.shape[0])
         bq = intsem.quantize_bias(bias, s_in, ws, name)
         o = f.weight.shape[0]

@@ -70,7 +70,7 @@ class PoolKind(LayerKind):
             y = F.avg_pool2d(F.pad(x, (pl, pr, pt, pb)), f.kernel, f.strides)
         return apply_activation(y, f.act).numpy().reshape(f.out_shape)
 
-    def quantize(self, f, name, w_bits, ins, out):
+    def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
         c = f.out_shape[0]
         if f.pool == "max":  # values pass: one scale in and out
             return Pool(name, "max", f.in_shapes[0], f.out_shape, f.kernel, f.strides,
@@ -147,7 +147,7 @@ class AddKind(LayerKind):
         y = torch.from_numpy(np.asarray(xs[0], np.float32) + np.asarray(xs[1], np.float32))
         return apply_activation(y, f.act).numpy().reshape(f.out_shape)
 
-    def quantize(self, f, name, w_bits, ins, out):
+    def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
         # acc = a * ka + b * kb in units of s_min / 2**k, then requantized
         sa, sb, s_out = float(ins[0].scale), float(ins[1].scale), float(out.scale)
         s_min = min(sa, sb)
@@ -228,7 +228,7 @@ class AffineKind(LayerKind):
         y = torch.from_numpy(x * f.weight.reshape(per) + f.bias.reshape(per))
         return apply_activation(y, f.act).numpy().reshape(f.out_shape)
 
-    def quantize(self, f, name, w_bits, ins, out):
+    def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
         s_in, s_out = float(ins[0].scale), float(out.scale)
         scale = np.where(np.abs(f.weight) > 1e-12, f.weight, 1e-12)
         pairs = [fixed_point(abs(m)) for m in s_in * scale / s_out]

@@ -99,3 +99,20 @@ def test_protection_is_a_config_field_with_its_cost_and_no_rtl_change():
     assert memory_bits(secded)["dmem"] == memory_bits(base)["dmem"] * 39 // 32
     with pytest.raises(ConfigError, match="dmem_protection.*'ecc'.*secded"):
         parse_accel_config({**base.to_dict(), "dmem_protection": "ecc"})
+
+
+def test_per_tensor_weight_scales_are_one_scale_and_a_spec_field():
+    from compiler.errors import CompileError
+    from compiler.intsem import quantize_weights
+    from compiler.quantspec import QuantSpec
+    w = np.random.default_rng(0).normal(size=(4, 3, 3, 3)) * np.array([1, 2, 4, 8])[:, None,
+                                                                                   None, None]
+    for bits in (8, 2, 1):
+        q, s = quantize_weights(w, bits, per_tensor=True)
+        assert np.all(s == s[0]) and q.shape == w.shape
+        assert not np.all(quantize_weights(w, bits)[1] == s[0])  # per channel: four scales
+    spec = QuantSpec.from_dict({"default": {"weights": 8, "scales": "per_tensor"},
+                                "layers": {"fc": {"weights": 2}}})
+    assert spec.bits("conv").scales == spec.bits("fc").scales == "per_tensor"
+    with pytest.raises(CompileError, match="scales: 'per_row'"):
+        QuantSpec.from_dict({"default": {"scales": "per_row"}})
