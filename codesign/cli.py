@@ -264,7 +264,8 @@ def _resilience(args) -> int:
         images, labels = data.x_test[:args.images], data.y_test[:args.images]
         net = compile_quantnet(model, config, data.x_train[:CALIBRATION_IMAGES])
     else:
-        model, shape = _load_model_only(args)
+        from compiler import artifacts
+        model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
         if args.dataset:
             from codesign.data import get_dataset
             data = get_dataset(args.dataset, args.data_dir)
@@ -313,11 +314,6 @@ def _resilience(args) -> int:
         plot(result, args.plot)
         print(f"CCR against BER: {args.plot}")
     return 0
-
-
-def _load_model_only(args):
-    from compiler import artifacts
-    return artifacts.load_model(args.model, _shape(args.input_shape))
 
 
 def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) -> None:

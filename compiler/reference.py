@@ -50,12 +50,11 @@ def conv2d_accumulators(layer: Conv2d, x: np.ndarray) -> np.ndarray:
     return wrap32(acc.astype(np.int64) + layer.bias.astype(np.int64)[None, :, None, None])
 
 
-def weight_flip_deltas(layer: Conv2d, x: np.ndarray, item, o, c, ky, kx,
+def weight_flip_deltas(layer: Conv2d, xp: np.ndarray, item, o, c, ky, kx,
                        delta) -> np.ndarray:
     """What changed weights add to the accumulators [F, OH, OW]: weight (o, c, ky, kx) changed
-    by `delta` for batch item `item` of the inputs x [B, C, H, W] (arrays of one length F; c
-    counts within o's group)."""
-    xp = padded(layer, x)
+    by `delta` for batch item `item` of the padded inputs xp (`padded`; arrays of one length
+    F; c counts within o's group)."""
     (sy, sx), (dy, dx) = layer.stride, layer.dilation
     oh, ow = layer.out_shape[1:]
     per_group = layer.out_shape[0] // layer.groups
