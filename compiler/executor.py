@@ -27,10 +27,27 @@ class LayerRun:
 
 class Backend(ABC):
     name = "base"
+    compiled: CompiledProgram
+
+    def run(self, layer_name: str, *inputs: np.ndarray) -> tuple[np.ndarray, LayerRun | None]:
+        """Integer output of one layer for its integer input(s), and its run statistics (None
+        where the backend has no cycles)."""
+        b = self.compiled.layers.get(layer_name)
+        if b is None:
+            raise CompileError(f"no compiled layer {layer_name!r}; the program has "
+                               f"{', '.join(self.compiled.layers)}")
+        if len(inputs) != len(b.inputs):
+            raise CompileError(f"layer {layer_name}: {len(inputs)} inputs, expected "
+                               f"{len(b.inputs)}")
+        for x in inputs:
+            if np.asarray(x).size != int(np.prod(b.layer.in_grid)):
+                raise CompileError(f"layer {layer_name}: input of {np.asarray(x).size} values, "
+                                   f"expected shape {b.layer.in_grid}")
+        return self._layer(b, *inputs)
 
     @abstractmethod
-    def run(self, layer_name: str, *inputs: np.ndarray) -> tuple[np.ndarray, LayerRun | None]:
-        """Integer output of one layer for its integer input(s), and its run statistics."""
+    def _layer(self, b: LayerBinding, *inputs: np.ndarray) -> tuple[np.ndarray, LayerRun | None]:
+        """`run` on inputs already checked against the layer's binding."""
 
 
 class ReferenceBackend(Backend):
@@ -41,8 +58,8 @@ class ReferenceBackend(Backend):
     def __init__(self, compiled: CompiledProgram):
         self.compiled = compiled
 
-    def run(self, layer_name, *inputs):
-        return reference(self.compiled.layers[layer_name].layer, *inputs), None
+    def _layer(self, b, *inputs):
+        return reference(b.layer, *inputs), None
 
 
 class MachineBackend(Backend):
@@ -61,16 +78,8 @@ class MachineBackend(Backend):
         for addr, data in compiled.offchip:  # constants the layers load themselves (DMA)
             self.machine.write_offchip(addr, data)
 
-    def run(self, layer_name, *inputs):
-        b = self.compiled.layers[layer_name]
-        if len(inputs) != len(b.inputs):
-            raise CompileError(f"layer {layer_name}: {len(inputs)} inputs, expected "
-                               f"{len(b.inputs)}")
-        shape = b.layer.in_grid
-        for x in inputs:
-            if np.asarray(x).size != int(np.prod(shape)):
-                raise CompileError(f"layer {layer_name}: input of {np.asarray(x).size} values, "
-                                   f"expected shape {shape}")
+    def _layer(self, b, *inputs):
+        layer_name = b.layer.name
         dtype = np.int32 if b.output.bits == 32 else np.int8
         out_shape = b.layer.out_shape
         if b.row_tiling is None:

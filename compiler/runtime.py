@@ -125,6 +125,7 @@ class NetworkRunner:
         self.backend = get_backend(backend, net.program)
         self.layer_runs: list[LayerRun] = []  # of the last call
         self.int_outputs: dict[str, np.ndarray] = {}  # of the last call
+        self.int_inputs: dict[str, list[np.ndarray]] = {}  # each layer's, of the last call
         by_name = {layer.name: layer for layer in net.layers}
         self.graph = HostGraph(net._host, {f: self._layer_func(by_name[n])
                                            for f, n in net._func_layer.items()})
@@ -134,6 +135,7 @@ class NetworkRunner:
 
         def run(*xs):
             qs = [quantize_act(x, s, b) for x, (s, b) in zip(xs, formats)]
+            self.int_inputs[layer.name] = qs
             y, stats = self.backend.run(layer.name, *qs)
             self.int_outputs[layer.name] = y
             if stats is not None:
@@ -144,7 +146,7 @@ class NetworkRunner:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32).reshape((1,) + self.net.input_shape)
-        self.layer_runs, self.int_outputs = [], {}
+        self.layer_runs, self.int_outputs, self.int_inputs = [], {}, {}
         return self.graph(x)
 
     def close(self) -> None:

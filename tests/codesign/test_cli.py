@@ -6,14 +6,12 @@ import pytest
 import yaml
 
 from hw.config import CONFIG_DIR
+from tests.clirun import run
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "codesign", *args], capture_output=True, text=True)
-
-
-def test_accel_info_describes_a_config():
-    out = run("accel-info", "tiny")
+def test_accel_info_describes_a_config():  # the one command run as its own process
+    out = subprocess.run([sys.executable, "-m", "codesign", "accel-info", "tiny"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "accelerator 'tiny': 3 buses, W = 64 bits (8 int8 lanes)" in out.stdout
 
@@ -132,13 +130,15 @@ def test_an_op_nothing_can_run_is_named_with_its_line(tmp_path):
     out = run("compile", f"{tmp_path}/net.py:Spectral", "-o", str(tmp_path / "out"))
     assert out.returncode == 2
     line = MODEL_PY.splitlines().index("        return torch.fft.fft2(x).real") + 1
-    assert "fft" in out.stderr and f'File "{tmp_path}/net.py", line {line}, in forward' in out.stderr
+    assert "fft" in out.stderr
+    assert f'File "{tmp_path}/net.py", line {line}, in forward' in out.stderr
 
 
 def test_bad_model_arguments_are_clear(tmp_path):
     (tmp_path / "net.py").write_text(MODEL_PY)
     out = run("compile", f"{tmp_path}/net.py:Nett", "-o", str(tmp_path / "out"))
-    assert out.returncode == 2 and "no 'Nett' (nn.Module classes there: Net, Spectral)" in out.stderr
+    assert out.returncode == 2
+    assert "no 'Nett' (nn.Module classes there: Net, Spectral)" in out.stderr
     (tmp_path / "q.yaml").write_text("default: {weights: 3}\n")
     out = run("compile", f"{tmp_path}/net.py:Net", "--quant", str(tmp_path / "q.yaml"),
               "-o", str(tmp_path / "out"))

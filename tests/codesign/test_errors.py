@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from codesign.cli import main
 from codesign.evalcache import EvalCache
 from hw.config import CONFIG_DIR
+from tests.clirun import run
 
 NET_PY = '''
 import sys
@@ -55,16 +55,8 @@ class Recurrent(nn.Module):
 
 def cli(*argv) -> tuple[int, str]:
     """(exit status, the error text) of one in-process command."""
-    import contextlib
-    import io
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:  # argument errors: the message is the exit value
-            code, message = (1, str(exc.code)) if isinstance(exc.code, str) else (exc.code, "")
-            return code, message + err.getvalue()
-    return code, err.getvalue()
+    out = run(*argv)
+    return out.returncode, out.stderr
 
 
 def one_line(text: str) -> str:

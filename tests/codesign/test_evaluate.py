@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 
 from codesign.data import load_digits
-from codesign.evaluate import ScreeningEvaluator, get_evaluator
+from codesign.evaluate import Metrics, ScreeningEvaluator, get_evaluator
 from codesign.models import BlockSpec, Candidate, build_model
+from codesign.modes import SEARCH
 from codesign.train import TrainConfig, train
 from hw.config import load_accel_config
 
@@ -15,10 +16,34 @@ pytestmark = pytest.mark.rtl
 
 
 @pytest.fixture(scope="module")
-def trained():
-    data = load_digits()
-    return train(build_model(Candidate.plain((4, 8), (1, 2)), data.input_shape, 10), data,
-                 TrainConfig(epochs=1)), data
+def trained(trained_cnn):
+    return trained_cnn
+
+
+@pytest.fixture(scope="module")
+def on_rtl(trained):
+    model, data = trained
+    return get_evaluator("rtl", load_accel_config("default"), 12).evaluate(model, data)
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_every_evaluator_keeps_the_metrics_contract(trained, on_rtl, name):
+    """Whatever the evaluator: figures that add up, integer semantics (the RTL's accuracy)
+    and exact costs (the RTL's cycles), per-layer kinds and bits, a lossless round trip."""
+    model, data = trained
+    config = load_accel_config("default")
+    m = get_evaluator(name, config, 12).evaluate(model, data)
+    assert m.images == 12 and m.fidelity in ("rtl", "golden", "estimate")
+    assert (m.accuracy, m.cycles, m.size_bits) == (on_rtl.accuracy, on_rtl.cycles,
+                                                   model.size_bits())
+    assert m.cycles == sum(x.cycles for x in m.layers) > 0
+    assert m.energy_j == pytest.approx(sum(x.energy_j for x in m.layers), rel=1e-12)
+    assert m.energy_j == pytest.approx(on_rtl.energy_j, rel=1e-12)
+    assert m.latency_s == pytest.approx(m.cycles / (config.clock_mhz * 1e6), rel=1e-12)
+    assert [(x.name, x.kind, x.bits) for x in m.layers] == \
+        [(x.name, x.kind, x.bits) for x in on_rtl.layers]
+    assert on_rtl.layers[0].bits == "8/8->int8" and on_rtl.layers[-1].kind == "dense"
+    assert Metrics.from_dict(m.as_dict()) == m
 
 
 def test_estimate_fidelity_equals_the_rtl(trained):
@@ -53,7 +78,8 @@ def test_mixed_precision_candidates_run_on_the_rtl(bits):
     from codesign.evaluate import compile_quantnet
 
     data = load_digits()
-    model = train(build_model(Candidate.plain((8, 16), (1, 2), bits=bits), data.input_shape, 10), data,
+    model = train(build_model(Candidate.plain((8, 16), (1, 2), bits=bits), data.input_shape, 10),
+                  data,
                   TrainConfig(epochs=2))
     assert model.size_bits() == (8 * 9 * bits[0][0] + 16 * 8 * 9 * bits[1][0]
                                  + 10 * 16 * 16 * 8) + (8 + 16 + 10) * 32

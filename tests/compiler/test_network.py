@@ -4,10 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from codesign.data import load_digits
 from codesign.evaluate import compile_quantnet
-from codesign.models import Candidate, build_model
-from codesign.train import TrainConfig, train
 from compiler.errors import CompileError
 from compiler.pipeline import compile_model
 from hw.config import load_accel_config
@@ -16,11 +13,8 @@ pytestmark = pytest.mark.rtl
 
 
 @pytest.fixture(scope="module")
-def trained():
-    data = load_digits()
-    model = train(build_model(Candidate.plain((6, 12), (1, 2)), data.input_shape, 10), data,
-                  TrainConfig(epochs=2))
-    return model, data
+def trained(trained_cnn):
+    return trained_cnn
 
 
 @pytest.fixture(scope="module")
