@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-resilience bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-resilience bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -29,13 +29,18 @@ $(STAMP): pyproject.toml requirements.lock
 	  (apt-get update -qq && $(APT_INSTALL) yosys >/dev/null)
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && $(APT_INSTALL) postgresql >/dev/null)
+	command -v chromium >/dev/null || \
+	  (apt-get update -qq && $(APT_INSTALL) chromium >/dev/null)
 	test -d /usr/share/datasets/fashion-mnist || \
 	  (apt-get update -qq && $(APT_INSTALL) dataset-fashion-mnist >/dev/null)
-	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2; from sklearn.datasets import load_digits; load_digits()"
+	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2, plotly, optuna_dashboard, playwright; from sklearn.datasets import load_digits; load_digits()"
 	mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
 test: install ## run the whole test suite (RTL, compiler, search)
 	$(PY) -m pytest -q
+
+lint: install ## ruff (pinned, configured in pyproject.toml) over the sources, tests and benchmarks
+	$(VENV)/bin/ruff check codesign compiler hw tests bench
 
 test-fast: install ## the tests that need no Verilator build or training
 	$(PY) -m pytest -q -m "not rtl and not slow"
@@ -47,8 +52,11 @@ CONFIG ?= configs/experiments/digits.yaml
 experiment: install ## one search experiment end to end: make experiment CONFIG=configs/experiments/NAME.yaml
 	$(VENV)/bin/codesign search $(CONFIG)
 
-clean: ## remove build products (keeps .venv)
-	rm -rf runs build sim_build .pytest_cache
+REUSED_RUNS := fashion fashion-bits resilience-bench  # what bench-fashion / bench-resilience reuse
+clean: ## remove build products and runs (keeps .venv and the runs the benchmarks reuse)
+	rm -rf build sim_build .pytest_cache
+	test ! -d runs || find runs -mindepth 1 -maxdepth 1 $(foreach r,$(REUSED_RUNS),! -name $(r)) \
+	  -exec rm -rf {} +
 
 bench: install ## simulation speed of the whole stack; figures in bench/results/sim_speed.json
 	$(PY) bench/sim_speed.py

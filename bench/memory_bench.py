@@ -74,7 +74,8 @@ def run(layers, config, overlap, rng):
     e = energy_of(totals, config.energy, config.vector_width)
     weights = sum(len(d) for _, d in compiled.offchip)
     total = sum(layer.weight.size * layer.w_bits // 8 for layer in layers)
-    return {"weight_bytes": total, "cycles": totals["cycles"], "dma_stall_cycles": totals["dma_stall_cycles"],
+    return {"weight_bytes": total, "cycles": totals["cycles"],
+            "dma_stall_cycles": totals["dma_stall_cycles"],
             "offchip_read_bytes": totals["offchip_read_bits"] // 8,
             "offchip_weight_bytes": weights,
             "energy_uj": e.total_pj * 1e-6, "offchip_energy_share": e.offchip_pj / e.total_pj,
@@ -97,13 +98,14 @@ def main() -> None:
         results["networks"][name] = {"overlapped": over, "serial": serial,
                                      "transfer_hidden": round(hidden, 4),
                                      "speedup": round(serial["cycles"] / over["cycles"], 4)}
+        exact = over["bit_exact_and_estimate_equal"] and serial["bit_exact_and_estimate_equal"]
         print(f"{name:<25} weights {over['weight_bytes'] / 1024:5.0f} KiB "
               f"({over['weight_bytes'] / config.dmem_bytes:4.1f}x the memory, "
               f"{over['offchip_weight_bytes'] / 1024:4.0f} KiB streamed)  cycles "
               f"{over['cycles']:>8} overlapped / {serial['cycles']:>8} serial  "
               f"({100 * hidden:5.1f}% of the transfer time hidden)  off-chip "
               f"{100 * over['offchip_energy_share']:4.1f}% of {over['energy_uj']:.2f} uJ  "
-              f"exact {over['bit_exact_and_estimate_equal'] and serial['bit_exact_and_estimate_equal']}"
+              f"exact {exact}"
               f"  [{time.perf_counter() - start:.0f} s]", flush=True)
     out = ROOT / "bench" / "results" / "memory.json"
     out.write_text(json.dumps(results, indent=1))

@@ -85,7 +85,8 @@ def main() -> None:
                       ("float >= 0.8, 8-bit", [r for r in trained if r["all_8bit"]]),
                       ("float >= 0.8, mixed", [r for r in trained if not r["all_8bit"]])):
         if sel:
-            summary[name] = {k: float(np.mean([r[k] for r in sel])) for k in ("float", "ptq", "qaft")}
+            summary[name] = {k: float(np.mean([r[k] for r in sel]))
+                             for k in ("float", "ptq", "qaft")}
             summary[name]["n"] = len(sel)
             summary[name]["qaft_better"] = sum(r["qaft"] > r["ptq"] for r in sel)
             print(f"{name:>20} ({len(sel)}): mean accuracy float {summary[name]['float']:.3f}, "

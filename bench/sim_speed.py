@@ -57,7 +57,8 @@ def main() -> None:
               f"cycles/s, ratio {rtl / golden:6.0f}x")
 
     data = load_digits()
-    model = train(build_model(Candidate.plain((8, 16), (1, 2)), data.input_shape, 10), data, TrainConfig(epochs=1))
+    model = train(build_model(Candidate.plain((8, 16), (1, 2)), data.input_shape, 10), data,
+                  TrainConfig(epochs=1))
     net = compile_quantnet(model, load_accel_config("default"))
     runner = net.runner("rtl")
     runner(data.x_test[:1])
@@ -69,7 +70,8 @@ def main() -> None:
     stack = runner.cycles * n / wall
     results["demo_network"] = {"cycles_per_inference": runner.cycles,
                                "inferences_per_s": n / wall, "whole_stack_cycles_per_s": stack,
-                               "whole_stack_over_core": stack / results["default"]["rtl_cycles_per_s"]}
+                               "whole_stack_over_core":
+                                   stack / results["default"]["rtl_cycles_per_s"]}
     print(f"demo net {runner.cycles} cycles/inference, {n / wall:.0f} inferences/s, whole stack "
           f"{stack / 1e6:.2f} M cycles/s = {results['demo_network']['whole_stack_over_core']:.2f} "
           f"of the bare core")

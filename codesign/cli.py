@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from codesign import modes
 from hw.errors import CodesignError
 
-DEFAULT_DEMO = Path(__file__).resolve().parent.parent / "configs" / "experiments" / "demo.yaml"
+DEFAULT_DEMO = Path(__file__).parent / "configs" / "experiments" / "demo.yaml"
 
 
 def _demo(args) -> None:
@@ -103,7 +104,8 @@ def _run(args) -> int:
     try:
         for i, x in enumerate(xs):
             y = rtl(x[None])
-            print(f"input {i}: {rtl.cycles} cycles, output {np.array2string(y.ravel()[:8], precision=4)}"
+            print(f"input {i}: {rtl.cycles} cycles, output "
+                  f"{np.array2string(y.ravel()[:8], precision=4)}"
                   f"{' ...' if y.size > 8 else ''}")
             if ref is None:
                 continue
@@ -214,6 +216,9 @@ def _evaluate(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(cost.as_dict(), indent=2))
         print(f"figures: {args.json}")
+    if args.html:
+        from codesign.html_report import evaluation_page
+        print(f"interactive page: {evaluation_page(cost, Path(args.html))}")
     return 0
 
 
@@ -404,17 +409,56 @@ def _search(args) -> int:
     return status
 
 
-def _report(args) -> int:
+def _stored_study(run_dir: Path, storage: str | None):
+    """A finished or running search's experiment and study, never a new empty one."""
     import optuna
 
     from codesign.experiment import load_experiment
-    from codesign.report import write_report
     from codesign.study import open_storage
 
-    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise CodesignError(f"{run_dir}: not a search run directory (no config.yaml)")
+    if storage is None and not (run_dir / "study.db").is_file():
+        raise CodesignError(f"{run_dir}: no study.db (give --storage if the search used a "
+                            f"database server)")
     exp = load_experiment(run_dir / "config.yaml")
-    study = optuna.load_study(study_name=exp.name, storage=open_storage(run_dir, args.storage))
+    try:
+        study = optuna.load_study(study_name=exp.name, storage=open_storage(run_dir, storage))
+    except KeyError:
+        raise CodesignError(f"{storage or run_dir / 'study.db'}: holds no study "
+                            f"{exp.name!r}") from None
+    return exp, study
+
+
+def _report(args) -> int:
+    from codesign.report import write_report
+
+    run_dir = Path(args.run_dir)
+    exp, study = _stored_study(run_dir, args.storage)
     print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
+    return 0
+
+
+def _dashboard(args) -> int:
+    import optuna_dashboard
+
+    from codesign.study import open_storage
+
+    if args.run_dir:
+        _, study = _stored_study(Path(args.run_dir), args.storage)
+        storage = study._storage
+    elif args.storage:
+        storage = open_storage(Path("."), args.storage)
+    else:
+        raise CodesignError("dashboard: give a run directory or --storage URL")
+    print(f"optuna-dashboard: http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+    except OSError as exc:
+        raise CodesignError(f"dashboard: cannot serve on {args.host}:{args.port} "
+                            f"({exc.strerror or exc})") from None
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -469,9 +513,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_run)
     p = sub.add_parser("evaluate", help="per-layer cycles, latency, energy of a model")
     _model_options(p)
-    p.add_argument("--fidelity", choices=("rtl", "estimate", "both"), default="rtl")
+    p.add_argument("--fidelity", choices=modes.EVALUATE, default="rtl",
+                   help=modes.describe(modes.EVALUATE))
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--plot", help="per-layer bar chart PNG (default: next to --json)")
+    p.add_argument("--html", help="interactive per-layer page (self-contained HTML)")
     p.add_argument("--no-cache", action="store_true", help="bypass the evaluation cache")
     p.add_argument("--cache", help="cache database (default ~/.cache/codesign/evaluations.sqlite)")
     p.set_defaults(func=_evaluate)
@@ -490,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ber", default="1e-7,1e-6,1e-5,1e-4,1e-3", help="bit-error rates")
     p.add_argument("--sites", default="weights,params,activations,accumulators",
                    help="fault sites, comma-separated")
-    p.add_argument("--engine", choices=("reference", "rtl", "golden"), default="reference",
+    p.add_argument("--engine", choices=modes.RESILIENCE, default="reference",
                    help="numpy integer reference (vectorised) or injection on the RTL")
     p.add_argument("--margin", type=float, default=0.01,
                    help="margin of error that sets the injections per point (Leveugle)")
@@ -518,6 +564,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--storage", help="the database URL the search used, if not SQLite")
     p.set_defaults(func=_report)
+    p = sub.add_parser("dashboard", help="serve a search's study with optuna-dashboard")
+    p.add_argument("run_dir", nargs="?", help="a search's run directory")
+    p.add_argument("--storage", help="the study's database URL (instead of, or besides, RUN_DIR)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=_dashboard)
+
     p = sub.add_parser("fidelity", help="estimator vs RTL over the zoo and random candidates")
     p.add_argument("--random", type=int, default=30, help="random candidates")
     p.add_argument("--configs", help="comma-separated accelerator configs (default: all shipped)")

@@ -4,8 +4,8 @@ The key hashes everything a cost depends on: the model (the source file of its c
 structure, or a GraphModule's code, and its weights: no torch.export needed, so a hit costs
 milliseconds), the quantization spec, the calibration data, the accelerator config (energy table
 and clock included), the fidelity, and the source of the compiler and of the hardware model
-(RTL, golden model, energy model). SQLite in WAL mode: several processes may read and write at once; a write
-is one transaction, so a killed process leaves either the whole entry or none.
+(RTL, golden model, energy model). SQLite in WAL mode: several processes may read and write at
+once; a write is one transaction, so a killed process leaves either the whole entry or none.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ import torch
 
 from codesign.data import Dataset
 from codesign.errors import CodesignError
+from codesign.hwcost import bits_label
 from codesign.models import QuantNet
+from codesign.modes import SEARCH
+from codesign.objectives import OBJECTIVES
 from codesign.progress import bar
 from compiler.estimate import estimate
 from compiler.pipeline import compile_model
@@ -35,6 +38,19 @@ class LayerMetrics:
     name: str
     cycles: int
     energy_j: float
+    kind: str = ""  # the layer kind (compiler.kinds)
+    bits: str = ""  # weights / input activations -> output (`codesign.hwcost.bits_label`)
+
+
+def layer_metrics(net: CompiledNetwork, counters: dict[str, dict[str, int]]) -> tuple:
+    """Per-layer figures from each layer's event counters (RTL or estimator)."""
+    config, out = net.config, []
+    for layer in net.layers:
+        c = counters[layer.name]
+        out.append(LayerMetrics(layer.name, c["cycles"],
+                                energy_of(c, config.energy, config.vector_width).total_j,
+                                layer.kind, bits_label(layer)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -109,15 +125,12 @@ class AcceleratorEvaluator(Evaluator):
         net = compile_quantnet(model, self.config, data.x_train[:CALIBRATION_IMAGES])
         backend = "reference" if self.name == "estimate" else self.name
         with net.runner(backend) as runner:
-            metrics = self._measure(model, data, runner, progress)
+            metrics = self._measure(net, model, data, runner, progress)
         if self.resilience is not None:
             metrics = replace(metrics, **self._resilience(net, data))
         if self.name != "estimate":
             return metrics
-        table, w = self.config.energy, self.config.vector_width
-        counters = estimate(net.program)
-        layers = tuple(LayerMetrics(n, c["cycles"], energy_of(c, table, w).total_j)
-                       for n, c in counters.items())
+        layers = layer_metrics(net, estimate(net.program))
         cycles = sum(layer.cycles for layer in layers)
         return replace(metrics, cycles=cycles, latency_s=cycles / (self.config.clock_mhz * 1e6),
                        energy_j=sum(layer.energy_j for layer in layers), layers=layers,
@@ -137,7 +150,7 @@ class AcceleratorEvaluator(Evaluator):
         point = campaign(engine, trace, None, spec.ber, spec.injections, spec.sites)
         return found | {"ccr": point.ccr, "ccr_fidelity": "injection"}
 
-    def _measure(self, model, data, runner, progress) -> Metrics:
+    def _measure(self, net, model, data, runner, progress) -> Metrics:
         n = min(self.images or len(data.x_test), len(data.x_test))
         correct, sim_time, cycles, runs = 0, 0.0, None, None
         shown = bar(n, f"{self.name}: test images")
@@ -156,10 +169,7 @@ class AcceleratorEvaluator(Evaluator):
             if progress and (i + 1) % 100 == 0:
                 progress(f"{self.name}: {i + 1}/{n} test images, accuracy {correct / (i + 1):.3f}")
         shown.close()
-        table = self.config.energy
-        layers = tuple(LayerMetrics(r.name, r.cycles,
-                                    energy_of(r.counters, table, self.config.vector_width).total_j)
-                       for r in runs or ())
+        layers = layer_metrics(net, {r.name: r.counters for r in runs}) if runs else ()
         cycles = cycles or 0
         return Metrics(
             accuracy=correct / n, images=n, cycles=cycles,
@@ -170,8 +180,8 @@ class AcceleratorEvaluator(Evaluator):
 
 
 # Objectives the screening policy compares on: (Metrics field, larger is better).
-SCREEN_OBJECTIVES = (("accuracy", True), ("cycles", False), ("energy_j", False),
-                     ("size_bits", False))
+SCREEN_OBJECTIVES = tuple((OBJECTIVES[o].field, OBJECTIVES[o].maximize)
+                          for o in ("accuracy", "cycles", "energy", "size"))
 
 
 class ScreeningEvaluator(Evaluator):
@@ -186,7 +196,9 @@ class ScreeningEvaluator(Evaluator):
         cheap = resilience and replace(resilience, measure=False)
         self.fast = AcceleratorEvaluator(config, images, "estimate", cheap)
         self.exact = AcceleratorEvaluator(config, images, "rtl", resilience)
-        self.objectives = SCREEN_OBJECTIVES + ((("ccr_proxy", False),) if resilience else ())
+        proxy = OBJECTIVES["resilience_proxy"]
+        self.objectives = SCREEN_OBJECTIVES + (((proxy.field, proxy.maximize),) if resilience
+                                               else ())
         self.seen: list[Metrics] = []
         self.confirmed = 0
 
@@ -211,7 +223,7 @@ class ScreeningEvaluator(Evaluator):
         return m
 
 
-EVALUATORS = ("rtl", "golden", "estimate", "screen")
+EVALUATORS = SEARCH
 
 
 def get_evaluator(name: str, config: AccelConfig, images: int | None = None,

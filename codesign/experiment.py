@@ -12,21 +12,13 @@ from codesign.errors import ConfigError
 from codesign.evaluate import ResilienceSpec
 from codesign.faults import SITES
 from codesign.models import Candidate
+from codesign.modes import SEARCH as FIDELITIES
+from codesign.objectives import OBJECTIVES
 from codesign.space import SearchSpace, load_space, parse_space
 from codesign.train import TrainConfig
 from hw.config import FieldReader, load_accel_config
 
-OBJECTIVES = {  # name -> (Metrics field, Optuna direction)
-    "accuracy": ("accuracy", "maximize"),
-    "cycles": ("cycles", "minimize"),
-    "latency": ("latency_s", "minimize"),
-    "energy": ("energy_j", "minimize"),
-    "size": ("size_bits", "minimize"),
-    "resilience": ("ccr", "minimize"),  # CCR by fault injection at search.resilience.ber
-    "resilience_proxy": ("ccr_proxy", "minimize"),  # the topology predictor's CCR there
-}
 SAMPLERS = ("nsga2", "gp", "botorch", "tpe", "random")
-FIDELITIES = ("rtl", "estimate", "screen")
 
 
 @dataclass(frozen=True)
@@ -102,7 +94,8 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     if sampler not in SAMPLERS:
         raise s.fail("sampler", f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
     objectives = s.get("objectives")
-    if not isinstance(objectives, list) or not objectives or any(o not in OBJECTIVES for o in objectives):
+    if not isinstance(objectives, list) or not objectives \
+            or any(o not in OBJECTIVES for o in objectives):
         raise s.fail("objectives", f"must be a list drawn from {', '.join(OBJECTIVES)}, "
                                    f"not {objectives!r}")
     if len(set(objectives)) != len(objectives):

@@ -73,7 +73,8 @@ def report(random: int = 30, configs: list[str] | None = None, out: Path | None 
                 continue
             rows.append(row)
             progress(f"{name:8} {entry.name:14} cycles {row['rtl_cycles']:>8} RTL, "
-                     f"{row['estimate_cycles']:>8} estimated (error {100 * row['cycle_error']:.2f}%, "
+                     f"{row['estimate_cycles']:>8} estimated "
+                     f"(error {100 * row['cycle_error']:.2f}%, "
                      f"worst layer {100 * row['max_layer_cycle_error']:.2f}%), energy error "
                      f"{100 * row['energy_error']:.2f}%, estimate {1e3 * row['estimate_s']:.1f} ms")
     if not rows:
@@ -88,7 +89,8 @@ def report(random: int = 30, configs: list[str] | None = None, out: Path | None 
         "max_layer_cycle_error": max(r["max_layer_cycle_error"] for r in rows),
         "max_energy_error": max(r["energy_error"] for r in rows),
         "max_layer_energy_error": max(r["max_layer_energy_error"] for r in rows),
-        "layers_with_identical_counters": sum(x["counters_equal"] for r in rows for x in r["layers"]),
+        "layers_with_identical_counters": sum(x["counters_equal"] for r in rows
+                                              for x in r["layers"]),
         "layers": sum(len(r["layers"]) for r in rows),
         "max_estimate_s": max(r["estimate_s"] for r in rows),
     }

@@ -12,12 +12,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from codesign.errors import CodesignError
+from codesign.modes import EVALUATE as FIDELITIES
 from compiler.estimate import estimate
 from compiler.kinds import get_kind
 from compiler.runtime import CompiledNetwork
 from hw.energy import energy_of
-
-FIDELITIES = ("rtl", "estimate", "both")
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,7 @@ class LayerCost:
     dmem_write_bits: int
     estimate_cycles: int | None = None
     rtl_cycles: int | None = None
+    bits: str = ""  # weights / input activations -> output (`bits_label`)
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,13 @@ class NetworkCost:
         d["layers"] = tuple(LayerCost(**layer) for layer in d["layers"])
         d["host_ops"] = tuple(d["host_ops"])
         return cls(**d)
+
+
+def bits_label(layer) -> str:
+    """A layer's precisions as people read them: weights / input activations -> output kind
+    ("1/1->int8"; "-/8->int8" for layers without weights)."""
+    w, a = getattr(layer, "w_bits", None), getattr(layer, "a_bits", None)
+    return (f"{w}/{a}" if w else f"-/{a}" if a else "") + f"->{layer.out.kind}"
 
 
 def size_bits(net: CompiledNetwork) -> int:
@@ -107,7 +114,7 @@ def network_cost(net: CompiledNetwork, fidelity: str = "both",
             b.macs / (counters["cycles"] * peak) if peak else 0.0,
             counters["dmem_read_bits"], counters["dmem_write_bits"],
             est[layer.name]["cycles"] if fidelity == "both" else None,
-            rtl[layer.name]["cycles"] if fidelity == "both" else None))
+            rtl[layer.name]["cycles"] if fidelity == "both" else None, bits_label(layer)))
     cycles = sum(layer.cycles for layer in layers)
     host = tuple(p.op for p in net.placement if p.where != "tta")
     return NetworkCost(

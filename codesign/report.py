@@ -1,6 +1,6 @@
 """A search run's results from its study: trials (CSV, JSON), the Pareto front, plots (Pareto
-scatter per objective pair, hypervolume over trials) and report.md. `codesign report RUN_DIR`
-regenerates them from the stored study alone.
+scatter per objective pair, hypervolume over trials), report.md and the interactive report.html.
+`codesign report RUN_DIR` regenerates them from the stored study alone.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
 
-from codesign.experiment import OBJECTIVES
 from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
+from codesign.html_report import search_page
+from codesign.objectives import OBJECTIVES
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -92,22 +93,21 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
         others += (f"; {n} of {len(trained)} trained candidates ({100 * n / len(trained):.0f}%) "
                    f"stayed within 2x chance accuracy (untrained at their budget)")
     # The hardware figures that are not objectives, next to them (energy in nJ).
-    extra = {o: s for o, s in (("cycles", 1), ("energy", 1e9)) if o not in objectives}
+    # The hardware figures that are not objectives, next to them.
+    shown = [*objectives, *(o for o in ("cycles", "energy") if o not in objectives)]
     lines = [f"# Search {study.study_name}", "",
              f"{len(trials)} distinct completed trials meeting the constraints, of "
              f"{len(study.trials)}{others}; "
              f"objectives: {', '.join(objectives)}; Pareto front: {len(front)} trials.", "",
              "## Pareto front", "",
-             "| trial | " + " | ".join([*objectives, *(f"{o} (nJ)" if o == "energy" else o
-                                                     for o in extra)])
+             "| trial | " + " | ".join(OBJECTIVES[o].label for o in shown)
              + " | test accuracy | fidelity | accelerator |",
-             "|---|" + "---|" * (len(objectives) + len(extra)) + "---|---|---|"]
+             "|---|" + "---|" * len(shown) + "---|---|---|"]
     best = [t for t in trials if t.number in pareto]
     for t in best:
         m = t.user_attrs.get("metrics", {})
-        lines.append(f"| {t.number} | " + " | ".join(f"{v:.4g}" for v in t.values)
-                     + "".join(f" | {m.get(OBJECTIVES[o][0], 0) * scale:.4g}"
-                               for o, scale in extra.items())
+        lines.append(f"| {t.number} | "
+                     + " | ".join(OBJECTIVES[o].show(m.get(OBJECTIVES[o].field)) for o in shown)
                      + f" | {_test(study, t)} | {m.get('fidelity', '')} | "
                        f"{t.user_attrs.get('accelerator', '')} |")
     lines += ["", "Objectives were measured on a validation split of the training images; "
@@ -127,7 +127,13 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
                          f"{'yes' if b['residual'] else ''} | {b['bits'][0]}/{b['bits'][1]} |")
         w, a = c["classifier_bits"]
         lines += [f"| classifier | dense ({c['head']}) | | | | {w}/{a} |", ""]
-    lines += ["## Plots", "", *(f"![{name}]({name})" for name in images), ""]
+    config = run_dir / "config.yaml"
+    search_page(study, trials, pareto, objectives, hypervolume_curve(study),
+                config.read_text() if config.exists() else "(no config.yaml in the run directory)",
+                run_dir / "report.html", summary=lines[2])
+    lines += ["## Plots", "", "Interactive: [report.html](report.html) (hover a point for its "
+              "candidate, click it for its layers).", "",
+              *(f"![{name}]({name})" for name in images), ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -150,10 +156,13 @@ def _plots(study, trials, pareto, run_dir: Path, objectives) -> list[str]:
     is_front = np.array([t.number in pareto for t in trials])
     for i, j in itertools.combinations(range(len(objectives)), 2):
         fig, ax = plt.subplots(figsize=(5, 4))
-        ax.scatter(values[~is_front, i], values[~is_front, j], c="tab:gray", label="trials")
-        ax.scatter(values[is_front, i], values[is_front, j], c="tab:red", label="Pareto front")
-        ax.set_xlabel(f"{objectives[i]} ({OBJECTIVES[objectives[i]][1]})")
-        ax.set_ylabel(f"{objectives[j]} ({OBJECTIVES[objectives[j]][1]})")
+        sx, sy = OBJECTIVES[objectives[i]].scale, OBJECTIVES[objectives[j]].scale
+        ax.scatter(sx * values[~is_front, i], sy * values[~is_front, j], c="tab:gray",
+                   label="trials")
+        ax.scatter(sx * values[is_front, i], sy * values[is_front, j], c="tab:red",
+                   label="Pareto front")
+        ax.set_xlabel(OBJECTIVES[objectives[i]].label)
+        ax.set_ylabel(OBJECTIVES[objectives[j]].label)
         ax.legend()
         fig.tight_layout()
         name = f"pareto_{objectives[i]}_{objectives[j]}.png"

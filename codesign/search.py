@@ -20,7 +20,8 @@ from codesign.errors import CodesignError
 from codesign.evalcache import EvalCache, cache_key
 from codesign.evaluate import (CALIBRATION_IMAGES, AcceleratorEvaluator, Evaluator, Metrics,
                                compile_quantnet, get_evaluator)
-from codesign.experiment import OBJECTIVES, ExperimentConfig
+from codesign.experiment import ExperimentConfig
+from codesign.objectives import HARDWARE, OBJECTIVES
 from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
 from codesign.models import Candidate, QuantNet, build_model
 from codesign.progress import bar
@@ -90,7 +91,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
                               for c in counters.values()),
               "size_bits": model.size_bits()}
         for o, kind, bound in exp.search.constraints:
-            key = OBJECTIVES[o][0]
+            key = OBJECTIVES[o].field
             if key in hw and (hw[key] < bound if kind == "min" else hw[key] > bound):
                 prune(trial, "misses a hardware constraint (checked before training)",
                       f"{o} {hw[key]:.4g} {'<' if kind == 'min' else '>'} {kind} {bound:.4g}")
@@ -144,7 +145,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             model = build_model(candidate, data.input_shape, data.classes, exp.seed)
             hw = precheck(trial, model, config)
             curve: list = []
-            start = "the shared parent" if parent is not None else f"{train_cfg.pretrain_epochs} float"
+            start = ("the shared parent" if parent is not None
+                     else f"{train_cfg.pretrain_epochs} float")
             progress(f"trial {trial.number}: {candidate.describe()}{where}: training "
                      f"{start} + {train_cfg.epochs} QAFT epochs")
             if parent is not None:
@@ -171,13 +173,15 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             trial.set_user_attr("untrained", trained <= 2 / data.classes)
             metrics = evaluate(trial, model, config)
             progress(f"trial {trial.number}: validation {summary(Metrics.from_dict(metrics))}")
-        values = [float(metrics[OBJECTIVES[o][0]]) for o in exp.search.objectives]
+        values = [float(metrics[OBJECTIVES[o].field]) for o in exp.search.objectives]
         if not all(np.isfinite(values)):
             raise CodesignError(f"objective values {values} are not finite")
         trial.set_user_attr("metrics", metrics)
+        for key, value in dashboard_attrs(metrics).items():
+            trial.set_user_attr(key, value)
         trial.set_user_attr("constraints", [
-            (bound - metrics[OBJECTIVES[o][0]]) if kind == "min" else
-            (metrics[OBJECTIVES[o][0]] - bound) for o, kind, bound in exp.search.constraints])
+            (bound - metrics[OBJECTIVES[o].field]) if kind == "min" else
+            (metrics[OBJECTIVES[o].field] - bound) for o, kind, bound in exp.search.constraints])
         return values
 
     def guarded(trial: optuna.Trial) -> list[float]:
@@ -255,7 +259,7 @@ def dominated_so_far(study: optuna.Study, exp: ExperimentConfig, hw: dict, phase
     exact before training (the estimator on its shapes and bit widths); its accuracy can still
     grow by at most the largest gain any finished trial made from the same epoch to its
     measured accuracy, plus a margin. Dominated even so: no use training on."""
-    keys = [OBJECTIVES[o][0] for o in exp.search.objectives]
+    keys = [OBJECTIVES[o].field for o in exp.search.objectives]
     if "accuracy" not in keys or any(k != "accuracy" and k not in hw for k in keys):
         return None
     gains = []
@@ -267,7 +271,7 @@ def dominated_so_far(study: optuna.Study, exp: ExperimentConfig, hw: dict, phase
         return None
     best = min(1.0, acc + max(0.0, max(gains)) + PRUNE_MARGIN)
     mine = {**hw, "accuracy": best}
-    sign = {k: -1.0 if OBJECTIVES[o][1] == "maximize" else 1.0
+    sign = {k: -1.0 if OBJECTIVES[o].maximize else 1.0
             for o, k in zip(exp.search.objectives, keys)}
     loss = np.array([sign[k] * mine[k] for k in keys])
     for t in pareto_trials(study):
@@ -358,12 +362,22 @@ def summary(m: Metrics) -> str:
             f"{m.latency_s * 1e6:.1f} us, {m.energy_j * 1e9:.1f} nJ, {m.size_bits} bits{ccr}")
 
 
+def dashboard_attrs(metrics: dict) -> dict:
+    """Flat, readable copies of a trial's figures for optuna-dashboard (which shows user
+    attributes as text): where they come from and one line per layer."""
+    return {"fidelity": metrics.get("fidelity"),
+            "per_layer": [f"{la['name']} ({la.get('kind', '')}, bits {la.get('bits', '')}): "
+                          f"{la['cycles']} cycles, {la['energy_j'] * 1e9:.3f} nJ"
+                          for la in metrics.get("layers", ())]}
+
+
 def trials_table(study: optuna.Study) -> str:
     pareto = {t.number for t in pareto_trials(study)}
     ccr = any(t.user_attrs.get("metrics", {}).get("ccr") is not None for t in study.trials)
-    rows = [f"{'trial':>5} {'accuracy':>8} {'cycles':>8} {'latency_us':>10} {'energy_nJ':>9} "
-            f"{'size_bits':>9} " + (f"{'CCR':>6} {'proxy':>6} " if ccr else "") +
-            "pareto  candidate (blocks: kind k/stride->width w/a bits)"]
+    columns = [OBJECTIVES[o] for o in ("accuracy", *HARDWARE,
+                                       *(("resilience", "resilience_proxy") if ccr else ()))]
+    rows = [f"{'trial':>5} " + " ".join(f"{o.name:>{o.column}}" for o in columns)
+            + " pareto  candidate (blocks: kind k/stride->width w/a bits)"]
     for t in study.trials:
         if t.state != optuna.trial.TrialState.COMPLETE:
             why = t.user_attrs.get("infeasible") or t.user_attrs.get("error") or ""
@@ -373,20 +387,18 @@ def trials_table(study: optuna.Study) -> str:
             rows.append(f"{t.number:>5} STOPPED  {t.user_attrs['stopped_early'][:100]}")
             continue
         m = t.user_attrs["metrics"]
-        rows.append(f"{t.number:>5} {m['accuracy']:>8.3f} {m['cycles']:>8} "
-                    f"{m['latency_s'] * 1e6:>10.1f} {m['energy_j'] * 1e9:>9.1f} "
-                    f"{m['size_bits']:>9} " + (_ccr(m) if ccr else "") +
-                    f"{'*' if t.number in pareto else ' ':^6}  "
+        cells = [_cell(o, m) for o in columns]
+        rows.append(f"{t.number:>5} " + " ".join(f"{c:>{o.column}}" for c, o in zip(cells, columns))
+                    + f" {'*' if t.number in pareto else ' ':^6}  "
                     f"{t.user_attrs.get('description', '')}{_note(t)}")
     return "\n".join(rows)
 
 
-def _ccr(m: dict) -> str:
-    """Injected CCR (a proxy's, marked ~, where screening skipped injection) and the proxy."""
-    if m.get("ccr") is None:
-        return f"{'-':>6} {'-':>6} "
-    mark = "~" if m.get("ccr_fidelity") == "proxy" else ""
-    return f"{mark + format(m['ccr'], '.3f'):>6} {m.get('ccr_proxy') or 0:>6.3f} "
+def _cell(o, m: dict) -> str:
+    """An objective's value in the trials table; an injected CCR that screening replaced by
+    the proxy's is marked ~."""
+    text = o.show(m.get(o.field))
+    return "~" + text if o.field == "ccr" and m.get("ccr_fidelity") == "proxy" else text
 
 
 def _note(t: optuna.trial.FrozenTrial) -> str:

@@ -21,11 +21,11 @@ the error energy it adds to the layer, one layer-wide error of THETA (two standa
 changing any decision. Energy rather than amplitude: in fault injection one saturated channel
 of 16 changes decisions about forty times as often as one saturated value of 3,136 (reach
 ratio 196; amplitude, sqrt f, would give 14), and energy ranks networks better (Spearman 0.77
-against 0.64 for f^0.75 and 0.52 for f^0.6, 35 Fashion-MNIST networks, BER 1e-4). Typical magnitudes:
-int8 weights sigma = 127 / 3 (per-channel scales put the largest weight near three standard
-deviations), int8 activations 127 / 4 (127 / 8 after a ReLU), ternary values sqrt(1/2), binary
-1; an accumulator of K terms sqrt(K) sigma_w sigma_x. With every bit flipping independently at
-the BER, the decisive flips are Poisson with mean
+against 0.64 for f^0.75 and 0.52 for f^0.6, 35 Fashion-MNIST networks, BER 1e-4). Typical
+magnitudes: int8 weights sigma = 127 / 3 (per-channel scales put the largest weight near three
+standard deviations), int8 activations 127 / 4 (127 / 8 after a ReLU), ternary values
+sqrt(1/2), binary 1; an accumulator of K terms sqrt(K) sigma_w sigma_x. With every bit flipping
+independently at the BER, the decisive flips are Poisson with mean
     lambda = BER * sum_t count(t) * sum_k p(t, k),    CCR = 1 - exp(-lambda).
 
 The constants are the formats' own (ranges, bit weights), not fitted; the bench checks the
@@ -159,8 +159,8 @@ def _accumulator_energy(kind: str, sigma_acc: float, relu: bool, cap: float,
     moves it further from zero in two's complement: a binary output then changes only by the
     sign bit, a ternary one when a zero crosses its threshold (about half of them), after a
     ReLU the half that goes further negative stays zero, and of the logits the host reads,
-    the top one growing or a negative one falling changes nothing (about half). A bias flip shifts values of both
-    signs: it changes about half the outputs of a channel."""
+    the top one growing or a negative one falling changes nothing (about half). A bias flip
+    shifts values of both signs: it changes about half the outputs of a channel."""
     size = [min(cap, (2.0 ** k / sigma_acc) ** 2) for k in range(31)]
     if kind == "binary" and not spread:
         return [0.0] * 31 + [SATURATION[1]]

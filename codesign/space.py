@@ -37,7 +37,7 @@ BLOCK_FIELDS = ("width", "kernel", "stride", "depthwise", "residual", "bits")
 ACCEL_FIELDS = {"vector_width": "a power of two in 64..4096", "buses": "1..16",
                 "dmem_rows": "a power of two", "dmem_banks": "a power of two",
                 "dmem_protection": "none, parity or secded"}
-SPACE_DIR = Path(__file__).resolve().parent.parent / "configs" / "search"
+SPACE_DIR = Path(__file__).parent / "configs" / "search"  # configs/ (symlink; copied in wheels)
 
 
 def _pair(p) -> str:

@@ -14,8 +14,9 @@ import numpy as np
 import optuna
 
 from codesign.errors import CodesignError
-from codesign.experiment import OBJECTIVES, ExperimentConfig
+from codesign.experiment import ExperimentConfig
 from codesign.front import distinct_completed
+from codesign.objectives import OBJECTIVES
 
 
 def make_sampler(name: str, seed: int, constrained: bool = False, population: int = 50,
@@ -132,7 +133,11 @@ def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=exp.name, storage=open_storage(run_dir, storage), load_if_exists=True,
-        directions=[OBJECTIVES[o][1] for o in exp.search.objectives])
+        directions=[OBJECTIVES[o].direction for o in exp.search.objectives])
+    if study.metric_names is None:  # the axes' names in optuna-dashboard
+        with warnings.catch_warnings():  # experimental in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVES[o].label for o in exp.search.objectives])
     fail_orphaned_trials(study)
     before = len(study.get_trials(deepcopy=False))
     study.sampler = make_sampler(exp.search.sampler, sampler_seed(exp.seed, before, worker),

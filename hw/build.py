@@ -26,8 +26,8 @@ from hw.units import UNITS
 HW_DIR = Path(__file__).resolve().parent
 RTL_DIR = HW_DIR / "rtl"
 HARNESS = HW_DIR / "harness" / "harness.cpp"
-CORE_SOURCES = ("tta_pipe.sv", "tta_mem.sv", "tta_alu.sv", "tta_lsu.sv", "tta_vmac.sv", "tta_dma.sv",
-                "tta_core.sv")
+CORE_SOURCES = ("tta_pipe.sv", "tta_mem.sv", "tta_alu.sv", "tta_lsu.sv", "tta_vmac.sv",
+                "tta_dma.sv", "tta_core.sv")
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
                    "-Wno-lint", "-Wno-style")
 CXXFLAGS = "-fPIC -O2 -std=c++20"

@@ -146,7 +146,8 @@ class FieldReader:
             return default
         return self.data[field]
 
-    def int(self, field: str, lo: int, hi: int | None = None, default: Any = ..., pow2=False) -> int:
+    def int(self, field: str, lo: int, hi: int | None = None, default: Any = ...,
+            pow2=False) -> int:
         value = self.get(field, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
                 hi is not None and value > hi):
@@ -166,7 +167,8 @@ class FieldReader:
     def check_known(self, allowed: tuple[str, ...]) -> None:
         for key in self.data:
             if key not in allowed:
-                raise ConfigError(f"{self.where}: unknown field '{key}'; allowed: {', '.join(allowed)}")
+                raise ConfigError(f"{self.where}: unknown field '{key}'; "
+                                  f"allowed: {', '.join(allowed)}")
 
 
 _FIELDS = ("name", "clock_mhz", "buses", "vector_width", "registers", "bool_registers",
@@ -249,7 +251,7 @@ def _protection(r: FieldReader) -> str:
     return value
 
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "accel"
+CONFIG_DIR = Path(__file__).parent / "configs"  # configs/accel (a symlink; a copy in wheels)
 
 
 def load_accel_config(path: str | Path) -> AccelConfig:

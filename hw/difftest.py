@@ -49,7 +49,8 @@ def diff_random_programs(config: AccelConfig, count: int, seed: int = 0,
             except SimulationError:
                 cycles = None
             outcome.append((cycles, m.state()))
-        final_g, final_r = golden.read_dmem(0, config.dmem_bytes), rtl.read_dmem(0, config.dmem_bytes)
+        final_g = golden.read_dmem(0, config.dmem_bytes)
+        final_r = rtl.read_dmem(0, config.dmem_bytes)
         off_g = golden.read_offchip(0, config.offchip.bytes)
         off_r = rtl.read_offchip(0, config.offchip.bytes)
         if outcome[0] != outcome[1]:

@@ -87,14 +87,16 @@ def shrink(text: str, fails, max_rounds: int = 8) -> str:
     for _ in range(max_rounds):
         changed = False
         for i, line in enumerate(lines):
-            label, _, body = line.rpartition("loop: ") if line.startswith("loop: ") else ("", "", line)
+            label, _, body = (line.rpartition("loop: ") if line.startswith("loop: ")
+                              else ("", "", line))
             prefix = "loop: " if line.startswith("loop: ") else ""
             if body in ("nop", "0 -> ctrl.halt"):
                 continue
             candidates = [prefix + "nop"]
             moves = [m.strip() for m in body.split(",")]
             if len(moves) > 1:
-                candidates += [prefix + ", ".join(moves[:k] + moves[k + 1:]) for k in range(len(moves))]
+                candidates += [prefix + ", ".join(moves[:k] + moves[k + 1:])
+                               for k in range(len(moves))]
             for cand in candidates:
                 trial = lines[:i] + [cand] + lines[i + 1:]
                 if fails("\n".join(trial) + "\n"):

@@ -79,7 +79,8 @@ class Machine(ABC):
         cycles = self._run(max_cycles)
         if cycles is None:
             raise SimulationError(f"program did not halt within {max_cycles} cycles "
-                                  f"(pc={self.state().pc}); raise the cycle limit or fix the program")
+                                  f"(pc={self.state().pc}); raise the cycle limit or fix the "
+                                  f"program")
         return RunResult(cycles, self.state().counters)
 
     def _check_dmem_range(self, addr: int, n: int) -> None:

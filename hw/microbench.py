@@ -45,5 +45,6 @@ def measure_peak(machine: Machine, precision: str, triggers: int = 2000,
     run = machine.run(max_cycles=triggers + 10)
     lane_macs = run.counters[f"vmac_mac{bits}"] * c.lanes_at(bits)
     energy = energy_of(run.counters, c.energy, c.vector_width).total_pj
-    return PeakResult(precision, dot, triggers, run.cycles, lane_macs / run.cycles, c.lanes_at(bits),
+    return PeakResult(precision, dot, triggers, run.cycles, lane_macs / run.cycles,
+                      c.lanes_at(bits),
                       energy * 1e3 / (2 * lane_macs))

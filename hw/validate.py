@@ -80,7 +80,8 @@ def report(v: Validation) -> str:
     if not v.area:
         rows.append("area: not computed (--area synthesizes it; about an hour for W > 128)")
     else:
-        rows.append(f"{'area':<9} {'cells':>10} {'GE':>10}  (gate equivalents: CMOS transistors / 4)")
+        rows.append(f"{'area':<9} {'cells':>10} {'GE':>10}  "
+                    f"(gate equivalents: CMOS transistors / 4)")
         for unit, a in [*v.area.units.items(), ("total", v.area.total)]:
             fitted = "  extrapolated: a quadratic in W through syntheses at W = " + ", ".join(
                 map(str, FIT_WIDTHS)) if unit in v.area.extrapolated else ""

@@ -29,7 +29,8 @@ def _bias(calls) -> np.ndarray | None:
     adds = [c for c in calls if c.op.name == "relax.add"]
     if not adds:
         return None
-    return const_value([a for a in adds[0].args if is_constant(a)][0]).reshape(-1).astype(np.float64)
+    bias = [a for a in adds[0].args if is_constant(a)][0]
+    return const_value(bias).reshape(-1).astype(np.float64)
 
 
 def output_format(f: FloatLayer, out: TensorQuant, acc_scale: np.ndarray, o: int) -> Output:

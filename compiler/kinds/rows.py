@@ -74,7 +74,8 @@ class PoolKind(LayerKind):
         c = f.out_shape[0]
         if f.pool == "max":  # values pass: one scale in and out
             return Pool(name, "max", f.in_shapes[0], f.out_shape, f.kernel, f.strides,
-                        f.padding, float(ins[0].scale), Output("int8", np.full(c, float(out.scale))),
+                        f.padding, float(ins[0].scale),
+                        Output("int8", np.full(c, float(out.scale))),
                         f.func, clip_bounds(f.act, float(out.scale)))
         n = f.kernel[0] * f.kernel[1]
         s_in, s_out = float(ins[0].scale), float(out.scale)

@@ -60,7 +60,8 @@ def plan_segments(plan, entries: list[list], chunks_of_pass: list[range], one_wi
     if mem.offchip is None or len(rows) * row_bytes <= avail:
         first = mem.rows(b"".join(rows[r].tobytes() for r in everything),
                          f"layer {plan.layer.name}: weights") if everything else 0
-        return [[Segment(p, cs, slice(None), True, True, tuple(r for q in cs for _, r in entries[q]),
+        return [[Segment(p, cs, slice(None), True, True,
+                         tuple(r for q in cs for _, r in entries[q]),
                          first + sum(len(entries[q]) for q in range(cs.start)))]
                 for p, cs in enumerate(chunks_of_pass)]
     # Two buffers, the activations from a bank boundary after them (the DMA fills one while

@@ -35,7 +35,8 @@ def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
     defaults = {"W": config.vector_width, "LAT": config.latency(unit), "ROW_AW": 8,
                 "LATENCY": config.offchip.latency_cycles,
                 "CPR": config.offchip.cycles_per_row(config.vector_width)}
-    params = {k: v for k, v in {**defaults, **(parameters or {})}.items() if k in _UNIT_PARAMS[unit]}
+    params = {k: v for k, v in {**defaults, **(parameters or {})}.items()
+              if k in _UNIT_PARAMS[unit]}
     runner = get_runner("verilator")
     toplevel = f"tta_{unit}"
     runner.build(sources=[RTL_DIR / s for s in sources], includes=[include], hdl_toplevel=toplevel,

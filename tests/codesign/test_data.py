@@ -4,7 +4,8 @@ import pickle
 import numpy as np
 import pytest
 
-from codesign.data import FASHION_MNIST_DIR, get_dataset, load_cifar10, load_digits, load_fashion_mnist
+from codesign.data import (FASHION_MNIST_DIR, get_dataset, load_cifar10, load_digits,
+                           load_fashion_mnist)
 from codesign.errors import DataError
 
 
@@ -52,10 +53,13 @@ def test_real_fashion_mnist_is_installed():
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "t10k-labels-idx1-ubyte.gz").unlink(), "t10k-labels-idx1-ubyte.gz: file not found"),
-    (lambda d: (d / "train-images-idx3-ubyte.gz").write_bytes(b"plain"), "not a readable gzip file"),
+    (lambda d: (d / "t10k-labels-idx1-ubyte.gz").unlink(),
+     "t10k-labels-idx1-ubyte.gz: file not found"),
+    (lambda d: (d / "train-images-idx3-ubyte.gz").write_bytes(b"plain"),
+     "not a readable gzip file"),
     (lambda d: write_idx(d / "train-images-idx3-ubyte.gz", np.zeros((4, 4))), "not an IDX file"),
-    (lambda d: write_idx(d / "train-labels-idx1-ubyte.gz", np.zeros(7)), "12 train images but 7 labels"),
+    (lambda d: write_idx(d / "train-labels-idx1-ubyte.gz", np.zeros(7)),
+     "12 train images but 7 labels"),
 ])
 def test_fashion_mnist_errors_name_the_file(tmp_path, damage, message):
     write_fashion(tmp_path)

@@ -45,7 +45,8 @@ def random_conv(rng, name, kind=None, w_bits=None, a_bits=None, groups=None):
     oh = (h + pad[0] + pad[2] - dy * (kh - 1) - 1) // sy + 1
     ow = (w + pad[1] + pad[3] - dx * (kw - 1) - 1) // sx + 1
     kind = kind or str(rng.choice(["int8", "ternary", "binary", "int32"]))
-    return Conv2d(name, (c, h, w), (o, oh, ow), random_weights(rng, (o, c // groups, kh, kw), w_bits),
+    return Conv2d(name, (c, h, w), (o, oh, ow),
+                  random_weights(rng, (o, c // groups, kh, kw), w_bits),
                   rng.integers(-500, 500, o).astype(np.int32), (sy, sx), pad, (dy, dx), groups,
                   w_bits, a_bits, 0.1, random_output(rng, o, kind))
 
@@ -279,9 +280,10 @@ def test_bias_past_int32_saturates_with_a_warning():
 
 def test_weights_past_the_data_memory_stream_in_segments():
     """784-300-100-10 with an 8-bit first layer (its weights alone nearly fill the memory: the
-    small layers are streamed), a 2048-1024-1024-10 MLP (12x the memory: split by input words, each segment adding to the
-    same accumulators) and a 3x3 conv 64 -> 512 (split by output groups): bit-exact, the DMA's
-    transfers and waits in the cycles, which the compiler knows exactly."""
+    small layers are streamed), a 2048-1024-1024-10 MLP (12x the memory: split by input words,
+    each segment adding to the same accumulators) and a 3x3 conv 64 -> 512 (split by output
+    groups): bit-exact, the DMA's transfers and waits in the cycles, which the compiler knows
+    exactly."""
     from hw.config import load_accel_config
     config = load_accel_config("default")
     rng = np.random.default_rng(21)

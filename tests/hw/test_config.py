@@ -16,7 +16,8 @@ def test_shipped_configs_load(name):
 
 
 @pytest.mark.parametrize("edit, fragment", [
-    (lambda d: d["units"].append({"type": "fpu"}), "units[4]: field 'type': unknown unit 'fpu'; allowed: alu, lsu, vmac, dma"),
+    (lambda d: d["units"].append({"type": "fpu"}),
+     "units[4]: field 'type': unknown unit 'fpu'; allowed: alu, lsu, vmac, dma"),
     (lambda d: d.update(buses=0), "field 'buses': must be an integer in 1..16, not 0"),
     (lambda d: d.pop("vector_width"), "missing field 'vector_width'"),
     (lambda d: d.update(vector_width=96), "field 'vector_width': must be a power of two, not 96"),
@@ -49,3 +50,20 @@ def test_hardware_hash_ignores_energy_and_clock():
     assert parse_accel_config(d).hardware_hash() == a.hardware_hash()
     d["buses"] = 4
     assert parse_accel_config(d).hardware_hash() != a.hardware_hash()
+
+
+def test_a_wheel_ships_the_configs(tmp_path):
+    """A non-editable install finds `tiny` and the demo: configs/ travels as package data."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path), str(root)], check=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("codesign-*.whl"))).namelist())
+    shipped = {f"hw/configs/{p.name}" for p in (root / "configs" / "accel").glob("*.yaml")}
+    shipped |= {f"codesign/configs/{p.relative_to(root / 'configs')}"
+                for p in (root / "configs").rglob("*.yaml")}
+    assert "hw/configs/tiny.yaml" in shipped and shipped <= names
