@@ -246,8 +246,8 @@ def test_evaluators_give_injected_and_predicted_ccr(tiny, digits):
 def test_experiments_name_the_resilience_objectives_and_check_their_settings():
     import yaml
     from codesign.experiment import parse_experiment
-    from hw.config import CONFIG_DIR
-    data = yaml.safe_load((CONFIG_DIR.parent / "experiments" / "digits.yaml").read_text())
+    from codesign.cli import DEFAULT_DEMO
+    data = yaml.safe_load((DEFAULT_DEMO.parent / "digits.yaml").read_text())
     data["search"] |= {"objectives": ["accuracy", "energy", "resilience"],
                        "resilience": {"ber": 1e-5, "sites": ["weights", "params"]}}
     spec = parse_experiment(data, "x.yaml").search.resilience_spec()
