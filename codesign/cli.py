@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -232,6 +233,36 @@ def _floats(text: str, option: str) -> list[float]:
     return values
 
 
+def _model_on_dataset(args, config):
+    """(model, its quantization spec, the data set, a compiler of the model or a variant of it)
+    for MODEL: a search's trialN.pt (its own bit widths and trained scales) or
+    path/file.py:Name with --quant, calibrated on the data set's training images."""
+    import numpy as np
+    import torch
+
+    from codesign.data import get_dataset
+    from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet
+    from compiler.pipeline import compile_model
+    from compiler.quantspec import as_spec
+
+    if not args.dataset:
+        raise SystemExit("error: give the data set the model was trained on: --dataset NAME")
+    data = get_dataset(args.dataset, args.data_dir)
+    cal = data.x_train[:CALIBRATION_IMAGES]
+    if args.model.endswith(".pt"):  # a model a search trained (runs/<name>/models/trialN.pt)
+        from codesign.search import load_model
+        try:
+            model = load_model(Path(args.model), data.classes)
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise SystemExit(f"error: {args.model}: not a model a search saved ({exc})")
+        return model, model.quant_spec(), data, lambda m: compile_quantnet(m, config, cal)
+    from compiler import artifacts
+    model, _ = artifacts.load_model(args.model, _shape(args.input_shape))
+    spec = as_spec(args.quant)
+    example = torch.from_numpy(np.asarray(cal[:1], np.float32))
+    return model, spec, data, lambda m: compile_model(m, example, config, spec, cal)
+
+
 def _resilience(args) -> int:
     import json
 
@@ -255,28 +286,14 @@ def _resilience(args) -> int:
         raise SystemExit(f"error: --images {args.images}: give at least 1")
     config = load_accel_config(args.accel)
     labels = None
-    if args.model.endswith(".pt"):  # a model a search trained (runs/<name>/models/trialN.pt)
-        from codesign.data import get_dataset
-        from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet
-        from codesign.search import load_model
-        if not args.dataset:
-            raise SystemExit("error: a search's trained model needs --dataset (its data set)")
-        data = get_dataset(args.dataset, args.data_dir)
-        try:
-            model = load_model(Path(args.model), data.classes)
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise SystemExit(f"error: {args.model}: not a model a search saved ({exc})")
+    if args.model.endswith(".pt") or args.dataset:
+        model, spec, data, compile_one = _model_on_dataset(args, config)
         images, labels = data.x_test[:args.images], data.y_test[:args.images]
-        net = compile_quantnet(model, config, data.x_train[:CALIBRATION_IMAGES])
+        net = compile_one(model)
     else:
         from compiler import artifacts
         model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
-        if args.dataset:
-            from codesign.data import get_dataset
-            data = get_dataset(args.dataset, args.data_dir)
-            images, labels = data.x_test[:args.images], data.y_test[:args.images]
-            cal = data.x_train[:64]
-        elif args.inputs:
+        if args.inputs:
             images = _npy(args.inputs, "--inputs", shape)[:args.images]
             if args.labels:
                 labels = np.load(args.labels, allow_pickle=False).reshape(-1)[:len(images)]
@@ -319,6 +336,63 @@ def _resilience(args) -> int:
         plot(result, args.plot)
         print(f"CCR against BER: {args.plot}")
     return 0
+
+
+def _ensemble(args) -> int:
+    import json
+
+    import numpy as np
+    import torch
+
+    from codesign.ensemble import accuracy_by_size, compile_members, member_cost, member_logits
+    from hw.config import load_accel_config
+
+    if args.members < 1 or args.images < 1:
+        raise SystemExit(f"error: --members {args.members} / --images {args.images}: give at "
+                         f"least 1 of each")
+    config = load_accel_config(args.accel)
+    model, spec, data, compile_one = _model_on_dataset(args, config)
+    images, labels = data.x_test[:args.images], data.y_test[:args.images]
+    start = time.perf_counter()
+    try:
+        members = compile_members(model, spec, args.members, args.seed, compile_one, print)
+    except ValueError as exc:
+        raise SystemExit(f"error: {args.model}: {exc}")
+    single = compile_one(model)  # the deterministic (sign / threshold) network
+    logits = member_logits(members, images)
+    sizes = sorted({k for k in (1, 2, 4, 8, 16, 32, 64) if k < args.members} | {args.members})
+    acc = accuracy_by_size(logits, labels, sizes)
+    base = float(np.mean(np.argmax(member_logits([single], images)[0], axis=1) == labels))
+    with torch.no_grad(), getattr(model, "float_view", lambda: _same(model))() as f:
+        float_acc = float((f(torch.from_numpy(images)).argmax(1).numpy() == labels).mean())
+    cost = member_cost(members, images[:1], args.engine)
+    rows = [f"{len(members)} members of {args.model} on '{config.name}' ({args.engine}, "
+            f"{time.perf_counter() - start:.0f} s); accuracy on {len(images)} test images "
+            f"(integer semantics): float model {float_acc:.4f}, deterministic rounding "
+            f"{base:.4f}",
+            f"{'members':>7} {'accuracy':>8} {'cycles':>10} {'energy uJ':>9} {'saved':>9}"]
+    result = {"model": args.model, "accelerator": config.name, "engine": args.engine,
+              "seed": args.seed, "images": len(images), "float_accuracy": float_acc,
+              "deterministic_accuracy": base, "bit_exact": cost.bit_exact, "sizes": []}
+    for k in sizes:
+        cycles, saved = sum(cost.cycles[:k]), sum(cost.saved_cycles[:k])
+        energy = sum(cost.energy_j[:k])
+        rows.append(f"{k:>7} {acc[k]:>8.4f} {cycles:>10} {energy * 1e6:>9.3f} {saved:>9}")
+        result["sizes"].append({"members": k, "accuracy": acc[k], "cycles": cycles,
+                                "energy_j": energy, "saved_cycles": saved,
+                                "cycles_unshared": cycles + saved})
+    rows.append(f"members' logits equal the integer reference's on the {args.engine}: "
+                f"{cost.bit_exact}; 'saved': cycles of layers shared with an earlier member")
+    print("\n".join(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"figures: {args.json}")
+    return 0 if cost.bit_exact else 1
+
+
+@contextlib.contextmanager
+def _same(model):
+    yield model.eval()
 
 
 def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) -> None:
@@ -550,6 +624,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--plot", help="CCR against BER (PNG)")
     p.set_defaults(func=_resilience)
+
+    p = sub.add_parser("ensemble", help="stochastic bitwise ensemble: accuracy and cost per size")
+    p.add_argument("model", help="a search's trialN.pt, or path/file.py:Name with --quant")
+    p.add_argument("--accel", default="default", help="accelerator config name or YAML")
+    p.add_argument("--quant", help="quantization spec YAML (file.py models)")
+    p.add_argument("--input-shape", help="C,H,W when the model does not say")
+    p.add_argument("--dataset", help="the data set the model was trained on")
+    p.add_argument("--data-dir", help="the data set's directory, if not the default")
+    p.add_argument("--members", type=int, default=8, help="members sampled (default 8)")
+    p.add_argument("--images", type=int, default=1000, help="test images (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the members' LFSRs")
+    p.add_argument("--engine", choices=("rtl", "golden"), default="rtl",
+                   help="where the members' cycles and energy are measured")
+    p.add_argument("--json", help="write the figures here")
+    p.set_defaults(func=_ensemble)
 
     p = sub.add_parser("search", help="multi-objective mixed-precision search (Optuna)")
     p.add_argument("config", nargs="?", default=str(DEFAULT_DEMO), help="experiment YAML")
