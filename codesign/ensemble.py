@@ -235,3 +235,26 @@ def compile_members(model: nn.Module, spec: QuantSpec, k: int, seed: int, compil
         if progress:
             progress(f"member {i + 1}/{k} compiled")
     return members
+
+
+def shared_prefix(layers) -> list[str]:
+    """The leading layers before the first binary or ternary one: deterministic in every
+    member and fed the same input, so run once for the whole ensemble."""
+    out = []
+    for layer in layers:
+        if getattr(layer, "w_bits", 8) < 8:
+            break
+        out.append(layer.name)
+    return out
+
+
+def ensemble_total(per_layer: dict[str, float], layers, k: int) -> float:
+    """A per-layer figure (cycles, energy) of k members back to back, the shared prefix once."""
+    shared = sum(per_layer[n] for n in shared_prefix(layers))
+    return k * sum(per_layer.values()) - (k - 1) * shared
+
+
+def ensemble_size_bits(model: nn.Module, spec: QuantSpec, k: int) -> int:
+    """Weights of k members: the deterministic layers' once, each member's bitwise ones."""
+    extra = sum(m.weight.numel() * bits for _, m, bits in bitwise_layers(model, spec))
+    return model.size_bits() + (k - 1) * extra

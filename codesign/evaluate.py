@@ -46,6 +46,8 @@ def layer_metrics(net: CompiledNetwork, counters: dict[str, dict[str, int]]) -> 
     """Per-layer figures from each layer's event counters (RTL or estimator)."""
     config, out = net.config, []
     for layer in net.layers:
+        if layer.name not in counters:  # not run (an ensemble member's shared layer)
+            continue
         c = counters[layer.name]
         out.append(LayerMetrics(layer.name, c["cycles"],
                                 energy_of(c, config.energy, config.vector_width).total_j,
@@ -122,6 +124,9 @@ class AcceleratorEvaluator(Evaluator):
         self.resilience = resilience
 
     def evaluate(self, model, data, progress=None) -> Metrics:
+        k = getattr(getattr(model, "candidate", None), "ensemble", 1)
+        if k > 1:
+            return self._ensemble(model, data, k)
         net = compile_quantnet(model, self.config, data.x_train[:CALIBRATION_IMAGES])
         backend = "reference" if self.name == "estimate" else self.name
         with net.runner(backend) as runner:
@@ -135,6 +140,60 @@ class AcceleratorEvaluator(Evaluator):
         return replace(metrics, cycles=cycles, latency_s=cycles / (self.config.clock_mhz * 1e6),
                        energy_j=sum(layer.energy_j for layer in layers), layers=layers,
                        sim_cycles_per_s=0.0, fidelity="estimate")
+
+    def _ensemble(self, model, data, k: int) -> Metrics:
+        """k stochastic members (codesign.ensemble): accuracy of their summed logits; cycles
+        and energy of the members back to back with identical layers on identical inputs run
+        once (measured on the engine; for `estimate`, the estimator's counters without the
+        shared prefix of members after the first); resilience of one member."""
+        from codesign.ensemble import (SharedBackend, Sharing, compile_members,
+                                       ensemble_size_bits, shared_prefix)
+
+        cal, spec = data.x_train[:CALIBRATION_IMAGES], model.quant_spec()
+        members = compile_members(model, spec, k, 0,
+                                  lambda m: compile_quantnet(m, self.config, cal))
+        n = min(self.images or len(data.x_test), len(data.x_test))
+        backend = "reference" if self.name == "estimate" else self.name
+        sharing, runners = Sharing({}), [net.runner(backend) for net in members]
+        correct, sim_time, layers = 0, 0.0, ()
+        try:
+            for r in runners:
+                r.backend = SharedBackend(r.backend, sharing)
+            shown = bar(n, f"{self.name}: test images x {k} members")
+            for i in range(n):
+                sharing.outputs.clear()  # share within an input, never across inputs
+                start = time.perf_counter()
+                total = sum(np.asarray(r(data.x_test[i:i + 1]), np.float64).ravel()
+                            for r in runners)
+                sim_time += time.perf_counter() - start
+                correct += int(np.argmax(total) == data.y_test[i])
+                if i == 0 and backend != "reference":
+                    layers = tuple(
+                        replace(m, name=f"m{j}:{m.name}") for j, (net, r) in
+                        enumerate(zip(members, runners)) for m in
+                        layer_metrics(net, {x.name: x.counters for x in r.layer_runs}))
+                shown.update()
+            shown.close()
+        finally:
+            for r in runners:
+                r.close()
+        if backend == "reference":  # the estimator's counters, the prefix run once
+            shared = set(shared_prefix(members[0].layers))
+            layers = tuple(
+                replace(m, name=f"m{j}:{m.name}") for j, net in enumerate(members) for m in
+                layer_metrics(net, {name: c for name, c in estimate(net.program).items()
+                                    if j == 0 or name not in shared}))
+        cycles = sum(m.cycles for m in layers)
+        metrics = Metrics(
+            accuracy=correct / n, images=n, cycles=cycles,
+            latency_s=cycles / (self.config.clock_mhz * 1e6),
+            energy_j=sum(m.energy_j for m in layers),
+            size_bits=ensemble_size_bits(model, spec, k), layers=layers,
+            sim_cycles_per_s=cycles * n / sim_time if backend != "reference" and sim_time
+            else 0.0, fidelity=self.name)
+        if self.resilience is not None:
+            metrics = replace(metrics, **self._resilience(members[0], data))
+        return metrics
 
     def _resilience(self, net: CompiledNetwork, data) -> dict:
         from codesign.resilience import FaultEngine, campaign

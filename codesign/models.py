@@ -44,6 +44,7 @@ class Candidate:
     blocks: tuple[BlockSpec, ...]
     head: str = "flatten"
     classifier_bits: tuple[int, int] = (8, 8)
+    ensemble: int = 1  # stochastic bitwise members whose logits are summed (codesign.ensemble)
 
     def __post_init__(self):
         if not self.blocks:
@@ -61,6 +62,15 @@ class Candidate:
             raise ConfigError("candidate: the first block's input (the image) is 8-bit")
         if self.head not in HEADS:
             raise ConfigError(f"candidate: head {self.head!r}; allowed: {', '.join(HEADS)}")
+        if not 1 <= self.ensemble <= 64:
+            raise ConfigError(f"candidate: ensemble {self.ensemble}: 1..64 members")
+        if self.ensemble > 1 and not self.bitwise():
+            raise ConfigError(f"candidate: an ensemble of {self.ensemble} needs binary or "
+                              f"ternary weights somewhere (its members would be identical)")
+
+    def bitwise(self) -> bool:
+        """Whether any layer has binary or ternary weights (what ensemble members sample)."""
+        return any(b.bits[0] < 8 for b in self.blocks) or self.classifier_bits[0] < 8
 
     @classmethod
     def plain(cls, widths, strides, kernel: int = 3, bits=None) -> "Candidate":
@@ -77,14 +87,18 @@ class Candidate:
     @classmethod
     def from_dict(cls, d: dict) -> "Candidate":
         return cls(tuple(BlockSpec(**{**b, "bits": tuple(b["bits"])}) for b in d["blocks"]),
-                   d["head"], tuple(d["classifier_bits"]))
+                   d["head"], tuple(d["classifier_bits"]), d.get("ensemble", 1))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.ensemble == 1:  # single networks keep the keys of earlier runs
+            del d["ensemble"]
+        return d
 
     def describe(self) -> str:
         return " | ".join([b.describe() for b in self.blocks] +
-                          [f"{self.head} fc {self.classifier_bits[0]}/{self.classifier_bits[1]}"])
+                          [f"{self.head} fc {self.classifier_bits[0]}/{self.classifier_bits[1]}"]
+                          ) + (f" x{self.ensemble} members" if self.ensemble > 1 else "")
 
 
 def _conv(c_in, c_out, k, stride, w_bits, quant: ActQuant, groups=1) -> QConv2d:

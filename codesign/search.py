@@ -16,14 +16,15 @@ import optuna
 import torch
 
 from codesign.data import Dataset
+from codesign.ensemble import ensemble_size_bits, ensemble_total
 from codesign.errors import CodesignError
 from codesign.evalcache import EvalCache, cache_key
 from codesign.evaluate import (CALIBRATION_IMAGES, AcceleratorEvaluator, Evaluator, Metrics,
                                compile_quantnet, get_evaluator)
 from codesign.experiment import ExperimentConfig
-from codesign.objectives import HARDWARE, OBJECTIVES
 from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
 from codesign.models import Candidate, QuantNet, build_model
+from codesign.objectives import HARDWARE, OBJECTIVES
 from codesign.progress import bar
 from codesign.study import enqueue_fresh, open_study, worker_id
 from codesign.train import accuracy, train
@@ -85,11 +86,13 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         except CodesignError:
             return None  # a value-dependent failure of an untrained model says nothing yet
         counters = estimate(net.program)
-        cycles = sum(c["cycles"] for c in counters.values())
+        k = model.candidate.ensemble  # members back to back, the shared prefix once
+        cycles = int(ensemble_total({n: c["cycles"] for n, c in counters.items()}, net.layers, k))
+        energy = ensemble_total({n: energy_of(c, config.energy, config.vector_width).total_j
+                                 for n, c in counters.items()}, net.layers, k)
         hw = {"cycles": cycles, "latency_s": cycles / (config.clock_mhz * 1e6),
-              "energy_j": sum(energy_of(c, config.energy, config.vector_width).total_j
-                              for c in counters.values()),
-              "size_bits": model.size_bits()}
+              "energy_j": energy,
+              "size_bits": ensemble_size_bits(model, model.quant_spec(), k)}
         for o, kind, bound in exp.search.constraints:
             key = OBJECTIVES[o].field
             if key in hw and (hw[key] < bound if kind == "min" else hw[key] > bound):
@@ -104,7 +107,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         evaluator = evaluators[config.name]
         key = cache_key(model, asdict(model.quant_spec()), data.x_train[:CALIBRATION_IMAGES],
                         config.to_dict(), f"{evaluator.name}:{data.name}:{exp.search.eval_images}"
-                        f":{data.held_out}:{exp.search.validation}:{exp.seed}:{resilience}")
+                        f":{data.held_out}:{exp.search.validation}:{exp.seed}:{resilience}"
+                        f":ensemble{model.candidate.ensemble}")
         cached = cache.get(key)
         if cached is not None:  # e.g. a killed trial's model, trained again identically
             try:

@@ -14,6 +14,7 @@ based samplers (GP, NSGA-II) work on a constant space; blocks past the drawn dep
     first_bits: [[8, 8], [2, 8]]     # the first block (it reads the 8-bit image)
     head: [flatten, pool]            # the classifier reads all features / their global mean
     classifier_bits: [[8, 8], [2, 8], [1, 8]]
+    ensemble: [1, 4]                 # stochastic bitwise members (candidates with 1-2 bit weights)
     blocks: [{stride: [1]}, {width: [16, 32]}]   # optional per-position narrowing
     accelerator: {vector_width: [512, 1024]}     # optional: searched with the network
                                                  # (also dmem_protection: [none, secded])
@@ -57,6 +58,7 @@ class SearchSpace:
     classifier_bits: tuple[tuple[int, int], ...] = ((8, 8),)
     accelerator: dict[str, tuple] = field(default_factory=dict)
     source: str = "<space>"
+    ensemble: tuple[int, ...] = (1,)
 
     def parameters(self) -> dict[str, list]:
         """Optuna parameter name -> choices, for the fields with more than one choice."""
@@ -66,6 +68,7 @@ class SearchSpace:
                 params[f"b{i}.{f}"] = [_pair(p) for p in c] if f == "bits" else list(c)
         params["head"] = list(self.head)
         params["fc.bits"] = [_pair(p) for p in self.classifier_bits]
+        params["ensemble"] = list(self.ensemble)
         params.update({f"accel.{k}": list(v) for k, v in self.accelerator.items()})
         return {k: v for k, v in params.items() if len(v) > 1}
 
@@ -83,8 +86,8 @@ class SearchSpace:
     def architecture_choices(self) -> list[str]:
         """The parameters other than bit widths and the accelerator that have a choice: with
         none, every candidate is one network at different bit widths."""
-        return [k for k in self.parameters()
-                if k != "fc.bits" and not k.endswith(".bits") and not k.startswith("accel.")]
+        return [k for k in self.parameters() if k not in ("fc.bits", "ensemble")
+                and not k.endswith(".bits") and not k.startswith("accel.")]
 
     def parent(self) -> Candidate:
         """The fixed architecture at 8 bits everywhere: the float parent whose weights every
@@ -112,7 +115,10 @@ class SearchSpace:
         head = pick("head", self.head)
         fc_bits = _unpair(pick("fc.bits", [_pair(p) for p in self.classifier_bits]))
         accel = {k: pick(f"accel.{k}", v) for k, v in self.accelerator.items()}
-        return Candidate(tuple(blocks[:depth]), head, fc_bits), accel
+        ensemble = pick("ensemble", self.ensemble)
+        if ensemble > 1 and not Candidate(tuple(blocks[:depth]), head, fc_bits).bitwise():
+            ensemble = 1  # all 8-bit: members would be identical (the choice means nothing)
+        return Candidate(tuple(blocks[:depth]), head, fc_bits, ensemble), accel
 
     def check_accelerator(self, base: AccelConfig) -> None:
         """Every accelerator choice must make a valid config from `base` (fail at load time)."""
@@ -161,7 +167,7 @@ BLOCK_RULES = {  # field -> (valid, description, default)
 def parse_space(data: Any, where: str) -> SearchSpace:
     r = FieldReader(data, where)
     r.check_known(("depth", *BLOCK_FIELDS, "first_bits", "head", "classifier_bits", "blocks",
-                   "accelerator"))
+                   "accelerator", "ensemble"))
     depth = _choices(r, "depth", lambda v: _is_int(v, 1, 32), "an integer in 1..32")
     shared = {f: _choices(r, f, valid, what, default)
               for f, (valid, what, default) in BLOCK_RULES.items()
@@ -196,7 +202,9 @@ def parse_space(data: Any, where: str) -> SearchSpace:
     accel.check_known(tuple(ACCEL_FIELDS))
     accel_choices = {k: _choices(accel, k, (lambda v: v in PROTECTION) if k == "dmem_protection"
                                  else _is_int, ACCEL_FIELDS[k]) for k in accel.data}
-    return SearchSpace(tuple(depth), tuple(blocks), head, fc_bits, accel_choices, where)
+    ensemble = _choices(r, "ensemble", lambda v: _is_int(v, 1, 64), "an integer in 1..64", [1])
+    return SearchSpace(tuple(depth), tuple(blocks), head, fc_bits, accel_choices, where,
+                       ensemble)
 
 
 def space_path(path: str | Path) -> Path:

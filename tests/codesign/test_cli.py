@@ -77,6 +77,7 @@ class Spectral(nn.Module):
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.rtl
 def test_compile_then_run_with_check(tmp_path):
     (tmp_path / "net.py").write_text(MODEL_PY)

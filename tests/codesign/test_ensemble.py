@@ -81,3 +81,37 @@ def test_members_differ_share_the_first_layer_and_are_bit_exact(binary_net):
     assert 0 <= acc[1] <= 1 and 0 <= acc[3] <= 1
     with pytest.raises(ValueError, match="no binary or ternary layer"):
         compile_members(sample_member(model, spec, 0, 0), type(spec)(), 2, 0, None)
+
+
+@pytest.mark.rtl
+def test_ensemble_size_is_a_candidate_option_priced_by_every_evaluator(binary_net):
+    """An ensemble candidate: the estimate prices it as the RTL measures it (members back to
+    back, the 8-bit first layer once), accuracy from the summed logits; its size counts each
+    member's bitwise weights."""
+    from dataclasses import replace
+
+    from codesign.evaluate import get_evaluator
+    from codesign.space import parse_space
+
+    model, data = binary_net
+    one = get_evaluator("estimate", load_accel_config("default"), 30).evaluate(model, data)
+    model.candidate = replace(model.candidate, ensemble=3)
+    try:
+        est = get_evaluator("estimate", load_accel_config("default"), 30).evaluate(model, data)
+        rtl = get_evaluator("rtl", load_accel_config("default"), 30).evaluate(model, data)
+    finally:
+        model.candidate = replace(model.candidate, ensemble=1)
+    assert (est.cycles, est.accuracy, est.size_bits) == (rtl.cycles, rtl.accuracy, rtl.size_bits)
+    assert [x.name for x in est.layers] == [x.name for x in rtl.layers]
+    first = one.layers[0].cycles
+    assert est.cycles == 3 * one.cycles - 2 * first  # the shared first layer once
+    assert est.layers[0].name == "m0:blocks.0.conv" and "m1:blocks.0.conv" not in \
+        [x.name for x in est.layers]
+    binary_bits = model.blocks[1].conv.weight.numel() + model.fc.weight.numel()  # 1-bit
+    assert est.size_bits == one.size_bits + 2 * binary_bits
+    space = parse_space({"depth": [2], "width": [4], "bits": [[8, 8]], "ensemble": [1, 4]},
+                        "s")
+    assert space.parameters()["ensemble"] == [1, 4]
+    import optuna
+    cand, _ = space.suggest(optuna.trial.FixedTrial({"ensemble": 4}))
+    assert cand.ensemble == 1  # all 8-bit: no members to sample

@@ -94,8 +94,9 @@ def work(tmp_path_factory):
     (("search", "--trials", "1", "--run-dir", "{d}/net.py"),
      "--run-dir {d}/net.py: is a file, not a directory"),
     (("accel-info", "{d}/newline.yaml"), "field 'name': must be 1-64 letters, digits"),
-    (("fidelity", "--configs", "{d}/crumb.yaml", "--random", "0", "--out", "{d}/f"),
-     "no network of the zoo or the 0 random candidates compiles for"),
+    pytest.param(("fidelity", "--configs", "{d}/crumb.yaml", "--random", "0", "--out", "{d}/f"),
+                 "no network of the zoo or the 0 random candidates compiles for",
+                 marks=pytest.mark.slow),  # tries every zoo network: 12 s
     (("run", "{d}/hung"), "program did not halt within"),
 ])
 def test_bad_input_is_one_clear_line(work, argv, message):

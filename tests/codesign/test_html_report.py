@@ -42,6 +42,7 @@ def run(tmp_path_factory):
     return d / "run"
 
 
+@pytest.mark.slow
 def test_the_report_page_is_self_contained(run):
     page = (run / "report.html").read_text()
     assert "plotly" in page.lower() and "Plotly.newPlot" in page
@@ -76,6 +77,7 @@ def _center(locator) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
+@pytest.mark.slow  # the search behind the page (13 s)
 @pytest.mark.browser
 def test_the_report_in_a_real_browser(run, browser, tmp_path):
     trials = [t for t in json.loads((run / "trials.json").read_text())
@@ -130,6 +132,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_the_dashboard_serves_the_study_with_its_figures(run):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "codesign", "dashboard", str(run),

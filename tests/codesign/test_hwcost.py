@@ -73,6 +73,7 @@ def test_evaluate_writes_the_figures_and_hits_the_cache(tmp_path):
     assert out.returncode == 0 and "cache hit" not in out.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_evaluate_at_once(tmp_path):
     (tmp_path / "net.py").write_text(MODEL_PY)
     procs = [subprocess.Popen([sys.executable, "-m", "codesign", "evaluate",

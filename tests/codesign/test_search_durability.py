@@ -39,6 +39,7 @@ def test_sampler_streams_differ_per_resume_and_worker():
     assert len(seeds) == 9
 
 
+@pytest.mark.slow
 def test_a_resume_draws_new_candidates_and_repeats_do_not_count(tmp_path):
     data = load_digits()
     exp = quick(3)  # every candidate measured in full (small_experiment: no early stops)
@@ -50,6 +51,7 @@ def test_a_resume_draws_new_candidates_and_repeats_do_not_count(tmp_path):
     assert len(keys(again)) == 6 == len(set(keys(again)))  # six distinct candidates
 
 
+@pytest.mark.slow
 def test_a_space_with_nothing_new_stops_with_a_clear_message(tmp_path):
     one = {"depth": [2], "width": [2], "bits": [[8, 8]], "blocks": [{}, {"stride": [2]}]}
     exp = quick(3, space=parse_space(one, "a space of one candidate"))
@@ -62,6 +64,7 @@ def test_a_space_with_nothing_new_stops_with_a_clear_message(tmp_path):
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["trial0.pt"]
 
 
+@pytest.mark.slow
 def test_a_search_that_fits_nothing_stops_before_training_anything(tmp_path):
     accel = dict(TINY_ACCEL, name="crumb", dmem_rows=8,
                  units=[u for u in TINY_ACCEL["units"] if u["type"] != "dma"])
@@ -75,6 +78,7 @@ def test_a_search_that_fits_nothing_stops_before_training_anything(tmp_path):
     assert not (tmp_path / "run" / "models").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path):
     """A diverged training (a huge learning rate) gives scales no shifter holds: that trial
     fails with its reason, the others complete."""
@@ -126,6 +130,7 @@ def _cli(*args, cwd):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_cli_values_are_checked_before_anything_is_written(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -200,6 +205,7 @@ def test_a_search_stops_dominated_candidates_early_and_still_measures_its_budget
     assert sum("training stopped at " in m for m in said) == len(stopped)
 
 
+@pytest.mark.slow
 def test_a_warm_start_seeds_the_sampler_without_counting(tmp_path):
     import yaml as _yaml
     data = load_digits()

@@ -278,6 +278,7 @@ def test_bias_past_int32_saturates_with_a_warning():
     assert q.tolist() == [1_000_000_000, 2**31 - 1]
 
 
+@pytest.mark.slow
 def test_weights_past_the_data_memory_stream_in_segments():
     """784-300-100-10 with an 8-bit first layer (its weights alone nearly fill the memory: the
     small layers are streamed), a 2048-1024-1024-10 MLP (12x the memory: split by input words,

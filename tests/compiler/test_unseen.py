@@ -16,7 +16,7 @@ from compiler.errors import MemoryFitError
 from compiler.pipeline import compile_model
 from hw.config import load_accel_config
 
-pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+pytestmark = pytest.mark.rtl  # each network 2-3 s
 
 
 def _bn(c: int) -> nn.BatchNorm2d:

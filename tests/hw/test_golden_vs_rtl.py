@@ -277,6 +277,7 @@ def differs(config, rtl, text, dmem, offchip=None) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, count", [("tiny", 2000), ("pipelined", 600)])
 def test_random_programs(tiny, rtl_tiny, variant, count, tmp_path):
     config, rtl = tiny, rtl_tiny
@@ -349,6 +350,7 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     assert golden[1].counters["vpp_groups"] == 7  # aset radd rq bin ter amax rq
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "wide"])
 def test_random_programs_on_wide_datapaths(name):
     """The BrainTTA-like and the wide core: random programs with whole-memory comparison."""
