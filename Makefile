@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-resilience bench-ensemble bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -75,6 +75,9 @@ bench-resilience: install ## fault injection on Fashion-MNIST: CCR vs BER, RTL =
 
 bench-ensemble: install ## stochastic bitwise ensembles on Fashion-MNIST: accuracy vs K = 1..16 members, RTL cycles and energy per K (bench/results/ensemble.json)
 	$(PY) bench/ensemble_bench.py
+
+bench-bnn: install ## the BNN survey's review: a binary ResNet-style net with each repair and their combination, 3 seeds, accuracy +- std, RTL cycles and energy (bench/results/bnn.json); CIFAR=DIR adds CIFAR-10
+	$(PY) bench/bnn_bench.py $(if $(CIFAR),--cifar $(CIFAR))
 
 bench-memory: install ## weights past the data memory streamed by DMA: cycles with/without overlap, transfer hidden, off-chip energy (bench/results/memory.json)
 	$(PY) bench/memory_bench.py

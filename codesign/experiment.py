@@ -86,7 +86,7 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
                    "population", "shared_parent", "validation", "prune", "warm_start",
-                   "resilience"))
+                   "resilience", "two_step"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -111,7 +111,8 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     limit = s.get("time_limit_s", train.time_limit_s)
     per_trial = replace(train, epochs=s.int("epochs", 0, default=train.epochs),
                         pretrain_epochs=s.int("pretrain_epochs", 0, default=0),
-                        time_limit_s=None if limit is None else s.number("time_limit_s"))
+                        time_limit_s=None if limit is None else s.number("time_limit_s"),
+                        two_step=_flag(s, "two_step", train.two_step))
     if per_trial.epochs + per_trial.pretrain_epochs == 0:
         raise s.fail("epochs", "a candidate needs pretrain_epochs or epochs > 0")
     c = FieldReader(s.get("constraints", {}) or {}, f"{where}: constraints")
@@ -186,11 +187,12 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
     except ConfigError as exc:
         raise ConfigError(f"{where}: model: {exc}") from None
     t = FieldReader(r.get("train"), f"{where}: train")
-    t.check_known(("epochs", "batch_size", "lr", "time_limit_s", "pretrain_epochs"))
+    t.check_known(("epochs", "batch_size", "lr", "time_limit_s", "pretrain_epochs", "two_step"))
     seed = r.int("seed", 0, default=0)
     train = TrainConfig(t.int("epochs", 0), t.int("batch_size", 1), t.number("lr"), seed,
                         None if t.get("time_limit_s", None) is None else t.number("time_limit_s"),
-                        t.int("pretrain_epochs", 0, default=0))
+                        t.int("pretrain_epochs", 0, default=0),
+                        _flag(t, "two_step"))
     search = parse_search(r.get("search"), f"{where}: search", train)
     name = r.get("name")
     if not isinstance(name, str) or not name:
@@ -215,3 +217,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     return parse_experiment(data, str(p))
+
+
+def _flag(r: FieldReader, name: str, default: bool = False) -> bool:
+    value = r.get(name, default)
+    if not isinstance(value, bool):
+        raise r.fail(name, f"must be true or false, not {value!r}")
+    return value

@@ -14,6 +14,7 @@ from codesign.quant import ActQuant, QConv2d, QLinear, set_quantization
 from compiler.quantspec import LayerBits, QuantSpec
 
 BITS = (1, 2, 8)
+BINARIZERS = ("ste", "approxsign")
 HEADS = ("flatten", "pool")  # what the classifier reads: all features, or their global mean
 
 
@@ -21,7 +22,14 @@ HEADS = ("flatten", "pool")  # what the classifier reads: all features, or their
 class BlockSpec:
     """One block: a k x k convolution (or, `depthwise`, a depthwise k x k and a pointwise 1 x 1
     convolution) with `width` output channels; `residual` adds the block's input (through a
-    1 x 1 projection when the stride or width changes). `bits` = (weights, input activations)."""
+    1 x 1 projection when the stride or width changes). `bits` = (weights, input activations).
+
+    Repairs of binary networks (arXiv 2206.12322), each free at inference or priced on the
+    accelerator: `binarizer` of binary input activations ("ste": sign with hardtanh's
+    straight-through gradient; "approxsign": Bi-Real's piecewise-quadratic gradient; training
+    only), `norm` (batch norm on the convolution's output, before the next sign: folded into
+    its weights and bias), `shortcut8` (an 8-bit projection shortcut where the residual
+    changes shape: real-valued downsampling, priced in int8 MACs)."""
 
     width: int
     stride: int = 1
@@ -29,11 +37,16 @@ class BlockSpec:
     depthwise: bool = False
     residual: bool = False
     bits: tuple[int, int] = (8, 8)
+    binarizer: str = "ste"
+    norm: bool = False
+    shortcut8: bool = False
 
     def describe(self) -> str:
         kind = "dw" if self.depthwise else "conv"
+        repairs = "".join(tag for tag, on in (("+bn", self.norm), ("+as", self.binarizer ==
+                                              "approxsign"), ("+sc8", self.shortcut8)) if on)
         return (f"{kind}{self.kernel}x{self.kernel}/{self.stride}->{self.width}"
-                f"{'+res' if self.residual else ''} {self.bits[0]}/{self.bits[1]}")
+                f"{'+res' if self.residual else ''}{repairs} {self.bits[0]}/{self.bits[1]}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,9 @@ class Candidate:
             if b.width < 1 or b.stride not in (1, 2) or b.kernel not in (1, 3, 5, 7):
                 raise ConfigError(f"candidate: block {i}: width >= 1, stride 1 or 2 and kernel "
                                   f"1, 3, 5 or 7, not {b}")
+            if b.binarizer not in BINARIZERS:
+                raise ConfigError(f"candidate: block {i}: binarizer {b.binarizer!r}; allowed: "
+                                  f"{', '.join(BINARIZERS)}")
         for where, pair in [*((f"block {i}", b.bits) for i, b in enumerate(self.blocks)),
                             ("classifier", self.classifier_bits)]:
             if len(pair) != 2 or any(v not in BITS for v in pair):
@@ -93,6 +109,9 @@ class Candidate:
         d = asdict(self)
         if self.ensemble == 1:  # single networks keep the keys of earlier runs
             del d["ensemble"]
+        defaults = {"binarizer": "ste", "norm": False, "shortcut8": False}
+        d["blocks"] = [{k: v for k, v in b.items() if defaults.get(k, object()) != v}
+                       for b in d["blocks"]]
         return d
 
     def describe(self) -> str:
@@ -116,7 +135,7 @@ class QBlock(nn.Module):
     def __init__(self, spec: BlockSpec, c_in: int, relu: bool):
         super().__init__()
         w_bits, a_bits = spec.bits
-        self.quant = ActQuant(a_bits)
+        self.quant = ActQuant(a_bits, approx_sign=spec.binarizer == "approxsign")
         if spec.depthwise:  # binary weights cannot be 0: a binary block's depthwise is ternary
             self.dw = _conv(c_in, c_in, spec.kernel, spec.stride, max(w_bits, 2), self.quant,
                             groups=c_in)
@@ -124,10 +143,12 @@ class QBlock(nn.Module):
             self.pw = _conv(c_in, spec.width, 1, 1, w_bits, self.mid)
         else:
             self.conv = _conv(c_in, spec.width, spec.kernel, spec.stride, w_bits, self.quant)
+        self.norm = nn.BatchNorm2d(spec.width) if spec.norm else None
         self.spec, self.relu = spec, relu
         self.proj = None
         if spec.residual and (spec.stride != 1 or c_in != spec.width):
-            self.proj = _conv(c_in, spec.width, 1, spec.stride, w_bits, self.quant)
+            self.proj = _conv(c_in, spec.width, 1, spec.stride, 8 if spec.shortcut8 else w_bits,
+                              self.quant)
 
     def forward(self, x):
         q = self.quant(x)
@@ -136,6 +157,8 @@ class QBlock(nn.Module):
             y = self.pw(self.mid(F.relu(h) if self.mid.bits == 8 else h))
         else:
             y = self.conv(q)
+        if self.norm is not None:
+            y = self.norm(y)
         if self.spec.residual:
             y = y + (self.proj(q) if self.proj is not None else x)
         return F.relu(y) if self.relu else y

@@ -61,11 +61,12 @@ class ActQuant(nn.Module):
     """Activation quantizer of `bits` (8, 2, 1); its scale follows an EMA in training: of the
     batch max |x| (8-bit), of 2 mean |x| (ternary) or of mean |x| (binary), as intsem.act_scale."""
 
-    def __init__(self, bits: int = 8, momentum: float = 0.1):
+    def __init__(self, bits: int = 8, momentum: float = 0.1, approx_sign: bool = False):
         super().__init__()
         if bits not in BITS:
             raise ValueError(f"activation bits {bits}; allowed: {BITS}")
         self.bits, self.momentum = bits, momentum
+        self.approx_sign = approx_sign  # binary: ApproxSign's gradient instead of hardtanh's
         self.enabled = True
         self.register_buffer("amax", torch.tensor(0.0))  # the statistic behind the scale
 
@@ -90,6 +91,9 @@ class ActQuant(nn.Module):
         s = torch.tensor(self.scale)
         if self.bits == 1:  # sign; the gradient passes where |x| <= s (hardtanh STE)
             q = torch.where(x.detach() >= 0, 1.0, -1.0) * s
+            if self.approx_sign:  # Bi-Real's ApproxSign: gradient 2 - 2|x/s| where |x| <= s
+                t = torch.clamp(x / s, -1, 1)
+                return _straight_through(s * (2 * t - t * t.abs()), q)
             return _straight_through(torch.clamp(x, -s, s), q)
         lo, hi = act_range(self.bits)
         return fake_quant(x, s, lo, hi)

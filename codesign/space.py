@@ -10,6 +10,9 @@ based samplers (GP, NSGA-II) work on a constant space; blocks past the drawn dep
     stride: [1, 2]
     depthwise: [false, true]         # depthwise-separable blocks
     residual: [false, true]          # add the block's input (1x1 projection if shapes change)
+    binarizer: [ste, approxsign]     # repairs of binary blocks (BlockSpec): the sign's gradient,
+    norm: [false, true]              # batch norm before the next sign (folded),
+    shortcut8: [false, true]         # an 8-bit projection shortcut
     bits: [[8, 8], [2, 2], [1, 1]]   # (weights, input activations) of blocks 2..
     first_bits: [[8, 8], [2, 8]]     # the first block (it reads the 8-bit image)
     head: [flatten, pool]            # the classifier reads all features / their global mean
@@ -30,10 +33,11 @@ import optuna
 import yaml
 
 from codesign.errors import ConfigError
-from codesign.models import BITS, HEADS, BlockSpec, Candidate
+from codesign.models import BINARIZERS, BITS, HEADS, BlockSpec, Candidate
 from hw.config import PROTECTION, AccelConfig, FieldReader, parse_accel_config
 
-BLOCK_FIELDS = ("width", "kernel", "stride", "depthwise", "residual", "bits")
+BLOCK_FIELDS = ("width", "kernel", "stride", "depthwise", "residual", "bits", "binarizer",
+                "norm", "shortcut8")
 # Accelerator parameters that may be searched, and what a value must be.
 ACCEL_FIELDS = {"vector_width": "a power of two in 64..4096", "buses": "1..16",
                 "dmem_rows": "a power of two", "dmem_banks": "a power of two",
@@ -161,6 +165,9 @@ BLOCK_RULES = {  # field -> (valid, description, default)
     "depthwise": (lambda v: isinstance(v, bool), "true or false", [False]),
     "residual": (lambda v: isinstance(v, bool), "true or false", [False]),
     "bits": (_is_pair, "a [weights, activations] pair of bits in 1, 2, 8", [[8, 8]]),
+    "binarizer": (lambda v: v in BINARIZERS, " or ".join(BINARIZERS), ["ste"]),  # BNN repairs
+    "norm": (lambda v: isinstance(v, bool), "true or false", [False]),
+    "shortcut8": (lambda v: isinstance(v, bool), "true or false", [False]),
 }
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from codesign.data import Dataset
 from codesign.models import QuantNet
 from codesign.progress import bar
-from codesign.quant import set_quantization
+from codesign.quant import QConv2d, QLinear, set_quantization
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class TrainConfig:
     seed: int = 0
     time_limit_s: float | None = None  # per model, both phases; stops after a whole batch
     pretrain_epochs: int = 0  # float training first (fake quantization off)
+    two_step: bool = False  # BNN training technique (arXiv 2206.12322): the first half of the
+    #                         QAFT epochs quantizes activations only, the second weights too
 
 
 def train(model: QuantNet, data: Dataset, cfg: TrainConfig,
@@ -44,9 +46,20 @@ def train(model: QuantNet, data: Dataset, cfg: TrainConfig,
              on_epoch)
         set_quantization(model, True)
     model.ptq = cfg.epochs == 0
-    if cfg.epochs:
-        _run(model, data, replace(cfg, seed=cfg.seed + 1), cfg.epochs, start + limit, "QAFT",
-             progress, on_epoch)
+    first = cfg.epochs // 2 if cfg.two_step else 0
+    if first:
+        bitwise = [m for m in model.modules() if isinstance(m, (QConv2d, QLinear))
+                   and m.w_bits < 8]
+        for m in bitwise:
+            m.quantize = False
+        step_deadline = start + limit * (share + (1 - share) * first / cfg.epochs)
+        _run(model, data, replace(cfg, seed=cfg.seed + 1), first, step_deadline,
+             "QAFT activations", progress, on_epoch)
+        for m in bitwise:
+            m.quantize = True
+    if cfg.epochs - first:
+        _run(model, data, replace(cfg, seed=cfg.seed + 1 + (first > 0)), cfg.epochs - first,
+             start + limit, "QAFT", progress, on_epoch)
     return model.eval()
 
 
