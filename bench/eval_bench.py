@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from codesign.evalcache import EvalCache, cache_key  # noqa: E402
-from codesign.hwcost import NetworkCost, network_cost  # noqa: E402
+from codesign.hwcost import network_cost  # noqa: E402
+from codesign.metrics import Metrics  # noqa: E402
 from compiler.estimate import estimate, event_table  # noqa: E402
 from compiler.pipeline import compile_model  # noqa: E402
 from compiler.zoo import ZOO, build  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> None:
             key = cache_key(model, entry.quant, cal, config.to_dict(), "rtl")
             cache.put(key, cost.as_dict())
             t = time.perf_counter()  # a repeated evaluation: key (model hash) + lookup
-            hit = NetworkCost.from_dict(cache.get(cache_key(model, entry.quant, cal,
+            hit = Metrics.from_dict(cache.get(cache_key(model, entry.quant, cal,
                                                             config.to_dict(), "rtl")))
             hit_s.append(time.perf_counter() - t)
             assert hit == cost

@@ -179,7 +179,8 @@ def _evaluate(args) -> int:
     import torch
 
     from codesign.evalcache import EvalCache, cache_key
-    from codesign.hwcost import NetworkCost, bar_chart, network_cost, table
+    from codesign.hwcost import bar_chart, network_cost, table
+    from codesign.metrics import Metrics
     from compiler.quantspec import as_spec
     from compiler.pipeline import compile_model
     from hw.config import load_accel_config
@@ -195,7 +196,7 @@ def _evaluate(args) -> int:
     cost = None
     if hit:
         try:
-            cost = NetworkCost.from_dict(hit)
+            cost = Metrics.from_dict(hit)
             print(f"evaluation cache hit ({1e3 * (time.perf_counter() - start):.0f} ms, "
                   f"{cache.path})")
         except (TypeError, KeyError, ValueError) as exc:  # an entry of another shape

@@ -21,7 +21,8 @@ import torch
 
 from codesign.data import Dataset
 from codesign.errors import CodesignError
-from codesign.hwcost import bits_label
+from codesign.hwcost import layer_metrics
+from codesign.metrics import Metrics
 from codesign.models import QuantNet
 from codesign.modes import SEARCH
 from codesign.objectives import OBJECTIVES
@@ -30,54 +31,6 @@ from compiler.estimate import estimate
 from compiler.pipeline import compile_model
 from compiler.runtime import CompiledNetwork
 from hw.config import AccelConfig
-from hw.energy import energy_of
-
-
-@dataclass(frozen=True)
-class LayerMetrics:
-    name: str
-    cycles: int
-    energy_j: float
-    kind: str = ""  # the layer kind (compiler.kinds)
-    bits: str = ""  # weights / input activations -> output (`codesign.hwcost.bits_label`)
-
-
-def layer_metrics(net: CompiledNetwork, counters: dict[str, dict[str, int]]) -> tuple:
-    """Per-layer figures from each layer's event counters (RTL or estimator)."""
-    config, out = net.config, []
-    for layer in net.layers:
-        if layer.name not in counters:  # not run (an ensemble member's shared layer)
-            continue
-        c = counters[layer.name]
-        out.append(LayerMetrics(layer.name, c["cycles"],
-                                energy_of(c, config.energy, config.vector_width).total_j,
-                                layer.kind, bits_label(layer)))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Metrics:
-    accuracy: float  # top-1 on the accelerator (integer semantics)
-    images: int  # test images it was measured on
-    cycles: int  # accelerator cycles of one inference
-    latency_s: float  # cycles at the configured clock
-    energy_j: float  # of one inference (energy model, not a measurement)
-    size_bits: int
-    layers: tuple[LayerMetrics, ...]
-    sim_cycles_per_s: float  # simulated cycles per wall second, whole stack (0: estimated)
-    fidelity: str = "rtl"  # where the figures come from: rtl | golden | estimate
-    ccr: float | None = None  # classification change rate at the resilience BER
-    ccr_proxy: float | None = None  # the topology predictor's CCR at that BER
-    ccr_fidelity: str | None = None  # injection | proxy (screened out: the proxy stands in)
-
-    def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layers"}
-        d["layers"] = [vars(layer) | {} for layer in self.layers]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Metrics":
-        return cls(**{**d, "layers": tuple(LayerMetrics(**layer) for layer in d["layers"])})
 
 
 class Evaluator(ABC):
@@ -190,7 +143,7 @@ class AcceleratorEvaluator(Evaluator):
             energy_j=sum(m.energy_j for m in layers),
             size_bits=ensemble_size_bits(model, spec, k), layers=layers,
             sim_cycles_per_s=cycles * n / sim_time if backend != "reference" and sim_time
-            else 0.0, fidelity=self.name)
+            else 0.0, fidelity=self.name, accelerator=self.config.name)
         if self.resilience is not None:
             metrics = replace(metrics, **self._resilience(members[0], data))
         return metrics
@@ -235,7 +188,7 @@ class AcceleratorEvaluator(Evaluator):
             latency_s=cycles / (self.config.clock_mhz * 1e6),
             energy_j=sum(layer.energy_j for layer in layers), size_bits=model.size_bits(),
             layers=layers, sim_cycles_per_s=cycles * n / sim_time if sim_time and cycles else 0.0,
-            fidelity=self.name)
+            fidelity=self.name, accelerator=self.config.name)
 
 
 # Objectives the screening policy compares on: (Metrics field, larger is better).

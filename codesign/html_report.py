@@ -133,7 +133,7 @@ def search_page(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], par
 
 
 def evaluation_page(cost, path: Path) -> Path:
-    """One network's per-layer figures (a `codesign.hwcost.NetworkCost`)."""
+    """One network's per-layer figures (a `codesign.metrics.Metrics`)."""
     names = [layer.name for layer in cost.layers]
     text = [f"{html.escape(la.name)} ({la.kind}, {la.bits})<br>{la.cycles} cycles, "
             f"utilization {100 * la.utilization:.1f}%" for la in cost.layers]

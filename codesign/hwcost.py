@@ -7,59 +7,17 @@ figures with the estimate beside them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 
 import numpy as np
 
 from codesign.errors import CodesignError
+from codesign.metrics import LayerMetrics, Metrics
 from codesign.modes import EVALUATE as FIDELITIES
 from compiler.estimate import estimate
 from compiler.kinds import get_kind
 from compiler.runtime import CompiledNetwork
 from hw.energy import energy_of
-
-
-@dataclass(frozen=True)
-class LayerCost:
-    name: str
-    kind: str
-    placement: str  # "tta" (host ops cost no accelerator cycles)
-    cycles: int
-    energy_j: float
-    energy_breakdown_j: dict[str, float]  # compute per precision, memory, moves/RF, control,
-    utilization: float  # useful MACs / (cycles x peak MACs/cycle); 0 for row operations
-    dmem_read_bits: int
-    dmem_write_bits: int
-    estimate_cycles: int | None = None
-    rtl_cycles: int | None = None
-    bits: str = ""  # weights / input activations -> output (`bits_label`)
-
-
-@dataclass(frozen=True)
-class NetworkCost:
-    accelerator: str
-    fidelity: str
-    cycles: int
-    latency_s: float
-    energy_j: float
-    size_bits: int
-    layers: tuple[LayerCost, ...]
-    host_ops: tuple[str, ...]
-    estimate_cycles: int | None = None
-    rtl_cycles: int | None = None
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["layers"] = [asdict(layer) for layer in self.layers]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "NetworkCost":
-        d = dict(d)
-        d["layers"] = tuple(LayerCost(**layer) for layer in d["layers"])
-        d["host_ops"] = tuple(d["host_ops"])
-        return cls(**d)
 
 
 def bits_label(layer) -> str:
@@ -87,8 +45,25 @@ def _breakdown(counters: dict[str, int], config) -> dict[str, float]:
     return {k: v * 1e-12 for k, v in parts.items()}
 
 
+def layer_metrics(net: CompiledNetwork, counters: dict[str, dict[str, int]]) -> tuple:
+    """Per-layer figures from each layer's event counters (RTL or estimator); a layer without
+    counters (an ensemble member's shared layer, not run) is left out."""
+    config, out = net.config, []
+    for layer in net.layers:
+        if layer.name not in counters:
+            continue
+        c, b = counters[layer.name], net.program.layers[layer.name]
+        breakdown = _breakdown(c, config)
+        peak = config.lanes_at(b.mac_bits) if b.mac_bits else 0
+        out.append(LayerMetrics(
+            layer.name, c["cycles"], sum(breakdown.values()), layer.kind, bits_label(layer),
+            "tta", breakdown, b.macs / (c["cycles"] * peak) if peak else 0.0,
+            c["dmem_read_bits"], c["dmem_write_bits"]))
+    return tuple(out)
+
+
 def network_cost(net: CompiledNetwork, fidelity: str = "both",
-                 x: np.ndarray | None = None) -> NetworkCost:
+                 x: np.ndarray | None = None) -> Metrics:
     """Per-layer and total cost of one inference (for the RTL: on input x, default random;
     the schedule is static, so any input gives the same counts)."""
     if fidelity not in FIDELITIES:
@@ -102,29 +77,21 @@ def network_cost(net: CompiledNetwork, fidelity: str = "both",
         with net.runner("rtl") as runner:
             runner(x)
             rtl = {r.name: r.counters for r in runner.layer_runs}
-    layers = []
-    for layer in net.layers:
-        b = net.program.layers[layer.name]
-        counters = rtl[layer.name] if rtl else est[layer.name]
-        breakdown = _breakdown(counters, config)
-        peak = config.lanes_at(b.mac_bits) if b.mac_bits else 0
-        layers.append(LayerCost(
-            layer.name, type(layer).__name__, "tta", counters["cycles"],
-            sum(breakdown.values()), breakdown,
-            b.macs / (counters["cycles"] * peak) if peak else 0.0,
-            counters["dmem_read_bits"], counters["dmem_write_bits"],
-            est[layer.name]["cycles"] if fidelity == "both" else None,
-            rtl[layer.name]["cycles"] if fidelity == "both" else None, bits_label(layer)))
-    cycles = sum(layer.cycles for layer in layers)
-    host = tuple(p.op for p in net.placement if p.where != "tta")
-    return NetworkCost(
-        config.name, fidelity, cycles, cycles / (config.clock_mhz * 1e6),
-        sum(layer.energy_j for layer in layers), size_bits(net), tuple(layers), host,
-        sum(e["cycles"] for e in est.values()) if fidelity == "both" else None,
-        sum(c["cycles"] for c in rtl.values()) if fidelity == "both" else None)
+    layers = layer_metrics(net, rtl or est)
+    both = fidelity == "both"
+    if both:
+        layers = tuple(replace(m, estimate_cycles=est[m.name]["cycles"],
+                               rtl_cycles=rtl[m.name]["cycles"]) for m in layers)
+    cycles = sum(m.cycles for m in layers)
+    return Metrics(
+        cycles, cycles / (config.clock_mhz * 1e6), sum(m.energy_j for m in layers),
+        size_bits(net), layers, fidelity, accelerator=config.name,
+        host_ops=tuple(p.op for p in net.placement if p.where != "tta"),
+        estimate_cycles=sum(e["cycles"] for e in est.values()) if both else None,
+        rtl_cycles=sum(c["cycles"] for c in rtl.values()) if both else None)
 
 
-def table(cost: NetworkCost) -> str:
+def table(cost: Metrics) -> str:
     both = cost.fidelity == "both"
     head = (f"{'layer':<22} {'kind':<7} {'cycles':>9} {'energy nJ':>10} {'util':>6} "
             f"{'read kB':>8} {'write kB':>8}" + (f" {'estimate':>9} {'error':>7}" if both else ""))
@@ -144,7 +111,7 @@ def table(cost: NetworkCost) -> str:
     return "\n".join(rows)
 
 
-def bar_chart(cost: NetworkCost, path) -> None:
+def bar_chart(cost: Metrics, path) -> None:
     """Per-layer cycles and energy as a PNG."""
     import matplotlib
     matplotlib.use("Agg")

@@ -19,10 +19,11 @@ from codesign.data import Dataset
 from codesign.ensemble import ensemble_size_bits, ensemble_total
 from codesign.errors import CodesignError
 from codesign.evalcache import EvalCache, cache_key
-from codesign.evaluate import (CALIBRATION_IMAGES, AcceleratorEvaluator, Evaluator, Metrics,
+from codesign.evaluate import (CALIBRATION_IMAGES, AcceleratorEvaluator, Evaluator,
                                compile_quantnet, get_evaluator)
 from codesign.experiment import ExperimentConfig
 from codesign.front import distinct_completed, feasible, held_out_score, pareto_trials
+from codesign.metrics import Metrics
 from codesign.models import Candidate, QuantNet, build_model
 from codesign.objectives import HARDWARE, OBJECTIVES
 from codesign.progress import bar

@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 
 from codesign.data import load_digits
-from codesign.evaluate import Metrics, ScreeningEvaluator, get_evaluator
+from codesign.evaluate import ScreeningEvaluator, get_evaluator
+from codesign.metrics import Metrics
 from codesign.models import BlockSpec, Candidate, build_model
 from codesign.modes import SEARCH
 from codesign.train import TrainConfig, train

@@ -10,7 +10,8 @@ import torch
 
 from codesign.evalcache import EvalCache
 from codesign.fidelity import measure
-from codesign.hwcost import NetworkCost, network_cost
+from codesign.hwcost import network_cost
+from codesign.metrics import Metrics
 from compiler.pipeline import compile_model
 from compiler.zoo import ZOO, build, random_entry
 from hw.config import load_accel_config
@@ -98,7 +99,7 @@ def test_cache_round_trip_is_identical(tmp_path):
     cost = network_cost(net, "both", cal[:1])
     cache = EvalCache(tmp_path / "c.sqlite")
     cache.put("key", cost.as_dict())
-    assert NetworkCost.from_dict(cache.get("key")) == cost
+    assert Metrics.from_dict(cache.get("key")) == cost
     assert cache.get("other") is None
     cache.close()
 

@@ -1,5 +1,6 @@
 from codesign import modes
-from codesign.evaluate import EVALUATORS, Metrics
+from codesign.evaluate import EVALUATORS
+from codesign.metrics import Metrics
 from codesign.experiment import FIDELITIES
 from codesign.hwcost import FIDELITIES as EVALUATE_FIDELITIES
 from codesign.objectives import OBJECTIVES
