@@ -98,9 +98,9 @@ def float_accuracy(model, data, images: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--train-images", type=int, default=12000)
+    ap.add_argument("--train-images", type=int, default=6000)
     ap.add_argument("--images", type=int, default=2000, help="test images measured")
-    ap.add_argument("--epochs", type=int, default=3, help="QAFT epochs (after 1 float)")
+    ap.add_argument("--epochs", type=int, default=2, help="QAFT epochs (after 1 float)")
     ap.add_argument("--cifar", help="CIFAR-10 directory (python batches): run there too")
     args = ap.parse_args()
     config = load_accel_config("default")

@@ -14,7 +14,7 @@ from codesign.quant import ActQuant, QConv2d, QLinear, set_quantization
 from compiler.quantspec import LayerBits, QuantSpec
 
 BITS = (1, 2, 8)
-BINARIZERS = ("ste", "approxsign")
+BINARIZERS = ("ste", "approxsign", "threshold")
 HEADS = ("flatten", "pool")  # what the classifier reads: all features, or their global mean
 
 
@@ -26,9 +26,10 @@ class BlockSpec:
 
     Repairs of binary networks (arXiv 2206.12322), each free at inference or priced on the
     accelerator: `binarizer` of binary input activations ("ste": sign with hardtanh's
-    straight-through gradient; "approxsign": Bi-Real's piecewise-quadratic gradient; training
-    only), `norm` (batch norm on the convolution's output, before the next sign: folded into
-    its weights and bias), `shortcut8` (an 8-bit projection shortcut where the residual
+    straight-through gradient; "approxsign": Bi-Real's piecewise-quadratic gradient, training
+    only; "threshold": a learnable threshold per channel, folded into the producer's bias),
+    `norm` (batch norm on the convolution's output, before the next sign: folded into its
+    weights and bias), `shortcut8` (an 8-bit projection shortcut where the residual
     changes shape: real-valued downsampling, priced in int8 MACs)."""
 
     width: int
@@ -43,8 +44,9 @@ class BlockSpec:
 
     def describe(self) -> str:
         kind = "dw" if self.depthwise else "conv"
-        repairs = "".join(tag for tag, on in (("+bn", self.norm), ("+as", self.binarizer ==
-                                              "approxsign"), ("+sc8", self.shortcut8)) if on)
+        repairs = "".join(tag for tag, on in (
+            ("+bn", self.norm), ("+as", self.binarizer == "approxsign"),
+            ("+thr", self.binarizer == "threshold"), ("+sc8", self.shortcut8)) if on)
         return (f"{kind}{self.kernel}x{self.kernel}/{self.stride}->{self.width}"
                 f"{'+res' if self.residual else ''}{repairs} {self.bits[0]}/{self.bits[1]}")
 
@@ -69,6 +71,12 @@ class Candidate:
             if b.binarizer not in BINARIZERS:
                 raise ConfigError(f"candidate: block {i}: binarizer {b.binarizer!r}; allowed: "
                                   f"{', '.join(BINARIZERS)}")
+            if b.binarizer == "threshold" and (b.bits[1] != 1 or i == 0 or b.residual and
+                                               b.stride == 1 and b.width ==
+                                               self.blocks[i - 1].width):
+                raise ConfigError(f"candidate: block {i}: a learnable threshold needs binary "
+                                  f"input activations from an earlier block and no identity "
+                                  f"shortcut (which would see the shifted input)")
         for where, pair in [*((f"block {i}", b.bits) for i, b in enumerate(self.blocks)),
                             ("classifier", self.classifier_bits)]:
             if len(pair) != 2 or any(v not in BITS for v in pair):
@@ -135,7 +143,8 @@ class QBlock(nn.Module):
     def __init__(self, spec: BlockSpec, c_in: int, relu: bool):
         super().__init__()
         w_bits, a_bits = spec.bits
-        self.quant = ActQuant(a_bits, approx_sign=spec.binarizer == "approxsign")
+        self.quant = ActQuant(a_bits, approx_sign=spec.binarizer == "approxsign",
+                              threshold_channels=c_in if spec.binarizer == "threshold" else 0)
         if spec.depthwise:  # binary weights cannot be 0: a binary block's depthwise is ternary
             self.dw = _conv(c_in, c_in, spec.kernel, spec.stride, max(w_bits, 2), self.quant,
                             groups=c_in)
@@ -210,12 +219,26 @@ class QuantNet(nn.Module):
 
     @contextlib.contextmanager
     def float_view(self):
-        """The same module with fake quantization off: what torch.export hands to TVM."""
+        """The same module with fake quantization off: what torch.export hands to TVM. A
+        block's learnable thresholds move into the bias of the layer before it (the sign of
+        x - tau is the sign of x with tau taken off that bias) for as long as the view lasts."""
+        moved = []
+        for producer, block in zip(self.blocks, self.blocks[1:]):
+            if block.quant.tau is not None:
+                last = producer.norm if producer.norm is not None else \
+                    (producer.pw if producer.spec.depthwise else producer.conv)
+                moved.append((last.bias, last.bias.detach().clone(), block.quant.tau.detach()))
+        with torch.no_grad():
+            for bias, _, tau in moved:
+                bias -= tau
         set_quantization(self, False)
         try:
             yield self.eval()
         finally:
             set_quantization(self, True)
+            with torch.no_grad():
+                for bias, kept, _ in moved:
+                    bias.copy_(kept)
 
     def size_bits(self) -> int:
         """Weights at their bit width, biases at 32 bits."""

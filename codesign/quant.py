@@ -61,14 +61,23 @@ class ActQuant(nn.Module):
     """Activation quantizer of `bits` (8, 2, 1); its scale follows an EMA in training: of the
     batch max |x| (8-bit), of 2 mean |x| (ternary) or of mean |x| (binary), as intsem.act_scale."""
 
-    def __init__(self, bits: int = 8, momentum: float = 0.1, approx_sign: bool = False):
+    def __init__(self, bits: int = 8, momentum: float = 0.1, approx_sign: bool = False,
+                 threshold_channels: int = 0):
         super().__init__()
         if bits not in BITS:
             raise ValueError(f"activation bits {bits}; allowed: {BITS}")
         self.bits, self.momentum = bits, momentum
         self.approx_sign = approx_sign  # binary: ApproxSign's gradient instead of hardtanh's
+        # binary: a learnable threshold per channel, sign(x - tau); the producer's bias takes
+        # it at export (QuantNet.float_view), so the accelerator's sign needs nothing new
+        self.tau = nn.Parameter(torch.zeros(threshold_channels)) if threshold_channels else None
         self.enabled = True
         self.register_buffer("amax", torch.tensor(0.0))  # the statistic behind the scale
+
+    def shifted(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tau is None:
+            return x
+        return x - self.tau.reshape((1, -1) + (1,) * (x.dim() - 2))
 
     @property
     def scale(self) -> float:
@@ -84,6 +93,7 @@ class ActQuant(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return x
+        x = self.shifted(x)
         if self.training:
             m = self._statistic(x)
             self.amax.copy_(m if float(self.amax) == 0 else

@@ -10,7 +10,7 @@ based samplers (GP, NSGA-II) work on a constant space; blocks past the drawn dep
     stride: [1, 2]
     depthwise: [false, true]         # depthwise-separable blocks
     residual: [false, true]          # add the block's input (1x1 projection if shapes change)
-    binarizer: [ste, approxsign]     # repairs of binary blocks (BlockSpec): the sign's gradient,
+    binarizer: [ste, approxsign, threshold]   # repairs of binary blocks (BlockSpec): the sign,
     norm: [false, true]              # batch norm before the next sign (folded),
     shortcut8: [false, true]         # an 8-bit projection shortcut
     bits: [[8, 8], [2, 2], [1, 1]]   # (weights, input activations) of blocks 2..

@@ -77,3 +77,32 @@ def test_repaired_binary_network_is_bit_exact_and_priced():
             cycles[name] = {r.name: r.cycles for r in rtl.layer_runs}
     assert cycles["repaired"]["blocks.1.conv"] == cycles["plain"]["blocks.1.conv"]  # norm free
     assert cycles["repaired"]["blocks.1.proj"] > cycles["plain"]["blocks.1.proj"]  # int8 MACs
+
+
+@pytest.mark.rtl
+def test_a_learnable_threshold_is_trained_and_folds_into_the_producers_bias():
+    data = load_digits()
+    cand = Candidate((BlockSpec(8, bits=(8, 8)), BlockSpec(16, 2, bits=(1, 1)),
+                      BlockSpec(16, 1, bits=(1, 1), binarizer="threshold", norm=True)),
+                     "flatten", (8, 1))
+    model = train(build_model(cand, data.input_shape, 10), data,
+                  TrainConfig(epochs=2, pretrain_epochs=1))
+    tau = model.blocks[2].quant.tau.detach().clone()
+    assert tau.abs().max() > 0  # learned
+    bias = model.blocks[1].conv.bias.detach().clone()  # the producer (no norm of its own)
+    net = compile_quantnet(model, load_accel_config("default"), data.x_train[:CALIBRATION_IMAGES])
+    assert torch.equal(model.blocks[1].conv.bias, bias)  # the view put it back
+    assert [layer.name for layer in net.layers] == ["blocks.0.conv", "blocks.1.conv",
+                                                    "blocks.2.conv", "fc"]  # nothing added
+    # The integer network decides as the QAT model: sign(x - tau) is the producer's sign.
+    with torch.no_grad():
+        qat = model(torch.from_numpy(data.x_test[:200])).argmax(1).numpy()
+    with net.runner("reference") as ref:
+        ints = np.array([np.argmax(ref(data.x_test[i:i + 1])) for i in range(200)])
+    assert (qat == ints).mean() > 0.9
+    with net.runner("rtl") as rtl, net.runner("reference") as ref:
+        for i in range(3):
+            np.testing.assert_array_equal(rtl(data.x_test[i:i + 1]), ref(data.x_test[i:i + 1]))
+    with pytest.raises(ConfigError, match="learnable threshold needs binary input"):
+        Candidate((BlockSpec(8), BlockSpec(8, bits=(1, 1), residual=True,
+                                           binarizer="threshold")))
