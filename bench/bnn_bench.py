@@ -6,8 +6,8 @@ reference, checked), beside the float version of the same architecture.
 
 Repairs (codesign.models.BlockSpec, codesign.train.TrainConfig): double residual (a shortcut
 around every binary conv, the add in int8), 8-bit downsampling shortcuts (with the residuals),
-feature normalization (batch norm before each sign, folded), the ApproxSign binarizer, two-step
-training. Trained models are kept under runs/bnn-bench/. Writes bench/results/bnn.json and
+feature normalization (batch norm before each sign, folded), the ApproxSign binarizer, a
+learnable threshold before each sign (folded into the producer's bias), two-step training. Trained models are kept under runs/bnn-bench/. Writes bench/results/bnn.json and
 bnn.png. With --cifar DIR the same on CIFAR-10.
 Usage: python bench/bnn_bench.py [--seeds 3] [--train-images N] [--images N] [--cifar DIR]
 """
@@ -47,6 +47,7 @@ METHODS = {
     "residual+shortcut8": ({"residual": True, "shortcut8": True}, False),
     "norm": ({"norm": True}, False),
     "approxsign": ({"binarizer": "approxsign"}, False),
+    "threshold": ({"binarizer": "threshold"}, False),
     "two_step": ({}, True),
     "combined": ({"residual": True, "shortcut8": True, "norm": True,
                   "binarizer": "approxsign"}, True),
@@ -56,7 +57,7 @@ METHODS = {
 def network(options: dict, bits=(1, 1)) -> Candidate:
     blocks = [BlockSpec(16, 1, 3, bits=(8, 8))]
     blocks += [BlockSpec(w, s, 3, bits=bits, **options) for w, s in STAGES]
-    return Candidate(tuple(blocks), "pool", (8, bits[1]))
+    return Candidate(tuple(blocks), "flatten", (8, bits[1]))
 
 
 def trained(name: str, cand: Candidate, data, cfg: TrainConfig):
