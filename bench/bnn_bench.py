@@ -7,8 +7,9 @@ reference, checked), beside the float version of the same architecture.
 Repairs (codesign.models.BlockSpec, codesign.train.TrainConfig): double residual (a shortcut
 around every binary conv, the add in int8), 8-bit downsampling shortcuts (with the residuals),
 feature normalization (batch norm before each sign, folded), the ApproxSign binarizer, a
-learnable threshold before each sign (folded into the producer's bias), two-step training. Trained models are kept under runs/bnn-bench/. Writes bench/results/bnn.json and
-bnn.png. With --cifar DIR the same on CIFAR-10.
+learnable threshold before each sign (folded into the producer's bias), two-step training.
+Trained models are kept under runs/bnn-bench/. Writes bench/results/bnn.json and bnn.png. With
+--cifar DIR the same on CIFAR-10.
 Usage: python bench/bnn_bench.py [--seeds 3] [--train-images N] [--images N] [--cifar DIR]
 """
 
