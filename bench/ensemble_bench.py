@@ -6,7 +6,7 @@ of each K with the shared 8-bit first layer run once; beside them the determinis
 of the same weights and a float model of the same architecture and training budget.
 
 Trained models are kept under runs/ensemble-bench/. Writes bench/results/ensemble.json and
-ensemble.png. Usage: python bench/ensemble_bench.py [--images N] [--members K]
+ensemble.png. Usage: python bench/ensemble_bench.py [--images N] [--members K] [--train-images N]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,8 @@ from hw.config import load_accel_config  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 MODELS = ROOT / "runs" / "ensemble-bench"
-TRAIN = TrainConfig(epochs=5, pretrain_epochs=3, batch_size=128, lr=3e-3)
-FLOAT = TrainConfig(epochs=0, pretrain_epochs=8, batch_size=128, lr=3e-3)
+TRAIN = TrainConfig(epochs=3, pretrain_epochs=1, batch_size=128, lr=3e-3)
+FLOAT = TrainConfig(epochs=0, pretrain_epochs=4, batch_size=128, lr=3e-3)  # the same budget
 
 
 def network(inner: tuple[int, int]) -> Candidate:
@@ -47,7 +48,7 @@ def network(inner: tuple[int, int]) -> Candidate:
 
 
 def trained(name: str, cand: Candidate, data, cfg: TrainConfig):
-    path = MODELS / f"{name}.pt"
+    path = MODELS / f"{len(data.x_train)}-{cfg.pretrain_epochs}+{cfg.epochs}" / f"{name}.pt"
     if path.exists():
         return load_model(path, data.classes)
     start = time.time()
@@ -66,14 +67,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--members", type=int, default=16)
+    ap.add_argument("--train-images", type=int, default=20000)
     args = ap.parse_args()
-    data = get_dataset("fashion-mnist")
+    full = get_dataset("fashion-mnist")
+    pick = np.random.default_rng(0).permutation(len(full.x_train))[:args.train_images]
+    data = replace(full, x_train=full.x_train[pick], y_train=full.y_train[pick])
     config = load_accel_config("default")
     images, labels = data.x_test[:args.images], data.y_test[:args.images]
     cal = data.x_train[:CALIBRATION_IMAGES]
     sizes = [k for k in (1, 2, 4, 8, 16, 32) if k <= args.members]
     base = trained("float", network((8, 8)), data, FLOAT)
     results = {"images": args.images, "accelerator": config.name, "members": args.members,
+               "train_images": len(data.x_train),
                "float_accuracy": float_accuracy(base, images, labels),
                "train": {"bitwise": vars(TRAIN), "float": vars(FLOAT)}, "networks": {}}
     print(f"float model ({FLOAT.pretrain_epochs} float epochs): "
