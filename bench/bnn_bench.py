@@ -16,9 +16,7 @@ Usage: python bench/bnn_bench.py [--seeds 3] [--train-images N] [--images N] [--
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,13 +29,13 @@ import torch  # noqa: E402
 
 from codesign.data import get_dataset  # noqa: E402
 from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet  # noqa: E402
-from codesign.models import BlockSpec, Candidate, build_model  # noqa: E402
-from codesign.search import load_model, save_model  # noqa: E402
-from codesign.train import TrainConfig, train  # noqa: E402
+from codesign.models import BlockSpec, Candidate  # noqa: E402
+from codesign.train import TrainConfig  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
 from hw.energy import energy_of  # noqa: E402
 
-OUT = ROOT / "bench" / "results"
+from benchlib import cached_model, write_results  # noqa: E402
+
 MODELS = ROOT / "runs" / "bnn-bench"
 STAGES = ((16, 1), (16, 1), (32, 2), (32, 1), (64, 2), (64, 1))  # binary blocks: width, stride
 
@@ -63,13 +61,7 @@ def network(options: dict, bits=(1, 1)) -> Candidate:
 
 def trained(name: str, cand: Candidate, data, cfg: TrainConfig):
     budget = f"{data.name}-{len(data.x_train)}-{cfg.pretrain_epochs}+{cfg.epochs}"
-    path = MODELS / budget / f"{name}.pt"
-    if path.exists():
-        return load_model(path, data.classes), None
-    start = time.time()
-    model = train(build_model(cand, data.x_train.shape[1:], data.classes), data, cfg)
-    save_model(model, path)
-    return model, time.time() - start
+    return cached_model(MODELS / budget / f"{name}.pt", cand, data, cfg)
 
 
 def measure(model, data, images: int, config) -> dict:
@@ -150,10 +142,7 @@ def main() -> None:
                                      "methods": rows}
         print(f"  combined recovers {100 * rows['combined']['gap_recovered']:.0f}% of the "
               f"plain-to-float gap", flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "bnn.json").write_text(json.dumps(results, indent=1))
-    plot(results, OUT / "bnn.png")
-    print(f"wrote {OUT / 'bnn.json'}, {OUT / 'bnn.png'}")
+    write_results("bnn", results, plot)
 
 
 def plot(results: dict, path: Path) -> None:

@@ -12,7 +12,6 @@ ensemble.png. Usage: python bench/ensemble_bench.py [--images N] [--members K] [
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -29,12 +28,12 @@ from codesign.data import get_dataset  # noqa: E402
 from codesign.ensemble import (accuracy_by_size, compile_members, member_cost,  # noqa: E402
                                member_logits)
 from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet  # noqa: E402
-from codesign.models import BlockSpec, Candidate, build_model  # noqa: E402
-from codesign.search import load_model, save_model  # noqa: E402
-from codesign.train import TrainConfig, train  # noqa: E402
+from codesign.models import BlockSpec, Candidate  # noqa: E402
+from codesign.train import TrainConfig  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
 
-OUT = ROOT / "bench" / "results"
+from benchlib import cached_model, write_results  # noqa: E402
+
 MODELS = ROOT / "runs" / "ensemble-bench"
 TRAIN = TrainConfig(epochs=3, pretrain_epochs=1, batch_size=128, lr=3e-3)
 FLOAT = TrainConfig(epochs=0, pretrain_epochs=4, batch_size=128, lr=3e-3)  # the same budget
@@ -48,14 +47,8 @@ def network(inner: tuple[int, int]) -> Candidate:
 
 
 def trained(name: str, cand: Candidate, data, cfg: TrainConfig):
-    path = MODELS / f"{len(data.x_train)}-{cfg.pretrain_epochs}+{cfg.epochs}" / f"{name}.pt"
-    if path.exists():
-        return load_model(path, data.classes)
-    start = time.time()
-    model = train(build_model(cand, data.x_train.shape[1:], data.classes), data, cfg)
-    save_model(model, path)
-    print(f"  trained {name} in {time.time() - start:.0f} s: {cand.describe()}", flush=True)
-    return model
+    budget = f"{len(data.x_train)}-{cfg.pretrain_epochs}+{cfg.epochs}"
+    return cached_model(MODELS / budget / f"{name}.pt", cand, data, cfg)[0]
 
 
 def float_accuracy(model, images, labels) -> float:
@@ -111,10 +104,7 @@ def main() -> None:
             f"K={r['members']} {r['accuracy']:.4f} ({r['cycles']} cycles, "
             f"{r['energy_j'] * 1e6:.2f} uJ, {r['saved_cycles']} saved)" for r in rows)
             + f"; RTL = reference {cost.bit_exact}  [{time.time() - start:.0f} s]", flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "ensemble.json").write_text(json.dumps(results, indent=1))
-    plot(results, OUT / "ensemble.png")
-    print(f"wrote {OUT / 'ensemble.json'}, {OUT / 'ensemble.png'}")
+    write_results("ensemble", results, plot)
 
 
 def plot(results: dict, path: Path) -> None:

@@ -26,14 +26,15 @@ import optuna  # noqa: E402
 from codesign.data import get_dataset  # noqa: E402
 from codesign.evaluate import CALIBRATION_IMAGES, compile_quantnet  # noqa: E402
 from codesign.faults import draw, select  # noqa: E402
-from codesign.models import BlockSpec, Candidate, build_model  # noqa: E402
+from codesign.models import BlockSpec, Candidate  # noqa: E402
 from codesign.resilience import (FaultEngine, MachineFaultEngine, campaign,  # noqa: E402
                                  injections_needed)
-from codesign.search import load_model, save_model  # noqa: E402
 from codesign.sensitivity import predicted_ccr  # noqa: E402
 from codesign.space import load_space  # noqa: E402
-from codesign.train import TrainConfig, accuracy, train  # noqa: E402
+from codesign.train import TrainConfig, accuracy  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
+
+from benchlib import cached_model  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 MODELS = ROOT / "runs" / "resilience-bench"
@@ -64,14 +65,7 @@ def sampled(n: int, seed: int = 0) -> list[Candidate]:
 
 
 def trained(name: str, cand: Candidate, data, train_cfg: TrainConfig = TRAIN):
-    path = MODELS / f"{name}.pt"
-    if path.exists():
-        return load_model(path, data.classes)
-    start = time.time()
-    model = train(build_model(cand, data.x_train.shape[1:], data.classes), data, train_cfg)
-    save_model(model, path)
-    print(f"  trained {name} in {time.time() - start:.0f} s: {cand.describe()}", flush=True)
-    return model
+    return cached_model(MODELS / f"{name}.pt", cand, data, train_cfg)[0]
 
 
 def main() -> None:
