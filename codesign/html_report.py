@@ -57,7 +57,7 @@ def _table(head: list[str], rows: list[list]) -> str:
     return f"<table><tr>{cells}</tr>{body}</table>"
 
 
-def _trial_details(study: optuna.Study, t: optuna.trial.FrozenTrial, test: dict | None) -> str:
+def _trial_details(t: optuna.trial.FrozenTrial, test: dict | None) -> str:
     """The HTML shown when a trial's point is clicked."""
     m = t.user_attrs.get("metrics") or {}
     facts = [f"<h2>Trial {t.number}</h2>",
@@ -83,7 +83,7 @@ def search_page(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], par
     """report.html of a search run."""
     from codesign.front import held_out_score
 
-    details = {t.number: _trial_details(study, t, held_out_score(study, t)) for t in trials}
+    details = {t.number: _trial_details(t, held_out_score(study, t)) for t in trials}
     body = [f"<h1>Search {html.escape(study.study_name)}</h1>",
             f"<p>{html.escape(summary)}</p>",
             "<p>Hover a point to see its candidate; click it for its layers.</p>",
