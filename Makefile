@@ -85,7 +85,7 @@ bench-memory: install ## weights past the data memory streamed by DMA: cycles wi
 fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
 	$(VENV)/bin/codesign fidelity --out bench/results/fidelity
 
-bench-search: install ## hypervolume of GP-BO vs NSGA-II vs random, 3 seeds, equal budgets (bench/results/search.json)
+bench-search: install ## hypervolume of BoTorch / GP-BO / TPE vs random on Fashion-MNIST, 3 seeds, equal wall time (bench/results/search.json)
 	$(PY) bench/search_bench.py
 
 bench-qaft: install ## QAFT in the loop vs post-training quantization on the same candidates (bench/results/qaft_digits.json)

@@ -1,17 +1,22 @@
-"""Searchers at equal trial budgets: hypervolume of multi-objective BO (Optuna's GP sampler and
-BoTorch's qLogNEHVI), NSGA-II and random search over 3 seeds, on the digits experiment's space
-(accuracy from the integer reference, which is bit-exact with the RTL; cycles from the
-estimator, exact against it).
+"""Searchers at equal wall time: hypervolume of multi-objective BO (Optuna's GP sampler and
+BoTorch's qLogNEHVI), TPE and random search over 3 seeds, on the Fashion-MNIST experiment's space
+(configs/experiments/fashion.yaml; validation accuracy from the integer reference, which is
+bit-exact with the RTL; cycles from the estimator, exact against it).
 
-All runs' points are normalized together (one reference point), so hypervolumes compare.
-Prints mean and spread per searcher and the ratios to random; writes bench/results/search.json
-and search_hypervolume.png.  Usage: python bench/search_bench.py [--trials N] [--seeds S]
+For each seed the searchers run side by side, one process each with one torch thread, for the
+same wall-time budget (`search.time_budget_s`), so they share the machine's load alike. A trial
+counts once it completed inside the budget. All runs' points are normalized together (one
+reference point), so hypervolumes compare. Prints per searcher the final hypervolume, its ratio
+to random's, the time it needed to reach random's final hypervolume and its share of untrained
+candidates; writes bench/results/search.json and search.png.
+
+Usage: python bench/search_bench.py [--budget S] [--seeds N] [--train-images N]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing as mp
 import sys
 import tempfile
 import time
@@ -23,87 +28,143 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codesign.data import load_digits  # noqa: E402
+from bench.benchlib import write_results  # noqa: E402
 from codesign.experiment import load_experiment  # noqa: E402
-from codesign.report import completed  # noqa: E402
-from codesign.search import run_search  # noqa: E402
 from optuna._hypervolume import compute_hypervolume  # noqa: E402
 
-SAMPLERS = ("botorch", "gp", "nsga2", "random")
-OUT = ROOT / "bench" / "results"
+SAMPLERS = ("botorch", "gp", "tpe", "random")
+EXPERIMENT = ROOT / "configs" / "experiments" / "fashion.yaml"
+GRID = 60  # points of each hypervolume-over-time curve
 
 
-def hypervolumes(runs: dict, directions: list[str]) -> dict:
-    """Per run, the hypervolume after each trial, all runs normalized together."""
+def fashion_subset(n: int, seed: int = 0):
+    """n training images of Fashion-MNIST (stratified by the seeded draw); the search carves
+    its validation split from them."""
+    from codesign.data import Dataset, load_fashion_mnist
+    full = load_fashion_mnist()
+    keep = np.sort(np.random.default_rng(seed).permutation(len(full.y_train))[:n])
+    return Dataset(full.name, full.x_train[keep], full.y_train[keep], full.x_test,
+                   full.y_test, full.classes)
+
+
+def one_run(sampler: str, seed: int, budget: float, train_images: int, queue) -> None:
+    """One searcher's run: (seconds after start, objective values, untrained) per distinct
+    completed trial, sent back through `queue`."""
+    import torch
+    torch.set_num_threads(1)
+    from codesign.front import distinct_completed
+    from codesign.search import run_search
+    base = load_experiment(EXPERIMENT)
+    search = replace(base.search, sampler=sampler, trials=10_000, fidelity="estimate",
+                     eval_images=None, enqueue=(), time_budget_s=budget,
+                     train=replace(base.search.train, pretrain_epochs=1, epochs=2,
+                                   time_limit_s=budget / 4))
+    exp = replace(base, name=f"{sampler}-{seed}", seed=seed, search=search)
+    data = fashion_subset(train_images)
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        study = run_search(exp, data, Path(tmp), progress=lambda m: None)
+        points = [((t.datetime_complete.timestamp() - start), list(t.values),
+                   bool(t.user_attrs.get("untrained", False)))
+                  for t in distinct_completed(study)]
+    queue.put((sampler, seed, points, len(study.trials)))
+
+
+def hypervolume_curves(runs: dict, directions: list[str], budget: float) -> dict:
+    """Per run, the hypervolume of the trials completed by each grid time, all runs
+    normalized together."""
     sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    every = np.concatenate([np.array(v) * sign for v in runs.values()])
+    every = np.concatenate([np.array([v for _, v, _ in r]) * sign for r in runs.values() if r])
     lo, hi = every.min(axis=0), every.max(axis=0)
     ref = np.full(len(directions), 1.1)
+    grid = np.linspace(0, budget, GRID + 1)[1:]
     curves = {}
-    for key, values in runs.items():
-        norm = (np.array(values) * sign - lo) / np.where(hi > lo, hi - lo, 1.0)
-        curves[key] = [float(compute_hypervolume(norm[:i + 1], ref)) for i in range(len(norm))]
-    return curves
+    for key, points in runs.items():
+        curve = []
+        for t in grid:
+            done = [v for s, v, _ in points if s <= t]
+            if not done:
+                curve.append(0.0)
+                continue
+            norm = (np.array(done) * sign - lo) / np.where(hi > lo, hi - lo, 1.0)
+            curve.append(float(compute_hypervolume(norm, ref)))
+        curves[key] = curve
+    return {"grid_s": grid.tolist(), "curves": curves}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=28)
+    ap.add_argument("--budget", type=float, default=900, help="seconds per searcher and seed")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--train-images", type=int, default=12_000)
     args = ap.parse_args()
-    base = load_experiment(ROOT / "configs" / "experiments" / "digits.yaml")
-    data = load_digits()
-    runs, seconds = {}, {}
+    base = load_experiment(EXPERIMENT)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    runs, attempted = {}, {}
     for seed in range(args.seeds):
-        for sampler in SAMPLERS:
-            search = replace(base.search, sampler=sampler, trials=args.trials, fidelity="estimate",
-                             eval_images=None, enqueue=(),
-                             train=replace(base.search.train, pretrain_epochs=3, epochs=2))
-            exp = replace(base, name=f"{sampler}-{seed}", seed=seed, search=search)
-            start = time.time()
-            with tempfile.TemporaryDirectory() as tmp:
-                study = run_search(exp, data, Path(tmp), progress=lambda m: None)
-                runs[f"{sampler}/{seed}"] = [t.values for t in completed(study)]
-            seconds[f"{sampler}/{seed}"] = time.time() - start
-            print(f"{sampler:>6} seed {seed}: {len(runs[f'{sampler}/{seed}'])} trials in "
-                  f"{seconds[f'{sampler}/{seed}']:.0f} s", flush=True)
+        procs = [ctx.Process(target=one_run, args=(s, seed, args.budget, args.train_images,
+                                                   queue)) for s in SAMPLERS]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            sampler, s, points, n = queue.get()
+            runs[f"{sampler}/{s}"], attempted[f"{sampler}/{s}"] = points, n
+            print(f"{sampler:>8} seed {s}: {len(points)} candidates measured of {n} trials "
+                  f"in {args.budget:.0f} s", flush=True)
+        for p in procs:
+            p.join()
+            if p.exitcode:
+                raise SystemExit(f"a searcher's process failed (exit {p.exitcode})")
     directions = ["maximize" if o == "accuracy" else "minimize" for o in base.search.objectives]
-    curves = hypervolumes(runs, directions)
+    hv = hypervolume_curves(runs, directions, args.budget)
+    curves, grid = hv["curves"], np.array(hv["grid_s"])
     final = {s: [curves[f"{s}/{k}"][-1] for k in range(args.seeds)] for s in SAMPLERS}
-    print(f"\nhypervolume after {args.trials} trials (objectives "
+    random_final = float(np.mean(final["random"]))
+    mean_curve = {s: np.mean([curves[f"{s}/{k}"] for k in range(args.seeds)], axis=0)
+                  for s in SAMPLERS}
+    reach = {}  # wall time its mean curve needs to reach random's mean final hypervolume
+    for s in SAMPLERS:
+        hit = np.flatnonzero(mean_curve[s] >= random_final)
+        reach[s] = float(grid[hit[0]]) if len(hit) else None
+    untrained = {s: float(np.mean([u for k in range(args.seeds)
+                                   for _, _, u in runs[f"{s}/{k}"]] or [0.0]))
+                 for s in SAMPLERS}
+    print(f"\nhypervolume after {args.budget:.0f} s each (objectives "
           f"{', '.join(base.search.objectives)}, normalized over all runs, reference 1.1):")
     for s in SAMPLERS:
         v = np.array(final[s])
-        print(f"  {s:>6}: mean {v.mean():.4f}  std {v.std():.4f}  per seed "
-              f"{' '.join(f'{x:.4f}' for x in v)}  ratio to random "
-              f"{v.mean() / np.mean(final['random']):.3f}")
-    result = {"trials": args.trials, "seeds": args.seeds, "objectives": base.search.objectives,
-              "space": base.search.space.source, "final_hypervolume": final,
+        n = [len(runs[f"{s}/{k}"]) for k in range(args.seeds)]
+        r = "never" if reach[s] is None else f"{reach[s]:.0f} s ({reach[s] / args.budget:.2f})"
+        print(f"  {s:>8}: mean {v.mean():.4f} std {v.std():.4f}  ratio to random "
+              f"{v.mean() / random_final:.3f}  reaches random's final at {r}  candidates "
+              f"{'/'.join(map(str, n))}  untrained {untrained[s]:.0%}")
+    result = {"budget_s": args.budget, "seeds": args.seeds, "train_images": args.train_images,
+              "objectives": list(base.search.objectives), "space": base.search.space.source,
+              "final_hypervolume": final,
               "mean": {s: float(np.mean(final[s])) for s in SAMPLERS},
-              "ratio_to_random": {s: float(np.mean(final[s]) / np.mean(final["random"]))
-                                  for s in SAMPLERS},
-              "curves": curves, "seconds": seconds}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "search.json").write_text(json.dumps(result, indent=2))
-    _plot(curves, args.seeds, OUT / "search_hypervolume.png")
-    print(f"figures: {OUT / 'search.json'}, {OUT / 'search_hypervolume.png'}")
+              "ratio_to_random": {s: float(np.mean(final[s]) / random_final) for s in SAMPLERS},
+              "seconds_to_random_final": reach,
+              "share_of_budget_to_random_final": {
+                  s: None if reach[s] is None else reach[s] / args.budget for s in SAMPLERS},
+              "candidates": {k: len(v) for k, v in runs.items()}, "trials": attempted,
+              "untrained_share": untrained, "grid_s": hv["grid_s"], "curves": curves,
+              "points": runs}
+    write_results("search", result, lambda r, path: _plot(grid, curves, args.seeds, path))
 
 
-def _plot(curves: dict, seeds: int, path: Path) -> None:
+def _plot(grid: np.ndarray, curves: dict, seeds: int, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for s in SAMPLERS:
-        runs = [curves[f"{s}/{k}"] for k in range(seeds)]
-        n = min(len(r) for r in runs)
-        v = np.array([r[:n] for r in runs])
-        x = np.arange(1, n + 1)
-        ax.plot(x, v.mean(axis=0), label=s)
-        ax.fill_between(x, v.min(axis=0), v.max(axis=0), alpha=0.2)
-    ax.set_xlabel("trial")
+        v = np.array([curves[f"{s}/{k}"] for k in range(seeds)])
+        ax.plot(grid, v.mean(axis=0), label=s)
+        ax.fill_between(grid, v.min(axis=0), v.max(axis=0), alpha=0.2)
+    ax.set_xlabel("wall time (s)")
     ax.set_ylabel("hypervolume (normalized)")
-    ax.set_title(f"searchers at equal budgets, {seeds} seeds (band: min-max)")
+    ax.set_title(f"searchers at equal wall time, {seeds} seeds (band: min-max)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

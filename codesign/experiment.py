@@ -47,6 +47,8 @@ class SearchConfig:
     warm_start: str | None = None
     # Fault injection for the resilience objectives (codesign.evaluate.ResilienceSpec).
     resilience: ResilienceSpec = ResilienceSpec()
+    # Wall-time budget of one search process: no trial starts after it (the running one ends).
+    time_budget_s: float | None = None
 
     def resilience_spec(self) -> ResilienceSpec | None:
         """What the evaluators measure of resilience: nothing unless an objective or a
@@ -86,7 +88,7 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
     s.check_known(("trials", "sampler", "objectives", "constraints", "space", "pretrain_epochs",
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
                    "population", "shared_parent", "validation", "prune", "warm_start",
-                   "resilience", "two_step"))
+                   "resilience", "two_step", "time_budget_s"))
     fidelity = s.get("fidelity", "rtl")
     if fidelity not in FIDELITIES:
         raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
@@ -152,10 +154,15 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
                              or not (Path(warm) / "config.yaml").is_file()):
         raise s.fail("warm_start", f"must name a search run directory (with config.yaml), "
                                    f"not {warm!r}")
+    budget = s.get("time_budget_s", None)
+    if budget is not None:
+        budget = s.number("time_budget_s")
+        if budget == 0:
+            raise s.fail("time_budget_s", "must be a number of seconds > 0, not 0")
     return SearchConfig(s.int("trials", 1), sampler, tuple(objectives), space, per_trial,
                         _optional_images(s, "eval_images"), fidelity, tuple(constraints),
                         tuple(enqueue), s.int("population", 2, default=50), shared_parent,
-                        validation, prune, warm, _resilience(s))
+                        validation, prune, warm, _resilience(s), budget)
 
 
 def _resilience(s: FieldReader) -> ResilienceSpec:

@@ -52,6 +52,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     is recorded as failed with its reason and the search goes on; a candidate that cannot fit
     the accelerator or meet a hardware constraint is pruned before any training. After
     `stall_limit` trials in a row that complete nothing new the search stops (`SearchStalled`).
+    With `search.time_budget_s` no trial starts after that many seconds (the budget ends the
+    search as the trial count does).
     `evaluator` serves the experiment's accelerator (default: the configured fidelity);
     searched accelerators get their own."""
     study = open_study(exp, run_dir, storage, worker)
@@ -230,7 +232,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
 
     try:
         if len(distinct_completed(study)) < target:
-            study.optimize(guarded, callbacks=[account, show], catch=(Exception,))
+            study.optimize(guarded, callbacks=[account, show], catch=(Exception,),
+                           timeout=exp.search.time_budget_s)
     finally:
         shown.close()
         cache.close()

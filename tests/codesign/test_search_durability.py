@@ -232,3 +232,12 @@ def test_botorch_qlognehvi_proposes_after_its_random_start(tmp_path):
     study = run_search(exp, load_digits(), tmp_path, progress=said.append)
     assert len(distinct_completed(study)) == BOTORCH_STARTUP + 1
     assert type(study.sampler).__name__ == "BoTorchSampler"
+
+
+@pytest.mark.slow
+def test_a_wall_time_budget_ends_the_search(tmp_path):
+    """No trial starts after `time_budget_s`: a budget shorter than one trial measures one
+    candidate of the 50 asked for, and the search returns normally."""
+    study = run_search(quick(50, time_budget_s=0.01), load_digits(), tmp_path,
+                       progress=lambda m: None)
+    assert len(study.trials) == 1 and len(distinct_completed(study)) == 1

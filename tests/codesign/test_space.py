@@ -73,6 +73,11 @@ def test_experiment_errors_name_the_search_field():
                                             "accelerator": {"vector_width": [96]}}), "exp.yaml")
     exp = parse_experiment(_experiment(constraints={"cycles": {"max": 5000}}), "exp.yaml")
     assert exp.search.constraints == (("cycles", "max", 5000.0),)
+    for bad in (0, -5, "1h", float("nan")):
+        with pytest.raises(ConfigError, match="exp.yaml: search: field 'time_budget_s'"):
+            parse_experiment(_experiment(time_budget_s=bad), "exp.yaml")
+    assert parse_experiment(_experiment(time_budget_s=600), "exp.yaml").search.time_budget_s \
+        == 600.0
 
 
 def test_a_shared_parent_needs_a_fixed_architecture_and_both_phases():
