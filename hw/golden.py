@@ -427,17 +427,19 @@ class VectorUnit:
             terms, lanes = _s8(ops["x"]) * w, np.arange(len(w))
         else:
             window, offset = self.window(ops, read_row)
-            step, log_k = ops["vg"] & 255, ops["vg"] >> 8 & 15
             n = self.words if form == "dot" else len(w)  # lanes
-            group = np.arange(n) >> log_k  # the lane's group reads from word offset + group*step
-            first = (offset + group * step) % (2 * self.words)
             if form == "dot":  # lane l: word `first` of the window against word l of the row
+                # groups of 2^log_k lanes, group j from word offset + j * 2^(shift - 1) (shift
+                # 0: all from offset): powers of two, so the hardware shifts (no crossbar)
+                shift, log_k = ops["vg"] & 255, ops["vg"] >> 8 & 15
+                group = np.arange(n) >> log_k
+                step = (1 << (shift - 1)) % (2 * self.words) if shift else 0
+                first = (offset + group * step) % (2 * self.words)
                 x = _values(window, bits).reshape(2 * self.words, -1)[first]
                 terms = (w.reshape(n, -1) * x).sum(axis=1)
-            else:  # lane l: element l mod k of the elements from word `first` on
+            else:  # lane l: element l of the elements from word `offset` on (mod the window)
                 per_word = 32 // bits
-                elem = (first * per_word + (np.arange(n) & ((1 << log_k) - 1))) \
-                    % (2 * self.words * per_word)
+                elem = (offset * per_word + np.arange(n)) % (2 * self.words * per_word)
                 terms = w * _values(window, bits)[elem]
             lanes = (ops["base"] % self.width) // n * n + np.arange(n)  # aligned to n lanes
         start = 0 if op.endswith("0") else self.acc[lanes]

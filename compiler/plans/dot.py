@@ -4,8 +4,9 @@ unit's dot-product form.
 A trigger reduces one 32-bit word of packed input channels (4 int8, 16 ternary codes or 32
 bits) against each output lane's 32-bit weight slice. Output channels fill the L = W/32 lanes:
 a layer with o <= L channels gives each position k = next_pow2(o) lanes and computes L/k
-positions per trigger, lane group j reading the window word of position j (t = stride * s words
-apart); wider layers take one position per trigger and ceil(o/L) chunks of L channels. A stem
+positions per trigger, lane group j reading the window word of position j (t = stride * pitch
+words apart, a power of two: input positions then take s words rounded up to a power of two);
+wider layers take one position per trigger and ceil(o/L) chunks of L channels. A stem
 reading the network input takes its input as patches (im2col: kernel taps packed into the words),
 so 1-3 input channels do not leave most of every word empty.
 """
@@ -55,20 +56,25 @@ class DotPlan(WindowPlan):
                            stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
         L, G, per_word = self.chunk, self.group, 32 // bits
         c, o = conv.in_shape[0], conv.out_shape[0]
-        s = -(-c // per_word)
+        s = -(-c // per_word)  # words of input channels
         k = next_pow2(o) if o <= L else L
-        t = conv.stride[1] * s
-        while k < L and (L // k - 1) * t > L:  # lane groups beyond the two-row window
-            k *= 2
         if conv.out_shape[2] == 1:  # one position per output row: lane groups would idle
             k = L
+        # Lane groups read positions a power of two of words apart (the hardware shifts, it has
+        # no crossbar): input positions take `pitch` words, s rounded up to a power of two.
+        pitch = next_pow2(s) if k < L else s
+        t = conv.stride[1] * pitch
+        if t & (t - 1):  # stride 3: one position per trigger
+            k, pitch, t = L, s, conv.stride[1] * s
+        while k < L and (L // k - 1) * t > L:  # lane groups beyond the two-row window
+            k *= 2
+        if k == L:
+            pitch, t = s, conv.stride[1] * s
         n = L // k
         A = k if o <= L else lanes_per_position(o, L, G)
         chunks = -(-o // L)
         self.k, self.t, self.chunks, self.bits = k, t, chunks, bits
-        vg = (k.bit_length() - 1) << 8 | (t if n > 1 else 0)
-        if n > 1 and t > 255:
-            raise CompileError(f"layer {layer.name}: window step {t} words exceeds 255")
+        vg = (k.bit_length() - 1) << 8 | (t.bit_length() if n > 1 else 0)  # log2(t) + 1
 
         # Weight rows per (chunk, tap, input word), all-zero ones skipped (grouped layers).
         kh, kw = conv.kernel
@@ -98,7 +104,7 @@ class DotPlan(WindowPlan):
                         rows.append(pack_values(vals.reshape(-1), bits))
             self.entries.append(entries)
         self.weight_rows = rows
-        self.setup(conv, s, bits, A, n, min(A, self.w), bits, vg, L, DOT_OPS[bits])
+        self.setup(conv, pitch, bits, A, n, min(A, self.w), bits, vg, L, DOT_OPS[bits])
         self.macs = int(layer.weight.size) * int(np.prod(conv.out_shape[1:]))
 
     def bias(self) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Depthwise convolutions on the vector unit's element-wise form: channels across lanes.
 
-Lane l of a trigger multiplies its weight (channel e = l mod k, one kernel tap) by element e of
-its position in the window: k = next_pow2(C) lanes per position, W/(bits k) positions per trigger
-(lane group j reads position j, t = stride * s words apart), so 8 channels keep all lanes busy as
-well as 128 do. A tap is one trigger per block of positions; channels beyond W/bits take chunks.
+Lane l of a trigger multiplies its weight (channel l mod k, one kernel tap) by element l of the
+window: input positions take s words rounded up to a power of two (`pitch`), a trigger's
+positions lie k = stride * pitch * 32/bits elements apart and W/(bits k) positions compute at
+once, so 8 channels keep all lanes busy as well as 128 do (stride 2: half of them). A tap is
+one trigger per block of positions; channels beyond W/bits take chunks.
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ class DepthwisePlan(WindowPlan):
         super().__init__(index, layer, config, mem)
         conv = layer
         bits = mac_bits(conv.w_bits, conv.a_bits)
-        lanes, per_word, L = self.w // bits, 32 // bits, self.chunk
+        lanes, per_word = self.w // bits, 32 // bits
         c = conv.in_shape[0]
         s = -(-c // per_word)
-        k = next_pow2(c) if c <= lanes else lanes
-        t = conv.stride[1] * s
-        # Every lane group's elements must lie in the two-row window, wherever it starts.
-        while k < lanes and (lanes // k - 1) * t + -(-k // per_word) > L + 1:
-            k *= 2
+        # Lane l reads element l of the window: a trigger's positions lie k elements apart,
+        # k = stride * pitch * per_word, input positions taking `pitch` words (s rounded up to a
+        # power of two), so that k is a power of two; one position when two do not fit.
+        pitch = next_pow2(s)
+        k = conv.stride[1] * pitch * per_word
+        if k & (k - 1) or 2 * k > lanes:
+            pitch, k = s, lanes
         m = lanes // k  # positions per trigger
         chunks = -(-c // lanes)
         A = k if chunks == 1 else chunks * lanes
         self.bits, self.lanes, self.chunks, self.k = bits, lanes, chunks, k
-        vg = (k.bit_length() - 1) << 8 | (t if m > 1 else 0)
+        vg = 0  # the element-wise form reads the window in order
 
         kh, kw = conv.kernel
         w = conv.weight[:, 0].astype(np.int64)  # [C, KH, KW]
@@ -52,7 +55,7 @@ class DepthwisePlan(WindowPlan):
                     rows.append(pack_values(vals, bits))
             self.entries.append(taps)
         self.weight_rows = rows
-        self.setup(conv, s, bits, A, m, min(A, self.w), bits, vg, lanes, EW_OPS[bits])
+        self.setup(conv, pitch, bits, A, m, min(A, self.w), bits, vg, lanes, EW_OPS[bits])
 
     def x_offset(self, key, q: int, block: int) -> int:
         (ky, kx), (_, sx), (dy, dx) = key, self.conv.stride, self.conv.dilation

@@ -9,8 +9,9 @@
 //   element-wise (emac, etmac, ebmac): lane l < W/bits multiplies its weight by one element of
 //     the window.
 // The activation window is rows R and R + 1 of the data memory, R the row of word address
-// xb + x; lanes form groups of k = 2^vg[11:8]; group j reads from word (xb + x) mod L + j * vg[7:0]
-// of the window (mod 2L): the dot form that word, the element-wise form its element l mod k on.
+// xb + x, rotated to start at word (xb + x) mod L (mod 2L). The element-wise form's lane l reads
+// element l of it; the dot form's lanes form groups of k = 2^vg[11:8] and group j reads word
+// j * 2^(vg[7:0] - 1) of it (vg[7:0] = 0: word 0). Shifts by powers of two, not a crossbar.
 // *0 opcodes start a new sum. A form's lanes are acc[B + l], B = base rounded down to a multiple
 // of its lane count, so every accumulator is written from a fixed set of lanes.
 //
@@ -84,7 +85,6 @@ module tta_vmac #(
   localparam int L = W / 32;
   localparam int LW = $clog2(L);
   localparam int WOB = LW + 1;  // bits of a word offset in the two-row window
-  localparam int EB8 = LW + 3, EB2 = LW + 5, EB1 = LW + 6;  // bits of a byte / code / bit there
 
   logic [31:0] x, xv, xb, xbv, base, basev, prm, prmv, cfg, cfgv, vg, vgv, waddr;
   logic [31:0] acc[W];
@@ -92,8 +92,10 @@ module tta_vmac #(
   logic [5:0] shift[G];
   logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1, ew8, ew2, ew1;
   logic [3:0] lk;
-  logic [7:0] step;
-  logic [LW:0] woff;
+  logic [7:0] shv;
+  logic [LW-1:0] woff;
+  logic [2*W-1:0] rot;  // the window from word woff on
+  logic [31:0] gword[L];  // the dot form's word of each lane group (of one lane)
 
   always_comb begin
     xv = x_we ? x_d : x;  // operands moved with the trigger are used at once
@@ -103,9 +105,9 @@ module tta_vmac #(
     cfgv = cfg_we ? cfg_d : cfg;
     vgv = vg_we ? vg_d : vg;
     lk = vgv[11:8];
-    step = vgv[7:0];
+    shv = vgv[7:0];
     waddr = xbv + xv;
-    woff = {1'b0, waddr[LW-1:0]};
+    woff = waddr[LW-1:0];
     bc8 = trig && (op == OP_VMAC_MAC || op == OP_VMAC_MAC0);
     bc2 = trig && (op == OP_VMAC_TMAC || op == OP_VMAC_TMAC0);
     bc1 = trig && (op == OP_VMAC_BMAC || op == OP_VMAC_BMAC0);
@@ -127,21 +129,41 @@ module tta_vmac #(
     win_read = dot8 || dot2 || dot1 || ew8 || ew2 || ew1;
     mem_row = trig_d[ROW_AW-1:0];
     win_row = waddr[LW+ROW_AW-1:LW];
+    gsel = basev[LB-1:GB];
+    lsel = basev[LB-1:LW];
+    lsub = basev[GB-1:LW];
+  end
+
+  // The window's words as the MAC forms read them (apart from the block above: the window
+  // is read at the row it names).
+  always_comb begin
+    rot = '0;
+    for (int g = 0; g < L; g++) gword[g] = '0;
+    if (win_read) begin  // computed only when a window is read (cheap to simulate)
+      rot = (2 * W)'({win_rdata, win_rdata} >> {woff, 5'b00000});
+      for (int g = 0; g < L; g++) begin  // group g from word (g << (shv - 1)) mod 2L
+        gword[g] = rot[31:0];
+        for (int h = 1; h <= WOB; h++)
+          if (shv == 8'(h)) gword[g] = rot[32 * ((g << (h - 1)) % (2 * L))+:32];
+      end
+    end
   end
 
   // The written row: computed only when a writing operation is triggered (cheap to simulate).
   logic signed [31:0] v, t, y, lo, hi, thr;
   logic [31:0] rnd;
   logic signed [63:0] p;
-  logic [LB-1:0] gbase, lbase;
+  // Accumulator blocks are addressed by their index (the base's high bits), so every
+  // accumulator has a constant index in each access: area linear in W, not W x lanes.
+  logic [LB-GB-1:0] gsel;  // block of G post-processing / element-wise lanes
+  logic [LB-LW-1:0] lsel;  // block of L dot-product lanes
+  logic [GB-LW-1:0] lsub;  // that block's place among the G parameter entries
   logic keep;
   always_comb begin
     {v, t, y, thr, p, rnd} = '0;
     keep = 1'b1;
     lo = 32'($signed(cfgv[7:0]));
     hi = 32'($signed(cfgv[15:8]));
-    gbase = {basev[LB-1:GB], GB'(0)};
-    lbase = {basev[LB-1:LW], LW'(0)};
     mem_we = 1'b0;
     mem_wrow = trig_d[ROW_AW-1:0];
     mem_wdata = '0;
@@ -149,8 +171,10 @@ module tta_vmac #(
     write_bits = '0;
     if (trig && op == OP_VMAC_RACC) begin
       mem_we = 1'b1;
-      for (int i = 0; i < L; i++)
-        mem_wdata[32*i+:32] = `ACC(lbase + LB'(i)) + bias[GB'(lbase) + GB'(i)];
+      for (int i = 0; i < L; i++) begin
+        for (int b = 0; b < W / L; b++) if (lsel == (LB - LW)'(b)) v = `ACC(b * L + i);
+        mem_wdata[32*i+:32] = v + bias[{lsub, LW'(i)}];
+      end
       mem_wmask = '1;
       write_bits = 32'(W);
     end
@@ -160,7 +184,8 @@ module tta_vmac #(
       for (int j = 0; j < G; j++) begin
         // cfg bit 17: only the W/32 lanes of the block base points into
         keep = !cfgv[17] || (GB - LW)'(j >> LW) == basev[GB-1:LW];
-        v = `ACC(gbase + LB'(j)) + bias[j];
+        for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) v = `ACC(b * G + j);
+        v = v + bias[j];
         // shift is 6-bit signed: >= 0 a rounding right shift after the high multiply, < 0 a
         // left shift of the 64-bit product before it (real scales >= 0.5).
         p = 64'(v) * 64'($signed(mul[j]));
@@ -215,11 +240,11 @@ module tta_vmac #(
       if (dot8 || dot2 || dot1)
         for (int l = 0; l < L; l++) begin
           logic [31:0] wl, al;
-          logic [LW:0] gw;
-          logic signed [31:0] sum;
+          logic signed [31:0] sum, a;
           wl = mem_rdata[32*l+:32];
-          gw = woff + WOB'((l >> lk) * 32'(step));  // the lane group's window word (mod 2L)
-          al = win_rdata[32*gw+:32];
+          al = gword[0];  // lane l is in group l >> lk
+          for (int b = 1; b <= LW; b++) if (lk == 4'(b)) al = gword[l >> b];
+          if (lk == 4'd0) al = gword[l];
           sum = '0;
           if (dot8)
             for (int k = 0; k < 4; k++)
@@ -229,46 +254,45 @@ module tta_vmac #(
               sum += !(al[2*k] && wl[2*k]) ? 32'd0 : al[2*k+1] ^ wl[2*k+1] ? -32'sd1 : 32'sd1;
           else
             sum = 32'($countones(~(al ^ wl))) * 2 - 32;
-          acc[lbase + LB'(l)] <= (start ? 32'd0 : `ACC(lbase + LB'(l))) + sum;
+          a = '0;  // read the lane's accumulator, add once, write it back
+          for (int b = 0; b < W / L; b++) if (lsel == (LB - LW)'(b)) a = `ACC(b * L + l);
+          a = (start ? 32'd0 : a) + sum;
+          for (int b = 0; b < W / L; b++) if (lsel == (LB - LW)'(b)) acc[b * L + l] <= a;
         end
       if (ew8)
         for (int l = 0; l < G; l++) begin
-          logic [LW+2:0] e;  // byte of the window
-          logic [LW:0] gw;
-          gw = woff + WOB'((l >> lk) * 32'(step));
-          e = {gw, 2'b00} + EB8'(l & ((1 << lk) - 1));
-          acc[gbase + LB'(l)] <= (start ? 32'd0 : `ACC(gbase + LB'(l)))
-              + 32'(16'($signed(win_rdata[8*e+:8])) * 16'($signed(mem_rdata[8*l+:8])));
+          logic signed [31:0] a;
+          a = '0;
+          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) a = `ACC(b * G + l);
+          a = (start ? 32'd0 : a)
+              + 32'(16'($signed(rot[8*l+:8])) * 16'($signed(mem_rdata[8*l+:8])));
+          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) acc[b * G + l] <= a;
         end
       if (ew2)
         for (int l = 0; l < W / 2; l++) begin
-          logic [LW+4:0] e;  // 2-bit code of the window
-          logic [LW:0] gw;
           logic [1:0] a, w;
-          logic [LB-1:0] li;  // the lane's accumulator: the half of acc that base points into
-          li = {basev[LB-1], (LB-1)'(l)};
-          gw = woff + WOB'((l >> lk) * 32'(step));
-          e = {gw, 4'b0000} + EB2'(l & ((1 << lk) - 1));
-          a = win_rdata[2*e+:2];
+          logic signed [31:0] s2;
+          a = rot[2*l+:2];
           w = mem_rdata[2*l+:2];
-          acc[li] <= (start ? 32'd0 : `ACC(li))
-              + (!(a[0] && w[0]) ? 32'd0 : a[1] ^ w[1] ? -32'sd1 : 32'sd1);
+          // the lane's accumulator: in the half of acc that base points into
+          s2 = basev[LB-1] ? `ACC(W / 2 + l) : `ACC(l);
+          s2 = (start ? 32'd0 : s2) + (!(a[0] && w[0]) ? 32'd0 : a[1] ^ w[1] ? -32'sd1 : 32'sd1);
+          if (basev[LB-1]) acc[W / 2 + l] <= s2;
+          else acc[l] <= s2;
         end
       if (ew1)
         for (int l = 0; l < W; l++) begin
-          logic [LW+5:0] e;  // bit of the window
-          logic [LW:0] gw;
-          gw = woff + WOB'((l >> lk) * 32'(step));
-          e = {gw, 5'b00000} + EB1'(l & ((1 << lk) - 1));
-          acc[l] <= (start ? 32'd0 : `ACC(l)) + (win_rdata[e] == mem_rdata[l] ? 32'sd1 : -32'sd1);
+          acc[l] <= (start ? 32'd0 : `ACC(l)) + (rot[l] == mem_rdata[l] ? 32'sd1 : -32'sd1);
         end
       if (rows_in)
         for (int j = 0; j < G; j++) begin
           logic signed [31:0] a, xj;
-          a = $signed(`ACC(gbase + LB'(j)));
           xj = 32'($signed(mem_rdata[8*j+:8]));
-          acc[gbase + LB'(j)] <= op == OP_VMAC_ASET ? xj
-              : op == OP_VMAC_RADD ? a + xj * $signed(prmv) : (xj > a ? xj : a);
+          a = '0;
+          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) a = $signed(`ACC(b * G + j));
+          a = op == OP_VMAC_ASET ? xj : op == OP_VMAC_RADD ? a + xj * $signed(prmv)
+              : (xj > a ? xj : a);
+          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) acc[b * G + j] <= a;
         end
       if (trig && op == OP_VMAC_SBIAS) bias[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SMUL) mul[trig_d[GB-1:0]] <= prmv;

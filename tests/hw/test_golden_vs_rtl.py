@@ -136,7 +136,8 @@ def unpack(words: np.ndarray, bits: int) -> np.ndarray:
 @pytest.mark.parametrize("precision", ["int8", "ternary", "binary"])
 def test_vmac_dot_forms_against_numpy(tiny, rtl_tiny, precision):
     """Output lane l reduces one word of the activation window (at word address xb + x, lane
-    group l >> lk from word offset group * step) against its 32-bit slice of the weight row."""
+    group l >> lk from word offset group * 2^(vg[7:0] - 1)) against its 32-bit slice of the
+    weight row."""
     bits = PRECISIONS[precision][0]
     acc_op, start_op = DOT_PRECISIONS[precision]
     rng = np.random.default_rng(10 + bits)
@@ -145,7 +146,7 @@ def test_vmac_dot_forms_against_numpy(tiny, rtl_tiny, precision):
     weights = rng.choice(values, (5, outs, per_word))  # trigger, output lane, input
     dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
     dmem[row * 10:row * 15] = pack_weights(weights.reshape(5, -1), bits).ravel()
-    xb, xs, vg = 1000, [3, 1, 7, 0, 2], (0 << 8) | 3  # one lane per group, groups 3 words apart
+    xb, xs, vg = 1000, [3, 1, 7, 0, 2], (0 << 8) | 2  # one lane per group, groups 2 words apart
     base = 5  # rounded down to a multiple of W/32 lanes
     lines = [f"{base} -> vmac.base, {xb} -> vmac.xb, {vg} -> vmac.vg"]
     for k, x in enumerate(xs):
@@ -160,7 +161,7 @@ def test_vmac_dot_forms_against_numpy(tiny, rtl_tiny, precision):
     for k, x in enumerate(xs):
         win, off = window_words(dmem, tiny, xb + x)
         for lane in range(outs):
-            act = unpack(win[(off + lane * 3) % len(win)], bits)
+            act = unpack(win[(off + lane * 2) % len(win)], bits)
             want[lane] += weights[k, lane] @ act
     got = np.frombuffer(golden[2][1024:1024 + 4 * outs], np.int32)
     np.testing.assert_array_equal(got, want)
@@ -170,8 +171,8 @@ def test_vmac_dot_forms_against_numpy(tiny, rtl_tiny, precision):
 
 @pytest.mark.parametrize("precision", ["int8", "ternary", "binary"])
 def test_vmac_elementwise_forms_against_numpy(tiny, rtl_tiny, precision):
-    """Lane l multiplies its weight by element l mod k of the window from word offset
-    (l >> lk) * step: depthwise convolutions with channels across lanes."""
+    """Lane l multiplies its weight by element l of the window (from word xb + x on, across
+    the two rows): depthwise convolutions with channels across lanes; vg plays no part."""
     bits = PRECISIONS[precision][0]
     acc_op, start_op = EW_PRECISIONS[precision]
     rng = np.random.default_rng(20 + bits)
@@ -180,10 +181,8 @@ def test_vmac_elementwise_forms_against_numpy(tiny, rtl_tiny, precision):
     weights = rng.choice(values, (3, lanes))
     dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
     dmem[row * 10:row * 13] = pack_weights(weights, bits).ravel()
-    log_k = {8: 2, 2: 3, 1: 5}[bits]  # groups of 4, 8 or 32 lanes
-    step = 1
     xb, xs = 2001, [0, 5, 2]
-    lines = [f"{lanes} -> vmac.base, {xb} -> vmac.xb, {(log_k << 8) | step} -> vmac.vg"]
+    lines = [f"{lanes} -> vmac.base, {xb} -> vmac.xb, {(2 << 8) | 3} -> vmac.vg"]
     for k, x in enumerate(xs):
         lines.append(f"{x} -> vmac.x, {10 + k} -> vmac.{start_op if k == 0 else acc_op}")
     first = lanes % tiny.vector_width  # base rounded down to a multiple of the lane count
@@ -197,9 +196,7 @@ def test_vmac_elementwise_forms_against_numpy(tiny, rtl_tiny, precision):
         win, off = window_words(dmem, tiny, xb + x)
         elems = unpack(win, bits)
         for lane in range(lanes):
-            g, e = lane >> log_k, lane & ((1 << log_k) - 1)
-            want[lane] += weights[k, lane] * elems[((off + g * step) * per_word + e)
-                                                   % len(elems)]
+            want[lane] += weights[k, lane] * elems[(off * per_word + lane) % len(elems)]
     got = np.frombuffer(golden[2][1024:1024 + 4 * lanes], np.int32)
     np.testing.assert_array_equal(got, want)
 
