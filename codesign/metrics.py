@@ -42,6 +42,7 @@ class Metrics:
     ccr: float | None = None  # classification change rate at the resilience BER
     ccr_proxy: float | None = None  # the topology predictor's CCR at that BER
     ccr_fidelity: str | None = None  # injection | proxy (screened out: the proxy stands in)
+    area_ge: float | None = None  # the accelerator's logic and memory cells, when asked
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:

@@ -38,10 +38,12 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("latency", "latency_s", "minimize", "us", 1e6, ".1f", 10),
     Objective("energy", "energy_j", "minimize", "nJ", 1e9, ".1f"),
     Objective("size", "size_bits", "minimize", "bits", fmt="d"),
+    Objective("area", "area_ge", "minimize", "kGE", 1e-3, ".1f"),  # the accelerator's
+    #                             (hw.area: Yosys synthesis, cached per config; memories as cells)
     Objective("resilience", "ccr", "minimize", "CCR", fmt=".3f", column=6),  # fault injection
     Objective("resilience_proxy", "ccr_proxy", "minimize", "predicted CCR", fmt=".3f",
               column=6),  # the topology predictor's CCR
 )}
 
 # The hardware objectives, exact before training (the estimator on the candidate's shapes).
-HARDWARE = ("cycles", "latency", "energy", "size")
+HARDWARE = ("cycles", "latency", "energy", "size", "area")

@@ -31,6 +31,7 @@ from codesign.study import enqueue_fresh, open_study, worker_id
 from codesign.train import accuracy, train
 from compiler.errors import MemoryFitError
 from compiler.estimate import estimate
+from hw.area import area, total_ge
 from hw.energy import energy_of
 from hw.config import AccelConfig, load_accel_config
 
@@ -67,6 +68,16 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
     if parent is not None:
         train_cfg = replace(train_cfg, pretrain_epochs=0)
     cache = EvalCache(warn=lambda m: progress(f"warning: {m}"))
+    wants_area = "area" in exp.search.objectives or any(
+        c[0] == "area" for c in exp.search.constraints)
+    areas: dict[str, float] = {}
+
+    def accelerator_area(config: AccelConfig) -> float:
+        """Synthesized once per config (minutes; then cached on disk by hw.area)."""
+        if config.name not in areas:
+            progress(f"area of {config.name}: Yosys synthesis (cached after the first run)")
+            areas[config.name] = total_ge(area(config))
+        return areas[config.name]
     target = exp.search.trials + (0 if total else len(distinct_completed(study)))
     stall_limit = max(8, exp.search.trials)
     attempt_limit = 20 * exp.search.trials + 20  # trials of this process, whatever they gave
@@ -96,6 +107,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         hw = {"cycles": cycles, "latency_s": cycles / (config.clock_mhz * 1e6),
               "energy_j": energy,
               "size_bits": ensemble_size_bits(model, model.quant_spec(), k)}
+        if wants_area:
+            hw["area_ge"] = accelerator_area(config)
         for o, kind, bound in exp.search.constraints:
             key = OBJECTIVES[o].field
             if key in hw and (hw[key] < bound if kind == "min" else hw[key] > bound):
@@ -124,6 +137,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             metrics = evaluator.evaluate(model, data).as_dict()
         except MemoryFitError as exc:  # a point of the space this config cannot hold
             prune(trial, f"does not fit {config.name}", str(exc))
+        if wants_area:
+            metrics["area_ge"] = accelerator_area(config)
         cache.put(key, metrics)
         return metrics
 

@@ -165,6 +165,14 @@ def synthesize(config: AccelConfig) -> AreaReport:
     return AreaReport(units, memory_bits(config), extrapolated)
 
 
+SRAM_GE_PER_BIT = 1.5  # a memory bit as a 6-transistor cell (periphery not counted)
+
+
+def total_ge(report: AreaReport) -> float:
+    """One figure for a config: its logic plus its memories' bit cells, in gate equivalents."""
+    return report.total.gate_equivalents + SRAM_GE_PER_BIT * sum(report.memory_bits.values())
+
+
 def memory_bits(config: AccelConfig) -> dict[str, int]:
     """Bits of the memories, the data memory's check bits included (not cached with the
     logic: protection does not change the RTL)."""

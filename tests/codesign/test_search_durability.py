@@ -241,3 +241,23 @@ def test_a_wall_time_budget_ends_the_search(tmp_path):
     study = run_search(quick(50, time_budget_s=0.01), load_digits(), tmp_path,
                        progress=lambda m: None)
     assert len(study.trials) == 1 and len(distinct_completed(study)) == 1
+
+
+@pytest.mark.slow
+def test_area_is_an_objective_known_before_training(tmp_path):
+    """The accelerator's area (logic synthesized by Yosys, memories as bit cells) is a search
+    objective; a bound on it prunes candidates before any training."""
+    from hw.area import area, total_ge
+    from hw.config import load_accel_config
+    exp = replace(quick(1, objectives=("accuracy", "area")), accelerator="tiny")
+    study = run_search(exp, load_digits(), tmp_path / "a", progress=lambda m: None)
+    want = total_ge(area(load_accel_config("tiny")))
+    (t,) = distinct_completed(study)
+    assert t.values[1] == t.user_attrs["metrics"]["area_ge"] == want > 0
+    assert "area" in trials_table(study).splitlines()[0].split()
+    said = []
+    bound = replace(exp, search=replace(exp.search, constraints=(("area", "max", want / 2),)))
+    with pytest.raises(SearchStalled, match="did not fit the accelerator or meet a constraint"):
+        run_search(bound, load_digits(), tmp_path / "b", progress=said.append)
+    assert not any(": training " in m for m in said)
+    assert any(f"area {want:.4g} > max" in m for m in said)
