@@ -3,8 +3,9 @@
 The memories (tta_mem) are read as black boxes and reported in bits, not gates. Gate
 equivalents are an estimate: static-CMOS transistors of each generic cell / 4 (a NAND2 has 4).
 The core (ALU, LSU, decode, buses, registers, counters) is synthesized at the config with the
-vector unit as a black box; the vector unit on its own, whole up to EXACT_VMAC_WIDTH and fitted
-beyond it (`vmac_area`, reported as extrapolated). Results are cached by config and sources.
+vector unit as a black box; the vector unit on its own, whole up to EXACT_VMAC_WIDTH and on the
+line through FIT_WIDTHS beyond it (`vmac_area`, reported as extrapolated: its area is linear in
+W, Yosys' run time is not). Results are cached by config and sources.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ TRANSISTORS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, 
 FLIP_FLOP = 24
 UNIT_MODULES = {u: f"tta_{u}" for u in OPTIONAL_UNITS}  # unit u's RTL: rtl/tta_<u>.sv
 VMAC_SOURCES = ("tta_pipe.sv", "tta_vmac.sv")
-EXACT_VMAC_WIDTH = 128  # widest vector unit synthesized whole (minutes)
-FIT_WIDTHS = (64, 128, 256)  # syntheses a wider unit's quadratic fit goes through
+VMAC_FLOW = "synth -top tta_vmac"
+EXACT_VMAC_WIDTH = 256  # widest vector unit synthesized whole (4, 11 and 30 minutes here)
+FIT_WIDTHS = (64, 128, 256)  # syntheses a wider unit's line goes through
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,9 @@ def _synthesize_core(config: AccelConfig) -> dict[str, Area]:
 def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
     """The vector unit alone at `width` bits (the config's latency and row address), cached."""
     row_aw = bits_for(config.dmem_rows)  # as the core instantiates it (DMEM_AW)
+    rules = json.dumps([VMAC_FLOW, TRANSISTORS, FLIP_FLOP])  # what the figures depend on
     key = hashlib.sha256(b"".join((RTL_DIR / s).read_bytes() for s in VMAC_SOURCES)
-                         + Path(__file__).read_bytes() + ops_header().encode()
+                         + rules.encode() + ops_header().encode()
                          + f"{width}:{config.latency('vmac')}:{row_aw}".encode()).hexdigest()[:20]
     cache = cache_root().parent / "area" / f"vmac-{key}.json"
     if cache.exists():
@@ -135,7 +138,7 @@ def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
         sources = " ".join(str(RTL_DIR / s) for s in VMAC_SOURCES)
         sections = _yosys(f"read_verilog -sv -I{tmp} {sources}; chparam -set W {width} -set "
                           f"ROW_AW {row_aw} -set LAT {config.latency('vmac')} tta_vmac; "
-                          f"synth -top tta_vmac", f"the vector unit at W = {width}")
+                          f"{VMAC_FLOW}", f"the vector unit at W = {width}")
     result = _area(_find(sections, "tta_vmac"), sections)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(asdict(result)))
@@ -144,15 +147,16 @@ def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
 
 def vmac_area(config: AccelConfig) -> tuple[Area, bool]:
     """The vector unit's area and whether it is extrapolated. Up to EXACT_VMAC_WIDTH it is
-    synthesized whole; wider, a quadratic in W is fitted through syntheses at FIT_WIDTHS: the
-    accumulators addressed from any base (group and dot-product lanes reading and writing
-    acc[base + j]) make the unit grow as W x G, and Yosys on it takes hours and tens of GB."""
+    synthesized whole; wider, on the least-squares line through syntheses at FIT_WIDTHS. Its
+    logic is linear in W (accumulators reached by block index, the window rotated and shifted
+    by powers of two: no crossbar), but Yosys' run time grows faster (a W = 1024 unit would
+    take hours here)."""
     w = config.vector_width
     if w <= EXACT_VMAC_WIDTH:
         return _synthesize_vmac(config, w), False
     points = [_synthesize_vmac(config, fw) for fw in FIT_WIDTHS]
-    cells = np.polyval(np.polyfit(FIT_WIDTHS, [p.cells for p in points], 2), w)
-    ge = np.polyval(np.polyfit(FIT_WIDTHS, [p.gate_equivalents for p in points], 2), w)
+    cells = np.polyval(np.polyfit(FIT_WIDTHS, [p.cells for p in points], 1), w)
+    ge = np.polyval(np.polyfit(FIT_WIDTHS, [p.gate_equivalents for p in points], 1), w)
     return Area(int(round(cells)), round(float(ge), 1)), True
 
 
