@@ -17,7 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hw.area import FIT_WIDTHS, area, area_cached
+import numpy as np
+
+from hw.area import FIT_WIDTHS, area, area_cached, vmac_widths
 from hw.asm import assemble
 from hw.build import build_core
 from hw.config import load_accel_config
@@ -119,6 +121,22 @@ def main() -> None:
                 + ", ".join(f"{k} {b / 8192:.0f} KiB" for k, b in report.memory_bits.items())
                 + "".join(f"; {u} extrapolated from W = {', '.join(map(str, FIT_WIDTHS))}"
                           for u in report.extrapolated))
+    if "area" in results.get("default", {}):  # the vector unit's growth with W
+        points = vmac_widths(load_accel_config("default"))
+        w = np.array(list(points))
+        ge = np.array([a.gate_equivalents for a in points.values()])
+        slope, icpt = np.polyfit(w, ge, 1)
+        quad = np.polyfit(w, ge, 2)[0]
+        results["vmac_growth"] = {
+            "widths": w.tolist(), "gate_equivalents": ge.tolist(),
+            "ge_per_bit_of_w": float(slope), "intercept": float(icpt),
+            "ge_per_int8_lane": float(slope * 8),
+            "max_residual_of_line": float(np.max(np.abs(np.polyval([slope, icpt], w) - ge) / ge)),
+            "quadratic_share_at_2048": float(quad * 2048 ** 2 / np.polyval(
+                np.polyfit(w, ge, 2), 2048))}
+        print("vector unit: " + ", ".join(f"W={x} {g / 1e3:.0f}k GE" for x, g in zip(w, ge))
+              + f"; line {slope:.0f} GE per bit of W ({slope * 8:.0f} per int8 lane), largest "
+              f"residual {results['vmac_growth']['max_residual_of_line']:.1%}")
     out = HERE / "results" / "hw.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")

@@ -160,6 +160,12 @@ def vmac_area(config: AccelConfig) -> tuple[Area, bool]:
     return Area(int(round(cells)), round(float(ge), 1)), True
 
 
+def vmac_widths(config: AccelConfig) -> dict[int, Area]:
+    """The vector unit synthesized whole at each of FIT_WIDTHS (the config's other
+    parameters): how its area grows with W."""
+    return {w: _synthesize_vmac(config, w) for w in FIT_WIDTHS}
+
+
 def synthesize(config: AccelConfig) -> AreaReport:
     units = _synthesize_core(config)
     extrapolated = ()

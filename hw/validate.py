@@ -83,7 +83,7 @@ def report(v: Validation) -> str:
         rows.append(f"{'area':<9} {'cells':>10} {'GE':>10}  "
                     f"(gate equivalents: CMOS transistors / 4)")
         for unit, a in [*v.area.units.items(), ("total", v.area.total)]:
-            fitted = "  extrapolated: a quadratic in W through syntheses at W = " + ", ".join(
+            fitted = "  extrapolated: on the line through syntheses at W = " + ", ".join(
                 map(str, FIT_WIDTHS)) if unit in v.area.extrapolated else ""
             rows.append(f"{unit:<9} {a.cells:>10} {a.gate_equivalents:>10.0f}{fitted}")
         rows.append("memories (not in the gate counts): " + ", ".join(
