@@ -169,6 +169,37 @@ def test_vmac_dot_forms_against_numpy(tiny, rtl_tiny, precision):
     assert golden[1].counters["dmem_read_bits"] == 5 * 2 * tiny.vector_width
 
 
+@pytest.mark.slow
+def test_dot_lane_groups_on_a_wide_window():
+    """On `default` (L = 32 output lanes): every lane-group size 2^lk with every power-of-two
+    group step 2^(shift - 1) (and shift 0, past the window, and lk past the lanes), from a
+    window that starts mid-row and wraps, against numpy and on the RTL."""
+    from hw.config import load_accel_config
+    config = load_accel_config("default")
+    L, row = config.vector_width // 32, config.vector_width // 8
+    rng = np.random.default_rng(3)
+    weights = rng.integers(-128, 128, (L, 4))  # output lane, input byte
+    dmem = rng.integers(0, 256, config.dmem_bytes, dtype=np.uint8)
+    dmem[row * 4:row * 5] = pack_weights(weights.reshape(1, -1), 8).ravel()
+    cases = [(lk, shift) for lk in (0, 1, 2, 3, 5, 7) for shift in (0, 1, 2, 3, 5, 6, 7, 200)]
+    xb = 64 * L + 21  # word 21 of row 64: groups run into row 65 and wrap within the window
+    lines = [f"0 -> vmac.base, {xb} -> vmac.xb, 0 -> vmac.x"]
+    for i, (lk, shift) in enumerate(cases):
+        lines.append(f"{(lk << 8) | shift} -> vmac.vg, 4 -> vmac.dmac0")
+        for lane in range(L):
+            lines += [f"{lane} -> vmac.get",
+                      f"vmac.res -> lsu.data, {32768 + 4 * (i * L + lane)} -> lsu.stw"]
+    lines.append("0 -> ctrl.halt")
+    golden = run_both(config, RtlSimulator(config), "\n".join(lines), dmem)
+    win, off = window_words(dmem, config, xb)
+    got = np.frombuffer(golden[2][32768:32768 + 4 * L * len(cases)], np.int32).reshape(-1, L)
+    for i, (lk, shift) in enumerate(cases):
+        step = 0 if shift == 0 else 2 ** (shift - 1)
+        want = [weights[lane] @ unpack(win[(off + (lane >> lk) * step) % (2 * L)], 8)
+                for lane in range(L)]
+        np.testing.assert_array_equal(got[i], want, err_msg=f"lk {lk}, shift {shift}")
+
+
 @pytest.mark.parametrize("precision", ["int8", "ternary", "binary"])
 def test_vmac_elementwise_forms_against_numpy(tiny, rtl_tiny, precision):
     """Lane l multiplies its weight by element l of the window (from word xb + x on, across
