@@ -105,7 +105,8 @@ def main() -> None:
             if name != "tiny" and not os.environ.get("CODESIGN_BENCH_AREA") and \
                     not area_cached(config):
                 print("         area: not cached; CODESIGN_BENCH_AREA=1 synthesizes it "
-                      "(about an hour per config with W > 128)")
+                      "(W > 256: the vector unit on the line through syntheses at W = 64, 128, "
+                      "256, about an hour here, once)")
                 continue
             report = area(config)
             results[name]["area"] = {
