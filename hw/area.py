@@ -35,7 +35,7 @@ FLIP_FLOP = 24
 UNIT_MODULES = {u: f"tta_{u}" for u in OPTIONAL_UNITS}  # unit u's RTL: rtl/tta_<u>.sv
 VMAC_SOURCES = ("tta_pipe.sv", "tta_vmac.sv")
 VMAC_FLOW = "synth -top tta_vmac"
-EXACT_VMAC_WIDTH = 256  # widest vector unit synthesized whole (4, 11 and 30 minutes here)
+EXACT_VMAC_WIDTH = 256  # widest vector unit synthesized whole (64: 5 min, 128: 20 min, 256: > 40)
 FIT_WIDTHS = (64, 128, 256)  # syntheses a wider unit's line goes through
 
 
