@@ -117,6 +117,11 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         return hw
 
     def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
+        metrics = measure(trial, model, config)
+        # the area is the config's, not the evaluation's: added to cached entries too
+        return {**metrics, "area_ge": accelerator_area(config)} if wants_area else metrics
+
+    def measure(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
         if config.name not in evaluators:
             evaluators[config.name] = get_evaluator(exp.search.fidelity, config,
                                                     exp.search.eval_images, resilience)
@@ -137,8 +142,6 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             metrics = evaluator.evaluate(model, data).as_dict()
         except MemoryFitError as exc:  # a point of the space this config cannot hold
             prune(trial, f"does not fit {config.name}", str(exc))
-        if wants_area:
-            metrics["area_ge"] = accelerator_area(config)
         cache.put(key, metrics)
         return metrics
 
