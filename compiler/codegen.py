@@ -25,6 +25,7 @@ from compiler.errors import CompileError, MemoryFitError
 from compiler.kinds import get_kind
 from compiler.layer_ir import Layer
 from compiler.plans.base import Memory, Plan, align_up
+from compiler.plans.handover import plan_copy
 from compiler.plans.segments import Offchip
 from compiler.program import CompiledProgram, LayerBinding
 from hw.asm import assemble
@@ -34,7 +35,8 @@ from hw.isa import Encoding
 
 def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: bool | None = None,
                    host_inputs: frozenset[str] = frozenset(),
-                   overlap: bool = True, share_rows: bool = True) -> CompiledProgram:
+                   overlap: bool = True, share_rows: bool = True,
+                   sources: dict[str, tuple] | None = None) -> CompiledProgram:
     """Constants stay resident when all layers' fit beside the activations. Otherwise the
     one layer with the fewest constants that makes the rest fit is streamed, or failing that
     the layers with the largest, as few as needed (all of them with stream_weights=True):
@@ -42,7 +44,12 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     into a buffer above the resident ones (DMA) when it runs. `host_inputs`: layers whose input
     is the network's (the host writes it, in any layout: stems take patches); overlap=False
     loads weight segments one after the other (for comparison); share_rows=False gives every
-    parameter row its own words (fault injection: one flip, one value)."""
+    parameter row its own words (fault injection: one flip, one value).
+
+    `sources` (per layer, where each input comes from: `compiler.graph.Source`) chains layers
+    into whole-network segments: a layer whose inputs all come from layers of the running
+    segment follows them in one run, its producers copying their outputs into its input
+    (`compiler.plans.handover`); without it every layer is a run of its own."""
     if config.buses < 3 or not all(config.has_unit(u) for u in ("alu", "lsu", "vmac")):
         raise CompileError(f"accelerator '{config.name}': the code generator needs at least 3 "
                            f"buses and the alu, lsu and vmac units")
@@ -69,8 +76,9 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
             raise error or MemoryFitError(f"accelerator '{config.name}' has no dma unit to "
                                           f"load streamed constants")
         try:
-            plans, emitted, image, offchip = _place(layers, streamed, plan, config, enc,
-                                                    overlap, share_rows)
+            plans, scratch, base, image, offchip = _place(layers, streamed, plan, config,
+                                                          overlap, share_rows)
+            emitted, segments = _emit(plans, scratch, base, enc, sources)
             break
         except MemoryFitError as exc:
             error = error or exc  # the resident attempt's reason is the clearest
@@ -98,7 +106,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     for p in plans:
         b = bindings[p.layer.name]
         bindings[p.layer.name] = replace(b, entry=program.labels[p.label])
-    return CompiledProgram(config, program, text, image, bindings, offchip)
+    return CompiledProgram(config, program, text, image, bindings, offchip, segments)
 
 
 def _cheap_sets(ascending: list[int], size: list[int], most: int = 48) -> list[set[int]]:
@@ -109,7 +117,7 @@ def _cheap_sets(ascending: list[int], size: list[int], most: int = 48) -> list[s
     return [set(r) for r in sorted(runs, key=lambda r: (sum(size[i] for i in r), len(r)))][:most]
 
 
-def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding,
+def _place(layers, streamed: set[int], plan, config: AccelConfig,
            overlap: bool = True, share: bool = True):
     """Plans with the resident constants from row 0 and each streamed layer's in a buffer
     above them (loaded by its own code from the off-chip memory), activations above both (from
@@ -140,4 +148,99 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig, enc: Encoding,
     scratch = [align_up(max(resident.top, mems[i].top),
                         config.bank_bytes if p.overlap else resident.row)
                for i, p in enumerate(plans)]
-    return plans, [p.emit(s, enc) for p, s in zip(plans, scratch)], resident.image, area.image
+    return plans, scratch, base, resident.image, area.image
+
+
+def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
+          sources: dict[str, tuple] | None):
+    """Every layer's code and binding, and the segments (layer names run in one go).
+
+    With `sources`, one pass in program order decides which layers chain and where each
+    layer's activations go: layer j's buffers (inputs, output) are live from the end of its
+    first producer to its own end, and must not meet any other buffer live at the same time,
+    nor the constants a streamed layer loads when it starts; the lowest address that meets
+    neither is taken (first fit). A layer that cannot chain (an input from the host, row
+    tiles, a copy that is not affine in whole bytes, no room) starts a new segment."""
+    first = [p.emit(s, enc) for p, s in zip(plans, scratch)]
+    names = [p.layer.name for p in plans]
+    if not sources:
+        return first, [(n,) for n in names]
+    index = {n: i for i, n in enumerate(names)}
+    binds = [b for _, b in first]
+    row = plans[0].row
+    limit = plans[0].mem.limit
+
+    def extent(b) -> tuple[int, int]:
+        lays = (*b.inputs, b.output)
+        return min(la.addr for la in lays), max(la.addr + la.size for la in lays)
+
+    size = [align_up(extent(b)[1] - s, row) for b, s in zip(binds, scratch)]
+    fixed = [(base, scratch[j], j, j) for j in range(len(plans)) if scratch[j] > base]
+    placed: list[tuple[int, int, int, int]] = []  # (first byte, end, first step, last step)
+    where = list(scratch)
+    copies: dict[int, list[tuple[int, int]]] = {}  # producer -> [(consumer, input)]
+    starts = []
+    seg_start = 0
+    for j, p in enumerate(plans):
+        b = binds[j]
+        src = sources.get(names[j], ())
+        producers = [index.get(s.name, -1) if s.kind == "layer" else -1 for s in src]
+        chain = j > 0 and len(src) == len(b.inputs) and b.tiles == 1 and b.im2col is None \
+            and all(seg_start <= i < j and binds[i].tiles == 1 for i in producers) \
+            and all(_copy(binds[i], b, k) is not None for k, i in enumerate(producers))
+        align = p.config.bank_bytes if p.overlap else row
+        at = None
+        if chain:
+            t0 = min(producers)
+            at = _first_fit(scratch[j], size[j], align, limit,
+                            [r for r in placed + fixed if r[2] <= j and t0 <= r[3] and
+                             not (r[2] == r[3] == j)])
+        if at is None:
+            chain, t0, at = False, j, scratch[j]
+            seg_start = j
+            starts.append(j)
+        else:
+            for k, i in enumerate(producers):
+                copies.setdefault(i, []).append((j, k))
+        where[j] = at
+        placed.append((at, at + size[j], t0, j))
+    ends = set(s - 1 for s in starts[1:]) | {len(plans) - 1}
+    shifted = [_shift(b, w - s) for b, w, s in zip(binds, where, scratch)]
+    emitted = []
+    for i, p in enumerate(plans):
+        p.handover = [_copy(shifted[i], shifted[j], k) for j, k in copies.get(i, [])]
+        p.falls_through = i not in ends
+        lines, b = p.emit(where[i], enc)
+        if b.inputs != shifted[i].inputs or b.output != shifted[i].output:
+            raise CompileError(f"layer {names[i]}: its buffers moved with its scratch area "
+                               f"in an unexpected way (the hand-over needs them shifted)")
+        emitted.append((lines, replace(b, tiling={**b.tiling,
+                                                  "handover_cycles": p.handover_cycles})))
+    bounds = starts + [len(plans)]
+    return emitted, [tuple(names[bounds[k]:bounds[k + 1]]) for k in range(len(starts))]
+
+
+def _copy(producer: LayerBinding, consumer: LayerBinding, k: int):
+    """The hand-over of producer's output into consumer's input k, or None."""
+    rt = consumer.row_tiling
+    pad = (rt.padding[0], rt.padding[1]) if rt is not None else (0, 0)
+    return plan_copy(producer.output, consumer.inputs[k], consumer.layer.in_grid, pad)
+
+
+def _shift(b: LayerBinding, delta: int) -> LayerBinding:
+    """b with its activation buffers `delta` bytes higher."""
+    return replace(b, inputs=tuple(replace(la, addr=la.addr + delta) for la in b.inputs),
+                   output=replace(b.output, addr=b.output.addr + delta))
+
+
+def _first_fit(lo: int, size: int, align: int, limit: int,
+               taken: list[tuple[int, int, int, int]]) -> int | None:
+    """The lowest aligned address from lo where size bytes meet none of `taken`."""
+    at = align_up(lo, align)
+    moved = True
+    while moved:
+        moved = False
+        for a, e, *_ in taken:
+            if at < e and a < at + size:
+                at, moved = align_up(e, align), True
+    return at if at + size <= limit else None

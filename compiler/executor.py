@@ -15,6 +15,7 @@ import numpy as np
 from compiler.errors import CompileError
 from compiler.kinds import reference
 from compiler.program import CompiledProgram, LayerBinding
+from hw.errors import SimulationError
 from hw.machine import get_machine
 
 
@@ -77,19 +78,48 @@ class MachineBackend(Backend):
             self.machine.write_dmem(addr, data)
         for addr, data in compiled.offchip:  # constants the layers load themselves (DMA)
             self.machine.write_offchip(addr, data)
+        self._segment_of = {n: seg for seg in compiled.segments for n in seg}
+        self._pending: dict[str, tuple] = {}  # outputs of a segment's later layers
 
     def _layer(self, b, *inputs):
-        layer_name = b.layer.name
-        dtype = np.int32 if b.output.bits == 32 else np.int8
+        name = b.layer.name
+        if name in self._pending:  # computed in its segment's run
+            return self._pending.pop(name)
+        seg = self._segment_of.get(name, (name,))
+        if seg[0] != name:
+            raise CompileError(f"layer {name} runs within the run that starts with layer "
+                               f"{seg[0]}: run that one first")
+        if len(seg) > 1:
+            return self._segment(seg, b, inputs)
         out_shape = b.layer.out_shape
+        rows, cycles, counters = [], 0, {}
+        for t in range(b.tiles):
+            self._write_inputs(b, inputs, t)
+            out, run = self._run(b, b.row_tiling.cycles_per_tile if b.row_tiling else b.cycles,
+                                 t)
+            rows.append(out)
+            cycles += run.cycles
+            for k, v in run.counters.items():
+                counters[k] = counters.get(k, 0) + v
+        if b.row_tiling is None:
+            out = rows[0]
+        else:
+            oh = out_shape[1] if len(out_shape) == 3 else 1
+            out = np.concatenate(rows, axis=1)[:, :oh]
+        return self._shaped(b, out), LayerRun(name, cycles, counters)
+
+    @staticmethod
+    def _shaped(b: LayerBinding, out: np.ndarray) -> np.ndarray:
+        return out.reshape(b.layer.out_shape).astype(np.int32 if b.output.bits == 32 else np.int8)
+
+    def _write_inputs(self, b: LayerBinding, inputs, t: int) -> None:
+        """The layer's inputs as its code reads them: whole, or row tile t's window of the
+        padded input (or its patches)."""
         if b.row_tiling is None:
             for layout, x in zip(b.inputs, inputs):
                 self.machine.write_dmem(layout.addr,
                                         layout.encode(np.asarray(x).reshape(layout.shape)))
-            out, run = self._run(b, b.cycles)
-            return out.reshape(out_shape).astype(dtype), \
-                LayerRun(layer_name, run.cycles, run.counters)
-        # Row tiles: the padded input's window of each tile, then its rows of the output.
+            return
         rt, layout = b.row_tiling, b.inputs[0]
         grid = b.input_grid(inputs[0])  # the input, or its patches
         c, h, w = grid.shape
@@ -97,18 +127,41 @@ class MachineBackend(Backend):
         xp = np.full((c, max(h + pt + pb, (rt.tiles - 1) * rt.step + rt.in_rows),
                       layout.cols), rt.fill, np.int64)
         xp[:, pt:pt + h, pl:pl + w] = grid
-        rows, cycles, counters = [], 0, {}
-        for t in range(rt.tiles):
-            window = xp[:, t * rt.step:t * rt.step + rt.in_rows]
-            self.machine.write_dmem(layout.addr, layout.encode(window))
-            out, run = self._run(b, rt.cycles_per_tile, t)
-            rows.append(out)
-            cycles += run.cycles
-            for k, v in run.counters.items():
-                counters[k] = counters.get(k, 0) + v
-        oh = out_shape[1] if len(out_shape) == 3 else 1
-        out = np.concatenate(rows, axis=1)[:, :oh]
-        return out.reshape(out_shape).astype(dtype), LayerRun(layer_name, cycles, counters)
+        self.machine.write_dmem(layout.addr, layout.encode(xp[:, t * rt.step:
+                                                              t * rt.step + rt.in_rows]))
+
+    def _segment(self, seg: tuple[str, ...], b: LayerBinding, inputs):
+        """One run from the first layer's input to the last layer's halt, paused (not written
+        to) at every layer boundary to read that layer's counters and output."""
+        if self.after_run is not None:
+            raise CompileError("fault injection flips a layer's output between runs; compile "
+                               "the layers without the network's dataflow (one run each)")
+        m = self.machine
+        self._write_inputs(b, inputs, 0)
+        m.reset()
+        m.set_pc(b.entry)
+        before = dict.fromkeys(m.counter_names, 0)
+        results = {}
+        for k, name in enumerate(seg):
+            lb = self.compiled.layers[name]
+            if k + 1 < len(seg):
+                state = m.advance(lb.cycles)
+                nxt = self.compiled.layers[seg[k + 1]]
+                if state.pc != nxt.entry:
+                    raise SimulationError(
+                        f"after layer {name}'s {lb.cycles} cycles the accelerator is at "
+                        f"instruction {state.pc}, not at layer {nxt.layer.name}'s first "
+                        f"({nxt.entry}): the compile-time cycle count is wrong")
+            else:
+                m.run(max_cycles=lb.cycles + 16)
+                state = m.state()
+            counters = {c: state.counters[c] - before[c] for c in state.counters}
+            before = state.counters
+            out = lb.output.decode(m.read_dmem(lb.output.addr, lb.output.size))
+            results[name] = (self._shaped(lb, out), LayerRun(name, counters["cycles"], counters))
+        first = results.pop(seg[0])
+        self._pending = results
+        return first
 
     def _run(self, b, cycles: int, tile: int = 0):
         """One run from the layer's entry to its halt; the output buffer decoded."""

@@ -17,6 +17,7 @@ from compiler.errors import CompileError
 from compiler.estimate import event_table
 from compiler.fold import fold_for_tta
 from compiler.frontend import eval_mode, export, to_relax
+from compiler.graph import layer_sources
 from compiler.kinds import CODEGEN, FloatLayer, get_kind
 from compiler.lower import (LayerStats, Node, Stats, assign_formats, float_forward,
                             match_module, module_weights, quantize, read_function)
@@ -71,7 +72,9 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     stats = calibrate(mod, floats, names, example if calibration is None else calibration)
     formats = assign_formats(nodes, stats, spec)
     layers = [quantize(n, *formats[n.name]) for n in nodes]
-    program = compile_layers(layers, config, host_inputs=frozenset(names[f] for f in from_input))
+    sources, _ = layer_sources(mod, {f: names[f] for f in order})
+    program = compile_layers(layers, config, host_inputs=frozenset(names[f] for f in from_input),
+                             sources=sources)
     event_table(program)  # the estimator's per-instruction events, decoded once at compile time
     return CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
                            mod, {f: names[f] for f in order})

@@ -61,3 +61,7 @@ class CompiledProgram:
     image: list[tuple[int, bytes]] = field(default_factory=list)  # data-memory segments
     layers: dict[str, LayerBinding] = field(default_factory=dict)
     offchip: list[tuple[int, bytes]] = field(default_factory=list)  # off-chip memory segments
+    # layers run in one go, in order: the first's inputs come from the host, each later one's
+    # from layers before it in the run (their code copies them over); one layer per run when
+    # compiled without the network's dataflow
+    segments: list[tuple[str, ...]] = field(default_factory=list)

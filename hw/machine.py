@@ -83,6 +83,15 @@ class Machine(ABC):
                                   f"program")
         return RunResult(cycles, self.state().counters)
 
+    def advance(self, cycles: int) -> MachineState:
+        """Run exactly `cycles` cycles and pause (the next run goes on from there); the state
+        then. A halt before that is an error: the caller expected the program to go on."""
+        ran = self._run(cycles)
+        if ran is not None:
+            raise SimulationError(f"the program halted after {ran} of {cycles} cycles "
+                                  f"(pc={self.state().pc})")
+        return self.state()
+
     def _check_dmem_range(self, addr: int, n: int) -> None:
         if addr < 0 or addr + n > self.config.dmem_bytes:
             raise SimulationError(f"data memory access [{addr}, {addr + n}) is outside "

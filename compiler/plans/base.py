@@ -14,6 +14,7 @@ import numpy as np
 
 from compiler.errors import CompileError, MemoryFitError
 from compiler.layer_ir import Layer
+from compiler.plans.handover import emit_copy
 from compiler.program import ExecBlock
 from compiler.schedule import Timeline, TimedMove as M
 from hw.config import AccelConfig
@@ -90,6 +91,9 @@ class Plan:
         self.preload_top: int | None = None  # constants the layer loads when it starts end here
         self.dma_segments = False  # its weights come in segments it loads itself
         self.overlap = False  # ... each while the previous one computes
+        self.handover: list = []  # copies of its output into its consumers' inputs (Copy)
+        self.falls_through = False  # the next layer's code follows (no halt)
+        self.handover_cycles = 0
 
     def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
                    shift: np.ndarray | None = None) -> dict[str, list[int]]:
@@ -224,6 +228,16 @@ class Emitter:
         return self.dma_trigger(ext, n, first) + self.dma_wait(n, 0)
 
     def halt(self) -> int:
+        """The end of the layer's code: the hand-over of its output to the consumers that run
+        next on the accelerator, then a halt, or nothing when the next layer's code follows."""
+        plan = self.plan
+        plan.handover_cycles = sum(emit_copy(self, copy, f"{plan.label}_h{k}")
+                                   for k, copy in enumerate(plan.handover))
+        if plan.falls_through:
+            return plan.handover_cycles
+        return plan.handover_cycles + self._halt()
+
+    def _halt(self) -> int:
         self.lines.append("0 -> ctrl.halt")
         self.blocks.append(ExecBlock(self.n_instr, 1, 1))
         self.n_instr += 1

@@ -1,0 +1,284 @@
+"""Hand-over between layers on the accelerator: a producer's output copied into the layout its
+consumer reads, by the LSU, at the end of the producer's code (the cycles the host used to spend
+for free between layers, now counted).
+
+A producer writes whole rows of output positions (`cols_out` pitch, `A` lanes per position);
+a consumer reads a zero-padded grid of positions of its own pitch, or the tensor flattened. Both
+sides are affine in (channel, row, column), so the copy is a nest of at most three loops around
+an unrolled run of word (or byte) copies. The consumer's padding is written first with its fill
+value (only where the copy leaves gaps when those form a few regular runs, else the whole
+buffer): its buffer is shared with other layers' over time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.layout import Layout, pack_values
+from compiler.schedule import Timeline, TimedMove as M
+
+MAX_UNROLL = 16  # copies per loop body
+MAX_OUTER = 64  # an outermost loop unrolled in code (a third dimension)
+MAX_FILL_GROUPS = 8  # regular runs of padding written separately; more: fill the whole buffer
+
+
+@dataclass(frozen=True)
+class Loop:
+    count: int
+    src: int  # byte strides
+    dst: int
+
+
+@dataclass(frozen=True)
+class Copy:
+    """dst[base + loops...] = src[...]: `units` units of `unit` bytes per innermost step."""
+
+    src: int  # first byte
+    dst: int
+    loops: tuple[Loop, ...]  # outermost first; at most three
+    units: int  # units copied per innermost step, `unit` bytes apart on both sides
+    unit: int  # 4 (ldw/stw) or 1 (ldbu/stb)
+    fill: tuple[tuple[int, int, int, int], ...]  # (byte address, words, count, stride): runs
+    fill_word: int  #                              of padding, `count` of them `stride` apart
+
+    @property
+    def words_moved(self) -> int:
+        n = self.units
+        for lp in self.loops:
+            n *= lp.count
+        return n
+
+
+def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int],
+              pad: tuple[int, int]) -> Copy | None:
+    """The copy of tensor `src` (its shape [C, H, W]) into `dst`, whose grid holds it reshaped
+    to `shape` (the consumer's input) at grid offset `pad` (top, left); None when the two are
+    not both affine in whole bytes (sub-byte channel runs that end mid-byte, other formats)."""
+    s_off = src.bit_offsets()
+    if src.bits != dst.bits or s_off.size != int(np.prod(shape)):
+        return None
+    # rows (and columns) past the consumer's grid are never read (a stride that skips them)
+    c, h, w = shape
+    top, left = dst.origin[0] + pad[0], dst.origin[1] + pad[1]
+    hv, wv = min(h, dst.rows - top), min(w, dst.cols - left)
+    inner = Layout(dst.addr, (c, hv, wv), dst.rows, dst.cols, (top, left), dst.pos_bits,
+                   dst.bits, dst.fill)
+    if (hv, wv) != (h, w):
+        if tuple(s_off.shape) != tuple(shape) or hv <= 0 or wv <= 0:
+            return None
+        s_off = s_off[:, :hv, :wv]
+    d_off = inner.bit_offsets().reshape(s_off.shape) + 8 * dst.addr
+    s_off = s_off + 8 * src.addr
+    copy = _position_major(s_off, d_off, src.bits) or _element_major(s_off, d_off, src.bits)
+    return None if copy is None else _with_fill(copy, d_off, src.bits, dst)
+
+
+def _affine(a: np.ndarray) -> tuple[int, ...] | None:
+    """(base, stride per axis) when a[i, j, ...] = base + sum(i_k * stride_k), else None."""
+    base = int(a.flat[0])
+    strides = []
+    for k in range(a.ndim):
+        idx = [0] * a.ndim
+        if a.shape[k] > 1:
+            idx[k] = 1
+            strides.append(int(a[tuple(idx)]) - base)
+        else:
+            strides.append(0)
+    grid = base + sum(np.arange(a.shape[k]).reshape([-1 if i == k else 1 for i in range(a.ndim)])
+                      * strides[k] for k in range(a.ndim))
+    return (base, *strides) if np.array_equal(grid, a) else None
+
+
+def _position_major(s: np.ndarray, d: np.ndarray, b: int) -> Copy | None:
+    """Channels contiguous on both sides: one run of C * b bits per position."""
+    c = s.shape[0]
+    run = c * b
+    if run % 8 or s.ndim != 3:
+        return None
+    if c > 1 and not (np.all(np.diff(s, axis=0) == b) and np.all(np.diff(d, axis=0) == b)):
+        return None
+    sa, da = _affine(s[0]), _affine(d[0])
+    if sa is None or da is None or sa[0] % 8 or da[0] % 8:
+        return None
+    loops = [Loop(s.shape[1], sa[1] // 8, da[1] // 8), Loop(s.shape[2], sa[2] // 8, da[2] // 8)]
+    if any(x % 8 for x in (sa[1], sa[2], da[1], da[2])):
+        return None
+    return _shaped(sa[0] // 8, da[0] // 8, loops, run // 8)
+
+
+def _element_major(s: np.ndarray, d: np.ndarray, b: int) -> Copy | None:
+    """One element at a time (a flatten into a dense layer): whole bytes only."""
+    if b % 8:
+        return None
+    sa, da = _affine(s), _affine(d)
+    if sa is None or da is None or any(x % 8 for x in (*sa, *da)):
+        return None
+    loops = [Loop(s.shape[k], sa[k + 1] // 8, da[k + 1] // 8) for k in range(s.ndim)]
+    return _shaped(sa[0] // 8, da[0] // 8, loops, b // 8)
+
+
+def _shaped(src: int, dst: int, loops: list[Loop], run: int) -> Copy | None:
+    """Loops of count 1 dropped, contiguous inner loops merged into the run, the run split into
+    units of words (or bytes) and an inner loop when long."""
+    loops = [lp for lp in loops if lp.count > 1]
+    while loops and loops[-1].src == run and loops[-1].dst == run:
+        run *= loops.pop().count
+    aligned = run % 4 == 0 and src % 4 == 0 and dst % 4 == 0 and \
+        all(lp.src % 4 == 0 and lp.dst % 4 == 0 for lp in loops)
+    unit = 4 if aligned else 1
+    units = run // unit
+    if units > MAX_UNROLL:
+        k = max(d for d in range(1, MAX_UNROLL + 1) if units % d == 0)
+        if k < 4 and units > 4 * MAX_UNROLL:
+            return None
+        if k >= 4:
+            loops.append(Loop(units // k, k * unit, k * unit))
+            units = k
+    if len(loops) > 3 or (len(loops) == 3 and loops[0].count > MAX_OUTER):
+        return None
+    return Copy(src, dst, tuple(loops), units, unit, (), 0)
+
+
+def _with_fill(copy: Copy, d_off: np.ndarray, b: int, dst: Layout) -> Copy:
+    """The padding the copy leaves in dst's buffer: as runs of whole words when they are few
+    and regular, else the whole buffer (written before the copy)."""
+    n_words = -(-dst.size // 4)
+    fill_word = int(np.frombuffer(pack_values(np.full(32 // b if b < 32 else 1, dst.fill), b)
+                                  .tobytes()[:4].ljust(4, b"\0"), "<u4")[0])
+    covered = np.zeros(n_words * 32, bool)
+    bits = (d_off.ravel() - 8 * dst.addr)[:, None] + np.arange(b)[None, :]
+    covered[bits.ravel()] = True
+    per_word = covered.reshape(n_words, 32)
+    full, empty = per_word.all(1), ~per_word.any(1)
+    if full.all():
+        return copy
+    whole = ((dst.addr, n_words, 1, 0),)
+    if not (full | empty).all():  # a word written in part: fill everything first
+        return Copy(copy.src, copy.dst, copy.loops, copy.units, copy.unit, whole, fill_word)
+    runs = []  # (first word, words) of padding
+    i = 0
+    while i < n_words:
+        if empty[i]:
+            j = i
+            while j < n_words and empty[j]:
+                j += 1
+            runs.append((i, j - i))
+            i = j
+        else:
+            i += 1
+    groups: list[list] = []  # consecutive runs of one length and one stride
+    for start, length in runs:
+        g = groups[-1] if groups else None
+        if g and g[1] == length and (g[2] == 1 or start - g[0] == g[2] * g[3]) and \
+                (g[2] > 1 or start > g[0]):
+            if g[2] == 1:
+                g[3] = start - g[0]
+            g[2] += 1
+        else:
+            groups.append([start, length, 1, 0])
+    if len(groups) > MAX_FILL_GROUPS:
+        return Copy(copy.src, copy.dst, copy.loops, copy.units, copy.unit, whole, fill_word)
+    fill = tuple((dst.addr + 4 * s, n, k, 4 * st) for s, n, k, st in groups)
+    return Copy(copy.src, copy.dst, copy.loops, copy.units, copy.unit, fill, fill_word)
+
+
+def emit_copy(em, copy: Copy, name: str) -> int:
+    """The fill, then the copy, as blocks of emitter `em` (registers from r1: the layer's code
+    is done). Returns the cycles it takes."""
+    plan, cfg = em.plan, em.plan.config
+    em.regs = iter(range(1, cfg.registers))
+    cycles = 0
+    if copy.fill:
+        rf = em.reg()
+        for k, (addr, words, count, stride) in enumerate(copy.fill):
+            cycles += _fill_run(em, rf, addr, words, count, stride, copy.fill_word,
+                                f"{name}_f{k}")
+    rs, rd = em.reg(), em.reg()
+    ld, st = ("ldw", "stw") if copy.unit == 4 else ("ldbu", "stb")
+    ll = plan.lat["lsu"]
+    loops = list(copy.loops)
+    outer = loops.pop(0) if len(loops) == 3 else Loop(1, 0, 0)
+    ny, nx = [lp for lp in ([Loop(1, 0, 0)] * (2 - len(loops)) + loops)]
+    for o in range(outer.count):
+        pro = Timeline(cfg)
+        em.value(pro, copy.src + o * outer.src, rs)
+        em.value(pro, copy.dst + o * outer.dst, rd)
+        rx, ry = em.reg(), em.reg()
+        em.value(pro, ny.count, ry)
+        steps = {}  # strides beyond the short immediates, held in registers
+        for key, v in (("sx", nx.src), ("dx", nx.dst), ("sy", ny.src - nx.count * nx.src),
+                       ("dy", ny.dst - nx.count * nx.dst)):
+            if not em.lo <= v <= em.hi:
+                steps[key] = em.reg()
+                em.value(pro, v, steps[key])
+        pro.barrier()
+        body = Timeline(cfg)
+        last = 0  # the last cycle that reads rs and rd
+        for j in range(copy.units):
+            off = em.imm(j * copy.unit)
+            at = body.place([M(0, rs, "lsu.base"), M(0, off, f"lsu.{ld}"),
+                             M(ll, "lsu.res", "lsu.data"), M(ll, rd, "lsu.base"),
+                             M(ll, off, f"lsu.{st}")])
+            last = max(last, at + ll)
+        la = plan.lat["alu"]
+        _step(em, body, rs, nx.src, steps.get("sx"), last - la)
+        _step(em, body, rd, nx.dst, steps.get("dx"), last - la)
+        label = f"{name}_c{o}"
+        em.loop_control(body, rx, f"{label}_x")
+
+        def tail(tl, rs=rs, rd=rd, steps=steps):
+            _step(em, tl, rs, ny.src - nx.count * nx.src, steps.get("sy"))
+            _step(em, tl, rd, ny.dst - nx.count * nx.dst, steps.get("dy"))
+
+        cycles += em.nest(pro, body, tail, ny.count, nx.count, label, rx, ry)
+        em.regs = iter(range(int(rd[1:]) + 1, cfg.registers))
+    return cycles
+
+
+def _step(em, tl: Timeline, reg: str, step: int, step_reg: str | None,
+          min_start: int = 0) -> None:
+    """reg += step (from a register when it is beyond the short immediates), its write landing
+    no earlier than the end of cycle min_start + latency (after the last read of reg)."""
+    if step == 0:
+        return
+    min_start = max(0, min_start)
+    if step_reg is None:
+        em.add(tl, reg, step, min_start)
+        return
+    la = em.plan.lat["alu"]
+    tl.place([M(0, reg, "alu.in1"), M(0, step_reg, "alu.add"), M(la, "alu.res", reg)],
+             min_start=min_start)
+
+
+def _fill_run(em, rf: str, addr: int, words: int, count: int, stride: int, fill_word: int,
+              label: str) -> int:
+    """`count` runs of `words` fill words, `stride` bytes apart, from byte `addr`."""
+    cfg = em.plan.config
+    k = max(d for d in range(1, MAX_UNROLL + 1) if words % d == 0)
+    if words > MAX_UNROLL and k < 4:
+        k = 1
+    per_run = words // k  # iterations of k stores for one run
+    pro = Timeline(cfg)
+    rd, rx, ry = em.reg(), em.reg(), em.reg()
+    em.value(pro, fill_word, rf)
+    em.value(pro, addr, rd)
+    em.value(pro, count, ry)
+    back = stride - words * 4
+    rb = None
+    if not em.lo <= back <= em.hi:
+        rb = em.reg()
+        em.value(pro, back, rb)
+    pro.barrier()
+    body = Timeline(cfg)
+    last = 0
+    for j in range(k):
+        last = max(last, body.place([M(0, rf, "lsu.data"), M(0, rd, "lsu.base"),
+                                     M(0, em.imm(4 * j), "lsu.stw")]))
+    _step(em, body, rd, 4 * k, None, last - em.plan.lat["alu"])
+    em.loop_control(body, rx, f"{label}_x")
+    cycles = em.nest(pro, body, lambda tl: _step(em, tl, rd, back, rb) if count > 1 else None,
+                     count, per_run, label, rx, ry)
+    em.regs = iter(range(int(rf[1:]) + 1, cfg.registers))
+    return cycles
