@@ -169,6 +169,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     binds = [b for _, b in first]
     row = plans[0].row
     limit = plans[0].mem.limit
+    imm = enc.imm_range[1]
 
     def extent(b) -> tuple[int, int]:
         lays = (*b.inputs, b.output)
@@ -187,7 +188,8 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         producers = [index.get(s.name, -1) if s.kind == "layer" else -1 for s in src]
         chain = j > 0 and len(src) == len(b.inputs) and b.tiles == 1 and b.im2col is None \
             and all(seg_start <= i < j and binds[i].tiles == 1 for i in producers) \
-            and all(_copy(binds[i], b, k) is not None for k, i in enumerate(producers))
+            and all(_same_values(plans[i].layer, p.layer, k) for k, i in enumerate(producers)) \
+            and all(_copy(binds[i], b, k, imm) is not None for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
         at = None
         if chain:
@@ -208,7 +210,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     shifted = [_shift(b, w - s) for b, w, s in zip(binds, where, scratch)]
     emitted = []
     for i, p in enumerate(plans):
-        p.handover = [_copy(shifted[i], shifted[j], k) for j, k in copies.get(i, [])]
+        p.handover = [_copy(shifted[i], shifted[j], k, imm) for j, k in copies.get(i, [])]
         p.falls_through = i not in ends
         lines, b = p.emit(where[i], enc)
         if b.inputs != shifted[i].inputs or b.output != shifted[i].output:
@@ -220,11 +222,22 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     return emitted, [tuple(names[bounds[k]:bounds[k + 1]]) for k in range(len(starts))]
 
 
-def _copy(producer: LayerBinding, consumer: LayerBinding, k: int):
+def _same_values(producer: Layer, consumer: Layer, k: int) -> bool:
+    """The host's hand-over (dequantize with the producer's scale, quantize with the consumer's
+    input format) leaves the integers unchanged: same bits, and one scale for 8 and 2 bits
+    (binary keeps the sign whatever the scales)."""
+    scale, bits = get_kind(consumer.kind).input_formats(consumer)[k]
+    out_bits = {"int8": 8, "ternary": 2, "binary": 1}.get(producer.out.kind)
+    if out_bits != bits:
+        return False
+    return bits == 1 or bool(np.all(np.asarray(producer.out.scale, np.float64) == scale))
+
+
+def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int):
     """The hand-over of producer's output into consumer's input k, or None."""
     rt = consumer.row_tiling
     pad = (rt.padding[0], rt.padding[1]) if rt is not None else (0, 0)
-    return plan_copy(producer.output, consumer.inputs[k], consumer.layer.in_grid, pad)
+    return plan_copy(producer.output, consumer.inputs[k], consumer.layer.in_grid, pad, imm_max)
 
 
 def _shift(b: LayerBinding, delta: int) -> LayerBinding:

@@ -12,14 +12,14 @@ buffer): its buffer is shared with other layers' over time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from compiler.layout import Layout, pack_values
 from compiler.schedule import Timeline, TimedMove as M
 
-MAX_UNROLL = 16  # copies per loop body
+MAX_UNROLL = 32  # copies per loop body
 MAX_OUTER = 64  # an outermost loop unrolled in code (a third dimension)
 MAX_FILL_GROUPS = 8  # regular runs of padding written separately; more: fill the whole buffer
 
@@ -33,29 +33,34 @@ class Loop:
 
 @dataclass(frozen=True)
 class Copy:
-    """dst[base + loops...] = src[...]: `units` units of `unit` bytes per innermost step."""
+    """For every step of the loops: unit i moves `unit` bytes from src + pattern[i][0] (plus
+    the loops' strides) to dst + pattern[i][1]."""
 
     src: int  # first byte
     dst: int
     loops: tuple[Loop, ...]  # outermost first; at most three
-    units: int  # units copied per innermost step, `unit` bytes apart on both sides
+    pattern: tuple[tuple[int, int], ...]  # (source, destination) offsets of the units of a step
     unit: int  # 4 (ldw/stw) or 1 (ldbu/stb)
-    fill: tuple[tuple[int, int, int, int], ...]  # (byte address, words, count, stride): runs
-    fill_word: int  #                              of padding, `count` of them `stride` apart
+    fill: tuple[tuple[int, int, int, int], ...] = ()  # (byte address, words, count, stride):
+    fill_word: int = 0  #                        runs of padding, `count` of them `stride` apart
 
     @property
-    def words_moved(self) -> int:
-        n = self.units
+    def units(self) -> int:
+        n = len(self.pattern)
         for lp in self.loops:
             n *= lp.count
         return n
 
 
-def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int],
-              pad: tuple[int, int]) -> Copy | None:
+def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int], pad: tuple[int, int],
+              imm_max: int = 1 << 11) -> Copy | None:
     """The copy of tensor `src` (its shape [C, H, W]) into `dst`, whose grid holds it reshaped
     to `shape` (the consumer's input) at grid offset `pad` (top, left); None when the two are
-    not both affine in whole bytes (sub-byte channel runs that end mid-byte, other formats)."""
+    not both affine in whole bytes (sub-byte channel runs that end mid-byte, other formats).
+
+    With 8- and 2-bit values a position's channels past C may hold anything (their weights
+    are 0, and lanes never mix channels), so whole position slots are copied; binary padding
+    channels must read -1 (their weights are corrected for it), so only the channels are."""
     s_off = src.bit_offsets()
     if src.bits != dst.bits or s_off.size != int(np.prod(shape)):
         return None
@@ -71,8 +76,10 @@ def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int],
         s_off = s_off[:, :hv, :wv]
     d_off = inner.bit_offsets().reshape(s_off.shape) + 8 * dst.addr
     s_off = s_off + 8 * src.addr
-    copy = _position_major(s_off, d_off, src.bits) or _element_major(s_off, d_off, src.bits)
-    return None if copy is None else _with_fill(copy, d_off, src.bits, dst)
+    slack = src.bits in (8, 2)
+    copy = _position_major(s_off, d_off, src, dst, slack, imm_max) or \
+        _element_major(s_off, d_off, src.bits, imm_max)
+    return None if copy is None else _with_fill(copy, d_off, dst, slack)
 
 
 def _affine(a: np.ndarray) -> tuple[int, ...] | None:
@@ -91,24 +98,23 @@ def _affine(a: np.ndarray) -> tuple[int, ...] | None:
     return (base, *strides) if np.array_equal(grid, a) else None
 
 
-def _position_major(s: np.ndarray, d: np.ndarray, b: int) -> Copy | None:
-    """Channels contiguous on both sides: one run of C * b bits per position."""
-    c = s.shape[0]
-    run = c * b
-    if run % 8 or s.ndim != 3:
+def _position_major(s: np.ndarray, d: np.ndarray, src: Layout, dst: Layout, slack: bool,
+                    imm_max: int) -> Copy | None:
+    """Channels contiguous on both sides: one run per position (the whole slot with slack)."""
+    c, b = s.shape[0], src.bits
+    run = min(src.pos_bits, dst.pos_bits) if slack else c * b
+    if run % 8 or s.ndim != 3 or run < c * b:
         return None
     if c > 1 and not (np.all(np.diff(s, axis=0) == b) and np.all(np.diff(d, axis=0) == b)):
         return None
     sa, da = _affine(s[0]), _affine(d[0])
-    if sa is None or da is None or sa[0] % 8 or da[0] % 8:
+    if sa is None or da is None or any(x % 8 for x in (*sa, *da)):
         return None
     loops = [Loop(s.shape[1], sa[1] // 8, da[1] // 8), Loop(s.shape[2], sa[2] // 8, da[2] // 8)]
-    if any(x % 8 for x in (sa[1], sa[2], da[1], da[2])):
-        return None
-    return _shaped(sa[0] // 8, da[0] // 8, loops, run // 8)
+    return _shaped(sa[0] // 8, da[0] // 8, loops, run // 8, imm_max)
 
 
-def _element_major(s: np.ndarray, d: np.ndarray, b: int) -> Copy | None:
+def _element_major(s: np.ndarray, d: np.ndarray, b: int, imm_max: int) -> Copy | None:
     """One element at a time (a flatten into a dense layer): whole bytes only."""
     if b % 8:
         return None
@@ -116,39 +122,51 @@ def _element_major(s: np.ndarray, d: np.ndarray, b: int) -> Copy | None:
     if sa is None or da is None or any(x % 8 for x in (*sa, *da)):
         return None
     loops = [Loop(s.shape[k], sa[k + 1] // 8, da[k + 1] // 8) for k in range(s.ndim)]
-    return _shaped(sa[0] // 8, da[0] // 8, loops, b // 8)
+    return _shaped(sa[0] // 8, da[0] // 8, loops, b // 8, imm_max)
 
 
-def _shaped(src: int, dst: int, loops: list[Loop], run: int) -> Copy | None:
-    """Loops of count 1 dropped, contiguous inner loops merged into the run, the run split into
-    units of words (or bytes) and an inner loop when long."""
+def _shaped(src: int, dst: int, loops: list[Loop], run: int, imm_max: int) -> Copy | None:
+    """Loops of count 1 dropped, contiguous inner loops merged into the run, the run cut into
+    word (or byte) units, long runs into an inner loop, short inner loops unrolled."""
     loops = [lp for lp in loops if lp.count > 1]
     while loops and loops[-1].src == run and loops[-1].dst == run:
         run *= loops.pop().count
     aligned = run % 4 == 0 and src % 4 == 0 and dst % 4 == 0 and \
         all(lp.src % 4 == 0 and lp.dst % 4 == 0 for lp in loops)
     unit = 4 if aligned else 1
-    units = run // unit
-    if units > MAX_UNROLL:
-        k = max(d for d in range(1, MAX_UNROLL + 1) if units % d == 0)
-        if k < 4 and units > 4 * MAX_UNROLL:
-            return None
-        if k >= 4:
-            loops.append(Loop(units // k, k * unit, k * unit))
-            units = k
+    n = run // unit
+    if n > MAX_UNROLL:
+        k = max(d for d in range(1, MAX_UNROLL + 1) if n % d == 0)
+        loops.append(Loop(n // k, k * unit, k * unit))
+        n = k
+    pattern = [(j * unit, j * unit) for j in range(n)]
+    while loops and len(pattern) * loops[-1].count <= MAX_UNROLL:
+        lp = loops[-1]
+        wide = [(i * lp.src + a, i * lp.dst + b) for i in range(lp.count) for a, b in pattern]
+        if max(max(abs(a), abs(b)) for a, b in wide) > imm_max:
+            break
+        loops.pop()
+        pattern = wide
     if len(loops) > 3 or (len(loops) == 3 and loops[0].count > MAX_OUTER):
         return None
-    return Copy(src, dst, tuple(loops), units, unit, (), 0)
+    return Copy(src, dst, tuple(loops), tuple(pattern), unit)
 
 
-def _with_fill(copy: Copy, d_off: np.ndarray, b: int, dst: Layout) -> Copy:
+def _with_fill(copy: Copy, d_off: np.ndarray, dst: Layout, slack: bool) -> Copy:
     """The padding the copy leaves in dst's buffer: as runs of whole words when they are few
-    and regular, else the whole buffer (written before the copy)."""
+    and regular, else the whole buffer (written before the copy). With slack a position's
+    whole slot counts as written."""
+    b = dst.bits
     n_words = -(-dst.size // 4)
     fill_word = int(np.frombuffer(pack_values(np.full(32 // b if b < 32 else 1, dst.fill), b)
                                   .tobytes()[:4].ljust(4, b"\0"), "<u4")[0])
     covered = np.zeros(n_words * 32, bool)
-    bits = (d_off.ravel() - 8 * dst.addr)[:, None] + np.arange(b)[None, :]
+    rel = d_off.ravel() - 8 * dst.addr
+    if slack:
+        slots = np.unique(rel // dst.pos_bits) * dst.pos_bits
+        bits = slots[:, None] + np.arange(dst.pos_bits)[None, :]
+    else:
+        bits = rel[:, None] + np.arange(b)[None, :]
     covered[bits.ravel()] = True
     per_word = covered.reshape(n_words, 32)
     full, empty = per_word.all(1), ~per_word.any(1)
@@ -156,7 +174,7 @@ def _with_fill(copy: Copy, d_off: np.ndarray, b: int, dst: Layout) -> Copy:
         return copy
     whole = ((dst.addr, n_words, 1, 0),)
     if not (full | empty).all():  # a word written in part: fill everything first
-        return Copy(copy.src, copy.dst, copy.loops, copy.units, copy.unit, whole, fill_word)
+        return replace(copy, fill=whole, fill_word=fill_word)
     runs = []  # (first word, words) of padding
     i = 0
     while i < n_words:
@@ -171,17 +189,16 @@ def _with_fill(copy: Copy, d_off: np.ndarray, b: int, dst: Layout) -> Copy:
     groups: list[list] = []  # consecutive runs of one length and one stride
     for start, length in runs:
         g = groups[-1] if groups else None
-        if g and g[1] == length and (g[2] == 1 or start - g[0] == g[2] * g[3]) and \
-                (g[2] > 1 or start > g[0]):
+        if g and g[1] == length and (g[2] == 1 or start - g[0] == g[2] * g[3]):
             if g[2] == 1:
                 g[3] = start - g[0]
             g[2] += 1
         else:
             groups.append([start, length, 1, 0])
     if len(groups) > MAX_FILL_GROUPS:
-        return Copy(copy.src, copy.dst, copy.loops, copy.units, copy.unit, whole, fill_word)
-    fill = tuple((dst.addr + 4 * s, n, k, 4 * st) for s, n, k, st in groups)
-    return Copy(copy.src, copy.dst, copy.loops, copy.units, copy.unit, fill, fill_word)
+        return replace(copy, fill=whole, fill_word=fill_word)
+    return replace(copy, fill=tuple((dst.addr + 4 * s, n, k, 4 * st) for s, n, k, st in groups),
+                   fill_word=fill_word)
 
 
 def emit_copy(em, copy: Copy, name: str) -> int:
@@ -216,11 +233,10 @@ def emit_copy(em, copy: Copy, name: str) -> int:
         pro.barrier()
         body = Timeline(cfg)
         last = 0  # the last cycle that reads rs and rd
-        for j in range(copy.units):
-            off = em.imm(j * copy.unit)
-            at = body.place([M(0, rs, "lsu.base"), M(0, off, f"lsu.{ld}"),
+        for so, do in copy.pattern:
+            at = body.place([M(0, rs, "lsu.base"), M(0, em.imm(so), f"lsu.{ld}"),
                              M(ll, "lsu.res", "lsu.data"), M(ll, rd, "lsu.base"),
-                             M(ll, off, f"lsu.{st}")])
+                             M(ll, em.imm(do), f"lsu.{st}")])
             last = max(last, at + ll)
         la = plan.lat["alu"]
         _step(em, body, rs, nx.src, steps.get("sx"), last - la)
