@@ -191,19 +191,33 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             and all(_same_values(plans[i].layer, p.layer, k) for k, i in enumerate(producers)) \
             and all(_copy(binds[i], b, k, imm) is not None for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
-        at = None
+        at, alias = None, None
         if chain:
             t0 = min(producers)
-            at = _first_fit(scratch[j], size[j], align, limit,
-                            [r for r in placed + fixed if r[2] <= j and t0 <= r[3] and
-                             not (r[2] == r[3] == j)])
+            live = [r for r in placed + fixed if r[2] <= j and t0 <= r[3] and
+                    not (r[2] == r[3] == j)]
+            for k, i in enumerate(producers):  # read a producer's output where it lies
+                if not _aliases(binds[i], b, k):
+                    continue
+                out = where[i] + binds[i].output.addr - scratch[i]
+                cand = out - (b.inputs[k].addr - scratch[j])
+                own = (cand, out), (out + b.inputs[k].size, cand + size[j])  # besides it
+                others = [r for r in live if r is not placed[i]]
+                if cand >= scratch[j] and cand % align == 0 and cand + size[j] <= limit and \
+                        not _meets((cand, cand + size[j]), others) \
+                        and not any(_meets(part, [placed[i]]) for part in own):
+                    at, alias = cand, (i, k)
+                    break
+            if at is None:
+                at = _first_fit(scratch[j], size[j], align, limit, live)
         if at is None:
             chain, t0, at = False, j, scratch[j]
             seg_start = j
             starts.append(j)
         else:
             for k, i in enumerate(producers):
-                copies.setdefault(i, []).append((j, k))
+                if (i, k) != alias:
+                    copies.setdefault(i, []).append((j, k))
         where[j] = at
         placed.append((at, at + size[j], t0, j))
     ends = set(s - 1 for s in starts[1:]) | {len(plans) - 1}
@@ -244,6 +258,23 @@ def _shift(b: LayerBinding, delta: int) -> LayerBinding:
     """b with its activation buffers `delta` bytes higher."""
     return replace(b, inputs=tuple(replace(la, addr=la.addr + delta) for la in b.inputs),
                    output=replace(b.output, addr=b.output.addr + delta))
+
+
+def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:
+    """Consumer input k can be the producer's output buffer itself: the same grid, pitch and
+    format, no padding around it, and its padding channels either absent or free to hold
+    anything (8 and 2 bits)."""
+    o, x = producer.output, consumer.inputs[k]
+    rt = consumer.row_tiling
+    return (rt is None or tuple(rt.padding) == (0, 0, 0, 0)) and o.shape == consumer.layer.in_grid \
+        and (o.rows, o.cols, o.pos_bits, o.bits, o.origin) == \
+        (x.rows, x.cols, x.pos_bits, x.bits, x.origin) and o.size == x.size \
+        and (o.bits in (8, 2) or o.shape[0] * o.bits == o.pos_bits)
+
+
+def _meets(span: tuple[int, int], regions) -> bool:
+    a, e = span
+    return a < e and any(a < r[1] and r[0] < e for r in regions)
 
 
 def _first_fit(lo: int, size: int, align: int, limit: int,
