@@ -171,11 +171,14 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     limit = plans[0].mem.limit
     imm = enc.imm_range[1]
 
-    def extent(b) -> tuple[int, int]:
-        lays = (*b.inputs, b.output)
-        return min(la.addr for la in lays), max(la.addr + la.size for la in lays)
+    def own_size(b, j: int) -> int:
+        """Bytes from layer j's scratch to the end of its own buffers (not the inputs it
+        reads where their producers left them)."""
+        ext = plans[j].external or (None,) * len(b.inputs)
+        lays = [la for la, e in zip(b.inputs, ext) if e is None] + [b.output]
+        return align_up(max(la.addr + la.size for la in lays) - scratch[j], row)
 
-    size = [align_up(extent(b)[1] - s, row) for b, s in zip(binds, scratch)]
+    size = [own_size(b, j) for j, b in enumerate(binds)]
     fixed = [(base, scratch[j], j, j) for j in range(len(plans)) if scratch[j] > base]
     placed: list[tuple[int, int, int, int]] = []  # (first byte, end, first step, last step)
     where = list(scratch)
@@ -186,27 +189,51 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         b = binds[j]
         src = sources.get(names[j], ())
         producers = [index.get(s.name, -1) if s.kind == "layer" else -1 for s in src]
-        chain = j > 0 and len(src) == len(b.inputs) and b.tiles == 1 and b.im2col is None \
+        fed = j > 0 and len(src) == len(b.inputs) \
             and all(seg_start <= i < j and binds[i].tiles == 1 for i in producers) \
-            and all(_same_values(plans[i].layer, p.layer, k) for k, i in enumerate(producers)) \
+            and all(_same_values(plans[i].layer, p.layer, k) for k, i in enumerate(producers))
+        if fed and p.free_layout:  # take the producers' grid when they share one
+            grids = {(o.rows, o.cols, o.pos_bits) for o in (binds[i].output for i in producers)}
+            if len(grids) == 1:
+                p.geometry = grids.pop()
+                binds[j] = b = p.emit(scratch[j], enc)[1]
+                size[j] = own_size(b, j)
+        chain = fed and b.tiles == 1 and b.im2col is None \
             and all(_copy(binds[i], b, k, imm) is not None for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
-        at, alias = None, None
+        at, alias = None, set()
         if chain:
             t0 = min(producers)
             live = [r for r in placed + fixed if r[2] <= j and t0 <= r[3] and
                     not (r[2] == r[3] == j)]
+            outs = [where[i] + binds[i].output.addr - scratch[i] for i in producers]
+            if p.free_layout and all(
+                    _aliases(binds[i], b, k) and not _meets(
+                        (outs[k], outs[k] + binds[i].output.size),
+                        placed[i + 1:j] + [f for f in fixed if i < f[2] <= j])
+                    for k, i in enumerate(producers)):
+                p.external = tuple(outs)  # every input read where its producer left it
+                b = p.emit(scratch[j], enc)[1]
+                at = _first_fit(scratch[j], own_size(b, j), align, limit, live)
+                if at is None:
+                    p.external = None
+                    b = binds[j]
+                else:
+                    binds[j], alias = b, set(enumerate(producers))
+                    size[j] = own_size(b, j)
+                    for i in producers:  # their outputs now live until this layer
+                        placed[i] = (*placed[i][:3], j)
             for k, i in enumerate(producers):  # read a producer's output where it lies
-                if not _aliases(binds[i], b, k):
+                if at is not None or not _aliases(binds[i], b, k):
                     continue
-                out = where[i] + binds[i].output.addr - scratch[i]
+                out = outs[k]
                 cand = out - (b.inputs[k].addr - scratch[j])
                 own = (cand, out), (out + b.inputs[k].size, cand + size[j])  # besides it
                 others = [r for r in live if r is not placed[i]]
                 if cand >= scratch[j] and cand % align == 0 and cand + size[j] <= limit and \
                         not _meets((cand, cand + size[j]), others) \
                         and not any(_meets(part, [placed[i]]) for part in own):
-                    at, alias = cand, (i, k)
+                    at, alias = cand, {(k, i)}
                     break
             if at is None:
                 at = _first_fit(scratch[j], size[j], align, limit, live)
@@ -216,12 +243,12 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             starts.append(j)
         else:
             for k, i in enumerate(producers):
-                if (i, k) != alias:
+                if (k, i) not in alias:
                     copies.setdefault(i, []).append((j, k))
         where[j] = at
         placed.append((at, at + size[j], t0, j))
     ends = set(s - 1 for s in starts[1:]) | {len(plans) - 1}
-    shifted = [_shift(b, w - s) for b, w, s in zip(binds, where, scratch)]
+    shifted = [_shift(b, w - s, p.external) for b, w, s, p in zip(binds, where, scratch, plans)]
     emitted = []
     for i, p in enumerate(plans):
         p.handover = [_copy(shifted[i], shifted[j], k, imm) for j, k in copies.get(i, [])]
@@ -254,9 +281,12 @@ def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int):
     return plan_copy(producer.output, consumer.inputs[k], consumer.layer.in_grid, pad, imm_max)
 
 
-def _shift(b: LayerBinding, delta: int) -> LayerBinding:
-    """b with its activation buffers `delta` bytes higher."""
-    return replace(b, inputs=tuple(replace(la, addr=la.addr + delta) for la in b.inputs),
+def _shift(b: LayerBinding, delta: int, external: tuple | None) -> LayerBinding:
+    """b with its own activation buffers `delta` bytes higher (inputs it reads where their
+    producers left them stay)."""
+    ext = external or (None,) * len(b.inputs)
+    return replace(b, inputs=tuple(la if e is not None else replace(la, addr=la.addr + delta)
+                                   for la, e in zip(b.inputs, ext)),
                    output=replace(b.output, addr=b.output.addr + delta))
 
 

@@ -78,6 +78,8 @@ class Plan:
     """One layer's constants (allocated at planning) and its code (emitted once activations
     have their place)."""
 
+    free_layout = False  # takes any grid of its producers (`geometry`), reads inputs in place
+
     def __init__(self, index: int, layer: Layer, config: AccelConfig, mem: Memory):
         self.index, self.layer, self.config, self.mem = index, layer, config, mem
         self.w = config.vector_width
@@ -92,6 +94,7 @@ class Plan:
         self.dma_segments = False  # its weights come in segments it loads itself
         self.overlap = False  # ... each while the previous one computes
         self.handover: list = []  # copies of its output into its consumers' inputs (Copy)
+        self.external: tuple | None = None  # with free_layout: inputs read where they lie
         self.falls_through = False  # the next layer's code follows (no halt)
         self.handover_cycles = 0
 

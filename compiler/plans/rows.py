@@ -129,16 +129,27 @@ class PoolPlan(RowPlan):
 
 
 class AddPlan(RowPlan):
-    """requant(a * ka + b * kb) over the tensors' bytes in order, G at a time."""
+    """requant(a * ka + b * kb) over the tensors' bytes in order, G at a time. The layout is
+    free (positions of c bytes by default): in a chained network the add takes its producers'
+    (`geometry`: rows, columns, position bits), and may read them where they lie (`external`:
+    each input's address, or None for a buffer of its own)."""
+
+    free_layout = True
+    geometry: tuple[int, int, int] | None = None
 
     def emit(self, scratch: int, enc: Encoding):
         layer = self.layer
         c, h, w = layer.shape
-        n_rows = -(-c * h * w // self.group)
+        rows, cols, pos_bits = self.geometry or (h, w, 8 * c)
+        n_rows = -(-rows * cols * pos_bits // 8 // self.group)
         size = n_rows * self.row
-        inputs = tuple(Layout(scratch + k * size, (c, h, w), h, w, (0, 0), 8 * c, 8)
-                       for k in (0, 1))
-        out_l = Layout(scratch + 2 * size, (c, h, w), h, w, (0, 0), 8 * c, 8)
+        top = scratch
+        inputs = []
+        for addr in self.external or (None, None):
+            if addr is None:
+                addr, top = top, top + size
+            inputs.append(Layout(addr, (c, h, w), rows, cols, (0, 0), pos_bits, 8))
+        out_l = Layout(top, (c, h, w), rows, cols, (0, 0), pos_bits, 8)
         if out_l.addr + size > self.mem.limit:
             raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
                                f"of accelerator '{self.config.name}' ({self.mem.limit} bytes, "
@@ -146,8 +157,8 @@ class AddPlan(RowPlan):
         for f in (layer.ka, layer.kb):
             Emitter(self, enc).imm(f)
         ops = [("aset", 0, None)] + ([("radd", 0, layer.ka - 1)] if layer.ka != 1 else [])
-        ops.append(("radd", n_rows, layer.kb))
-        return self.emit_rows(enc, inputs, out_l, 1, self.params, ops, 1, n_rows,
+        ops.append(("radd", (inputs[1].addr - inputs[0].addr) // self.row, layer.kb))
+        return self.emit_rows(enc, tuple(inputs), out_l, 1, self.params, ops, 1, n_rows,
                               1, 0, None, {})
 
 
