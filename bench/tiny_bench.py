@@ -62,10 +62,14 @@ def measure(entry, config, spec) -> dict:
         layers.append({"name": layer.name, "kind": net.program.layers[layer.name].layer.kind,
                        "mac_bits": b.mac_bits, "macs": b.macs, "cycles": layer.cycles,
                        "utilization": round(layer.utilization, 4),
+                       "handover_cycles": b.tiling.get("handover_cycles", 0),
                        "energy_nj": round(layer.energy_j * 1e9, 3)})
     macs = sum(b.macs for b in net.program.layers.values())
+    hand = sum(b.tiling.get("handover_cycles", 0) for b in net.program.layers.values())
     return {"cycles": cost.cycles, "estimate_cycles": cost.estimate_cycles,
             "utilization": round(ideal / cost.cycles, 4),
+            "utilization_without_handover": round(ideal / (cost.cycles - hand), 4),
+            "handover_cycles": hand, "runs": len(net.program.segments),
             "utilization_int8_peak": round(macs / (cost.cycles * config.lanes), 4),
             "macs": macs, "latency_ms": round(cost.latency_s * 1e3, 4),
             "energy_uj": round(cost.energy_j * 1e6, 4), "host_ops": list(cost.host_ops),
@@ -120,7 +124,10 @@ def main() -> None:
                           flush=True)
                     continue
                 print(f"{entry.name:<13} {name:<8} {version:<6} {r['cycles']:>9} cycles "
-                      f"{100 * r['utilization']:5.1f}% util  {r['latency_ms']:8.3f} ms "
+                      f"{100 * r['utilization']:5.1f}% util "
+                      f"({100 * r['utilization_without_handover']:5.1f}% without the "
+                      f"{r['handover_cycles']} hand-over cycles, {r['runs']} run(s))  "
+                      f"{r['latency_ms']:8.3f} ms "
                       f"{r['energy_uj']:8.2f} uJ  bit-exact {r['bit_exact']}  "
                       f"estimate {'=' if r['estimate_cycles'] == r['cycles'] else '!='} RTL  "
                       f"host ops: {', '.join(r['host_ops']) or 'none'}", flush=True)

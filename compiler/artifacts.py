@@ -41,7 +41,7 @@ from compiler.fold import fold_for_tta
 from compiler.frontend import eval_mode, to_relax
 from compiler.kinds import CODEGEN, get_kind
 from compiler.partition import partition_for_tta, placement
-from compiler.program import CompiledProgram
+from compiler.program import CompiledProgram, Segment
 from compiler.serialize import from_data, load_arrays, save_arrays, to_data
 from hw.asm import assemble
 from hw.config import AccelConfig, load_accel_config
@@ -113,6 +113,7 @@ def manifest(net) -> dict:
         "instructions": len(net.program.program.words),
         "expected_cycles": sum(b.cycles for b in net.program.layers.values()),
         "layers": layers,
+        "runs": [{"layers": list(s.layers), "why": s.why} for s in net.program.segments],
         "placement": [{"op": p.op, "where": p.where, "layer": net._func_layer.get(p.layer, p.layer)}
                       for p in net.placement],
     }
@@ -130,7 +131,7 @@ def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path
         (d / name).write_bytes(image.tobytes())
     arrays: dict[str, np.ndarray] = {}
     ir = to_data({"layers": net.layers, "bindings": prog.layers,
-                  "func_layer": net._func_layer}, arrays)
+                  "func_layer": net._func_layer, "segments": prog.segments}, arrays)
     (d / "layers.json").write_text(json.dumps(ir))
     (d / "arrays.npz").write_bytes(save_arrays(arrays))
     torch.export.save(host, str(d / "host.pt2"))
@@ -220,8 +221,13 @@ def load(directory: str | Path):
     offchip = (d / "offchip.bin").read_bytes()
     layers = {layer.name: layer for layer in saved["layers"]}
     bindings = {n: replace(b, layer=layers[n]) for n, b in saved["bindings"].items()}
+    segments = saved.get("segments")
+    if not isinstance(segments, list) or not all(isinstance(s, Segment) for s in segments) or \
+            sorted(n for s in segments for n in s.layers) != sorted(bindings):
+        raise CompileError(f"{d}/layers.json: its runs of layers ('segments') are missing or do "
+                           f"not cover the compiled layers; compile again")
     compiled = CompiledProgram(config, program, listing, [(0, image)], bindings,
-                               [(0, offchip)] if offchip else [])
+                               [(0, offchip)] if offchip else [], segments)
     try:
         with _tensors_only():
             ep = torch.export.load(str(d / "host.pt2"))

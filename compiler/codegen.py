@@ -27,7 +27,7 @@ from compiler.layer_ir import Layer
 from compiler.plans.base import Memory, Plan, align_up
 from compiler.plans.handover import plan_copy
 from compiler.plans.segments import Offchip
-from compiler.program import CompiledProgram, LayerBinding
+from compiler.program import CompiledProgram, LayerBinding, Segment
 from hw.asm import assemble
 from hw.config import AccelConfig
 from hw.isa import Encoding
@@ -164,7 +164,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     first = [p.emit(s, enc) for p, s in zip(plans, scratch)]
     names = [p.layer.name for p in plans]
     if not sources:
-        return first, [(n,) for n in names]
+        return first, [Segment((n,), "compiled layer by layer") for n in names]
     index = {n: i for i, n in enumerate(names)}
     binds = [b for _, b in first]
     row = plans[0].row
@@ -183,7 +183,8 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     placed: list[tuple[int, int, int, int]] = []  # (first byte, end, first step, last step)
     where = list(scratch)
     copies: dict[int, list[tuple[int, int]]] = {}  # producer -> [(consumer, input)]
-    starts = []
+    starts: list[int] = []
+    reasons: list[str] = []  # why each run starts where it does
     seg_start = 0
     for j, p in enumerate(plans):
         b = binds[j]
@@ -238,9 +239,11 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             if at is None:
                 at = _first_fit(scratch[j], size[j], align, limit, live)
         if at is None:
+            why = _why_not(j, names, src, producers, seg_start, binds, plans, chain)
             chain, t0, at = False, j, scratch[j]
             seg_start = j
             starts.append(j)
+            reasons.append(why)
         else:
             for k, i in enumerate(producers):
                 if (k, i) not in alias:
@@ -260,7 +263,34 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         emitted.append((lines, replace(b, tiling={**b.tiling,
                                                   "handover_cycles": p.handover_cycles})))
     bounds = starts + [len(plans)]
-    return emitted, [tuple(names[bounds[k]:bounds[k + 1]]) for k in range(len(starts))]
+    return emitted, [Segment(tuple(names[bounds[k]:bounds[k + 1]]), reasons[k])
+                     for k in range(len(starts))]
+
+
+def _why_not(j: int, names, src, producers, seg_start, binds, plans, placeable: bool) -> str:
+    """Why layer j starts a run of its own (for the placement report)."""
+    b = binds[j]
+    if not src or any(s.kind == "input" for s in src):
+        return "reads the network's input"
+    host = [s.name for s in src if s.kind == "host"]
+    if host:
+        return f"reads the host op {host[0]}"
+    if b.tiles > 1 or any(binds[i].tiles > 1 for i in producers):
+        tiled = names[j] if b.tiles > 1 else next(names[i] for i in producers if binds[i].tiles > 1)
+        return f"row tiles ({tiled}'s activations do not fit the data memory at once)"
+    early = [names[i] for i in producers if i < seg_start]
+    if early:
+        return f"reads {early[0]}, which ran in an earlier run"
+    for k, i in enumerate(producers):
+        if not _same_values(plans[i].layer, plans[j].layer, k):
+            scale, bits = get_kind(plans[j].layer.kind).input_formats(plans[j].layer)[k]
+            return (f"the host requantizes {names[i]}'s {plans[i].layer.out.kind} output to "
+                    f"{bits}-bit values at scale {scale:.4g}")
+    if b.im2col is not None:
+        return "takes its input as patches"
+    if placeable:
+        return "no room for its buffers beside the ones live while it waits"
+    return "no affine copy between its producers' layouts and its own"
 
 
 def _same_values(producer: Layer, consumer: Layer, k: int) -> bool:

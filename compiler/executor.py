@@ -78,7 +78,7 @@ class MachineBackend(Backend):
             self.machine.write_dmem(addr, data)
         for addr, data in compiled.offchip:  # constants the layers load themselves (DMA)
             self.machine.write_offchip(addr, data)
-        self._segment_of = {n: seg for seg in compiled.segments for n in seg}
+        self._segment_of = {n: seg.layers for seg in compiled.segments for n in seg.layers}
         self._pending: dict[str, tuple] = {}  # outputs of a segment's later layers
 
     def _layer(self, b, *inputs):

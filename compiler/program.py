@@ -53,6 +53,15 @@ class LayerBinding:
         return self.im2col.apply(x) if self.im2col else x
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Layers run in one go, in order: the first's inputs come from the host, each later one's
+    from layers before it in the run (their code copies them over)."""
+
+    layers: tuple[str, ...]
+    why: str  # why the run starts at its first layer
+
+
 @dataclass
 class CompiledProgram:
     config: AccelConfig
@@ -61,7 +70,5 @@ class CompiledProgram:
     image: list[tuple[int, bytes]] = field(default_factory=list)  # data-memory segments
     layers: dict[str, LayerBinding] = field(default_factory=dict)
     offchip: list[tuple[int, bytes]] = field(default_factory=list)  # off-chip memory segments
-    # layers run in one go, in order: the first's inputs come from the host, each later one's
-    # from layers before it in the run (their code copies them over); one layer per run when
-    # compiled without the network's dataflow
-    segments: list[tuple[str, ...]] = field(default_factory=list)
+    # runs of layers (one per layer when compiled without the network's dataflow)
+    segments: list[Segment] = field(default_factory=list)

@@ -114,7 +114,12 @@ class CompiledNetwork:
     def placement_report(self) -> str:
         names = {f: n for f, n in self._func_layer.items()}
         rows = [f"  {p.where:<5} {p.op:<34} {names.get(p.layer, p.layer)}" for p in self.placement]
-        return "placement (where each op runs):\n" + "\n".join(rows)
+        runs = [f"  {i + 1}. {s.layers[0]}" + (f" .. {s.layers[-1]} ({len(s.layers)} layers)"
+                                                 if len(s.layers) > 1 else "") + f": {s.why}"
+                for i, s in enumerate(self.program.segments)]
+        return "placement (where each op runs):\n" + "\n".join(rows) + \
+            f"\naccelerator runs per inference: {len(runs)} (the host hands over between " \
+            f"runs; within one, the layers' own code does)\n" + "\n".join(runs)
 
 
 class NetworkRunner:

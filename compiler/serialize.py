@@ -17,10 +17,10 @@ from compiler.errors import CompileError
 from compiler.intsem import Requant
 from compiler.layer_ir import Add, Affine, Conv2d, Dense, Output, Pool
 from compiler.layout import Im2col, Layout, RowTiling
-from compiler.program import ExecBlock, LayerBinding
+from compiler.program import ExecBlock, LayerBinding, Segment
 
 CLASSES = {c.__name__: c for c in (Output, Conv2d, Dense, Pool, Add, Affine, Requant, Layout,
-                                    RowTiling, Im2col, ExecBlock, LayerBinding)}
+                                    RowTiling, Im2col, ExecBlock, LayerBinding, Segment)}
 
 
 def to_data(obj: Any, arrays: dict[str, np.ndarray]) -> Any:

@@ -1,0 +1,164 @@
+"""Whole networks in one accelerator run: the layers hand over among themselves (the host writes
+the input and reads results, nothing between layers), bit-exact, every layer's counters read at
+its boundary equal to the estimator's; runs split only where the host must compute."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from compiler.artifacts import load, save
+from compiler.estimate import estimate
+from compiler.plans.handover import plan_copy
+from compiler.layout import Layout
+from compiler.pipeline import compile_model
+from compiler.zoo import ZOO, build
+from hw.config import load_accel_config
+
+pytestmark = pytest.mark.rtl
+
+
+def _compiled(name: str, config: str = "default"):
+    entry = next(e for e in ZOO if e.name == name)
+    cal = np.random.default_rng(0).standard_normal((8, *entry.input_shape)).astype(np.float32)
+    return entry, compile_model(build(entry), torch.from_numpy(cal[:1]),
+                                load_accel_config(config), entry.quant, cal)
+
+
+class _Spy:
+    """Logs what the host does to a machine: writes, starts, runs."""
+
+    def __init__(self, machine):
+        self.log: list[str] = []
+        for name in ("write_dmem", "write_offchip", "reset", "set_pc", "run", "advance"):
+            method = getattr(machine, name)
+
+            def logged(*args, _name=name, _method=method, **kw):
+                self.log.append(_name)
+                return _method(*args, **kw)
+            setattr(machine, name, logged)
+
+
+@pytest.mark.parametrize("engine", ["golden", "rtl"])
+@pytest.mark.parametrize("name", ["resnet8", "mobilenet"])
+def test_one_run_per_inference_and_no_host_write_between_layers(name, engine):
+    entry, net = _compiled(name)
+    assert [len(s.layers) for s in net.program.segments] == [len(net.layers)], \
+        net.placement_report()
+    rng = np.random.default_rng(1)
+    est = estimate(net.program)
+    with net.runner(engine) as acc, net.runner("reference") as ref:
+        spy = _Spy(acc.backend.machine)
+        for _ in range(2):
+            spy.log.clear()
+            x = rng.standard_normal((1, *entry.input_shape)).astype(np.float32)
+            np.testing.assert_array_equal(acc(x), ref(x))
+            for layer in net.layers:
+                np.testing.assert_array_equal(acc.int_outputs[layer.name],
+                                              ref.int_outputs[layer.name], err_msg=layer.name)
+            start = spy.log.index("set_pc")
+            assert spy.log.count("set_pc") == 1 and spy.log.count("reset") == 1
+            after = spy.log[start:]
+            assert "write_dmem" not in after and "write_offchip" not in after, spy.log
+            assert after.count("advance") == len(net.layers) - 1 and after[-1] == "run"
+            for run in acc.layer_runs:  # each layer's counters, read at its boundary
+                assert run.counters == est[run.name], run.name
+            assert acc.cycles == sum(b.cycles for b in net.program.layers.values())
+
+
+def test_hand_over_cycles_are_counted_in_the_producer():
+    _, net = _compiled("vgg")
+    hand = {n: b.tiling["handover_cycles"] for n, b in net.program.layers.items()}
+    assert sum(hand.values()) > 0
+    last = net.program.segments[-1].layers[-1]
+    assert hand[last] == 0  # its output goes to the host
+
+
+def test_runs_split_where_the_host_requantizes_and_the_report_says_why():
+    _, net = _compiled("mixed_resnet8")
+    segments = net.program.segments
+    assert 1 < len(segments) < len(net.layers)
+    report = net.placement_report()
+    assert f"accelerator runs per inference: {len(segments)}" in report
+    assert "the host requantizes" in report
+    # and a per-layer compilation (no dataflow) keeps one run per layer
+    from compiler.codegen import compile_layers
+    alone = compile_layers(net.layers, net.config)
+    assert [s.layers for s in alone.segments] == [(n,) for n in alone.layers]
+
+
+def test_runs_survive_saving_and_loading(tmp_path):
+    entry, net = _compiled("lenet")
+    model = build(entry).eval()
+    x = torch.zeros((1, *entry.input_shape))
+    save(net, tmp_path / "c", torch.export.export(model, (x,)))
+    again = load(tmp_path / "c")
+    assert again.program.segments == net.program.segments
+    rng = np.random.default_rng(2)
+    xs = rng.standard_normal((1, *entry.input_shape)).astype(np.float32)
+    with again.runner("golden") as a, net.runner("reference") as r:
+        np.testing.assert_array_equal(a(xs), r(xs))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_copies_between_random_layouts_match_their_element_maps(seed):
+    """The planned copy (loops, pattern, padding runs), replayed in numpy on a byte array,
+    moves every element where the consumer's layout wants it and fills its padding."""
+    rng = np.random.default_rng(seed)
+    bits = int(rng.choice([8, 2, 1]))
+    c = int(rng.choice([3, 4, 8, 16, 24, 32, 48]))
+    h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    per = 32 // bits
+
+    def slot(extra):
+        return 32 * (-(-c // per) + extra)
+
+    pt, pl = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+    src = Layout(128 * int(rng.integers(0, 4)), (c, h, w), h, w + int(rng.integers(0, 3)), (0, 0),
+                 slot(int(rng.integers(0, 2))), bits, 0)
+    dst = Layout(4096 + 128 * int(rng.integers(0, 4)), (c, h + 2 * pt, w + 2 * pl), h + 2 * pt,
+                 w + 2 * pl + int(rng.integers(0, 2)), (0, 0), slot(int(rng.integers(0, 2))), bits,
+                 -1 if bits == 1 else int(rng.integers(0, 2)))
+    copy = plan_copy(src, dst, (c, h, w), (pt, pl), 2047)
+    if copy is None:
+        assert bits != 8, "an int8 tensor always has a copy"
+        return
+    lo = -128 if bits == 8 else -1
+    hi = 1 if bits < 8 else 127
+    q = rng.integers(lo, hi + 1, (c, h, w))
+    if bits == 1:
+        q = np.where(q >= 0, 1, -1)
+    mem = rng.integers(0, 256, 16384).astype(np.uint8)  # garbage everywhere
+    enc = src.encode(q)  # the producer's padding channels and positions: garbage
+    bits_of = np.unpackbits(enc, bitorder="little")
+    keep = np.zeros(bits_of.size, bool)
+    keep[(src.bit_offsets()[..., None] + np.arange(bits)).ravel()] = True
+    bits_of[~keep] = rng.integers(0, 2, (~keep).sum())
+    mem[src.addr:src.addr + src.size] = np.packbits(bits_of, bitorder="little")
+    for addr, words, count, stride in copy.fill:
+        for k in range(count):
+            for j in range(words):
+                a = addr + k * stride + 4 * j
+                mem[a:a + 4] = np.frombuffer(np.uint32(copy.fill_word).tobytes(), np.uint8)
+    steps = [()]
+    for lp in copy.loops:
+        steps = [s + (i,) for s in steps for i in range(lp.count)]
+    for s in steps:
+        so = copy.src + sum(i * lp.src for i, lp in zip(s, copy.loops))
+        do = copy.dst + sum(i * lp.dst for i, lp in zip(s, copy.loops))
+        for a, b in copy.pattern:
+            mem[do + b:do + b + copy.unit] = mem[so + a:so + a + copy.unit].copy()
+    got = replace(dst, shape=(c, dst.rows, dst.cols)).decode(mem[dst.addr:dst.addr + dst.size])
+    np.testing.assert_array_equal(got[:, pt:pt + h, pl:pl + w], q)
+    if bits == 1:  # binary: padding channels and positions exactly -1
+        full = Layout(dst.addr, (dst.pos_bits, dst.rows, dst.cols), dst.rows, dst.cols, (0, 0),
+                      dst.pos_bits, 1, dst.fill)
+        every = full.decode(mem[dst.addr:dst.addr + dst.size])
+        expect = np.full(every.shape, -1)
+        expect[:c, pt:pt + h, pl:pl + w] = q
+        np.testing.assert_array_equal(every, expect)
+    else:  # padding positions hold the fill
+        mask = np.ones((dst.rows, dst.cols), bool)
+        mask[pt:pt + h, pl:pl + w] = False
+        np.testing.assert_array_equal(got[:, mask], np.full((c, mask.sum()), dst.fill))
