@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-whole bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -81,6 +81,9 @@ bench-bnn: install ## the BNN survey's review: a binary ResNet-style net with ea
 
 bench-memory: install ## weights past the data memory streamed by DMA: cycles with/without overlap, transfer hidden, off-chip energy (bench/results/memory.json)
 	$(PY) bench/memory_bench.py
+
+bench-whole: install ## whole-network runs vs layer by layer on the zoo and MLPerf Tiny: cycles, hand-over share, runs per inference (bench/results/whole.json)
+	$(PY) bench/whole_bench.py
 
 fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
 	$(VENV)/bin/codesign fidelity --out bench/results/fidelity

@@ -17,7 +17,7 @@ tile's window.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -166,21 +166,20 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     if not sources:
         return first, [Segment((n,), "compiled layer by layer") for n in names]
     index = {n: i for i, n in enumerate(names)}
+    readers: dict[str, list[int]] = {}  # producer -> layers reading its output
+    for j, n in enumerate(names):
+        for src in sources.get(n, ()):
+            if src.kind == "layer":
+                readers.setdefault(src.name, []).append(j)
     binds = [b for _, b in first]
     row = plans[0].row
     limit = plans[0].mem.limit
     imm = enc.imm_range[1]
 
-    def own_size(b, j: int) -> int:
-        """Bytes from layer j's scratch to the end of its own buffers (not the inputs it
-        reads where their producers left them)."""
-        ext = plans[j].external or (None,) * len(b.inputs)
-        lays = [la for la, e in zip(b.inputs, ext) if e is None] + [b.output]
-        return align_up(max(la.addr + la.size for la in lays) - scratch[j], row)
-
-    size = [own_size(b, j) for j, b in enumerate(binds)]
-    fixed = [(base, scratch[j], j, j) for j in range(len(plans)) if scratch[j] > base]
-    placed: list[tuple[int, int, int, int]] = []  # (first byte, end, first step, last step)
+    arena = _Arena()
+    for j in range(len(plans)):  # a streamed layer's constants, loaded when it starts
+        if scratch[j] > base:
+            arena.add(_Region(base, scratch[j], 2 * j, 2 * j, j))
     where = list(scratch)
     copies: dict[int, list[tuple[int, int]]] = {}  # producer -> [(consumer, input)]
     starts: list[int] = []
@@ -198,49 +197,59 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             if len(grids) == 1:
                 p.geometry = grids.pop()
                 binds[j] = b = p.emit(scratch[j], enc)[1]
-                size[j] = own_size(b, j)
         chain = fed and b.tiles == 1 and b.im2col is None \
             and all(_copy(binds[i], b, k, imm) is not None for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
-        at, alias = None, set()
+        at, alias, t_in = None, set(), 2 * j
+        # a consumer that can read this output in place needs room above it: stay low
+        read_in_place = any(_aliases(b, binds[c], k) for c in readers.get(names[j], ())
+                            for k, s in enumerate(sources.get(names[c], ()))
+                            if s.kind == "layer" and s.name == names[j])
+        # an add reading this output in place later: keep it until then if there is room
+        keep = max([2 * c for c in readers.get(names[j], ()) if plans[c].free_layout],
+                   default=0)
+
+        def parts(b, keep=keep):
+            return _parts(b, scratch[j], row, t_in, j, p.external, keep)
+
+        def fit(b):
+            """The best place for b's buffers where the plan emits the same code shifted."""
+            for kp in ((keep, 0) if keep else (0,)):
+                spots = arena.fits_at(scratch[j], parts(b, kp), align, limit)
+                for at in (sorted(spots) if read_in_place else spots):
+                    if _same_shifted(p, b, at, scratch[j], enc):
+                        return at
+            return None
         if chain:
-            t0 = min(producers)
-            live = [r for r in placed + fixed if r[2] <= j and t0 <= r[3] and
-                    not (r[2] == r[3] == j)]
-            outs = [where[i] + binds[i].output.addr - scratch[i] for i in producers]
-            if p.free_layout and all(
-                    _aliases(binds[i], b, k) and not _meets(
-                        (outs[k], outs[k] + binds[i].output.size),
-                        placed[i + 1:j] + [f for f in fixed if i < f[2] <= j])
-                    for k, i in enumerate(producers)):
-                p.external = tuple(outs)  # every input read where its producer left it
-                b = p.emit(scratch[j], enc)[1]
-                at = _first_fit(scratch[j], own_size(b, j), align, limit, live)
+            t_in = 2 * min(producers) + 1  # the first hand-over into its inputs
+            outs = [arena.out[i] for i in producers]
+            if p.free_layout and all(_aliases(binds[i], b, k) and
+                                     arena.keeps(outs[k], 2 * j, i)
+                                     for k, i in enumerate(producers)):
+                p.external = tuple(r.lo for r in outs)  # read every input where it lies
+                ext = p.emit(scratch[j], enc)[1]
+                at = fit(ext)
                 if at is None:
                     p.external = None
-                    b = binds[j]
                 else:
-                    binds[j], alias = b, set(enumerate(producers))
-                    size[j] = own_size(b, j)
-                    for i in producers:  # their outputs now live until this layer
-                        placed[i] = (*placed[i][:3], j)
-            for k, i in enumerate(producers):  # read a producer's output where it lies
+                    binds[j], b, alias = ext, ext, set(enumerate(producers))
+                    for r in outs:  # they now live until this layer has read them
+                        r.t1 = max(r.t1, 2 * j)
+            for k, i in enumerate(producers):  # an input read where its producer left it
                 if at is not None or not _aliases(binds[i], b, k):
                     continue
-                out = outs[k]
-                cand = out - (b.inputs[k].addr - scratch[j])
-                own = (cand, out), (out + b.inputs[k].size, cand + size[j])  # besides it
-                others = [r for r in live if r is not placed[i]]
-                if cand >= scratch[j] and cand % align == 0 and cand + size[j] <= limit and \
-                        not _meets((cand, cand + size[j]), others) \
-                        and not any(_meets(part, [placed[i]]) for part in own):
-                    at, alias = cand, {(k, i)}
-                    break
+                cand = outs[k].lo - (b.inputs[k].addr - scratch[j])
+                if cand >= scratch[j] and cand % align == 0 and \
+                        _same_shifted(p, b, cand, scratch[j], enc):
+                    for kp in ((keep, 0) if keep else (0,)):
+                        if arena.fits(cand, parts(b, kp), limit, skip=outs[k]):
+                            at, alias, keep = cand, {(k, i)}, kp
+                            break
             if at is None:
-                at = _first_fit(scratch[j], size[j], align, limit, live)
+                at = fit(b)
         if at is None:
             why = _why_not(j, names, src, producers, seg_start, binds, plans, chain)
-            chain, t0, at = False, j, scratch[j]
+            chain, at, t_in = False, scratch[j], 2 * j
             seg_start = j
             starts.append(j)
             reasons.append(why)
@@ -249,7 +258,10 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                 if (k, i) not in alias:
                     copies.setdefault(i, []).append((j, k))
         where[j] = at
-        placed.append((at, at + size[j], t0, j))
+        placed = parts(b)
+        if keep and not arena.fits(at, placed, limit):
+            placed = parts(b, 0)
+        arena.place(j, at, placed)
     ends = set(s - 1 for s in starts[1:]) | {len(plans) - 1}
     shifted = [_shift(b, w - s, p.external) for b, w, s, p in zip(binds, where, scratch, plans)]
     emitted = []
@@ -320,6 +332,107 @@ def _shift(b: LayerBinding, delta: int, external: tuple | None) -> LayerBinding:
                    output=replace(b.output, addr=b.output.addr + delta))
 
 
+@dataclass
+class _Region:
+    """Bytes [lo, hi) live from step t0 to t1 (layer j computes at step 2j and hands its
+    output over at 2j + 1)."""
+
+    lo: int
+    hi: int
+    t0: int
+    t1: int
+    owner: int
+
+    def meets(self, lo: int, hi: int, t0: int, t1: int) -> bool:
+        return lo < self.hi and self.lo < hi and t0 <= self.t1 and self.t0 <= t1
+
+
+def _parts(b: LayerBinding, scratch: int, row: int, t_in: int, j: int, external=None,
+           keep: int = 0):
+    """A layer's own buffers relative to its scratch: its inputs (live from the first hand-over
+    into them to its step; not those it reads where their producers left them) and its output
+    (its step and hand-over, or until step `keep`); (offset, length, t0, t1)."""
+    ins = [la for la, e in zip(b.inputs, external or (None,) * len(b.inputs)) if e is None]
+    parts = []
+    if ins:
+        parts.append((0, align_up(max(la.addr + la.size for la in ins) - scratch, row),
+                      t_in, 2 * j))
+    out = b.output
+    parts.append((out.addr - scratch, align_up(out.size, row), 2 * j, max(2 * j + 1, keep)))
+    return parts
+
+
+class _Arena:
+    """The data memory's activation buffers over the steps of a network run."""
+
+    def __init__(self):
+        self.regions: list[_Region] = []
+        self.out: dict[int, _Region] = {}  # each layer's output buffer
+
+    def add(self, r: _Region) -> None:
+        self.regions.append(r)
+
+    def place(self, j: int, at: int, parts) -> None:
+        for k, (off, n, t0, t1) in enumerate(parts):
+            r = _Region(at + off, at + off + n, t0, t1, j)
+            self.add(r)
+            if k == len(parts) - 1:
+                self.out[j] = r
+
+    def fits(self, at: int, parts, limit: int, skip: _Region | None = None) -> bool:
+        return all(at + off + n <= limit and not any(
+            r is not skip and r.meets(at + off, at + off + n, t0, t1) for r in self.regions)
+            for off, n, t0, t1 in parts)
+
+    def keeps(self, r: _Region, until: int, owner: int) -> bool:
+        """Nothing but its owner uses r's bytes from its end until step `until`."""
+        return not any(o is not r and o.owner != owner and o.meets(r.lo, r.hi, r.t1 + 1, until)
+                       for o in self.regions)
+
+    def fits_at(self, lo: int, parts, align: int, limit: int) -> list[int]:
+        """The lowest and the highest aligned address from lo where every part meets no live
+        region, the one that leaves the larger free gap when the next hand-over writes first
+        (outputs at alternate ends keep the memory in two pieces, not three)."""
+        t = max(t1 for *_, t1 in parts)
+        found = {self._fit(lo, parts, align, limit, 1), self._fit(lo, parts, align, limit, -1)}
+        found.discard(None)
+        return sorted(found, key=lambda at: (-self._gap(lo, limit, t, at, parts), at))
+
+    def _fit(self, lo: int, parts, align: int, limit: int, way: int) -> int | None:
+        end = max(off + n for off, n, *_ in parts)
+        at = align_up(lo, align) if way > 0 else (limit - end) // align * align
+        moved = True
+        while moved and lo <= at and at + end <= limit:
+            moved = False
+            for off, n, t0, t1 in parts:
+                for r in self.regions:
+                    if r.meets(at + off, at + off + n, t0, t1):
+                        at = align_up(r.hi - off, align) if way > 0 else \
+                            (r.lo - off - n) // align * align
+                        moved = True
+        return at if lo <= at and at + end <= limit else None
+
+    def _gap(self, lo: int, limit: int, t: int, at: int, parts) -> int:
+        """The largest free run of bytes in [lo, limit) at step t, with `parts` placed at."""
+        busy = sorted([(r.lo, r.hi) for r in self.regions if r.t0 <= t <= r.t1] +
+                      [(at + off, at + off + n) for off, n, t0, t1 in parts if t0 <= t <= t1])
+        best, edge = 0, lo
+        for a, e in busy:
+            best, edge = max(best, a - edge), max(edge, e)
+        return max(best, limit - edge)
+
+
+def _same_shifted(p: Plan, b: LayerBinding, at: int, scratch: int, enc: Encoding) -> bool:
+    """Emitted at `at`, the plan's buffers are b's shifted there (no row tiles appear: the
+    plans' own fit tests are more cautious than the buffers' sizes)."""
+    try:
+        moved = p.emit(at, enc)[1] if at != scratch else b
+    except MemoryFitError:
+        return False
+    want = _shift(b, at - scratch, p.external)
+    return moved.tiles == 1 and moved.inputs == want.inputs and moved.output == want.output
+
+
 def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:
     """Consumer input k can be the producer's output buffer itself: the same grid, pitch and
     format, no padding around it, and its padding channels either absent or free to hold
@@ -330,21 +443,3 @@ def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:
         and (o.rows, o.cols, o.pos_bits, o.bits, o.origin) == \
         (x.rows, x.cols, x.pos_bits, x.bits, x.origin) and o.size == x.size \
         and (o.bits in (8, 2) or o.shape[0] * o.bits == o.pos_bits)
-
-
-def _meets(span: tuple[int, int], regions) -> bool:
-    a, e = span
-    return a < e and any(a < r[1] and r[0] < e for r in regions)
-
-
-def _first_fit(lo: int, size: int, align: int, limit: int,
-               taken: list[tuple[int, int, int, int]]) -> int | None:
-    """The lowest aligned address from lo where size bytes meet none of `taken`."""
-    at = align_up(lo, align)
-    moved = True
-    while moved:
-        moved = False
-        for a, e, *_ in taken:
-            if at < e and a < at + size:
-                at, moved = align_up(e, align), True
-    return at if at + size <= limit else None
