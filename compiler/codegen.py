@@ -275,8 +275,15 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         emitted.append((lines, replace(b, tiling={**b.tiling,
                                                   "handover_cycles": p.handover_cycles})))
     bounds = starts + [len(plans)]
-    return emitted, [Segment(tuple(names[bounds[k]:bounds[k + 1]]), reasons[k])
-                     for k in range(len(starts))]
+    segments = []
+    for k in range(len(starts)):
+        run = range(bounds[k], bounds[k + 1])
+        feeds = {m: [index[s.name] for s in sources.get(names[m], ()) if s.kind == "layer"]
+                 for m in run}
+        resumable = tuple(names[r] for r in run[1:]
+                          if all(i >= r for m in run if m > r for i in feeds[m]))
+        segments.append(Segment(tuple(names[m] for m in run), reasons[k], resumable))
+    return emitted, segments
 
 
 def _why_not(j: int, names, src, producers, seg_start, binds, plans, placeable: bool) -> str:

@@ -78,19 +78,21 @@ class MachineBackend(Backend):
             self.machine.write_dmem(addr, data)
         for addr, data in compiled.offchip:  # constants the layers load themselves (DMA)
             self.machine.write_offchip(addr, data)
-        self._segment_of = {n: seg.layers for seg in compiled.segments for n in seg.layers}
+        self._segment_of = {n: seg for seg in compiled.segments for n in seg.layers}
         self._pending: dict[str, tuple] = {}  # outputs of a segment's later layers
 
     def _layer(self, b, *inputs):
         name = b.layer.name
         if name in self._pending:  # computed in its segment's run
             return self._pending.pop(name)
-        seg = self._segment_of.get(name, (name,))
-        if seg[0] != name:
-            raise CompileError(f"layer {name} runs within the run that starts with layer "
-                               f"{seg[0]}: run that one first")
-        if len(seg) > 1:
-            return self._segment(seg, b, inputs)
+        seg = self._segment_of.get(name)
+        if seg is not None and seg.layers[0] != name:
+            if name not in seg.resumable:
+                raise CompileError(f"layer {name} runs within the run that starts with layer "
+                                   f"{seg.layers[0]}: run that one first")
+            return self._segment(seg.layers[seg.layers.index(name):], b, inputs)
+        if seg is not None and len(seg.layers) > 1:
+            return self._segment(seg.layers, b, inputs)
         out_shape = b.layer.out_shape
         rows, cycles, counters = [], 0, {}
         for t in range(b.tiles):

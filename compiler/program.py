@@ -60,6 +60,9 @@ class Segment:
 
     layers: tuple[str, ...]
     why: str  # why the run starts at its first layer
+    # later layers a run may also start from (the host writing that layer's inputs): none
+    # after it reads a buffer written before it (an ensemble's members skip a shared prefix)
+    resumable: tuple[str, ...] = ()
 
 
 @dataclass
