@@ -36,7 +36,8 @@ from hw.isa import Encoding
 def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: bool | None = None,
                    host_inputs: frozenset[str] = frozenset(),
                    overlap: bool = True, share_rows: bool = True,
-                   sources: dict[str, tuple] | None = None) -> CompiledProgram:
+                   sources: dict[str, tuple] | None = None,
+                   host_reads: frozenset[str] = frozenset()) -> CompiledProgram:
     """Constants stay resident when all layers' fit beside the activations. Otherwise the
     one layer with the fewest constants that makes the rest fit is streamed, or failing that
     the layers with the largest, as few as needed (all of them with stream_weights=True):
@@ -49,7 +50,10 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     `sources` (per layer, where each input comes from: `compiler.graph.Source`) chains layers
     into whole-network segments: a layer whose inputs all come from layers of the running
     segment follows them in one run, its producers copying their outputs into its input
-    (`compiler.plans.handover`); without it every layer is a run of its own."""
+    (`compiler.plans.handover`); without it every layer is a run of its own. With a DMA unit,
+    a run's first layer loads its inputs from the off-chip memory (the host writes them there)
+    and the layers whose outputs leave the run (to another run, or `host_reads`: read by a host
+    op) store them there."""
     if config.buses < 3 or not all(config.has_unit(u) for u in ("alu", "lsu", "vmac")):
         raise CompileError(f"accelerator '{config.name}': the code generator needs at least 3 "
                            f"buses and the alu, lsu and vmac units")
@@ -76,9 +80,10 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
             raise error or MemoryFitError(f"accelerator '{config.name}' has no dma unit to "
                                           f"load streamed constants")
         try:
-            plans, scratch, base, image, offchip = _place(layers, streamed, plan, config,
-                                                          overlap, share_rows)
-            emitted, segments = _emit(plans, scratch, base, enc, sources)
+            plans, scratch, base, image, area = _place(layers, streamed, plan, config,
+                                                       overlap, share_rows)
+            emitted, segments = _emit(plans, scratch, base, enc, sources, area, host_reads)
+            offchip = area.image
             break
         except MemoryFitError as exc:
             error = error or exc  # the resident attempt's reason is the clearest
@@ -148,11 +153,12 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig,
     scratch = [align_up(max(resident.top, mems[i].top),
                         config.bank_bytes if p.overlap else resident.row)
                for i, p in enumerate(plans)]
-    return plans, scratch, base, resident.image, area.image
+    return plans, scratch, base, resident.image, area
 
 
 def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
-          sources: dict[str, tuple] | None):
+          sources: dict[str, tuple] | None, area: Offchip,
+          host_reads: frozenset[str] = frozenset()):
     """Every layer's code and binding, and the segments (layer names run in one go).
 
     With `sources`, one pass in program order decides which layers chain and where each
@@ -264,16 +270,46 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         arena.place(j, at, placed)
     ends = set(s - 1 for s in starts[1:]) | {len(plans) - 1}
     shifted = [_shift(b, w - s, p.external) for b, w, s, p in zip(binds, where, scratch, plans)]
+    run_of = {}
+    for k, s0 in enumerate(starts):
+        for m in range(s0, (starts + [len(plans)])[k + 1]):
+            run_of[m] = k
+    config = plans[0].config
+
+    def offchip(layout) -> tuple[int, int, int] | None:
+        """An off-chip buffer for a row-aligned activation buffer: (address, rows, row)."""
+        if not config.has_unit("dma") or layout.addr % row:
+            return None
+        n = -(-layout.size // row)
+        ext = align_up(area.top, row)
+        area.top = ext + n * row
+        return ext, n, layout.addr // row
+
     emitted = []
     for i, p in enumerate(plans):
         p.handover = [_copy(shifted[i], shifted[j], k, imm) for j, k in copies.get(i, [])]
         p.falls_through = i not in ends
+        b = shifted[i]
+        p.load_inputs, p.store_output = [], None
+        if i in starts and b.tiles == 1:
+            loads = [offchip(la) for la in b.inputs]
+            p.load_inputs = loads if all(loads) else []
+        leaves = not readers.get(names[i]) or names[i] in host_reads or \
+            any(run_of[c] != run_of[i] for c in readers.get(names[i], ()))
+        if leaves and b.tiles == 1:
+            p.store_output = offchip(b.output)
         lines, b = p.emit(where[i], enc)
         if b.inputs != shifted[i].inputs or b.output != shifted[i].output:
             raise CompileError(f"layer {names[i]}: its buffers moved with its scratch area "
                                f"in an unexpected way (the hand-over needs them shifted)")
-        emitted.append((lines, replace(b, tiling={**b.tiling,
-                                                  "handover_cycles": p.handover_cycles})))
+        emitted.append((lines, replace(
+            b, tiling={**b.tiling, "handover_cycles": p.handover_cycles},
+            offchip_inputs=tuple(ext for ext, _, _ in p.load_inputs),
+            offchip_output=p.store_output[0] if p.store_output else None)))
+    if area.top > config.offchip.bytes:
+        raise CompileError(f"constants and the runs' inputs and results ({area.top} bytes) do "
+                           f"not fit the off-chip memory of accelerator '{config.name}' "
+                           f"({config.offchip.bytes} bytes)")
     bounds = starts + [len(plans)]
     segments = []
     for k in range(len(starts)):

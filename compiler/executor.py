@@ -116,21 +116,33 @@ class MachineBackend(Backend):
 
     def _write_inputs(self, b: LayerBinding, inputs, t: int) -> None:
         """The layer's inputs as its code reads them: whole, or row tile t's window of the
-        padded input (or its patches)."""
+        padded input (or its patches); into the off-chip memory when its code loads them."""
         if b.row_tiling is None:
-            for layout, x in zip(b.inputs, inputs):
-                self.machine.write_dmem(layout.addr,
-                                        layout.encode(np.asarray(x).reshape(layout.shape)))
-            return
-        rt, layout = b.row_tiling, b.inputs[0]
-        grid = b.input_grid(inputs[0])  # the input, or its patches
-        c, h, w = grid.shape
-        pt, pl, pb, pr = rt.padding
-        xp = np.full((c, max(h + pt + pb, (rt.tiles - 1) * rt.step + rt.in_rows),
-                      layout.cols), rt.fill, np.int64)
-        xp[:, pt:pt + h, pl:pl + w] = grid
-        self.machine.write_dmem(layout.addr, layout.encode(xp[:, t * rt.step:
-                                                              t * rt.step + rt.in_rows]))
+            data = [layout.encode(np.asarray(x).reshape(layout.shape))
+                    for layout, x in zip(b.inputs, inputs)]
+        else:
+            rt, layout = b.row_tiling, b.inputs[0]
+            grid = b.input_grid(inputs[0])  # the input, or its patches
+            c, h, w = grid.shape
+            pt, pl, pb, pr = rt.padding
+            xp = np.full((c, max(h + pt + pb, (rt.tiles - 1) * rt.step + rt.in_rows),
+                          layout.cols), rt.fill, np.int64)
+            xp[:, pt:pt + h, pl:pl + w] = grid
+            data = [layout.encode(xp[:, t * rt.step:t * rt.step + rt.in_rows])]
+        if b.offchip_inputs:
+            for ext, raw in zip(b.offchip_inputs, data):
+                self.machine.write_offchip(ext, raw)
+        else:
+            for layout, raw in zip(b.inputs, data):
+                self.machine.write_dmem(layout.addr, raw)
+
+    def _output(self, b: LayerBinding) -> np.ndarray:
+        """The layer's output buffer decoded: from the off-chip memory when its code stores it
+        there, else (an intermediate result, read at its run's pause) from the data memory."""
+        m, out = self.machine, b.output
+        raw = m.read_offchip(b.offchip_output, out.size) if b.offchip_output is not None \
+            else m.read_dmem(out.addr, out.size)
+        return out.decode(raw)
 
     def _segment(self, seg: tuple[str, ...], b: LayerBinding, inputs):
         """One run from the first layer's input to the last layer's halt, paused (not written
@@ -159,8 +171,8 @@ class MachineBackend(Backend):
                 state = m.state()
             counters = {c: state.counters[c] - before[c] for c in state.counters}
             before = state.counters
-            out = lb.output.decode(m.read_dmem(lb.output.addr, lb.output.size))
-            results[name] = (self._shaped(lb, out), LayerRun(name, counters["cycles"], counters))
+            results[name] = (self._shaped(lb, self._output(lb)),
+                             LayerRun(name, counters["cycles"], counters))
         first = results.pop(seg[0])
         self._pending = results
         return first
@@ -173,7 +185,7 @@ class MachineBackend(Backend):
         result = m.run(max_cycles=cycles + 16)
         if self.after_run is not None:
             self.after_run(b, m, tile)
-        return b.output.decode(m.read_dmem(b.output.addr, b.output.size)), result
+        return self._output(b), result
 
 
 BACKENDS = ("rtl", "golden", "reference", "rtl-fault")  # rtl-fault: fault-injection build

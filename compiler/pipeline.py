@@ -74,7 +74,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     layers = [quantize(n, *formats[n.name]) for n in nodes]
     sources, _ = layer_sources(mod, {f: names[f] for f in order})
     program = compile_layers(layers, config, host_inputs=frozenset(names[f] for f in from_input),
-                             sources=sources)
+                             sources=sources, host_reads=frozenset(names[f] for f in host_use))
     event_table(program)  # the estimator's per-instruction events, decoded once at compile time
     return CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
                            mod, {f: names[f] for f in order})

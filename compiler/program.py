@@ -42,6 +42,9 @@ class LayerBinding:
     row_tiling: RowTiling | None = None  # inputs padded and written by the executor, per tile
     blocks: tuple[ExecBlock, ...] = ()  # the layer's code with its execution counts
     im2col: Im2col | None = None  # the input is written as patches (a stem reading the input)
+    offchip_inputs: tuple[int, ...] = ()  # where the host writes its inputs (its code loads
+    #                                       them by DMA); empty: into the data memory
+    offchip_output: int | None = None  # where its code stores its output for the host
 
     @property
     def tiles(self) -> int:

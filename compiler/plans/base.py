@@ -96,6 +96,9 @@ class Plan:
         self.handover: list = []  # copies of its output into its consumers' inputs (Copy)
         self.external: tuple | None = None  # with free_layout: inputs read where they lie
         self.falls_through = False  # the next layer's code follows (no halt)
+        self.load_inputs: list[tuple[int, int, int]] = []  # (off-chip address, rows, first
+        #                                                     row): inputs the DMA brings in
+        self.store_output: tuple[int, int, int] | None = None  # ... the output it takes out
         self.handover_cycles = 0
 
     def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
@@ -198,21 +201,26 @@ class Emitter:
         """The layer's label and, when its constants come from the off-chip memory, their
         load into the rows from its first. Returns the cycles it takes."""
         self.lines.append(f"{self.plan.label}:")
-        if self.plan.preload is None:
-            return 0
-        ext, n, first = self.plan.preload
-        return self.dma_load(ext, n, first)
+        cycles = 0
+        if self.plan.preload is not None:
+            cycles += self.dma_load(*self.plan.preload)
+        for ext, n, first in self.plan.load_inputs:  # the run's input, from off-chip memory
+            cycles += self.dma_load(ext, n, first)
+        return cycles
 
-    def dma_trigger(self, ext: int, n: int, first: int) -> int:
-        """A DMA load of n rows from off-chip address ext into rows first..; returns cycles."""
+    def dma_trigger(self, ext: int, n: int, first: int, op: str = "load") -> int:
+        """A DMA load of n rows from off-chip address ext into rows first.. (or a store of
+        them there); returns cycles."""
         c = self.plan.config
         setup = Timeline(c)
         self.value(setup, ext, "dma.ext")
         self.value(setup, n, "dma.shape")
         setup.barrier()
-        setup.place([M(0, self.imm(first), "dma.load")])
+        setup.place([M(0, self.imm(first), f"dma.{op}")])
         bits = n * c.vector_width
-        return self.block(setup, events=(("dmem_write_bits", bits), ("offchip_read_bits", bits)))
+        events = (("dmem_write_bits", bits), ("offchip_read_bits", bits)) if op == "load" else \
+            (("dmem_read_bits", bits), ("offchip_write_bits", bits))
+        return self.block(setup, events=events)
 
     def dma_wait(self, n: int, gap: int) -> int:
         """The wait for a load of n rows triggered `gap` cycles before it (after the trigger's
@@ -236,9 +244,11 @@ class Emitter:
         plan = self.plan
         plan.handover_cycles = sum(emit_copy(self, copy, f"{plan.label}_h{k}")
                                    for k, copy in enumerate(plan.handover))
-        if plan.falls_through:
-            return plan.handover_cycles
-        return plan.handover_cycles + self._halt()
+        cycles = plan.handover_cycles
+        if plan.store_output is not None:  # a result the host reads, to off-chip memory
+            ext, n, first = plan.store_output
+            cycles += self.dma_trigger(ext, n, first, "store") + self.dma_wait(n, 0)
+        return cycles if plan.falls_through else cycles + self._halt()
 
     def _halt(self) -> int:
         self.lines.append("0 -> ctrl.halt")

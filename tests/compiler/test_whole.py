@@ -1,6 +1,7 @@
 """Whole networks in one accelerator run: the layers hand over among themselves (the host writes
-the input and reads results, nothing between layers), bit-exact, every layer's counters read at
-its boundary equal to the estimator's; runs split only where the host must compute."""
+the input into the off-chip memory and reads results, nothing between layers), bit-exact, every
+layer's counters read at its boundary equal to the estimator's; runs split only where the host
+must compute."""
 
 from dataclasses import replace
 
@@ -59,6 +60,8 @@ def test_one_run_per_inference_and_no_host_write_between_layers(name, engine):
                                               ref.int_outputs[layer.name], err_msg=layer.name)
             start = spy.log.index("set_pc")
             assert spy.log.count("set_pc") == 1 and spy.log.count("reset") == 1
+            # the input goes to the off-chip memory (the first layer's code loads it by DMA)
+            assert "write_offchip" in spy.log and "write_dmem" not in spy.log, spy.log
             after = spy.log[start:]
             assert "write_dmem" not in after and "write_offchip" not in after, spy.log
             assert after.count("advance") == len(net.layers) - 1 and after[-1] == "run"
