@@ -24,7 +24,7 @@ import numpy as np
 from compiler.errors import CompileError, MemoryFitError
 from compiler.kinds import get_kind
 from compiler.layer_ir import Layer
-from compiler.plans.base import Memory, Plan, align_up
+from compiler.plans.base import Memory, Plan, TileIO, align_up
 from compiler.plans.handover import plan_copy
 from compiler.plans.segments import Offchip
 from compiler.program import CompiledProgram, LayerBinding, Segment
@@ -99,6 +99,12 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         bindings[layer.name] = binding
     text = "\n".join(listing) + "\n"
     n_instr = sum(1 for line in listing if not line.endswith(":") and not line.startswith("#"))
+    if sources and n_instr > min(config.imem_depth, enc.imm_range[1] + 1):
+        # the hand-over code does not fit the instruction memory: layer by layer instead
+        alone = compile_layers(layers, config, stream_weights, host_inputs, overlap, share_rows)
+        why = f"whole-network code needs {n_instr} instructions (of {config.imem_depth})"
+        alone.segments = [replace(s, why=why) for s in alone.segments]
+        return alone
     if n_instr > config.imem_depth:
         raise CompileError(f"the program needs {n_instr} instructions; accelerator "
                            f"'{config.name}' has {config.imem_depth}")
@@ -276,14 +282,26 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             run_of[m] = k
     config = plans[0].config
 
+    # Off-chip buffers of each run's inputs and results, after the constants; runs reuse the
+    # same bytes (the host has read a run's results when the next run starts).
+    act_base = align_up(area.top, row)
+    cursor = [act_base, act_base]  # next free byte in this run, highest end of any run
+
+    def take(n_bytes: int) -> int | None:
+        ext = cursor[0]
+        if ext + n_bytes > config.offchip.bytes:
+            return None
+        cursor[0] = ext + align_up(n_bytes, row)
+        cursor[1] = max(cursor[1], cursor[0])
+        return ext
+
     def offchip(layout) -> tuple[int, int, int] | None:
         """An off-chip buffer for a row-aligned activation buffer: (address, rows, row)."""
         if not config.has_unit("dma") or layout.addr % row:
             return None
         n = -(-layout.size // row)
-        ext = align_up(area.top, row)
-        area.top = ext + n * row
-        return ext, n, layout.addr // row
+        ext = take(n * row)
+        return None if ext is None else (ext, n, layout.addr // row)
 
     emitted = []
     for i, p in enumerate(plans):
@@ -291,9 +309,15 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         p.falls_through = i not in ends
         b = shifted[i]
         p.load_inputs, p.store_output = [], None
+        p.tile_io = None
+        if i in starts:
+            cursor[0] = act_base
         if i in starts and b.tiles == 1:
             loads = [offchip(la) for la in b.inputs]
             p.load_inputs = loads if all(loads) else []
+        elif i in starts and config.has_unit("dma") and b.inputs[0].addr % row == 0 \
+                and b.output.addr % row == 0:
+            p.tile_io = _tile_io(b, row, take)
         leaves = not readers.get(names[i]) or names[i] in host_reads or \
             any(run_of[c] != run_of[i] for c in readers.get(names[i], ()))
         if leaves and b.tiles == 1:
@@ -302,14 +326,13 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         if b.inputs != shifted[i].inputs or b.output != shifted[i].output:
             raise CompileError(f"layer {names[i]}: its buffers moved with its scratch area "
                                f"in an unexpected way (the hand-over needs them shifted)")
+        io = p.tile_io
         emitted.append((lines, replace(
             b, tiling={**b.tiling, "handover_cycles": p.handover_cycles},
-            offchip_inputs=tuple(ext for ext, _, _ in p.load_inputs),
-            offchip_output=p.store_output[0] if p.store_output else None)))
-    if area.top > config.offchip.bytes:
-        raise CompileError(f"constants and the runs' inputs and results ({area.top} bytes) do "
-                           f"not fit the off-chip memory of accelerator '{config.name}' "
-                           f"({config.offchip.bytes} bytes)")
+            offchip_inputs=(io.ext_in,) if io else tuple(ext for ext, _, _ in p.load_inputs),
+            offchip_output=io.ext_out if io else (p.store_output[0] if p.store_output
+                                                  else None))))
+    area.top = cursor[1]
     bounds = starts + [len(plans)]
     segments = []
     for k in range(len(starts)):
@@ -320,6 +343,23 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                           if all(i >= r for m in run if m > r for i in feeds[m]))
         segments.append(Segment(tuple(names[m] for m in run), reasons[k], resumable))
     return emitted, segments
+
+
+def _tile_io(b: LayerBinding, row: int, take) -> TileIO | None:
+    """Off-chip room (from `take(bytes)`) for a row-tiled layer's whole padded input (or
+    patches) and all its tiles' output rows, and how its tile loop walks them; None when it
+    does not fit."""
+    rt, in_l, out_l = b.row_tiling, b.inputs[0], b.output
+    h = b.layer.out_shape[1] if b.im2col is not None else b.layer.in_grid[1]
+    grid_rows = max(h + rt.padding[0] + rt.padding[2], (rt.tiles - 1) * rt.step + rt.in_rows)
+    grid_row = in_l.cols * in_l.pos_bits // 8
+    store = -(-out_l.size // row)
+    ext_in = take((-(-grid_rows * grid_row // row) + 1) * row)  # + the last load's slack
+    ext_out = take(rt.tiles * store * row) if ext_in is not None else None
+    if ext_out is None:
+        return None
+    return TileIO(rt.tiles, ext_in, rt.step * grid_row, -(-in_l.size // row), in_l.addr // row,
+                  ext_out, store * row, store, out_l.addr // row)
 
 
 def _why_not(j: int, names, src, producers, seg_start, binds, plans, placeable: bool) -> str:

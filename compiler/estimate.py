@@ -89,13 +89,13 @@ def estimate_layer(compiled: CompiledProgram, binding: LayerBinding) -> dict[str
         taken[b.start:b.start + b.length] = b.count
         taken[b.start + b.length - 1] -= b.exits  # the loop's jump falls through
     rows = slice(binding.entry, binding.entry + n)
-    total = (count @ plain[rows] + taken @ guarded[rows]) * binding.tiles
+    total = (count @ plain[rows] + taken @ guarded[rows]) * binding.host_runs
     counters = dict(zip(names, (int(v) for v in total)))
-    counters["cycles"] = int(count.sum()) * binding.tiles
+    counters["cycles"] = int(count.sum()) * binding.host_runs
     for b in binding.blocks:  # stalls and DMA traffic the compiler knows per execution
-        counters["cycles"] += b.stall * b.count * binding.tiles
+        counters["cycles"] += b.stall * b.count * binding.host_runs
         for name, k in b.events:
-            counters[name] += k * b.count * binding.tiles
+            counters[name] += k * b.count * binding.host_runs
     return counters
 
 

@@ -77,6 +77,9 @@ class RowTiling:
     padding: tuple[int, int, int, int]
     fill: int
     cycles_per_tile: int
+    # the layer's own code loops over the tiles instead: each window comes from the off-chip
+    # memory (where the host wrote the whole padded input) and each tile's rows go back there
+    in_code: bool = False
 
 
 @dataclass(frozen=True)

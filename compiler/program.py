@@ -50,6 +50,11 @@ class LayerBinding:
     def tiles(self) -> int:
         return self.row_tiling.tiles if self.row_tiling else 1
 
+    @property
+    def host_runs(self) -> int:
+        """Runs of its code per inference: one per row tile unless its code loops over them."""
+        return 1 if self.row_tiling is None or self.row_tiling.in_code else self.tiles
+
     def input_grid(self, x: np.ndarray) -> np.ndarray:
         """The integer input as the tiles read it: the layer's input, or its patches."""
         x = np.asarray(x).reshape(self.layer.in_grid)

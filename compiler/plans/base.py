@@ -9,6 +9,7 @@ rows); `emit(scratch, enc)` then writes its code once the activations have their
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,6 +75,23 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+@dataclass(frozen=True)
+class TileIO:
+    """A row-tiled layer's tiles looped in its code: window t (rows `load` from data row
+    `first_in`) from off-chip `ext_in + t * step_in`, tile t's output rows (`store` rows from
+    `first_out`) to `ext_out + t * step_out`."""
+
+    tiles: int
+    ext_in: int
+    step_in: int
+    load: int
+    first_in: int
+    ext_out: int
+    step_out: int
+    store: int
+    first_out: int
+
+
 class Plan:
     """One layer's constants (allocated at planning) and its code (emitted once activations
     have their place)."""
@@ -99,7 +117,16 @@ class Plan:
         self.load_inputs: list[tuple[int, int, int]] = []  # (off-chip address, rows, first
         #                                                     row): inputs the DMA brings in
         self.store_output: tuple[int, int, int] | None = None  # ... the output it takes out
+        self.tile_io: TileIO | None = None  # its row tiles looped in its own code
         self.handover_cycles = 0
+
+    def looped(self, em: "Emitter", binding):
+        """The binding of code whose row tiles loop in it (`tile_io`): its cycles from its
+        blocks' counts, its tiling marked as run in code."""
+        if self.tile_io is None or binding.row_tiling is None:
+            return binding
+        return replace(binding, cycles=em.total_cycles(),
+                       row_tiling=replace(binding.row_tiling, in_code=True))
 
     def param_rows(self, bias: np.ndarray, mul: np.ndarray | None = None,
                    shift: np.ndarray | None = None) -> dict[str, list[int]]:
@@ -206,14 +233,29 @@ class Emitter:
             cycles += self.dma_load(*self.plan.preload)
         for ext, n, first in self.plan.load_inputs:  # the run's input, from off-chip memory
             cycles += self.dma_load(ext, n, first)
+        io = self.plan.tile_io
+        if io is not None:  # the tile loop's registers, then each tile's window by DMA
+            self.r_tile, self.r_in, self.r_out = self.reg(), self.reg(), self.reg()
+            pro = Timeline(self.plan.config)
+            self.value(pro, io.tiles, self.r_tile)
+            self.value(pro, io.ext_in, self.r_in)
+            self.value(pro, io.ext_out, self.r_out)
+            cycles += self.block(pro)
+            self.tile_from = len(self.blocks)
+            self.lines.append(f"{self.plan.label}_tile:")
+            cycles += self.dma_trigger(self.r_in, io.load, io.first_in) + \
+                self.dma_wait(io.load, 0)
         return cycles
 
-    def dma_trigger(self, ext: int, n: int, first: int, op: str = "load") -> int:
-        """A DMA load of n rows from off-chip address ext into rows first.. (or a store of
-        them there); returns cycles."""
+    def dma_trigger(self, ext: int | str, n: int, first: int, op: str = "load") -> int:
+        """A DMA load of n rows from off-chip address ext (or a register holding it) into rows
+        first.. (or a store of them there); returns cycles."""
         c = self.plan.config
         setup = Timeline(c)
-        self.value(setup, ext, "dma.ext")
+        if isinstance(ext, str):
+            setup.place([M(0, ext, "dma.ext")])
+        else:
+            self.value(setup, ext, "dma.ext")
         self.value(setup, n, "dma.shape")
         setup.barrier()
         setup.place([M(0, self.imm(first), f"dma.{op}")])
@@ -248,7 +290,34 @@ class Emitter:
         if plan.store_output is not None:  # a result the host reads, to off-chip memory
             ext, n, first = plan.store_output
             cycles += self.dma_trigger(ext, n, first, "store") + self.dma_wait(n, 0)
+        if plan.tile_io is not None:
+            cycles += self._tile_end(plan.tile_io)
         return cycles if plan.falls_through else cycles + self._halt()
+
+    def _tile_end(self, io: TileIO) -> int:
+        """The tile's rows to off-chip memory, the addresses on, and the jump back; every
+        block since the tile's start runs once per tile."""
+        cycles = self.dma_trigger(self.r_out, io.store, io.first_out, "store") + \
+            self.dma_wait(io.store, 0)
+        self.blocks[self.tile_from:] = [
+            ExecBlock(b.start, b.length, b.count * io.tiles, b.exits * io.tiles, b.stall, b.events)
+            for b in self.blocks[self.tile_from:]]
+        tail = Timeline(self.plan.config)
+        for reg, step in ((self.r_in, io.step_in), (self.r_out, io.step_out)):
+            if self.lo <= step <= self.hi:
+                self.add(tail, reg, step)
+            else:
+                tmp = self.reg()
+                self.value(tail, step, tmp)
+                tail.barrier()
+                la = self.plan.lat["alu"]
+                tail.place([M(0, reg, "alu.in1"), M(0, tmp, "alu.add"), M(la, "alu.res", reg)])
+        self.loop_control(tail, self.r_tile, f"{self.plan.label}_tile")
+        return cycles + self.block(tail, count=io.tiles, exits=1)
+
+    def total_cycles(self) -> int:
+        """Cycles of one run of the code emitted so far, from its blocks' counts."""
+        return sum((b.length + b.stall) * b.count for b in self.blocks)
 
     def _halt(self) -> int:
         self.lines.append("0 -> ctrl.halt")

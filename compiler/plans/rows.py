@@ -92,8 +92,8 @@ class RowPlan(Plan):
             cycles *= tiling.tiles
         info = {**info, "groups": n_groups, "taps": len(ops),
                 "row_tiles": tiling.tiles if tiling else 1}
-        return indent(em.lines), LayerBinding(layer, 0, cycles, inputs, out_l, 0, 0, info,
-                                               tiling, blocks=tuple(em.blocks))
+        return indent(em.lines), self.looped(em, LayerBinding(
+            layer, 0, cycles, inputs, out_l, 0, 0, info, tiling, blocks=tuple(em.blocks)))
 
 
 class PoolPlan(RowPlan):

@@ -236,7 +236,7 @@ class WindowPlan(Plan):
                     "weight_segments": len(segs) if self.dma_segments else 0,
                     "macs_per_iteration": n_macs, "row_tiles": tiles, "rows_per_tile": rows,
                     "im2col": self.im2col is not None})
-        return indent(em.lines), binding
+        return indent(em.lines), self.looped(em, binding)
 
     def _lanes(self, seg: Segment) -> tuple[int, int, int]:
         """(first, end) of the segment's lanes within its pass's, and the pass's lanes used."""
