@@ -165,3 +165,29 @@ def test_copies_between_random_layouts_match_their_element_maps(seed):
         mask = np.ones((dst.rows, dst.cols), bool)
         mask[pt:pt + h, pl:pl + w] = False
         np.testing.assert_array_equal(got[:, mask], np.full((c, mask.sum()), dst.fill))
+
+
+@pytest.mark.parametrize("engine", ["golden", "rtl"])
+def test_row_tiles_loop_in_the_layers_own_code(engine):
+    """Activations larger than the data memory: the layer loops over its row tiles itself,
+    each window loaded from the off-chip memory, each tile's rows stored back; one run."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(32, 16, 3, stride=2, padding=1)).eval()
+    shape = (3, 96, 96)
+    cal = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    net = compile_model(model, torch.from_numpy(cal[:1]), load_accel_config("default"), None, cal)
+    tiled = [b for b in net.program.layers.values() if b.tiles > 1]
+    assert tiled and all(b.row_tiling.in_code and b.host_runs == 1 for b in tiled)
+    est = estimate(net.program)
+    with net.runner(engine) as acc, net.runner("reference") as ref:
+        spy = _Spy(acc.backend.machine)
+        x = cal[1:]
+        np.testing.assert_array_equal(acc(x), ref(x))
+        for name, y in ref.int_outputs.items():
+            np.testing.assert_array_equal(acc.int_outputs[name], y, err_msg=name)
+        assert spy.log.count("set_pc") == len(net.program.segments)  # one run per segment
+        assert "write_dmem" not in spy.log
+        for run in acc.layer_runs:
+            assert run.counters == est[run.name], run.name
+        assert any(run.counters["offchip_read_bits"] for run in acc.layer_runs)
