@@ -25,6 +25,7 @@ class Output:
     scale: np.ndarray  # real value of one output step, per channel (int32: s_in * s_w[o])
     requant: Requant | None = None  # int8; None: values pass unchanged (max pooling)
     thresholds: np.ndarray | None = None  # ternary: per channel
+    relu: bool = False  # ternary after a ReLU: no -1
 
     @property
     def bits(self) -> int:

@@ -21,7 +21,7 @@ from compiler import intsem
 from compiler.errors import CompileError
 from compiler.fold import weight_key
 from compiler.kinds import FloatLayer, TensorQuant, get_kind, kind_of_composite
-from compiler.kinds.base import op_calls
+from compiler.kinds.base import op_calls, relu_like
 from compiler.layer_ir import Layer
 from compiler.partition import composite_name
 from compiler.quantspec import QuantSpec
@@ -115,9 +115,11 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
         if len(node.consumers) == 1 and not node.host_use:
             consumer, index = node.consumers[0]
             out = formats[consumer][0][index]
-            if out.bits < 8 and (f.act or not kind.weighted):
-                out = own  # a ReLU / clip, pooling or add feeding 1-2 bit inputs: int8, the
-                # consumer's quantizer runs on the host between the layer runs
+            relu_ternary = out.bits == 2 and relu_like(f.act, float(out.scale))
+            if out.bits < 8 and (not kind.weighted or (f.act and not relu_ternary)):
+                out = own  # a clip, pooling or add feeding 1-2 bit inputs: int8, the
+                # consumer's quantizer runs on the host between the layer runs (a ReLU
+                # before a ternary input is the ternary output's `relu`: no -1)
         elif kind.weighted and not node.consumers and not f.act:
             out = TensorQuant(32, 0.0)  # exact accumulators to the host
         else:

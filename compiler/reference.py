@@ -76,4 +76,5 @@ def finish(out: Output, v: np.ndarray) -> np.ndarray:
             else np.clip(v, QMIN, QMAX).astype(np.int8)
     if out.kind == "binary":
         return binarize(v)
-    return ternarize(v, out.thresholds, axis=1)
+    q = ternarize(v, out.thresholds, axis=1)
+    return np.maximum(q, 0).astype(np.int8) if out.relu else q

@@ -495,7 +495,8 @@ class VectorUnit:
             bits, kept = (v >= 0).astype(np.uint8), keep
         else:  # ter: +1 above the threshold in the mul bank, -1 below its negative
             thr = self.bank["mul"]
-            codes = np.where(v > thr, 1, np.where(v < _wrap(-thr), 3, 0)).astype(np.uint8)
+            negative = (v < _wrap(-thr)) & (not ops["cfg"] >> 18 & 1)  # bit 18: after a ReLU
+            codes = np.where(v > thr, 1, np.where(negative, 3, 0)).astype(np.uint8)
             bits = np.unpackbits(codes[:, None], axis=1, bitorder="little")[:, :2].ravel()
             kept = np.repeat(keep, 2)
         data = np.packbits(bits, bitorder="little")

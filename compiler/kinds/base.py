@@ -176,6 +176,12 @@ def op_calls(func: relax.Function) -> list[relax.Call]:
     return calls
 
 
+def relu_like(act: tuple | None, scale: float) -> bool:
+    """A ReLU, or a clip from 0 that a ternary output at `scale` cannot tell from one (it
+    saturates above half a step)."""
+    return bool(act) and (act[0] == "relu" or (act[1] == 0 and act[2] > scale / 2))
+
+
 def clip_bounds(act: tuple | None, scale: float) -> tuple[int, int]:
     """int8 bounds of an output at `scale` after the layer's ReLU / clip."""
     from compiler.intsem import QMAX, QMIN
@@ -197,4 +203,6 @@ def finish_float(out, y: np.ndarray) -> np.ndarray:
     if out.kind == "int8":
         lo, hi = (out.requant.lo, out.requant.hi) if out.requant else (QMIN, QMAX)
         return np.clip(np.round(y / s_out), lo, hi) * s_out
+    if getattr(out, "relu", False):  # a ternary output after a ReLU
+        y = np.maximum(y, 0)
     return quantize_act(y, s_out, out.bits) * s_out

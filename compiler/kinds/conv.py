@@ -46,8 +46,9 @@ def output_format(f: FloatLayer, out: TensorQuant, acc_scale: np.ndarray, o: int
         lo, hi = clip_bounds(f.act, s_out)
         rq = Requant.from_scale(np.asarray(acc_scale) / s_out)
         return Output("int8", scale, requant=Requant(rq.multiplier, rq.shift, lo, hi))
-    if out.bits == 2:
-        return Output("ternary", scale, thresholds=intsem.ternary_thresholds(s_out, acc_scale))
+    if out.bits == 2:  # after a ReLU (assign_formats lets only ReLU-like ones through)
+        return Output("ternary", scale, thresholds=intsem.ternary_thresholds(s_out, acc_scale),
+                      relu=bool(f.act))
     return Output("binary", scale)
 
 

@@ -182,8 +182,9 @@ class WindowPlan(Plan):
             if out.kind == "int8":
                 rq = out.requant
                 em.value(pro, (rq.lo & 0xFF) | ((rq.hi & 0xFF) << 8) | part, "vmac.cfg")
-            elif part:
-                em.value(pro, part, "vmac.cfg")
+            elif out.kind in ("ternary", "binary"):  # set always: a chained layer before
+                #                                        may have left bit 17 set
+                em.value(pro, part | int(bool(out.relu)) << 18, "vmac.cfg")
             if len(self.param_sets) == 1:
                 em.load_params(pro, self.param_sets[0])
             start = out_addr // self.row if op in ("rq", "racc") else out_addr

@@ -23,7 +23,8 @@
 //         cfg bit 17, rq / bin / ter write only the W/32 lanes of the block base points into)
 //   racc: row[trigger] word i = acc + bias of the W/32 lanes from base (rounded down to W/32)
 //   bin:  G bits, bit j = (acc + bias >= 0), at byte address trigger (aligned to G/8 bytes)
-//   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] (aligned to G/4 bytes)
+//   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] unless cfg bit 18 (aligned to
+//         G/4 bytes)
 //   aset / radd / amax: acc = x / acc + x * prm / max(acc, x), x = signed byte j of row[trigger]
 module tta_vmac #(
     parameter int LAT = 1,
@@ -204,7 +205,9 @@ module tta_vmac #(
           mem_wdata[32'(trig_d[GB-1:GB-3])*G+j] = !v[31];
           mem_wmask[32'(trig_d[GB-1:GB-3])*G+j] = keep;
         end else begin  // ter: slot of 2G bits
-          mem_wdata[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = v > thr ? 2'b01 : v < -thr ? 2'b11 : 2'b00;
+          // cfg bit 18: no -1 codes (a ReLU before the ternary output)
+          mem_wdata[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] =
+              v > thr ? 2'b01 : (v < -thr && !cfgv[18]) ? 2'b11 : 2'b00;
           mem_wmask[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = {keep, keep};
         end
       end

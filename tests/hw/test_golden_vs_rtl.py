@@ -344,9 +344,10 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     for r, x in ((4, x1), (5, x2), (6, x3)):
         dmem[r * row:(r + 1) * row] = x.astype(np.int8).view(np.uint8)
     cfg = (lo & 0xFF) | (hi & 0xFF) << 8 | (zp & 0xFF) << 24
-    words = np.concatenate([bias, mul, shift, [cfg, scale]])
+    words = np.concatenate([bias, mul, shift, [cfg, scale, cfg | 1 << 18]])
     dmem[512:512 + 4 * len(words)] = words.astype(np.int64).astype(np.uint32).view(np.uint8)
     cfg_addr, scale_addr = 512 + 4 * 3 * g, 512 + 4 * (3 * g + 1)
+    relu_cfg_addr = 512 + 4 * (3 * g + 2)  # cfg bit 18: ter writes no -1
 
     lines = [f"{scale_addr} -> lsu.ldw", f"{cfg_addr} -> lsu.ldw", "lsu.res -> vmac.prm",
              "lsu.res -> vmac.cfg, 0 -> vmac.base"]
@@ -358,6 +359,9 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     lines += ["20 -> vmac.rq",  # row 20
               f"{21 * row + 3} -> vmac.bin",  # byte 3 of row 21: G bits in slot 3
               f"{22 * row + 5} -> vmac.ter",  # slot 2 (bytes 4..5) of row 22
+              f"{relu_cfg_addr} -> lsu.ldw", "nop", "lsu.res -> vmac.cfg",
+              f"{23 * row} -> vmac.ter",  # slot 0 of row 23, no -1 codes
+              f"{cfg_addr} -> lsu.ldw", "nop", "lsu.res -> vmac.cfg",
               "6 -> vmac.amax", "24 -> vmac.rq", "0 -> ctrl.halt"]
     golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
     mem = np.frombuffer(golden[2], np.uint8)
@@ -372,10 +376,14 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     packed = np.packbits(np.unpackbits(codes.astype(np.uint8)[:, None], axis=1,
                                        bitorder="little")[:, :2].ravel(), bitorder="little")
     np.testing.assert_array_equal(mem[22 * row + 4:22 * row + 6], packed)
+    relu = np.where(v > mul, 1, 0)
+    packed = np.packbits(np.unpackbits(relu.astype(np.uint8)[:, None], axis=1,
+                                       bitorder="little")[:, :2].ravel(), bitorder="little")
+    np.testing.assert_array_equal(mem[23 * row:23 * row + 2], packed)
     v2 = np.maximum(acc, x3) + bias
     y2 = np.clip((((v2 * mul + 2**31) >> 32) + ((1 << shift) >> 1) >> shift) + zp, lo, hi)
     np.testing.assert_array_equal(mem[24 * row:25 * row].view(np.int8), y2)
-    assert golden[1].counters["vpp_groups"] == 7  # aset radd rq bin ter amax rq
+    assert golden[1].counters["vpp_groups"] == 8  # aset radd rq bin ter ter amax rq
 
 
 @pytest.mark.slow
