@@ -209,12 +209,28 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             if len(grids) == 1:
                 p.geometry = grids.pop()
                 binds[j] = b = p.emit(scratch[j], enc)[1]
+        narrow = None  # the plan's own grid width, when it took its producer's to read it
+        if fed and len(producers) == 1 and b.tiles == 1:  # a producer's rows, read in place
+            o, x = binds[producers[0]].output, b.inputs[0]
+            old = getattr(p, "cols", None)
+            if (o.cols, o.pos_bits, o.bits) != (x.cols, x.pos_bits, x.bits) and \
+                    (o.pos_bits, o.bits) == (x.pos_bits, x.bits) and p.adopt_cols(o.cols):
+                try:
+                    wider = p.emit(scratch[j], enc)[1]
+                except MemoryFitError:
+                    wider = None
+                if wider is not None and wider.tiles == 1 and \
+                        _aliases(binds[producers[0]], wider, 0):
+                    binds[j], b, narrow = wider, wider, (old, b)
+                else:
+                    p.cols = old
         chain = fed and b.tiles == 1 and b.im2col is None \
             and all(_copy(binds[i], b, k, imm) is not None for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
         at, alias, t_in = None, set(), 2 * j
         # a consumer that can read this output in place needs room above it: stay low
-        read_in_place = any(_aliases(b, binds[c], k) for c in readers.get(names[j], ())
+        read_in_place = any(_aliases(b, _widened(binds[c], plans[c], k, b.output.cols), k)
+                            for c in readers.get(names[j], ())
                             for k, s in enumerate(sources.get(names[c], ()))
                             if s.kind == "layer" and s.name == names[j])
         # an add reading this output in place later: keep it until then if there is room
@@ -257,6 +273,9 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                         if arena.fits(cand, parts(b, kp), limit, skip=outs[k]):
                             at, alias, keep = cand, {(k, i)}, kp
                             break
+            if at is None and narrow is not None:  # not read in place: its own grid again
+                p.cols, b = narrow
+                binds[j] = b
             if at is None:
                 at = fit(b)
         if at is None:
@@ -463,9 +482,11 @@ class _Arena:
                 self.out[j] = r
 
     def fits(self, at: int, parts, limit: int, skip: _Region | None = None) -> bool:
+        """Every part meets no live region (the input part may lie in `skip`: the buffer it
+        reads in place)."""
         return all(at + off + n <= limit and not any(
-            r is not skip and r.meets(at + off, at + off + n, t0, t1) for r in self.regions)
-            for off, n, t0, t1 in parts)
+            (r is not skip or off != 0) and r.meets(at + off, at + off + n, t0, t1)
+            for r in self.regions) for off, n, t0, t1 in parts)
 
     def keeps(self, r: _Region, until: int, owner: int) -> bool:
         """Nothing but its owner uses r's bytes from its end until step `until`."""
@@ -516,13 +537,22 @@ def _same_shifted(p: Plan, b: LayerBinding, at: int, scratch: int, enc: Encoding
     return moved.tiles == 1 and moved.inputs == want.inputs and moved.output == want.output
 
 
+def _widened(b: LayerBinding, p: Plan, k: int, cols: int) -> LayerBinding:
+    """b as it would read input k from a grid `cols` wide, if its plan can (`adopt_cols`)."""
+    x, conv = b.inputs[k], getattr(p, "conv", None)
+    if conv is None or any(conv.padding) or p.im2col is not None or cols < x.cols:
+        return b
+    return replace(b, inputs=tuple(replace(la, cols=cols) if i == k else la
+                                   for i, la in enumerate(b.inputs)))
+
+
 def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:
-    """Consumer input k can be the producer's output buffer itself: the same grid, pitch and
-    format, no padding around it, and its padding channels either absent or free to hold
-    anything (8 and 2 bits)."""
+    """Consumer input k can be the producer's output buffer itself: the same grid width, pitch
+    and format (its rows a prefix of the producer's), no padding around it, and its padding
+    channels either absent or free to hold anything (8 and 2 bits)."""
     o, x = producer.output, consumer.inputs[k]
     rt = consumer.row_tiling
     return (rt is None or tuple(rt.padding) == (0, 0, 0, 0)) and o.shape == consumer.layer.in_grid \
-        and (o.rows, o.cols, o.pos_bits, o.bits, o.origin) == \
-        (x.rows, x.cols, x.pos_bits, x.bits, x.origin) and o.size == x.size \
+        and (o.cols, o.pos_bits, o.bits, o.origin) == (x.cols, x.pos_bits, x.bits, x.origin) \
+        and x.rows <= o.rows and x.size <= o.size \
         and (o.bits in (8, 2) or o.shape[0] * o.bits == o.pos_bits)

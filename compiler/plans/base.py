@@ -120,6 +120,10 @@ class Plan:
         self.tile_io: TileIO | None = None  # its row tiles looped in its own code
         self.handover_cycles = 0
 
+    def adopt_cols(self, cols: int) -> bool:
+        """Read its input from a grid `cols` positions wide; False when it cannot."""
+        return False
+
     def looped(self, em: "Emitter", binding):
         """The binding of code whose row tiles loop in it (`tile_io`): its cycles from its
         blocks' counts, its tiling marked as run in code."""

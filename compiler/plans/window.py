@@ -91,6 +91,14 @@ class WindowPlan(Plan):
         if not self.dma_segments:
             self.preload_top = self.mem.top
 
+    def adopt_cols(self, cols: int) -> bool:
+        """Read a grid `cols` positions wide (a producer's rows, read where they lie): only
+        without padding, whose valid outputs never reach the extra columns."""
+        if cols < self.cols or any(self.conv.padding) or self.im2col is not None:
+            return False
+        self.cols = cols
+        return True
+
     # --- to be provided by subclasses ---------------------------------------------------------
     def x_offset(self, key, q: int, block: int) -> int:
         """Words from the iteration's first input position to the activations of entry `key`
