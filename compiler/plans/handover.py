@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from compiler.errors import CompileError
 from compiler.layout import Layout, pack_values
 from compiler.schedule import Timeline, TimedMove as M
 
@@ -203,8 +204,11 @@ def _with_fill(copy: Copy, d_off: np.ndarray, dst: Layout, slack: bool) -> Copy:
 
 def emit_copy(em, copy: Copy, name: str) -> int:
     """The fill, then the copy, as blocks of emitter `em` (registers from r1: the layer's code
-    is done). Returns the cycles it takes."""
+    is done; a layer looping over row tiles hands nothing over). Returns the cycles it takes."""
     plan, cfg = em.plan, em.plan.config
+    if plan.tile_io is not None:  # its tile loop's registers stay live to the loop's end
+        raise CompileError(f"layer {plan.layer.name}: a layer looping over row tiles cannot "
+                           f"hand its output over on the accelerator")
     em.regs = iter(range(1, cfg.registers))
     cycles = 0
     if copy.fill:
@@ -217,7 +221,7 @@ def emit_copy(em, copy: Copy, name: str) -> int:
     ll = plan.lat["lsu"]
     loops = list(copy.loops)
     outer = loops.pop(0) if len(loops) == 3 else Loop(1, 0, 0)
-    ny, nx = [lp for lp in ([Loop(1, 0, 0)] * (2 - len(loops)) + loops)]
+    ny, nx = [Loop(1, 0, 0)] * (2 - len(loops)) + loops
     for o in range(outer.count):
         pro = Timeline(cfg)
         em.value(pro, copy.src + o * outer.src, rs)
