@@ -168,11 +168,14 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     """Every layer's code and binding, and the segments (layer names run in one go).
 
     With `sources`, one pass in program order decides which layers chain and where each
-    layer's activations go: layer j's buffers (inputs, output) are live from the end of its
-    first producer to its own end, and must not meet any other buffer live at the same time,
-    nor the constants a streamed layer loads when it starts; the lowest address that meets
-    neither is taken (first fit). A layer that cannot chain (an input from the host, row
-    tiles, a copy that is not affine in whole bytes, no room) starts a new segment."""
+    layer's activations go (`_Arena`): its input buffers live from the first hand-over into
+    them to its step, its output through its hand-over (or until an add reads it in place),
+    and none may meet another live buffer or the constants a streamed layer loads when it
+    starts. A consumer reads its producer's output in place where the layouts allow, else at
+    the lowest or highest free place, each checked by emitting the plan there. A layer that
+    cannot chain (an input from the host, row tiles, a format the host changes, a copy that
+    is not affine in whole bytes, no room) starts a new run; runs read their inputs from and
+    store their results to the off-chip memory."""
     first = [p.emit(s, enc) for p, s in zip(plans, scratch)]
     names = [p.layer.name for p in plans]
     if not sources:

@@ -45,13 +45,6 @@ class Copy:
     fill: tuple[tuple[int, int, int, int], ...] = ()  # (byte address, words, count, stride):
     fill_word: int = 0  #                        runs of padding, `count` of them `stride` apart
 
-    @property
-    def units(self) -> int:
-        n = len(self.pattern)
-        for lp in self.loops:
-            n *= lp.count
-        return n
-
 
 def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int], pad: tuple[int, int],
               imm_max: int = 1 << 11) -> Copy | None:
