@@ -23,7 +23,7 @@ import numpy as np
 
 from compiler.errors import CompileError, MemoryFitError
 from compiler.kinds import get_kind
-from compiler.layer_ir import Layer
+from compiler.layer_ir import Layer, input_grid
 from compiler.plans.base import Memory, Plan, TileIO, align_up
 from compiler.plans.handover import plan_copy
 from compiler.plans.segments import Offchip
@@ -259,13 +259,16 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                                      for k, i in enumerate(producers)):
                 p.external = tuple(r.lo for r in outs)  # read every input where it lies
                 ext = p.emit(scratch[j], enc)[1]
+                ends = [r.t1 for r in outs]
+                for r in outs:  # they live until this layer has read them
+                    r.t1 = max(r.t1, 2 * j)
                 at = fit(ext)
                 if at is None:
                     p.external = None
+                    for r, t1 in zip(outs, ends):
+                        r.t1 = t1
                 else:
                     binds[j], b, alias = ext, ext, set(enumerate(producers))
-                    for r in outs:  # they now live until this layer has read them
-                        r.t1 = max(r.t1, 2 * j)
             for k, i in enumerate(producers):  # an input read where its producer left it
                 if at is not None or not _aliases(binds[i], b, k):
                     continue
@@ -425,7 +428,8 @@ def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int):
     """The hand-over of producer's output into consumer's input k, or None."""
     rt = consumer.row_tiling
     pad = (rt.padding[0], rt.padding[1]) if rt is not None else (0, 0)
-    return plan_copy(producer.output, consumer.inputs[k], consumer.layer.in_grid, pad, imm_max)
+    return plan_copy(producer.output, consumer.inputs[k], input_grid(consumer.layer, k), pad,
+                     imm_max)
 
 
 def _shift(b: LayerBinding, delta: int, external: tuple | None) -> LayerBinding:
@@ -555,7 +559,8 @@ def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:
     channels either absent or free to hold anything (8 and 2 bits)."""
     o, x = producer.output, consumer.inputs[k]
     rt = consumer.row_tiling
-    return (rt is None or tuple(rt.padding) == (0, 0, 0, 0)) and o.shape == consumer.layer.in_grid \
+    return (rt is None or tuple(rt.padding) == (0, 0, 0, 0)) \
+        and o.shape == input_grid(consumer.layer, k) \
         and (o.cols, o.pos_bits, o.bits, o.origin) == (x.cols, x.pos_bits, x.bits, x.origin) \
         and x.rows <= o.rows and x.size <= o.size \
         and (o.bits in (8, 2) or o.shape[0] * o.bits == o.pos_bits)

@@ -14,6 +14,7 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.kinds import reference
+from compiler.layer_ir import input_grid
 from compiler.program import CompiledProgram, LayerBinding
 from hw.errors import SimulationError
 from hw.machine import get_machine
@@ -40,10 +41,11 @@ class Backend(ABC):
         if len(inputs) != len(b.inputs):
             raise CompileError(f"layer {layer_name}: {len(inputs)} inputs, expected "
                                f"{len(b.inputs)}")
-        for x in inputs:
-            if np.asarray(x).size != int(np.prod(b.layer.in_grid)):
-                raise CompileError(f"layer {layer_name}: input of {np.asarray(x).size} values, "
-                                   f"expected shape {b.layer.in_grid}")
+        for k, x in enumerate(inputs):
+            grid = input_grid(b.layer, k)
+            if np.asarray(x).size != int(np.prod(grid)):
+                raise CompileError(f"layer {layer_name}: input {k} of {np.asarray(x).size} "
+                                   f"values, expected shape {grid}")
         return self._layer(b, *inputs)
 
     @abstractmethod

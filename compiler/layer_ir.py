@@ -197,4 +197,65 @@ class Affine:
         return self.shape
 
 
-Layer = Conv2d | Dense | Pool | Add | Affine
+@dataclass(frozen=True, eq=False)
+class Resize:
+    """Nearest-neighbour upsampling by whole factors: output (c, y, x) is input
+    (c, y // fy, x // fx). Values pass unchanged: one scale in and out."""
+
+    name: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    in_scale: float
+    out: Output  # int8, no requantization (values pass)
+    source: str = ""
+
+    kind = "resize"
+
+    @property
+    def factor(self) -> tuple[int, int]:
+        return (self.out_shape[1] // self.in_shape[1], self.out_shape[2] // self.in_shape[2])
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.in_shape
+
+
+@dataclass(frozen=True, eq=False)
+class Concat:
+    """Channel concatenation of int8 tensors of one height and width. Values pass unchanged:
+    every input has the output's scale (their producers requantize to it)."""
+
+    name: str
+    in_shapes: tuple[tuple[int, int, int], ...]
+    out_shape: tuple[int, int, int]
+    in_scale: float
+    out: Output  # int8, no requantization (values pass)
+    source: str = ""
+
+    kind = "concat"
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return self.out_shape
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.out_shape
+
+    @property
+    def in_grids(self) -> tuple[tuple[int, int, int], ...]:
+        return self.in_shapes
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """The output channel each input starts at."""
+        return tuple(int(x) for x in np.cumsum([0] + [s[0] for s in self.in_shapes[:-1]]))
+
+
+def input_grid(layer, k: int) -> tuple[int, int, int]:
+    """Input k's (C, H, W): one grid for all inputs but a concatenation's."""
+    grids = getattr(layer, "in_grids", None)
+    return tuple(grids[k]) if grids else layer.in_grid
+
+
+Layer = Conv2d | Dense | Pool | Add | Affine | Resize | Concat

@@ -128,7 +128,7 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
         for i, (s, bits) in enumerate(zip(st.inputs, kind.in_bits(f, node.bits[1]))):
             given = spec.act_scales.get(node.name) if i == 0 else None
             scale = given if given is not None else intsem.act_scale(s.amax, s.mean, bits)
-            if f.pool == "max":  # max passes values: same scale in and out
+            if f.pool == "max" or kind.passes_values:  # values pass: one scale in and out
                 scale = out.scale
             ins.append(TensorQuant(bits, scale))
         formats[node.name] = (ins, out)

@@ -141,6 +141,84 @@ class LowBitNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class DilatedVGG(nn.Module):
+    """Segmentation by dilated 3x3 convolutions (the virtual-hardware seed's DilatedVGG, small):
+    one downsampling, context from dilation 2 and 4, per-pixel logits upsampled back."""
+
+    def __init__(self, classes: int = 11):
+        super().__init__()
+        spec = [(1, 16, 1, 1), (16, 32, 2, 1), (32, 32, 1, 2), (32, 32, 1, 4)]
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, s, padding=d, dilation=d, bias=False)
+                                   for i, o, s, d in spec)
+        self.bns = nn.ModuleList(_bn(o) for _, o, _, _ in spec)
+        self.head = nn.Conv2d(32, classes, 1)
+
+    def forward(self, x):
+        size = x.shape[2:]
+        for conv, bn in zip(self.convs, self.bns):
+            x = F.relu(bn(conv(x)))
+        return F.interpolate(self.head(x), size=size, mode="nearest")
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion, depthwise 3x3 (strided or dilated), 1x1 projection,
+    a residual add when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, expand: int, stride: int = 1, dilation: int = 1):
+        super().__init__()
+        mid = cin * expand
+        self.expand = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), _bn(mid), nn.ReLU6())
+        self.dw = nn.Sequential(nn.Conv2d(mid, mid, 3, stride, dilation, dilation, groups=mid,
+                                          bias=False), _bn(mid), nn.ReLU6())
+        self.project = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), _bn(cout))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.project(self.dw(self.expand(x)))
+        return x + y if self.residual else y
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling: 1x1, dilated 3x3 branches and the image's mean,
+    concatenated and projected."""
+
+    def __init__(self, cin: int, width: int, rates=(2, 4)):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(cin, width, 1, bias=False), _bn(width), nn.ReLU())] +
+            [nn.Sequential(nn.Conv2d(cin, width, 3, 1, r, r, bias=False), _bn(width), nn.ReLU())
+             for r in rates])
+        self.image = nn.Sequential(nn.Conv2d(cin, width, 1, bias=False), _bn(width), nn.ReLU())
+        self.project = nn.Sequential(nn.Conv2d(width * (len(rates) + 2), width, 1, bias=False),
+                                     _bn(width), nn.ReLU())
+
+    def forward(self, x):
+        pooled = self.image(torch.mean(x, dim=(2, 3), keepdim=True))
+        parts = [b(x) for b in self.branches] + \
+            [F.interpolate(pooled, size=x.shape[2:], mode="nearest")]
+        return self.project(torch.cat(parts, 1))
+
+
+class DeepLabTiny(nn.Module):
+    """DeepLabV3-style: a MobileNetV2-like encoder (output stride 4, dilated last blocks), ASPP,
+    a 1x1 classifier, logits upsampled to the input's size (nearest)."""
+
+    def __init__(self, classes: int = 11, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 2, 1, bias=False), _bn(16),
+                                  nn.ReLU6())
+        self.blocks = nn.Sequential(InvertedResidual(16, 16, 1), InvertedResidual(16, 24, 4, 2),
+                                    InvertedResidual(24, 24, 4, dilation=2),
+                                    InvertedResidual(24, 32, 4, dilation=2))
+        self.aspp = ASPP(32, 32)
+        self.head = nn.Conv2d(32, classes, 1)
+
+    def forward(self, x):
+        size = x.shape[2:]
+        y = self.head(self.aspp(self.blocks(self.stem(x))))
+        return F.interpolate(y, size=size, mode="nearest")
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
@@ -168,6 +246,8 @@ ZOO = [
              {"layers": {"layer1.*": {"weights": 2, "activations": 8},
                          "layer2.conv2": {"weights": 1, "activations": 1},
                          "layer3.conv*": {"weights": 2, "activations": 2}}}),
+    ZooEntry("dilated_vgg", DilatedVGG, (1, 32, 32)),
+    ZooEntry("deeplab", DeepLabTiny, (3, 32, 32)),
 ]
 
 

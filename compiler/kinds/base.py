@@ -51,6 +51,7 @@ class TensorQuant:
 class LayerKind(ABC):
     name: str
     weighted = False  # has weights quantized by the spec, named by their module path
+    passes_values = False  # moves values unchanged: its inputs take its output's scale
 
     @abstractmethod
     def patterns(self) -> list[FusionPattern]:

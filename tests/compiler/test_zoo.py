@@ -11,7 +11,7 @@ from compiler.zoo import ZOO, build
 
 pytestmark = pytest.mark.rtl
 
-ALL_8_BIT = {"mlp", "lenet", "vgg", "resnet8", "mobilenet"}
+ALL_8_BIT = {"mlp", "lenet", "vgg", "resnet8", "mobilenet", "dilated_vgg", "deeplab"}
 
 
 @pytest.mark.parametrize("entry", ZOO, ids=[e.name for e in ZOO])
