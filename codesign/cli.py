@@ -419,6 +419,10 @@ def _search(args) -> int:
     from codesign.space import space_path
     from compiler.artifacts import writable_dir
 
+    from codesign.blockwise import is_segmentation
+    given = str(Path(args.resume) / "config.yaml") if args.resume else args.config
+    if is_segmentation(given):
+        return _segmentation(args, given)
     # Checked before anything is written: a bad value must not spoil a run directory.
     if args.trials is not None and args.trials < 1:
         raise SystemExit(f"error: --trials {args.trials}: give at least 1 completed trial")
@@ -482,6 +486,32 @@ def _search(args) -> int:
     print(trials_table(study))
     print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
     return status
+
+
+def _segmentation(args, config: str) -> int:
+    """A block-wise segmentation search (`task: segmentation`): every phase resumes from what
+    its run directory holds."""
+    from codesign.blockwise import load_segmentation, run
+    from compiler.artifacts import writable_dir
+
+    exp = load_segmentation(config)
+    if args.resume:
+        run_dir = Path(args.resume)
+    else:
+        run_dir = writable_dir(args.run_dir or f"runs/{exp.name}-"
+                               f"{time.strftime('%Y%m%d-%H%M%S')}", "--run-dir")
+        if (run_dir / "config.yaml").is_file() and \
+                (run_dir / "config.yaml").read_text() != Path(config).read_text():
+            raise SystemExit(f"error: {run_dir} holds another experiment's config.yaml; "
+                             f"give a new --run-dir (or --resume it)")
+        (run_dir / "config.yaml").write_text(Path(config).read_text())
+    print(f"block-wise segmentation search {exp.name}; run directory {run_dir}")
+    summary = run(exp, run_dir, lambda m: print(m, flush=True))
+    for key in ("smaller", "faster"):
+        if key in summary:
+            figure = summary["size_reduction" if key == "smaller" else "cycle_reduction"]
+            print(f"{key}: {summary[key]} ({figure:.1%})")
+    return 0
 
 
 def _stored_study(run_dir: Path, storage: str | None):

@@ -1,0 +1,506 @@
+"""Block-wise quantization-aware NAS for segmentation (DNA / DONNA, scaled up to QA-NAS in
+arXiv 2401.12350), every phase resumable from its run directory:
+
+1. teacher: the DeepLabV3-style network (`codesign.segnet`) trained in float, then QAT at int8;
+2. blocks: every candidate of every position trained once by block-wise distillation (input:
+   the teacher's previous block output; target: the teacher's block output; per-channel
+   noise-to-signal loss) -> `blocks.json` (+ weights, data only);
+3. hardware table: each candidate block compiled alone for the accelerator, its cycles, energy
+   (estimator) and size -> `hw_table.json`;
+4. search over block combinations on the tables: exact Pareto fronts by enumeration (the costs
+   and the predictor add up over blocks) of predicted quality against cycles and size, INT8 only
+   and mixed precision; picks spread along both fronts;
+5. the picks (and the teacher) finetuned end to end (QAFT), compiled, measured in mIoU with the
+   integer semantics, cycles and energy; sampled images on the RTL; Kendall tau of the
+   predictor against finetuned mIoU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+
+from codesign.errors import ConfigError
+from codesign.quant import QConv2d, set_quantization
+from codesign.segdata import SegDataset, get_seg_dataset
+from codesign.segnet import OPS, BlockChoice, SegArch, SegBlock, SegNet, default_arch
+from codesign.segtrain import Schedule, distill_block, float_miou, int_miou, train_seg
+from compiler.quantspec import LayerBits, QuantSpec
+from hw.config import FieldReader, load_accel_config
+
+MAX_ENUMERATED = 2_000_000  # combinations enumerated exactly; more: NSGA-II on the tables
+
+
+@dataclass(frozen=True)
+class Library:
+    ops: tuple[str, ...] = OPS
+    expand: tuple[int, ...] = (2, 4)
+    kernel: tuple[int, ...] = (3,)
+    dilation: tuple[int, ...] | None = None  # None: each position's teacher dilation
+    bits: tuple[tuple[int, int], ...] = ((8, 8), (2, 8), (2, 2), (1, 8))
+
+    def choices(self, teacher: BlockChoice) -> list[BlockChoice]:
+        dil = self.dilation or (teacher.dilation,)
+        found = {BlockChoice(o, e, k, d, w, a) for o in self.ops for e in self.expand
+                 for k in self.kernel for d in dil for w, a in self.bits}
+        found.add(teacher)  # the teacher's own block is always a candidate
+        return sorted(found, key=lambda c: c.key)
+
+
+@dataclass(frozen=True)
+class SegExperiment:
+    name: str
+    dataset: str
+    data: dict
+    accelerator: str
+    seed: int
+    teacher: Schedule
+    teacher_qat: Schedule
+    library: Library
+    distill: Schedule
+    finetune: Schedule
+    picks: int
+    eval_images: int
+    rtl_images: int
+    directory: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _schedule(r: FieldReader, field_: str, default: Schedule) -> Schedule:
+    s = FieldReader(r.get(field_, {}) or {}, f"{r.where}: {field_}")
+    s.check_known(("epochs", "batch_size", "lr", "images"))
+    images = s.get("images", default.images)
+    return Schedule(s.int("epochs", 0, default=default.epochs),
+                    s.int("batch_size", 1, default=default.batch_size),
+                    s.number("lr", default=default.lr),
+                    None if images is None else s.int("images", 1))
+
+
+def _bits(value, where: str) -> tuple[int, int]:
+    try:
+        w, a = (int(v) for v in str(value).split("/"))
+    except ValueError:
+        raise ConfigError(f"{where}: bits {value!r}: write weights/activations, like 2/8") \
+            from None
+    if w not in (1, 2, 8) or a not in (2, 8):
+        raise ConfigError(f"{where}: bits {value!r}: weights 1, 2 or 8; inner activations 2 "
+                          f"or 8 (block interfaces stay int8)")
+    return w, a
+
+
+def parse_segmentation(data, where: str) -> SegExperiment:
+    r = FieldReader(data, where)
+    r.check_known(("name", "task", "dataset", "data", "directory", "accelerator", "seed",
+                   "teacher", "teacher_qat", "library", "distill", "finetune", "picks",
+                   "eval_images", "rtl_images"))
+    if r.get("task") != "segmentation":
+        raise r.fail("task", "must be 'segmentation' for a block-wise search")
+    name = r.get("name")
+    if not isinstance(name, str) or not name:
+        raise r.fail("name", f"must be a non-empty string, not {name!r}")
+    dataset = r.get("dataset", "fashion-scenes")
+    from codesign.segdata import SEG_LOADERS
+    if dataset not in SEG_LOADERS:
+        raise r.fail("dataset", f"unknown segmentation data set {dataset!r}; allowed: "
+                                f"{', '.join(SEG_LOADERS)}")
+    d = r.get("data", {}) or {}
+    if not isinstance(d, dict):
+        raise r.fail("data", f"must be a mapping of loader arguments, not {d!r}")
+    lib = FieldReader(r.get("library", {}) or {}, f"{where}: library")
+    lib.check_known(("ops", "expand", "kernel", "dilation", "bits"))
+    ops = tuple(lib.get("ops", list(OPS)))
+    if not ops or any(o not in OPS for o in ops):
+        raise lib.fail("ops", f"must be a list drawn from {', '.join(OPS)}, not {list(ops)!r}")
+    dil = lib.get("dilation", "teacher")
+    library = Library(ops, tuple(lib.get("expand", [2, 4])), tuple(lib.get("kernel", [3])),
+                      None if dil == "teacher" else tuple(dil),
+                      tuple(_bits(b, f"{where}: library") for b in
+                            lib.get("bits", ["8/8", "2/8", "2/2", "1/8"])))
+    for f in ("expand", "kernel"):
+        v = getattr(library, f)
+        if not v or any(not isinstance(x, int) or x < 1 for x in v):
+            raise lib.fail(f, f"must be a list of integers >= 1, not {list(v)!r}")
+    accel = r.get("accelerator", "default")
+    load_accel_config(accel)
+    return SegExperiment(
+        name, dataset, dict(d), accel, r.int("seed", 0, default=0),
+        _schedule(r, "teacher", Schedule(6)), _schedule(r, "teacher_qat", Schedule(2, lr=1e-3)),
+        library, _schedule(r, "distill", Schedule(3)),
+        _schedule(r, "finetune", Schedule(2, lr=1e-3)), r.int("picks", 2, default=12),
+        r.int("eval_images", 1, default=300), r.int("rtl_images", 0, default=2),
+        r.get("directory", None))
+
+
+def is_segmentation(path: str | Path) -> bool:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.get("task") == "segmentation"
+
+
+def load_segmentation(path: str | Path) -> SegExperiment:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read experiment config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_segmentation(data, str(p))
+
+
+# --- phases -----------------------------------------------------------------------------------
+
+class Run:
+    """One block-wise search in its run directory; every phase stores what it measured and
+    skips what is already there."""
+
+    def __init__(self, exp: SegExperiment, run_dir: Path,
+                 progress: Callable[[str], None] = print):
+        self.exp, self.dir, self.say = exp, Path(run_dir), progress
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "blocks").mkdir(exist_ok=True)
+        self.data: SegDataset = get_seg_dataset(exp.dataset, exp.directory,
+                                                **({"seed": exp.seed} | exp.data)
+                                                if exp.dataset == "fashion-scenes" else exp.data)
+        self.arch: SegArch = default_arch(self.data.input_shape, self.data.classes)
+        self.config = load_accel_config(exp.accelerator)
+        self.times = self._json("times.json", {})
+
+    # storage: JSON for figures, torch tensors (weights_only) for weights: nothing executes
+    def _json(self, name: str, default):
+        p = self.dir / name
+        return json.loads(p.read_text()) if p.is_file() else default
+
+    def _write(self, name: str, value) -> None:
+        tmp = self.dir / f".{name}.tmp"
+        tmp.write_text(json.dumps(value, indent=1))
+        tmp.replace(self.dir / name)
+
+    def _timed(self, phase: str, seconds: float) -> None:
+        self.times[phase] = self.times.get(phase, 0.0) + seconds
+        self._write("times.json", self.times)
+
+    def _save_state(self, module: torch.nn.Module, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save(module.state_dict(), tmp)
+        tmp.replace(path)
+
+    @staticmethod
+    def _load_state(module: torch.nn.Module, path: Path) -> None:
+        module.load_state_dict(torch.load(path, weights_only=True))
+
+    def teacher(self) -> SegNet:
+        net = SegNet(self.arch)
+        path = self.dir / "teacher.pt"
+        if path.is_file():
+            self._load_state(net, path)
+            return net.eval()
+        t0 = time.time()
+        torch.manual_seed(self.exp.seed)
+        net = SegNet(self.arch)
+        self.say(f"teacher: float training, {self.exp.teacher.epochs} epochs")
+        train_seg(net, self.data, self.exp.teacher, quantize=False, seed=self.exp.seed,
+                  progress=self.say, what="teacher float")
+        self.say(f"teacher: QAT at int8, {self.exp.teacher_qat.epochs} epochs")
+        train_seg(net, self.data, self.exp.teacher_qat, quantize=True, seed=self.exp.seed + 1,
+                  progress=self.say, what="teacher QAT")
+        self._save_state(net, path)
+        self._timed("teacher_s", time.time() - t0)
+        return net.eval()
+
+    def _features(self, teacher: SegNet, x: np.ndarray) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return [torch.cat(f) for f in zip(*(teacher.encode(torch.from_numpy(x[i:i + 256]))
+                                                 for i in range(0, len(x), 256)))]
+
+    def blocks(self, teacher: SegNet) -> dict:
+        """Every candidate block distilled once: {position: {key: held-out NSR}}."""
+        table = self._json("blocks.json", {})
+        todo = [(k, c) for k, pos in enumerate(self.arch.positions)
+                for c in self.exp.library.choices(pos.teacher)
+                if c.key not in table.get(str(k), {})]
+        if not todo:
+            return table
+        s = self.exp.distill
+        n = min(len(self.data.x_train), s.images or len(self.data.x_train))
+        feats = self._features(teacher, self.data.x_train[:n])
+        val = self._features(teacher, self.data.x_test[:min(len(self.data.x_test), 256)])
+        self.say(f"blocks: {len(todo)} candidate blocks to distill ({n} images, {s.epochs} "
+                 f"epochs each)")
+        for i, (k, c) in enumerate(todo):
+            t0 = time.time()
+            torch.manual_seed(self.exp.seed + k)
+            block = SegBlock(self.arch.positions[k], c)
+            loss = distill_block(block, feats[k], feats[k + 1], val[k], val[k + 1], s,
+                                 self.exp.seed + k)
+            self._save_state(block, self.dir / "blocks" / f"p{k}_{c.key}.pt")
+            table.setdefault(str(k), {})[c.key] = loss
+            self._write("blocks.json", table)
+            self._timed("blocks_s", time.time() - t0)
+            self.say(f"  [{i + 1}/{len(todo)}] block {k} {c.key}: NSR {loss:.4f}")
+        return table
+
+    def hw_table(self) -> dict:
+        """{position: {key: {cycles, energy_j, size_bits}}} of each block compiled alone."""
+        from codesign.hwcost import network_cost
+        from compiler.pipeline import compile_model
+
+        table = self._json("hw_table.json", {})
+        t0 = time.time()
+        for k, pos in enumerate(self.arch.positions):
+            shape = self.arch.feature_shape(k - 1)
+            for c in self.exp.library.choices(pos.teacher):
+                if c.key in table.get(str(k), {}):
+                    continue
+                torch.manual_seed(0)
+                block = SegBlock(pos, c)
+                spec = _spec(block)
+                with _float(block) as f:
+                    x = torch.randn(4, *shape)
+                    net = compile_model(f, x[:1], self.config, spec, x.numpy())
+                cost = network_cost(net, "estimate")
+                table.setdefault(str(k), {})[c.key] = {
+                    "cycles": cost.cycles, "energy_j": cost.energy_j,
+                    "size_bits": cost.size_bits, "runs": len(net.program.segments)}
+                self._write("hw_table.json", table)
+        self._timed("hw_table_s", time.time() - t0)
+        return table
+
+    def search(self, blocks: dict, hw: dict) -> dict:
+        """Exact Pareto fronts over all combinations (predicted loss = sum of block NSRs;
+        cycles, energy and size add up), INT8-only and mixed; the picks spread along them."""
+        t0 = time.time()
+        keys = [sorted(hw[str(k)]) for k in range(len(self.arch.positions))]
+        keys = [[c for c in ks if c in blocks[str(k)]] for k, ks in enumerate(keys)]
+        teacher = [c.key for c in self.arch.teacher]
+        picks: dict[str, list[str]] = {"teacher": teacher}
+        fronts = {}
+        for space, cost in (("int8", "cycles"), ("mixed", "size_bits")):
+            allowed = [[c for c in ks if space == "mixed" or c.endswith("w8a8")] for ks in keys]
+            combos, loss, costs = _enumerate(allowed, blocks, hw)
+            front = _pareto(loss, costs[cost])
+            order = front[np.argsort(costs[cost][front])]
+            fronts[space] = [{"blocks": list(combos[i]), "loss": float(loss[i]),
+                              **{m: float(v[i]) for m, v in costs.items()}} for i in order]
+            want = (self.exp.picks - 1) // 2 + (space == "int8" and (self.exp.picks - 1) % 2)
+            for i in _spread(order, want):
+                name = f"{space}-{len([p for p in picks if p.startswith(space)])}"
+                if list(combos[i]) not in picks.values():
+                    picks[name] = list(combos[i])
+        result = {"picks": picks, "fronts": fronts, "combinations": {
+            s: int(np.prod([len([c for c in ks if s == "mixed" or c.endswith("w8a8")])
+                            for ks in keys])) for s in ("int8", "mixed")},
+            "seconds": time.time() - t0}
+        self._write("search.json", result)
+        self._timed("search_s", time.time() - t0)
+        return result
+
+    def finetune(self, teacher: SegNet, picks: dict) -> dict:
+        """Each pick assembled (teacher stem/ASPP/head, distilled blocks), finetuned end to
+        end, compiled, measured: mIoU (integer semantics), cycles, energy, size."""
+        from codesign.hwcost import network_cost
+
+        results = self._json("finetuned.json", {})
+        for name, keys in picks.items():
+            if name in results:
+                continue
+            t0 = time.time()
+            choices = tuple(BlockChoice.from_key(k) for k in keys)
+            model = SegNet(self.arch, choices)
+            own = {n: p for n, p in teacher.state_dict().items() if not n.startswith("blocks.")}
+            model.load_state_dict(own, strict=False)
+            if name != "teacher":
+                for k, c in enumerate(choices):
+                    self._load_state(model.blocks[k], self.dir / "blocks" / f"p{k}_{c.key}.pt")
+            else:
+                model.load_state_dict(teacher.state_dict())
+            before = float_miou(model, self.data, self.exp.eval_images)
+            train_seg(model, self.data, self.exp.finetune, quantize=True,
+                      seed=self.exp.seed + 7, progress=self.say, what=f"finetune {name}")
+            net = _compile(model, self.data, self.config)
+            with net.runner("reference") as ref:
+                miou, _ = int_miou(ref, self.data, self.exp.eval_images)
+            cost = network_cost(net, "estimate")
+            results[name] = {
+                "blocks": keys, "miou": miou, "float_miou_before": before,
+                "fake_quant_miou": float_miou(model, self.data, self.exp.eval_images),
+                "cycles": cost.cycles, "energy_j": cost.energy_j, "size_bits": cost.size_bits,
+                "runs": len(net.program.segments),
+                "host_ops": list(cost.host_ops), "seconds": time.time() - t0,
+                "layers": {m.name: m.cycles for m in cost.layers}}
+            self._save_state(model, self.dir / f"model_{name}.pt")
+            self._write("finetuned.json", results)
+            self._timed("finetune_s", time.time() - t0)
+            self.say(f"  {name}: mIoU {miou:.4f} (int), {cost.cycles} cycles, "
+                     f"{cost.size_bits / 8 / 1024:.1f} KiB")
+        return results
+
+    def rtl(self, results: dict, names: list[str]) -> dict:
+        """Sampled images of the chosen models on the RTL: bit-exact against the integer
+        reference; per-layer cycles as measured."""
+        found = self._json("rtl.json", {})
+        for name in names:
+            if name in found or self.exp.rtl_images == 0:
+                continue
+            t0 = time.time()
+            choices = tuple(BlockChoice.from_key(k) for k in results[name]["blocks"])
+            model = SegNet(self.arch, choices)
+            self._load_state(model, self.dir / f"model_{name}.pt")
+            net = _compile(model, self.data, self.config)
+            exact = True
+            with net.runner("rtl") as rtl, net.runner("reference") as ref:
+                for i in range(self.exp.rtl_images):
+                    x = self.data.x_test[i:i + 1]
+                    exact &= bool(np.array_equal(rtl(x), ref(x)))
+                layers = {r.name: r.cycles for r in rtl.layer_runs}
+            found[name] = {"images": self.exp.rtl_images, "bit_exact": exact,
+                           "cycles": sum(layers.values()), "layers": layers,
+                           "seconds": time.time() - t0}
+            self._write("rtl.json", found)
+            self._timed("rtl_s", time.time() - t0)
+        return found
+
+
+def _spec(module: torch.nn.Module) -> QuantSpec:
+    """Bits of a module's convolutions by path (scales calibrated: costs need no training)."""
+    return QuantSpec(layers={n: LayerBits(m.w_bits, m.__dict__["_input_quant"].bits)
+                             for n, m in module.named_modules() if isinstance(m, QConv2d)})
+
+
+@contextlib.contextmanager
+def _float(module: torch.nn.Module):
+    """The module with fake quantization off, in eval mode, for as long as the block lasts."""
+    set_quantization(module, False)
+    try:
+        yield module.eval()
+    finally:
+        set_quantization(module, True)
+
+
+def _compile(model: SegNet, data: SegDataset, config):
+    from compiler.pipeline import compile_model
+    cal = torch.from_numpy(data.x_train[:64])
+    with model.float_view() as f:
+        return compile_model(f, cal[:1], config, model.quant_spec(), cal.numpy())
+
+
+def _enumerate(allowed: list[list[str]], blocks: dict, hw: dict):
+    """Every combination: keys, predicted loss (sum of NSRs) and summed costs."""
+    combos = list(itertools.product(*allowed))
+    if len(combos) > MAX_ENUMERATED:
+        raise ConfigError(f"{len(combos)} block combinations: more than {MAX_ENUMERATED} to "
+                          f"enumerate; narrow the library")
+    loss = np.zeros(len(combos))
+    costs = {m: np.zeros(len(combos)) for m in ("cycles", "energy_j", "size_bits")}
+    grids = np.array([[ks.index(c) for c, ks in zip(combo, allowed)] for combo in combos]) \
+        if combos else np.zeros((0, len(allowed)), int)
+    for k, ks in enumerate(allowed):
+        loss += np.array([blocks[str(k)][c] for c in ks])[grids[:, k]]
+        for m in costs:
+            costs[m] += np.array([hw[str(k)][c][m] for c in ks])[grids[:, k]]
+    return combos, loss, costs
+
+
+def _pareto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats in both a and b (lower is better)."""
+    order = np.lexsort((b, a))
+    front, best = [], np.inf
+    for i in order:
+        if b[i] < best:
+            front.append(i)
+            best = b[i]
+    return np.array(front, int)
+
+
+def _spread(order: np.ndarray, n: int) -> list[int]:
+    """n points spread evenly along a front (its ends included)."""
+    if n <= 0 or len(order) == 0:
+        return []
+    idx = np.unique(np.round(np.linspace(0, len(order) - 1, min(n, len(order)))).astype(int))
+    return [int(order[i]) for i in idx]
+
+
+def kendall_tau(a, b) -> float:
+    from scipy.stats import kendalltau
+    return float(kendalltau(a, b).statistic)
+
+
+def run(exp: SegExperiment, run_dir: Path, progress: Callable[[str], None] = print) -> dict:
+    r = Run(exp, run_dir, progress)
+    teacher = r.teacher()
+    progress(f"teacher: float mIoU {float_miou(teacher, r.data, exp.eval_images):.4f} "
+             f"(fake-quant int8)")
+    blocks = r.blocks(teacher)
+    progress("hardware table: every candidate block compiled alone (estimator)")
+    hw = r.hw_table()
+    found = r.search(blocks, hw)
+    progress(f"search: {found['combinations']} combinations in {found['seconds']:.2f} s; "
+             f"{len(found['picks'])} picks")
+    results = r.finetune(teacher, found["picks"])
+    summary = summarize(results, blocks)
+    chosen = ["teacher"] + [n for n in (summary.get("smaller"), summary.get("faster")) if n]
+    summary["rtl"] = r.rtl(results, chosen)
+    summary["times"] = r.times
+    r._write("summary.json", summary)
+    from codesign.segreport import write_seg_report
+    progress(f"report: {write_seg_report(r.dir, results, found, summary)}")
+    return summary
+
+
+def predicted_loss(keys: list[str], blocks: dict) -> float:
+    """The predictor's input: the sum of the blocks' held-out NSRs."""
+    return float(sum(blocks[str(k)][c] for k, c in enumerate(keys)))
+
+
+def summarize(results: dict, blocks: dict) -> dict:
+    """The must-show figures: the predictor (mIoU as a line in the summed block loss) and its
+    Kendall tau against finetuned mIoU over the picks; the smallest mixed model within 0.5
+    point of the teacher's mIoU; the fastest INT8 one at the teacher's mIoU (within 0.5)."""
+    t = results["teacher"]
+    names = [n for n in results if n != "teacher"]
+    out: dict = {"teacher": {k: t[k] for k in ("miou", "cycles", "energy_j", "size_bits")},
+                 "models": len(names)}
+    if len(names) >= 3:
+        loss = np.array([predicted_loss(results[n]["blocks"], blocks) for n in names])
+        miou = np.array([results[n]["miou"] for n in names])
+        slope, icpt = np.polyfit(loss, miou, 1)
+        out["predictor"] = {"kendall_tau": kendall_tau(-loss, miou), "slope": float(slope),
+                            "intercept": float(icpt),
+                            "points": [[float(a), float(b)] for a, b in zip(loss, miou)]}
+    near = [n for n in names if n.startswith("mixed") and results[n]["miou"] >= t["miou"] - 0.005]
+    if near:
+        n = min(near, key=lambda n: results[n]["size_bits"])
+        out["smaller"] = n
+        out["size_reduction"] = 1 - results[n]["size_bits"] / t["size_bits"]
+    equal = [n for n in names if n.startswith("int8") and results[n]["miou"] >= t["miou"] - 0.005]
+    if equal:
+        n = min(equal, key=lambda n: results[n]["cycles"])
+        out["faster"] = n
+        out["cycle_reduction"] = 1 - results[n]["cycles"] / t["cycles"]
+    # the best reached either way, whatever the mIoU
+    mixed = [n for n in names if n.startswith("mixed")]
+    if mixed:
+        n = min(mixed, key=lambda n: results[n]["size_bits"])
+        out["smallest_mixed"] = {"name": n, "size_reduction":
+                                 1 - results[n]["size_bits"] / t["size_bits"],
+                                 "miou_loss": t["miou"] - results[n]["miou"]}
+    fast = [n for n in names if n.startswith("int8")]
+    if fast:
+        n = min(fast, key=lambda n: results[n]["cycles"])
+        out["fastest_int8"] = {"name": n, "cycle_reduction":
+                               1 - results[n]["cycles"] / t["cycles"],
+                               "miou_loss": t["miou"] - results[n]["miou"]}
+    return out
+
+
