@@ -72,17 +72,22 @@ class SegExperiment:
     eval_images: int
     rtl_images: int
     directory: str | None = None
-    extra: dict = field(default_factory=dict)
+    # picks aimed at shares of the teacher's cycles (INT8) and size (mixed precision)
+    targets: dict = field(default_factory=lambda: {"cycles": (0.8, 0.7),
+                                                   "size_bits": (0.6, 0.5)})
 
 
 def _schedule(r: FieldReader, field_: str, default: Schedule) -> Schedule:
     s = FieldReader(r.get(field_, {}) or {}, f"{r.where}: {field_}")
-    s.check_known(("epochs", "batch_size", "lr", "images"))
+    s.check_known(("epochs", "batch_size", "lr", "images", "kd"))
     images = s.get("images", default.images)
+    kd = s.number("kd", default=default.kd)
+    if not 0 <= kd <= 1:
+        raise s.fail("kd", f"the distillation weight is in [0, 1], not {kd!r}")
     return Schedule(s.int("epochs", 0, default=default.epochs),
                     s.int("batch_size", 1, default=default.batch_size),
                     s.number("lr", default=default.lr),
-                    None if images is None else s.int("images", 1))
+                    None if images is None else s.int("images", 1), kd)
 
 
 def _bits(value, where: str) -> tuple[int, int]:
@@ -101,7 +106,7 @@ def parse_segmentation(data, where: str) -> SegExperiment:
     r = FieldReader(data, where)
     r.check_known(("name", "task", "dataset", "data", "directory", "accelerator", "seed",
                    "teacher", "teacher_qat", "library", "distill", "finetune", "picks",
-                   "eval_images", "rtl_images"))
+                   "eval_images", "rtl_images", "targets"))
     if r.get("task") != "segmentation":
         raise r.fail("task", "must be 'segmentation' for a block-wise search")
     name = r.get("name")
@@ -131,13 +136,22 @@ def parse_segmentation(data, where: str) -> SegExperiment:
             raise lib.fail(f, f"must be a list of integers >= 1, not {list(v)!r}")
     accel = r.get("accelerator", "default")
     load_accel_config(accel)
+    tg = FieldReader(r.get("targets", {}) or {}, f"{where}: targets")
+    tg.check_known(("cycles", "size"))
+    targets = {}
+    for f, key, default in (("cycles", "cycles", (0.8, 0.7)), ("size", "size_bits", (0.6, 0.5))):
+        v = tg.get(f, list(default))
+        if not isinstance(v, list) or any(not isinstance(x, (int, float)) or not 0 < x <= 1
+                                          for x in v):
+            raise tg.fail(f, f"must be a list of shares of the teacher's in (0, 1], not {v!r}")
+        targets[key] = tuple(float(x) for x in v)
     return SegExperiment(
         name, dataset, dict(d), accel, r.int("seed", 0, default=0),
         _schedule(r, "teacher", Schedule(6)), _schedule(r, "teacher_qat", Schedule(2, lr=1e-3)),
         library, _schedule(r, "distill", Schedule(3)),
         _schedule(r, "finetune", Schedule(2, lr=1e-3)), r.int("picks", 2, default=12),
         r.int("eval_images", 1, default=300), r.int("rtl_images", 0, default=2),
-        r.get("directory", None))
+        r.get("directory", None), targets)
 
 
 def is_segmentation(path: str | Path) -> bool:
@@ -277,31 +291,63 @@ class Run:
         self._timed("hw_table_s", time.time() - t0)
         return table
 
+    def fixed_cost(self, hw: dict) -> dict:
+        """What the blocks' table leaves out (stem, ASPP, classifier, upsampling, hand-overs
+        between blocks): the teacher compiled whole minus its blocks' sum (estimator)."""
+        from codesign.hwcost import network_cost
+
+        found = self._json("fixed_cost.json", None)
+        if found is not None:
+            return found
+        torch.manual_seed(0)
+        model = SegNet(self.arch)
+        net = _compile(model, self.data, self.config)
+        cost = network_cost(net, "estimate")
+        whole = {"cycles": cost.cycles, "energy_j": cost.energy_j, "size_bits": cost.size_bits}
+        found = {m: v - sum(hw[str(k)][c.key][m] for k, c in enumerate(self.arch.teacher))
+                 for m, v in whole.items()} | {"teacher": whole}
+        self._write("fixed_cost.json", found)
+        return found
+
     def search(self, blocks: dict, hw: dict) -> dict:
         """Exact Pareto fronts over all combinations (predicted loss = sum of block NSRs;
-        cycles, energy and size add up), INT8-only and mixed; the picks spread along them."""
+        cycles, energy and size add up, plus the fixed part), INT8 only against cycles and
+        mixed precision against size. Picks: for each target (a share of the teacher's cycles
+        or size) the combination of least loss that meets it, then points spread along the
+        fronts."""
         t0 = time.time()
+        fixed = self.fixed_cost(hw)
+        t_search = time.time()
         keys = [sorted(hw[str(k)]) for k in range(len(self.arch.positions))]
         keys = [[c for c in ks if c in blocks[str(k)]] for k, ks in enumerate(keys)]
-        teacher = [c.key for c in self.arch.teacher]
-        picks: dict[str, list[str]] = {"teacher": teacher}
-        fronts = {}
+        picks: dict[str, list[str]] = {"teacher": [c.key for c in self.arch.teacher]}
+        fronts, per_space = {}, (self.exp.picks - 1) // 2
         for space, cost in (("int8", "cycles"), ("mixed", "size_bits")):
             allowed = [[c for c in ks if space == "mixed" or c.endswith("w8a8")] for ks in keys]
             combos, loss, costs = _enumerate(allowed, blocks, hw)
+            for m in costs:
+                costs[m] = costs[m] + fixed[m]
             front = _pareto(loss, costs[cost])
             order = front[np.argsort(costs[cost][front])]
             fronts[space] = [{"blocks": list(combos[i]), "loss": float(loss[i]),
                               **{m: float(v[i]) for m, v in costs.items()}} for i in order]
-            want = (self.exp.picks - 1) // 2 + (space == "int8" and (self.exp.picks - 1) % 2)
+            chosen = []
+            for share in self.exp.targets[cost]:
+                ok = np.flatnonzero(costs[cost] <= share * fixed["teacher"][cost])
+                if ok.size:
+                    chosen.append(int(ok[np.argmin(loss[ok])]))
+            want = per_space + (space == "int8") * ((self.exp.picks - 1) % 2)
             for i in _spread(order, want):
-                name = f"{space}-{len([p for p in picks if p.startswith(space)])}"
+                if len(set(chosen)) >= want:
+                    break
+                chosen.append(i)
+            for i in chosen:
                 if list(combos[i]) not in picks.values():
-                    picks[name] = list(combos[i])
-        result = {"picks": picks, "fronts": fronts, "combinations": {
+                    picks[f"{space}-{sum(p.startswith(space) for p in picks)}"] = list(combos[i])
+        result = {"picks": picks, "fronts": fronts, "fixed": fixed, "combinations": {
             s: int(np.prod([len([c for c in ks if s == "mixed" or c.endswith("w8a8")])
                             for ks in keys])) for s in ("int8", "mixed")},
-            "seconds": time.time() - t0}
+            "seconds": time.time() - t_search}
         self._write("search.json", result)
         self._timed("search_s", time.time() - t0)
         return result
@@ -327,7 +373,8 @@ class Run:
                 model.load_state_dict(teacher.state_dict())
             before = float_miou(model, self.data, self.exp.eval_images)
             train_seg(model, self.data, self.exp.finetune, quantize=True,
-                      seed=self.exp.seed + 7, progress=self.say, what=f"finetune {name}")
+                      seed=self.exp.seed + 7, progress=self.say, what=f"finetune {name}",
+                      teacher=teacher.eval() if name != "teacher" else None)
             net = _compile(model, self.data, self.config)
             with net.runner("reference") as ref:
                 miou, _ = int_miou(ref, self.data, self.exp.eval_images)
@@ -448,7 +495,7 @@ def run(exp: SegExperiment, run_dir: Path, progress: Callable[[str], None] = pri
     progress(f"search: {found['combinations']} combinations in {found['seconds']:.2f} s; "
              f"{len(found['picks'])} picks")
     results = r.finetune(teacher, found["picks"])
-    summary = summarize(results, blocks)
+    summary = summarize(results, blocks, hw, found["fixed"])
     chosen = ["teacher"] + [n for n in (summary.get("smaller"), summary.get("faster")) if n]
     summary["rtl"] = r.rtl(results, chosen)
     summary["times"] = r.times
@@ -463,7 +510,8 @@ def predicted_loss(keys: list[str], blocks: dict) -> float:
     return float(sum(blocks[str(k)][c] for k, c in enumerate(keys)))
 
 
-def summarize(results: dict, blocks: dict) -> dict:
+def summarize(results: dict, blocks: dict, hw: dict | None = None,
+              fixed: dict | None = None) -> dict:
     """The must-show figures: the predictor (mIoU as a line in the summed block loss) and its
     Kendall tau against finetuned mIoU over the picks; the smallest mixed model within 0.5
     point of the teacher's mIoU; the fastest INT8 one at the teacher's mIoU (within 0.5)."""
@@ -471,6 +519,11 @@ def summarize(results: dict, blocks: dict) -> dict:
     names = [n for n in results if n != "teacher"]
     out: dict = {"teacher": {k: t[k] for k in ("miou", "cycles", "energy_j", "size_bits")},
                  "models": len(names)}
+    if hw and fixed:  # how well the block table's sums predict whole-network costs
+        for m in ("cycles", "size_bits"):
+            err = [abs(fixed[m] + sum(hw[str(k)][c][m] for k, c in enumerate(r["blocks"]))
+                       - r[m]) / r[m] for r in results.values()]
+            out[f"additive_{m}_error"] = {"mean": float(np.mean(err)), "max": float(max(err))}
     if len(names) >= 3:
         loss = np.array([predicted_loss(results[n]["blocks"], blocks) for n in names])
         miou = np.array([results[n]["miou"] for n in names])

@@ -1,6 +1,6 @@
 """Segmentation networks assembled from blocks: a DeepLabV3-style network (MobileNetV2-like
-encoder with dilated blocks, ASPP, a 1x1 classifier, logits upsampled to the input by nearest
-neighbour) whose encoder blocks are each one `BlockChoice` (the block-wise search's unit).
+encoder with dilated blocks, ASPP, a 1x1 classifier, logits upsampled to the input, bilinear)
+whose encoder blocks are each one `BlockChoice` (the block-wise search's unit).
 
 Block interfaces stay int8 (a block reads and writes 8-bit activations at the teacher's shapes, so
 any candidate of a position fits between the teacher's neighbours); a block's weights and its
@@ -75,6 +75,7 @@ class SegArch:
     positions: tuple[Position, ...] = ()
     aspp: int = 32
     rates: tuple[int, ...] = (2, 4)
+    upsample: str = "bilinear"  # the logits to the input's size: bilinear (DeepLab) or nearest
 
     @property
     def teacher(self) -> tuple[BlockChoice, ...]:
@@ -138,7 +139,7 @@ class SegBlock(nn.Module):
 
 class SegNet(nn.Module):
     """Stem, encoder blocks, ASPP (1x1, dilated 3x3 and image-pooling branches, concatenated,
-    projected), classifier, nearest upsampling to the input's size. 8-bit outside the blocks."""
+    projected), classifier, upsampling to the input's size. 8-bit outside the blocks."""
 
     def __init__(self, arch: SegArch, choices: tuple[BlockChoice, ...] | None = None):
         super().__init__()
@@ -187,7 +188,10 @@ class SegNet(nn.Module):
         parts = [b(x) for b in self.branches] + \
             [F.interpolate(pooled, size=f.shape[2:], mode="nearest")]
         y = self.head(self.q_head(self.project(self.q_cat(torch.cat(parts, 1)))))
-        return F.interpolate(y, size=self.arch.input_shape[1:], mode="nearest")
+        if self.arch.upsample == "nearest":
+            return F.interpolate(y, size=self.arch.input_shape[1:], mode="nearest")
+        return F.interpolate(y, size=self.arch.input_shape[1:], mode="bilinear",
+                             align_corners=False)
 
     def forward(self, x):
         return self.decode(self.encode(x)[-1])

@@ -68,6 +68,11 @@ def write_seg_report(run_dir: Path, results: dict, found: dict, summary: dict) -
             s = summary[key]
             lines.append(f"- best reached ({key.replace('_', ' ')}): {s['name']}, "
                          f"{s[figure]:.1%} less at {100 * s['miou_loss']:+.2f} points mIoU loss")
+    for m, what in (("cycles", "cycles"), ("size_bits", "size")):
+        e = summary.get(f"additive_{m}_error")
+        if e:
+            lines.append(f"- whole-network {what} predicted from the block table (sum + fixed "
+                         f"part) vs compiled: mean error {e['mean']:.1%}, max {e['max']:.1%}")
     lines += ["", f"Search over the tables: {found['combinations']} combinations, "
                   f"{found['seconds']:.2f} s.", "", "## Models (finetuned, integer semantics)", "",
               "| model | mIoU | cycles | energy (uJ) | size (KiB) | runs | blocks |",

@@ -24,6 +24,7 @@ class Schedule:
     batch_size: int = 64
     lr: float = 3e-3
     images: int | None = None  # training images used (None: all)
+    kd: float = 0.0  # weight of distillation from a teacher's logits (per-pixel KL), if given
 
 
 def _batches(n: int, size: int, rng: np.random.Generator):
@@ -34,8 +35,9 @@ def _batches(n: int, size: int, rng: np.random.Generator):
 
 def train_seg(model: nn.Module, data: SegDataset, s: Schedule, quantize: bool = True,
               seed: int = 0, progress: Callable[[str], None] | None = None,
-              what: str = "train") -> float:
-    """Cross-entropy training (fake quantization on or off); returns the last epoch's loss."""
+              what: str = "train", teacher: nn.Module | None = None) -> float:
+    """Cross-entropy training (fake quantization on or off), plus distillation from the
+    teacher's logits when given and `s.kd` > 0; returns the last epoch's loss."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     set_quantization(model, quantize)
@@ -50,7 +52,13 @@ def train_seg(model: nn.Module, data: SegDataset, s: Schedule, quantize: bool = 
         total, seen = 0.0, 0
         with bar(-(-n // s.batch_size), f"{what} epoch {epoch + 1}/{s.epochs}") as b:
             for idx in _batches(n, s.batch_size, rng):
-                loss = F.cross_entropy(model(x[idx]), y[idx], ignore_index=IGNORE)
+                logits = model(x[idx])
+                loss = F.cross_entropy(logits, y[idx], ignore_index=IGNORE)
+                if teacher is not None and s.kd > 0:
+                    with torch.no_grad():
+                        target = F.softmax(teacher(x[idx]), dim=1)
+                    kl = F.kl_div(F.log_softmax(logits, dim=1), target, reduction="none")
+                    loss = (1 - s.kd) * loss + s.kd * kl.sum(1).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -221,6 +221,42 @@ class Resize:
 
 
 @dataclass(frozen=True, eq=False)
+class Bilinear:
+    """Bilinear upsampling by whole factors with half-pixel centres (PyTorch's
+    align_corners=False; edges clamped): each output is a weighted sum of at most 4 inputs with
+    integer weights over D = 4 * fy * fx, requantized (`out.requant` takes the 1 / D)."""
+
+    name: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    in_scale: float
+    out: Output  # int8
+    source: str = ""
+
+    kind = "bilinear"
+
+    @property
+    def factor(self) -> tuple[int, int]:
+        return (self.out_shape[1] // self.in_shape[1], self.out_shape[2] // self.in_shape[2])
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.in_shape
+
+
+def bilinear_taps(s: int) -> list[list[tuple[int, int]]]:
+    """Per output phase r (0..s-1) along one axis: (input offset, integer weight over 2s) of
+    the taps with nonzero weight; output s*i + r reads input i + offset (clamped)."""
+    taps = []
+    for r in range(s):
+        num = 2 * r + 1 - s  # the source coordinate's offset from i, in units of 1 / (2s)
+        a0 = num // (2 * s)
+        f = num - 2 * s * a0  # the weight of a0 + 1
+        taps.append([(a, w) for a, w in ((a0, 2 * s - f), (a0 + 1, f)) if w])
+    return taps
+
+
+@dataclass(frozen=True, eq=False)
 class Concat:
     """Channel concatenation of int8 tensors of one height and width. Values pass unchanged:
     every input has the output's scale (their producers requantize to it)."""
@@ -258,4 +294,4 @@ def input_grid(layer, k: int) -> tuple[int, int, int]:
     return tuple(grids[k]) if grids else layer.in_grid
 
 
-Layer = Conv2d | Dense | Pool | Add | Affine | Resize | Concat
+Layer = Conv2d | Dense | Pool | Add | Affine | Resize | Bilinear | Concat

@@ -201,7 +201,7 @@ class ASPP(nn.Module):
 
 class DeepLabTiny(nn.Module):
     """DeepLabV3-style: a MobileNetV2-like encoder (output stride 4, dilated last blocks), ASPP,
-    a 1x1 classifier, logits upsampled to the input's size (nearest)."""
+    a 1x1 classifier, logits upsampled to the input's size (bilinear)."""
 
     def __init__(self, classes: int = 11, in_channels: int = 3):
         super().__init__()
@@ -216,7 +216,7 @@ class DeepLabTiny(nn.Module):
     def forward(self, x):
         size = x.shape[2:]
         y = self.head(self.aspp(self.blocks(self.stem(x))))
-        return F.interpolate(y, size=size, mode="nearest")
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
 @dataclass(frozen=True)

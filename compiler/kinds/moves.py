@@ -24,14 +24,28 @@ _FLOOR_MODES = {("half_pixel", "round"), ("half_pixel", "round_prefer_floor"),
                 ("asymmetric", "floor")}
 
 
-def _check_resize(ctx: PatternCheckContext) -> bool:
-    r = ctx.annotated_expr["root"]
-    a, x = r.attrs, r.args[0]
-    if a.layout != "NCHW" or a.method != "nearest_neighbor" or not batch_one(x) \
-            or (a.coordinate_transformation_mode, a.rounding_method) not in _FLOOR_MODES:
+def _whole_factors(r) -> bool:
+    """An NCHW batch-1 resize to a whole multiple of its input's size."""
+    x = r.args[0]
+    if r.attrs.layout != "NCHW" or not batch_one(x):
         return False
     (_, _, h, w), (_, _, oh, ow) = ([int(d) for d in e.ty.shape] for e in (x, r))
     return oh % h == 0 and ow % w == 0 and (oh, ow) != (h, w)
+
+
+def _check_resize(ctx: PatternCheckContext) -> bool:
+    r = ctx.annotated_expr["root"]
+    a = r.attrs
+    return a.method == "nearest_neighbor" and _whole_factors(r) \
+        and (a.coordinate_transformation_mode, a.rounding_method) in _FLOOR_MODES
+
+
+def check_bilinear(ctx: PatternCheckContext) -> bool:
+    """Bilinear with half-pixel centres (PyTorch's align_corners=False) by whole factors."""
+    r = ctx.annotated_expr["root"]
+    a = r.attrs
+    return a.method == "linear" and _whole_factors(r) \
+        and a.coordinate_transformation_mode in ("half_pixel", "pytorch_half_pixel")
 
 
 def _check_concat(ctx: PatternCheckContext) -> bool:

@@ -13,7 +13,7 @@ from compiler.intsem import QMIN, Requant, fixed_point, quantize_act, quantize_b
 from compiler.kinds.base import (FloatLayer, LayerKind, activation, apply_activation, batch_one,
                                  clip_bounds, const_value, finish_float, fusion, is_constant,
                                  shape, with_activation)
-from compiler.layer_ir import Add, Affine, Output, Pool
+from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, bilinear_taps
 from compiler.reference import windows
 
 
@@ -258,3 +258,73 @@ class AffineKind(LayerKind):
     def plan(self, index, layer, config, mem, host_input=False):
         from compiler.plans.rows import AffinePlan
         return AffinePlan(index, layer, config, mem)
+
+
+def bilinear_weights(layer: Bilinear) -> list[tuple[int, int, list[tuple[int, int, int]]]]:
+    """Per output phase (dy, dx): taps (row offset, column offset, integer weight over
+    4 * fy * fx)."""
+    (fy, fx) = layer.factor
+    ty, tx = bilinear_taps(fy), bilinear_taps(fx)
+    return [(dy, dx, [(a, b, wa * wb) for a, wa in ty[dy] for b, wb in tx[dx]])
+            for dy in range(fy) for dx in range(fx)]
+
+
+class BilinearKind(LayerKind):
+    """Bilinear upsampling by whole factors (half-pixel centres, edges clamped): the weighted
+    sum of up to 4 inputs per output, requantized; on rows like pooling (lanes = channels)."""
+
+    name = "bilinear"
+
+    def patterns(self):
+        from compiler.kinds.moves import check_bilinear
+        core = is_op("relax.image.resize2d")(wildcard(), wildcard())
+        return [fusion("bilinear", core, core, check_bilinear)]
+
+    def read(self, func, calls):
+        r = next(c for c in calls if c.op.name == "relax.image.resize2d")
+        return FloatLayer(self.name, func, (shape(r.args[0]),), shape(r))
+
+    def float_forward(self, f, *xs):
+        x = torch.from_numpy(np.asarray(xs[0], np.float32)).reshape(1, *f.in_shapes[0])
+        return F.interpolate(x, size=f.out_shape[1:], mode="bilinear", align_corners=False)\
+            .numpy().reshape(f.out_shape)
+
+    def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
+        s_in, s_out = float(ins[0].scale), float(out.scale)
+        fy, fx = f.out_shape[1] // f.in_shapes[0][1], f.out_shape[2] // f.in_shapes[0][2]
+        rq = Requant.from_scale(s_in / (4 * fy * fx * s_out))
+        return Bilinear(name, tuple(f.in_shapes[0]), tuple(f.out_shape), s_in,
+                        Output("int8", np.full(f.out_shape[0], s_out),
+                               requant=Requant(rq.multiplier, rq.shift, QMIN, 127)), f.func)
+
+    def _sum(self, layer, x):
+        """Weighted sums over D of x [B, C, H, W] (any numeric type), [B, C, OH, OW]."""
+        b, c, h, w = x.shape
+        fy, fx = layer.factor
+        out = np.zeros((b, c, h * fy, w * fx), x.dtype)
+        for dy, dx, taps in bilinear_weights(layer):
+            for a, bb, wt in taps:
+                rows = np.clip(np.arange(h) + a, 0, h - 1)
+                cols = np.clip(np.arange(w) + bb, 0, w - 1)
+                out[:, :, dy::fy, dx::fx] += wt * x[:, :, rows][:, :, :, cols]
+        return out
+
+    def accumulate(self, layer, *xs):
+        x = np.asarray(xs[0], np.int64).reshape((-1, *layer.in_shape))
+        return wrap32(self._sum(layer, x))
+
+    def fake_quant(self, layer, *xs):
+        s = layer.in_scale
+        x = quantize_act(np.asarray(xs[0]).reshape(layer.in_shape), s) * s
+        fy, fx = layer.factor
+        return finish_float(layer.out, self._sum(layer, x[None])[0] / (4 * fy * fx))
+
+    def plan(self, index, layer, config, mem, host_input=False):
+        from compiler.plans.rows import BilinearPlan
+        return BilinearPlan(index, layer, config, mem)
+
+    def describe(self, layer):
+        return f"bilinear x{layer.factor} {layer.in_shape} -> {layer.out_shape}"
+
+    def manifest(self, layer):
+        return {"method": "bilinear", "factor": list(layer.factor)}

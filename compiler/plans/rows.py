@@ -53,38 +53,13 @@ class RowPlan(Plan):
     def emit_rows(self, enc: Encoding, inputs: tuple[Layout, ...], out_l: Layout,
                   n_groups: int, params: list[dict], ops: list, ny: int, nx: int, step: int,
                   row_step: int, tiling: RowTiling | None, info: dict) -> tuple[list, LayerBinding]:
-        layer, cfg, la = self.layer, self.config, self.lat["alu"]
-        rq = layer.out.requant
-        bypass = rq is None
-        lo, hi = getattr(layer, "clip", (QMIN, 127)) if bypass else (rq.lo, rq.hi)
         em = Emitter(self, enc)
-        rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
+        regs = self.row_regs(em)
         cycles = em.start()
         for g in range(n_groups):
-            pro = Timeline(cfg)
-            pro.place([M(0, "0", "vmac.base")])
-            em.load_params(pro, params[g % len(params)])
-            em.value(pro, (lo & 0xFF) | ((hi & 0xFF) << 8) | (bypass << 16), "vmac.cfg")
-            em.value(pro, inputs[0].addr // self.row + g, rin)
-            em.value(pro, out_l.addr // self.row + g, rout)
-            em.value(pro, ny, ry)
-            pro.barrier()
-            body = Timeline(cfg)
-            for vop, off, prm in ops:
-                chain = [M(0, rin, "alu.in1"), M(0, em.imm(off), "alu.add"),
-                         M(la, "alu.res", f"vmac.{vop}")]
-                if prm is not None:
-                    chain.append(M(la, em.imm(prm), "vmac.prm"))
-                body.place(chain)
-            post = body.place([M(0, rout, "vmac.rq")])
-            em.add(body, rin, step)
-            em.add(body, rout, n_groups, min_start=max(0, post - la))
-            em.loop_control(body, rx, f"{self.label}_g{g}_x")
-
-            def row_tail(tl, rin=rin):
-                em.add(tl, rin, row_step)
-
-            cycles += em.nest(pro, body, row_tail, ny, nx, f"{self.label}_g{g}", rx, ry)
+            cycles += self.row_pass(em, regs, params[g % len(params)], ops,
+                                    inputs[0].addr // self.row + g, out_l.addr // self.row + g,
+                                    ny, nx, step, row_step, n_groups, 0, f"{self.label}_g{g}")
         cycles += em.halt()
         if tiling is not None:
             tiling = RowTiling(tiling.rows, tiling.tiles, tiling.step, tiling.in_rows,
@@ -93,7 +68,48 @@ class RowPlan(Plan):
         info = {**info, "groups": n_groups, "taps": len(ops),
                 "row_tiles": tiling.tiles if tiling else 1}
         return indent(em.lines), self.looped(em, LayerBinding(
-            layer, 0, cycles, inputs, out_l, 0, 0, info, tiling, blocks=tuple(em.blocks)))
+            self.layer, 0, cycles, inputs, out_l, 0, 0, info, tiling, blocks=tuple(em.blocks)))
+
+    @staticmethod
+    def row_regs(em: Emitter) -> tuple[str, str, str, str]:
+        return em.reg(), em.reg(), em.reg(), em.reg()
+
+    def row_pass(self, em: Emitter, regs, params: dict, ops: list, in_row: int, out_row: int,
+                 ny: int, nx: int, step: int, row_step: int, out_step: int,
+                 out_row_step: int, name: str) -> int:
+        """ny rows of nx iterations: each combines its `ops` rows (offsets from rin) into the
+        accumulators and requantizes them into row rout; rin += step, rout += out_step per
+        iteration, += row_step / out_row_step more per row. Returns cycles."""
+        layer, cfg, la = self.layer, self.config, self.lat["alu"]
+        rin, rout, rx, ry = regs
+        rq = layer.out.requant
+        bypass = rq is None
+        lo, hi = getattr(layer, "clip", (QMIN, 127)) if bypass else (rq.lo, rq.hi)
+        pro = Timeline(cfg)
+        pro.place([M(0, "0", "vmac.base")])
+        em.load_params(pro, params)
+        em.value(pro, (lo & 0xFF) | ((hi & 0xFF) << 8) | (bypass << 16), "vmac.cfg")
+        em.value(pro, in_row, rin)
+        em.value(pro, out_row, rout)
+        em.value(pro, ny, ry)
+        pro.barrier()
+        body = Timeline(cfg)
+        for vop, off, prm in ops:
+            chain = [M(0, rin, "alu.in1"), M(0, em.imm(off), "alu.add"),
+                     M(la, "alu.res", f"vmac.{vop}")]
+            if prm is not None:
+                chain.append(M(la, em.imm(prm), "vmac.prm"))
+            body.place(chain)
+        post = body.place([M(0, rout, "vmac.rq")])
+        em.add(body, rin, step)
+        em.add(body, rout, out_step, min_start=max(0, post - la))
+        em.loop_control(body, rx, f"{name}_x")
+
+        def row_tail(tl):
+            em.add(tl, rin, row_step)
+            em.add(tl, rout, out_row_step)
+
+        return em.nest(pro, body, row_tail, ny, nx, name, rx, ry)
 
 
 class PoolPlan(RowPlan):
@@ -192,3 +208,61 @@ class AffinePlan(RowPlan):
         # with several sets, each set walks its own rows (every sets-th row)
         return self.emit_rows(enc, (in_l,), out_l, sets, self.params, [("aset", 0, None)], 1,
                               n_rows // sets, sets, 0, None, {"lanes_per_position": A})
+
+
+class BilinearPlan(RowPlan):
+    """Bilinear upsampling: the input on a grid one position wider on every side, whose border
+    the code first fills with copies of the edge (clamping, by the LSU); then per output phase
+    (dy, dx) and group of G channels, a pass over the input positions sums the phase's taps
+    (aset, radd x weight) and requantizes into every fy-th row and fx-th column of the output."""
+
+    def emit(self, scratch: int, enc: Encoding):
+        from compiler.kinds.rows import bilinear_weights
+        from compiler.plans.handover import Loop, _shaped, emit_copy
+
+        layer, G = self.layer, self.group
+        c, h, w = layer.in_shape
+        o, oh, ow = layer.out_shape
+        fy, fx = layer.factor
+        n_groups = -(-c // G)
+        pos = n_groups * G  # bytes per position: one row per group
+        rows, cols = h + 2, w + 2
+        in_l = Layout(scratch, (c, h, w), rows, cols, (1, 1), 8 * pos, 8, 0)
+        out_l = Layout(align_up(scratch + in_l.size, self.row), (o, oh, ow), oh, ow, (0, 0),
+                       8 * pos, 8, 0)
+        if out_l.addr + out_l.size > self.mem.limit:
+            raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
+                                 f"of accelerator '{self.config.name}' ({self.mem.limit} bytes, "
+                                 f"{scratch} used by weights); upsampling is not tiled")
+        imm = enc.imm_range[1]
+        at = lambda y, x: in_l.addr + (y * cols + x) * pos  # noqa: E731
+        edges = [(at(1, 1), at(0, 1), [Loop(w, pos, pos)]),  # top, bottom rows (inner part)
+                 (at(h, 1), at(h + 1, 1), [Loop(w, pos, pos)]),
+                 (at(0, 1), at(0, 0), [Loop(rows, cols * pos, cols * pos)]),  # then columns
+                 (at(0, w), at(0, w + 1), [Loop(rows, cols * pos, cols * pos)])]
+        em = Emitter(self, enc)
+        cycles = em.start()
+        for k, (src, dst, loops) in enumerate(edges):
+            cycles += emit_copy(em, _shaped(src, dst, loops, pos, imm), f"{self.label}_e{k}")
+        regs = self.row_regs(em)
+        phases = bilinear_weights(layer)
+        for dy, dx, taps in phases:
+            ops = []
+            for i, (a, b, wt) in enumerate(taps):
+                off = (a * cols + b) * n_groups
+                if i == 0:
+                    ops.append(("aset", off, None))
+                    if wt != 1:
+                        ops.append(("radd", off, wt - 1))
+                else:
+                    ops.append(("radd", off, wt))
+            for g in range(n_groups):
+                cycles += self.row_pass(
+                    em, regs, self.params[0], ops, (at(1, 1) // self.row) + g,
+                    out_l.addr // self.row + (dy * ow + dx) * n_groups + g, h, w, n_groups,
+                    2 * n_groups, fx * n_groups, ((fy - 1) * ow) * n_groups,
+                    f"{self.label}_p{dy}_{dx}_g{g}")
+        cycles += em.halt()
+        return indent(em.lines), LayerBinding(
+            layer, 0, cycles, (in_l,), out_l, 0, 0,
+            {"groups": n_groups, "phases": len(phases)}, None, blocks=tuple(em.blocks))

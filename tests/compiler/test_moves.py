@@ -1,6 +1,7 @@
-"""Nearest upsampling and channel concatenation on the accelerator: TVM's resize2d and concat
-matched, values passed unchanged (one scale in and out), bit-exact on random shapes, and a whole
-segmentation network (dilated convolutions, ASPP, upsampled logits) in one run."""
+"""Upsampling (nearest and bilinear) and channel concatenation on the accelerator: TVM's resize2d
+and concat matched, nearest and concat passing values unchanged (one scale in and out), bilinear
+requantized, bit-exact on random shapes, and whole segmentation networks (dilated convolutions,
+ASPP, upsampled logits) in one run."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compiler.estimate import estimate
-from compiler.layer_ir import Concat, Resize
+from compiler.layer_ir import Bilinear, Concat, Resize, bilinear_taps
 from compiler.pipeline import compile_model
 from compiler.zoo import ZOO, build
 from hw.config import load_accel_config
@@ -83,17 +84,54 @@ def test_segmentation_networks_run_whole_on_the_rtl():
         _check(net, cal, "rtl")
 
 
-def test_bilinear_and_fractional_resizes_stay_on_the_host():
-    class Nets(nn.Module):
-        def __init__(self, mode, size):
-            super().__init__()
-            self.conv, self.mode, self.size = nn.Conv2d(1, 4, 3, padding=1), mode, size
+class Upsampled(nn.Module):
+    def __init__(self, cin, c, mode, size, corners=None):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(cin, c, 3, padding=1), nn.Conv2d(c, 3, 1)
+        self.mode, self.size, self.corners = mode, size, corners
 
-        def forward(self, x):
-            return F.interpolate(F.relu(self.conv(x)), size=self.size, mode=self.mode)
+    def forward(self, x):
+        y = F.interpolate(F.relu(self.conv(x)), size=self.size, mode=self.mode,
+                          align_corners=self.corners)
+        return self.head(y)
 
-    for mode, size in (("bilinear", (16, 16)), ("nearest", (12, 12))):
-        net, _ = _compile(Nets(mode, size), (1, 8, 8))
+
+def test_bilinear_taps_are_pytorchs_weights():
+    for s in (1, 2, 3, 4, 5):
+        x = torch.arange(7, dtype=torch.float64).reshape(1, 1, 1, 7) ** 2
+        y = F.interpolate(x, size=(1, 7 * s), mode="bilinear", align_corners=False)[0, 0, 0]
+        for i in range(7):
+            for r, taps in enumerate(bilinear_taps(s)):
+                want = sum(w * float(x[0, 0, 0, min(6, max(0, i + a))]) for a, w in taps) / (2 * s)
+                assert float(y[s * i + r]) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("c,size,shape", [(4, (10, 12), (2, 5, 6)), (8, (12, 8), (2, 4, 4)),
+                                          (40, (6, 20), (2, 3, 5)), (130, (6, 6), (1, 3, 3))])
+def test_bilinear_upsampling_is_bit_exact_in_one_run(c, size, shape):
+    torch.manual_seed(c)
+    net, cal = _compile(Upsampled(shape[0], c, "bilinear", size), shape)
+    assert any(isinstance(layer, Bilinear) for layer in net.layers), net.placement_report()
+    assert len(net.program.segments) == 1 and all(p.where == "tta" for p in net.placement)
+    _check(net, cal, "golden")
+    torch.manual_seed(c)
+    model = Upsampled(shape[0], c, "bilinear", size).eval()
+    fake_quant = net.fake_quant()
+    try:
+        for x in cal[:2]:
+            y_fq = fake_quant(x[None])
+            with torch.no_grad():
+                y = model(torch.from_numpy(x[None])).numpy()
+            assert y_fq.shape == y.shape == (1, 3, *size)
+            assert np.linalg.norm(y_fq - y) / np.linalg.norm(y) < 0.05  # quantization only
+    finally:
+        fake_quant.close()
+
+
+def test_other_resizes_stay_on_the_host():
+    for mode, size, corners in (("bilinear", (16, 16), True), ("nearest", (12, 12), None),
+                                ("bicubic", (16, 16), False)):
+        net, _ = _compile(Upsampled(1, 4, mode, size, corners), (1, 8, 8))
         host = [p for p in net.placement if p.where != "tta"]
-        assert host and "resize2d" in host[0].op, net.placement_report()
-        assert not any(isinstance(layer, Resize) for layer in net.layers)
+        assert host, net.placement_report()
+        assert not any(isinstance(layer, (Resize, Bilinear)) for layer in net.layers)
