@@ -78,11 +78,13 @@ def test_exact_search_equals_brute_force():
     assert _spread(order, 2) == [5, 1] and _spread(order, 9) == [5, 2, 9, 1]
 
 
-def test_any_block_choice_runs_whole_on_the_accelerator():
+@pytest.mark.parametrize("shape,classes", [((1, 16, 16), 5), ((3, 16, 32), 19)],
+                         ids=["scenes", "cityscapes-shaped"])
+def test_any_block_choice_runs_whole_on_the_accelerator(shape, classes):
     """A network of random block choices: one accelerator run, nothing on the host,
     bit-exact on the golden model."""
-    arch = default_arch((1, 16, 16), 5)
-    rng = np.random.default_rng(0)
+    arch = default_arch(shape, classes)
+    rng = np.random.default_rng(classes)
     for _ in range(2):
         choices = tuple(BlockChoice(str(rng.choice(["ir", "fused"])), int(rng.choice([1, 2, 4])),
                                     int(rng.choice([3, 5])), int(rng.choice([1, 2])),
@@ -90,7 +92,7 @@ def test_any_block_choice_runs_whole_on_the_accelerator():
                         for _ in arch.positions)
         torch.manual_seed(0)
         model = SegNet(arch, choices)
-        cal = torch.randn(8, 1, 16, 16)
+        cal = torch.randn(8, *shape)
         with model.float_view() as f:
             net = compile_model(f, cal[:1], load_accel_config("default"), model.quant_spec(),
                                 cal.numpy())
@@ -99,7 +101,7 @@ def test_any_block_choice_runs_whole_on_the_accelerator():
         with net.runner("golden") as g, net.runner("reference") as r:
             x = cal[:1].numpy()
             np.testing.assert_array_equal(g(x), r(x))
-            assert g(x).shape == (1, 5, 16, 16)
+            assert g(x).shape == (1, classes, *shape[1:])
 
 
 @pytest.mark.rtl
