@@ -1,9 +1,11 @@
 """The block-wise segmentation search's report: `report.md` with the must-show figures, the
 finetuned models, per-layer cycles on the RTL, phase times, and two plots (the fronts in mIoU
-against size and cycles; the predictor against finetuned mIoU)."""
+against size and cycles; the predictor against finetuned mIoU); `report.html`, the same
+interactive (plotly inline, offline; hover a point: its blocks)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -43,6 +45,57 @@ def _plots(run_dir: Path, results: dict, summary: dict) -> list[str]:
         plt.close(fig)
         out.append("predictor.png")
     return out
+
+
+def write_seg_page(run_dir: Path, results: dict, found: dict, summary: dict) -> Path:
+    """report.html: finetuned models in mIoU against size and cycles, the table's fronts in
+    predicted loss against cost, the predictor; every text from the run escaped."""
+    import html
+
+    import plotly.graph_objects as go
+
+    from codesign.html_report import _figure, _page, _table
+
+    body = ["<h1>Block-wise QA-NAS for segmentation</h1>"]
+    figs, first = [], True
+    for metric, label in (("size_bits", "size (bits)"), ("cycles", "cycles per image")):
+        fig = go.Figure()
+        for group in ("teacher", "int8", "mixed"):
+            pts = [n for n in results if n.startswith(group)]
+            fig.add_trace(go.Scatter(
+                x=[results[n][metric] for n in pts], y=[results[n]["miou"] for n in pts],
+                mode="markers", name=group, text=[f"{n}: {', '.join(results[n]['blocks'])}"
+                                                  for n in pts],
+                marker={"size": 14 if group == "teacher" else 9,
+                        "symbol": "star" if group == "teacher" else "circle"}))
+        fig.update_layout(title=f"finetuned: mIoU vs {label}", xaxis_title=label,
+                          yaxis_title="mIoU (integer semantics)", width=560, height=420)
+        figs.append(_figure(fig, f"models_{metric}", first))
+        first = False
+    for space, cost in (("int8", "cycles"), ("mixed", "size_bits")):
+        front = found["fronts"].get(space, [])
+        fig = go.Figure(go.Scatter(x=[p[cost] for p in front], y=[p["loss"] for p in front],
+                                   mode="markers+lines", text=[", ".join(p["blocks"])
+                                                               for p in front]))
+        fig.update_layout(title=f"table front, {space}: predicted loss vs {cost}",
+                          xaxis_title=cost, yaxis_title="sum of block NSR", width=560,
+                          height=420)
+        figs.append(_figure(fig, f"front_{space}", False))
+    body.append("<div class=\"figs\">" + "".join(f"<div>{f}</div>" for f in figs) + "</div>")
+    pred = summary.get("predictor")
+    if pred:
+        body.append(f"<p>Kendall tau of the predictor against finetuned mIoU over "
+                    f"{summary['models']} models: {pred['kendall_tau']:.3f}</p>")
+    body.append("<h2>Models</h2>" + _table(
+        ["model", "mIoU", "cycles", "energy (uJ)", "size (KiB)", "blocks"],
+        [[n, f"{r['miou']:.4f}", r["cycles"], f"{r['energy_j'] * 1e6:.2f}",
+          f"{r['size_bits'] / 8 / 1024:.1f}", ", ".join(r["blocks"])]
+         for n, r in results.items()]))
+    body.append("<h2>Summary</h2><pre>" + html.escape(
+        json.dumps({k: v for k, v in summary.items() if k != "rtl"}, indent=1)) + "</pre>")
+    path = Path(run_dir) / "report.html"
+    path.write_text(_page("block-wise segmentation search", body))
+    return path
 
 
 def write_seg_report(run_dir: Path, results: dict, found: dict, summary: dict) -> Path:
@@ -98,6 +151,8 @@ def write_seg_report(run_dir: Path, results: dict, found: dict, summary: dict) -
     lines += ["", f"Teacher: mIoU {t['miou']:.4f}, {t['cycles']} cycles, "
                   f"{t['size_bits'] / 8 / 1024:.1f} KiB.", ""]
     lines += [f"![{p}]({p})" for p in _plots(run_dir, results, summary)]
+    page = write_seg_page(run_dir, results, found, summary)
+    lines += ["", f"Interactive: [{page.name}]({page.name})"]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

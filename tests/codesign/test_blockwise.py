@@ -128,6 +128,8 @@ def test_tiny_search_end_to_end_and_resumed(tmp_path):
     assert set(summary["times"]) >= {"teacher_s", "blocks_s", "hw_table_s", "search_s",
                                      "finetune_s"}
     assert (d / "report.md").is_file() and (d / "fronts.png").is_file()
+    page = (d / "report.html").read_text()
+    assert "Plotly" in page and "mIoU vs" in page and results["teacher"]["blocks"][0] in page
     # resumed: nothing is trained or measured again
     times = json.loads((d / "times.json").read_text())
     del results[next(n for n in results if n != "teacher")]
