@@ -80,8 +80,10 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
             raise error or MemoryFitError(f"accelerator '{config.name}' has no dma unit to "
                                           f"load streamed constants")
         try:
-            plans, scratch, base, image, area = _place(layers, streamed, plan, config,
-                                                       overlap, share_rows)
+            plans, scratch, base, image, area = _place(
+                layers, streamed, plan, config, overlap, share_rows,
+                zero=share_rows and (bool(sources) or any(get_kind(la.kind).moves_rows
+                                                          for la in layers)))
             emitted, segments = _emit(plans, scratch, base, enc, sources, area, host_reads)
             offchip = area.image
             break
@@ -129,12 +131,13 @@ def _cheap_sets(ascending: list[int], size: list[int], most: int = 48) -> list[s
 
 
 def _place(layers, streamed: set[int], plan, config: AccelConfig,
-           overlap: bool = True, share: bool = True):
+           overlap: bool = True, share: bool = True, zero: bool = False):
     """Plans with the resident constants from row 0 and each streamed layer's in a buffer
     above them (loaded by its own code from the off-chip memory), activations above both (from
     a bank boundary when a layer loads weights while it computes, so the DMA's writes never
-    meet the core's)."""
+    meet the core's). `zero`: a resident row of zeros for the vector unit's copies."""
     resident = Memory(config, share=share)
+    zero_row = resident.shared_row(bytes(resident.row), "the zero row") if zero else None
     mems = {i: resident for i in range(len(layers)) if i not in streamed}
     plans = [plan(i, layer, mems[i]) if i in mems else None for i, layer in enumerate(layers)]
     base = align_up(resident.top, resident.row)
@@ -150,6 +153,8 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig,
                 if addr < end:
                     data[addr - base:addr - base + len(chunk)] = np.frombuffer(chunk, np.uint8)
             p.preload = (area.add(data.tobytes()), rows, base // mem.row)
+    for p in plans:
+        p.zero_row = zero_row
     if area.top > config.offchip.bytes:
         raise CompileError(f"the streamed constants ({area.top} bytes) do not fit the off-chip "
                            f"memory of accelerator '{config.name}' ({config.offchip.bytes} "
@@ -188,6 +193,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                 readers.setdefault(src.name, []).append(j)
     binds = [b for _, b in first]
     row = plans[0].row
+    vrow = row if plans[0].zero_row is not None else None
     limit = plans[0].mem.limit
     imm = enc.imm_range[1]
 
@@ -228,7 +234,8 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                 else:
                     p.cols = old
         chain = fed and b.tiles == 1 and b.im2col is None \
-            and all(_copy(binds[i], b, k, imm) is not None for k, i in enumerate(producers))
+            and all(_copy(binds[i], b, k, imm, vrow) is not None
+                    for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
         at, alias, t_in = None, set(), 2 * j
         # a consumer that can read this output in place needs room above it: stay low
@@ -330,7 +337,8 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
 
     emitted = []
     for i, p in enumerate(plans):
-        p.handover = [_copy(shifted[i], shifted[j], k, imm) for j, k in copies.get(i, [])]
+        p.handover = [_copy(shifted[i], shifted[j], k, imm, vrow)
+                      for j, k in copies.get(i, [])]
         p.falls_through = i not in ends
         b = shifted[i]
         p.load_inputs, p.store_output = [], None
@@ -424,12 +432,14 @@ def _same_values(producer: Layer, consumer: Layer, k: int) -> bool:
     return bits == 1 or bool(np.all(np.asarray(producer.out.scale, np.float64) == scale))
 
 
-def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int):
-    """The hand-over of producer's output into consumer's input k, or None."""
+def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int,
+          row: int | None = None):
+    """The hand-over of producer's output into consumer's input k, or None; whole rows by the
+    vector unit when `row` is given (the program has a zero row) and the layouts allow."""
     rt = consumer.row_tiling
     pad = (rt.padding[0], rt.padding[1]) if rt is not None else (0, 0)
     return plan_copy(producer.output, consumer.inputs[k], input_grid(consumer.layer, k), pad,
-                     imm_max)
+                     imm_max, row)
 
 
 def _shift(b: LayerBinding, delta: int, external: tuple | None) -> LayerBinding:

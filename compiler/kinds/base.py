@@ -52,6 +52,7 @@ class LayerKind(ABC):
     name: str
     weighted = False  # has weights quantized by the spec, named by their module path
     passes_values = False  # moves values unchanged: its inputs take its output's scale
+    moves_rows = False  # its code copies rows with the vector unit (needs the zero row)
 
     @abstractmethod
     def patterns(self) -> list[FusionPattern]:

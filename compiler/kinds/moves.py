@@ -62,6 +62,7 @@ class _MoveKind(LayerKind):
     """Values pass: the accumulator stage holds the values themselves."""
 
     passes_values = True
+    moves_rows = True
 
     def accumulates(self, layer):
         return False

@@ -274,6 +274,7 @@ class BilinearKind(LayerKind):
     sum of up to 4 inputs per output, requantized; on rows like pooling (lanes = channels)."""
 
     name = "bilinear"
+    moves_rows = True
 
     def patterns(self):
         from compiler.kinds.moves import check_bilinear

@@ -119,6 +119,7 @@ class Plan:
         self.store_output: tuple[int, int, int] | None = None  # ... the output it takes out
         self.tile_io: TileIO | None = None  # its row tiles looped in its own code
         self.handover_cycles = 0
+        self.zero_row: int | None = None  # a row of zeros (the vector unit's copies need one)
 
     def adopt_cols(self, cols: int) -> bool:
         """Read its input from a grid `cols` positions wide; False when it cannot."""

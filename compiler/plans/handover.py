@@ -8,6 +8,11 @@ sides are affine in (channel, row, column), so the copy is a nest of at most thr
 an unrolled run of word (or byte) copies. The consumer's padding is written first with its fill
 value (only where the copy leaves gaps when those form a few regular runs, else the whole
 buffer): its buffer is shared with other layers' over time.
+
+Copies whose runs are whole data rows at row-aligned places (positions of one row each, or
+whole rows of positions) go through the vector unit instead: `aset` a row into the
+accumulators, `rq` it out unchanged (bypass, bias 0 from a zero row), a row of W/8 bytes per
+two triggers where the LSU moves a word per two cycles; zero padding of whole rows likewise.
 """
 
 from __future__ import annotations
@@ -41,13 +46,13 @@ class Copy:
     dst: int
     loops: tuple[Loop, ...]  # outermost first; at most three
     pattern: tuple[tuple[int, int], ...]  # (source, destination) offsets of the units of a step
-    unit: int  # 4 (ldw/stw) or 1 (ldbu/stb)
+    unit: int  # 4 (ldw/stw), 1 (ldbu/stb), or a data row (the vector unit's aset/rq)
     fill: tuple[tuple[int, int, int, int], ...] = ()  # (byte address, words, count, stride):
     fill_word: int = 0  #                        runs of padding, `count` of them `stride` apart
 
 
 def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int], pad: tuple[int, int],
-              imm_max: int = 1 << 11) -> Copy | None:
+              imm_max: int = 1 << 11, row: int | None = None) -> Copy | None:
     """The copy of tensor `src` (its shape [C, H, W]) into `dst`, whose grid holds it reshaped
     to `shape` (the consumer's input) at grid offset `pad` (top, left); None when the two are
     not both affine in whole bytes (sub-byte channel runs that end mid-byte, other formats).
@@ -71,7 +76,7 @@ def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int], pad: tuple[
     d_off = inner.bit_offsets().reshape(s_off.shape) + 8 * dst.addr
     s_off = s_off + 8 * src.addr
     slack = src.bits in (8, 2)
-    copy = _position_major(s_off, d_off, src, dst, slack, imm_max) or \
+    copy = _position_major(s_off, d_off, src, dst, slack, imm_max, row) or \
         _element_major(s_off, d_off, src.bits, imm_max)
     return None if copy is None else _with_fill(copy, d_off, dst, slack)
 
@@ -93,7 +98,7 @@ def _affine(a: np.ndarray) -> tuple[int, ...] | None:
 
 
 def _position_major(s: np.ndarray, d: np.ndarray, src: Layout, dst: Layout, slack: bool,
-                    imm_max: int) -> Copy | None:
+                    imm_max: int, row: int | None = None) -> Copy | None:
     """Channels contiguous on both sides: one run per position (the whole slot with slack)."""
     c, b = s.shape[0], src.bits
     run = min(src.pos_bits, dst.pos_bits) if slack else c * b
@@ -105,7 +110,7 @@ def _position_major(s: np.ndarray, d: np.ndarray, src: Layout, dst: Layout, slac
     if sa is None or da is None or any(x % 8 for x in (*sa, *da)):
         return None
     loops = [Loop(s.shape[1], sa[1] // 8, da[1] // 8), Loop(s.shape[2], sa[2] // 8, da[2] // 8)]
-    return _shaped(sa[0] // 8, da[0] // 8, loops, run // 8, imm_max)
+    return _shaped(sa[0] // 8, da[0] // 8, loops, run // 8, imm_max, row)
 
 
 def _element_major(s: np.ndarray, d: np.ndarray, b: int, imm_max: int) -> Copy | None:
@@ -119,15 +124,21 @@ def _element_major(s: np.ndarray, d: np.ndarray, b: int, imm_max: int) -> Copy |
     return _shaped(sa[0] // 8, da[0] // 8, loops, b // 8, imm_max)
 
 
-def _shaped(src: int, dst: int, loops: list[Loop], run: int, imm_max: int) -> Copy | None:
+def _shaped(src: int, dst: int, loops: list[Loop], run: int, imm_max: int,
+            row: int | None = None) -> Copy | None:
     """Loops of count 1 dropped, contiguous inner loops merged into the run, the run cut into
-    word (or byte) units, long runs into an inner loop, short inner loops unrolled."""
+    row (given `row`, the vector unit copies), word or byte units, long runs into an inner
+    loop, short inner loops unrolled."""
     loops = [lp for lp in loops if lp.count > 1]
     while loops and loops[-1].src == run and loops[-1].dst == run:
         run *= loops.pop().count
-    aligned = run % 4 == 0 and src % 4 == 0 and dst % 4 == 0 and \
-        all(lp.src % 4 == 0 and lp.dst % 4 == 0 for lp in loops)
-    unit = 4 if aligned else 1
+
+    def aligned(a: int) -> bool:
+        return run % a == 0 and src % a == 0 and dst % a == 0 and \
+            all(lp.src % a == 0 and lp.dst % a == 0 for lp in loops)
+    unit = row if row and aligned(row) else 4 if aligned(4) else 1
+    if unit == row:  # immediates count rows
+        imm_max *= row
     n = run // unit
     if n > MAX_UNROLL:
         k = max(d for d in range(1, MAX_UNROLL + 1) if n % d == 0)
@@ -203,12 +214,25 @@ def emit_copy(em, copy: Copy, name: str) -> int:
         raise CompileError(f"layer {plan.layer.name}: a layer looping over row tiles cannot "
                            f"hand its output over on the accelerator")
     em.regs = iter(range(1, cfg.registers))
-    cycles = 0
+    row = plan.row
+    vector = plan.zero_row is not None and (copy.unit == row or any(
+        _whole_rows(f, row) for f in copy.fill if copy.fill_word == 0))
+    cycles = _vector_setup(em) if vector else 0
     if copy.fill:
-        rf = em.reg()
+        rf = None
         for k, (addr, words, count, stride) in enumerate(copy.fill):
+            if vector and copy.fill_word == 0 and _whole_rows((addr, words, count, stride), row):
+                cycles += _fill_rows(em, addr // row, 4 * words // row, count, stride // row,
+                                     f"{name}_f{k}")
+                continue
+            rf = rf or em.reg()
             cycles += _fill_run(em, rf, addr, words, count, stride, copy.fill_word,
                                 f"{name}_f{k}")
+    if copy.unit == row:
+        copy = replace(copy, src=copy.src // row, dst=copy.dst // row,
+                       loops=tuple(Loop(lp.count, lp.src // row, lp.dst // row)
+                                   for lp in copy.loops),
+                       pattern=tuple((a // row, b // row) for a, b in copy.pattern))
     rs, rd = em.reg(), em.reg()
     ld, st = ("ldw", "stw") if copy.unit == 4 else ("ldbu", "stb")
     ll = plan.lat["lsu"]
@@ -230,12 +254,16 @@ def emit_copy(em, copy: Copy, name: str) -> int:
         pro.barrier()
         body = Timeline(cfg)
         last = 0  # the last cycle that reads rs and rd
+        la = plan.lat["alu"]
         for so, do in copy.pattern:
+            if copy.unit == row:  # a row into the accumulators and out unchanged
+                last = max(last, _row_op(em, body, rs, so, "aset"),
+                           _row_op(em, body, rd, do, "rq"))
+                continue
             at = body.place([M(0, rs, "lsu.base"), M(0, em.imm(so), f"lsu.{ld}"),
                              M(ll, "lsu.res", "lsu.data"), M(ll, rd, "lsu.base"),
                              M(ll, em.imm(do), f"lsu.{st}")])
             last = max(last, at + ll)
-        la = plan.lat["alu"]
         _step(em, body, rs, nx.src, steps.get("sx"), last - la)
         _step(em, body, rd, nx.dst, steps.get("dx"), last - la)
         label = f"{name}_c{o}"
@@ -294,4 +322,54 @@ def _fill_run(em, rf: str, addr: int, words: int, count: int, stride: int, fill_
     cycles = em.nest(pro, body, lambda tl: _step(em, tl, rd, back, rb) if count > 1 else None,
                      count, per_run, label, rx, ry)
     em.regs = iter(range(int(rf[1:]) + 1, cfg.registers))
+    return cycles
+
+
+def _whole_rows(fill: tuple[int, int, int, int], row: int) -> bool:
+    addr, words, count, stride = fill
+    return addr % row == 0 and (4 * words) % row == 0 and (count == 1 or stride % row == 0)
+
+
+def _vector_setup(em) -> int:
+    """The vector unit set to pass rows unchanged: bias 0 (from the zero row), rq bypassing
+    the requantization with the full int8 range, group 0. Returns cycles."""
+    plan = em.plan
+    pro = Timeline(plan.config)
+    pro.place([M(0, "0", "vmac.base")])
+    em.load_params(pro, {"bias": [plan.zero_row] * 4})
+    em.value(pro, 0x80 | (0x7F << 8) | (1 << 16), "vmac.cfg")
+    pro.barrier()
+    return em.block(pro)
+
+
+def _row_op(em, tl: Timeline, reg: str, offset: int, op: str) -> int:
+    """vmac.<op> on row reg + offset; returns the cycle it reads reg."""
+    if offset == 0:
+        return tl.place([M(0, reg, f"vmac.{op}")])
+    la = em.plan.lat["alu"]
+    return tl.place([M(0, reg, "alu.in1"), M(0, em.imm(offset), "alu.add"),
+                     M(la, "alu.res", f"vmac.{op}")])
+
+
+def _fill_rows(em, first: int, rows: int, count: int, stride: int, label: str) -> int:
+    """`count` runs of `rows` zero rows, `stride` rows apart, from row `first`: the zero row
+    into the accumulators once, then an rq per row."""
+    cfg = em.plan.config
+    pro = Timeline(cfg)
+    rd, rx, ry = em.reg(), em.reg(), em.reg()
+    pro.place([M(0, em.imm(em.plan.zero_row), "vmac.aset")])
+    em.value(pro, first, rd)
+    em.value(pro, count, ry)
+    pro.barrier()
+    k = max(d for d in range(1, MAX_UNROLL + 1) if rows % d == 0)
+    body = Timeline(cfg)
+    last = 0
+    for j in range(k):
+        last = max(last, _row_op(em, body, rd, j, "rq"))
+    _step(em, body, rd, k, None, last - em.plan.lat["alu"])
+    em.loop_control(body, rx, f"{label}_x")
+    back = stride - rows
+    cycles = em.nest(pro, body, lambda tl: _step(em, tl, rd, back, None) if count > 1 else None,
+                     count, rows // k, label, rx, ry)
+    em.regs = iter(range(int(rd[1:]) + 1, cfg.registers))
     return cycles

@@ -17,15 +17,16 @@ from compiler.plans.handover import Copy, Loop, _shaped, emit_copy
 from compiler.program import LayerBinding
 
 
-def _copies(src: int, dst: int, loops: list[Loop], run: int, imm_max: int) -> list[Copy]:
+def _copies(src: int, dst: int, loops: list[Loop], run: int, imm_max: int,
+            row: int | None = None) -> list[Copy]:
     """The copy as few `Copy`s as its loops allow: the outermost loop unrolled when there are
-    more than a copy takes."""
-    copy = _shaped(src, dst, list(loops), run, imm_max)
+    more than a copy takes; whole rows by the vector unit when `row` is given."""
+    copy = _shaped(src, dst, list(loops), run, imm_max, row)
     if copy is not None:
         return [copy]
     outer, rest = loops[0], loops[1:]
     return [c for i in range(outer.count)
-            for c in _copies(src + i * outer.src, dst + i * outer.dst, rest, run, imm_max)]
+            for c in _copies(src + i * outer.src, dst + i * outer.dst, rest, run, imm_max, row)]
 
 
 class MovePlan(Plan):
@@ -33,6 +34,10 @@ class MovePlan(Plan):
 
     free_layout = True
     geometry: tuple[int, int, int] | None = None  # (rows, cols, position bits) of the inputs
+
+    @property
+    def vector_row(self) -> int | None:
+        return self.row if self.zero_row is not None else None
 
     def input_grids(self) -> list[tuple[int, int, int]]:
         return [self.layer.in_grid]
@@ -89,7 +94,7 @@ class ResizePlan(MovePlan):
         ow = out.cols
         loops = [Loop(fy, 0, ow * p), Loop(h, x.cols * p, fy * ow * p), Loop(w, p, fx * p),
                  Loop(fx, 0, p)]
-        return _copies(x.addr, out.addr, loops, p, imm)
+        return _copies(x.addr, out.addr, loops, p, imm, self.vector_row)
 
 
 class ConcatPlan(MovePlan):
@@ -110,5 +115,5 @@ class ConcatPlan(MovePlan):
             run = min(x.pos_bits // 8, p - off)
             loops = [Loop(h, x.cols * x.pos_bits // 8, out.cols * p),
                      Loop(w, x.pos_bits // 8, p)]
-            found += _copies(x.addr, out.addr + off, loops, run, imm)
+            found += _copies(x.addr, out.addr + off, loops, run, imm, self.vector_row)
         return found

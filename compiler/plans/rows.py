@@ -243,7 +243,8 @@ class BilinearPlan(RowPlan):
         em = Emitter(self, enc)
         cycles = em.start()
         for k, (src, dst, loops) in enumerate(edges):
-            cycles += emit_copy(em, _shaped(src, dst, loops, pos, imm), f"{self.label}_e{k}")
+            row = self.row if self.zero_row is not None else None
+            cycles += emit_copy(em, _shaped(src, dst, loops, pos, imm, row), f"{self.label}_e{k}")
         regs = self.row_regs(em)
         phases = bilinear_weights(layer)
         for dy, dx, taps in phases:
