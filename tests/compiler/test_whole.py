@@ -104,7 +104,7 @@ def test_runs_survive_saving_and_loading(tmp_path):
         np.testing.assert_array_equal(a(xs), r(xs))
 
 
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(32))
 def test_copies_between_random_layouts_match_their_element_maps(seed):
     """The planned copy (loops, pattern, padding runs), replayed in numpy on a byte array,
     moves every element where the consumer's layout wants it and fills its padding."""
@@ -114,16 +114,20 @@ def test_copies_between_random_layouts_match_their_element_maps(seed):
     h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
     per = 32 // bits
 
+    wide = rng.random() < 0.4  # positions of a whole data row: the vector unit copies them
+
     def slot(extra):
-        return 32 * (-(-c // per) + extra)
+        return 1024 if wide else 32 * (-(-c // per) + extra)
 
     pt, pl = int(rng.integers(0, 3)), int(rng.integers(0, 3))
     src = Layout(128 * int(rng.integers(0, 4)), (c, h, w), h, w + int(rng.integers(0, 3)), (0, 0),
                  slot(int(rng.integers(0, 2))), bits, 0)
-    dst = Layout(4096 + 128 * int(rng.integers(0, 4)), (c, h + 2 * pt, w + 2 * pl), h + 2 * pt,
+    dst = Layout(32768 + 128 * int(rng.integers(0, 4)), (c, h + 2 * pt, w + 2 * pl), h + 2 * pt,
                  w + 2 * pl + int(rng.integers(0, 2)), (0, 0), slot(int(rng.integers(0, 2))), bits,
                  -1 if bits == 1 else int(rng.integers(0, 2)))
-    copy = plan_copy(src, dst, (c, h, w), (pt, pl), 2047)
+    copy = plan_copy(src, dst, (c, h, w), (pt, pl), 2047, row=128)
+    if wide and copy is not None and bits != 1:
+        assert copy.unit == 128, copy
     if copy is None:
         assert bits != 8, "an int8 tensor always has a copy"
         return
@@ -132,7 +136,7 @@ def test_copies_between_random_layouts_match_their_element_maps(seed):
     q = rng.integers(lo, hi + 1, (c, h, w))
     if bits == 1:
         q = np.where(q >= 0, 1, -1)
-    mem = rng.integers(0, 256, 16384).astype(np.uint8)  # garbage everywhere
+    mem = rng.integers(0, 256, 65536).astype(np.uint8)  # garbage everywhere
     enc = src.encode(q)  # the producer's padding channels and positions: garbage
     bits_of = np.unpackbits(enc, bitorder="little")
     keep = np.zeros(bits_of.size, bool)
@@ -191,3 +195,28 @@ def test_row_tiles_loop_in_the_layers_own_code(engine):
         for run in acc.layer_runs:
             assert run.counters == est[run.name], run.name
         assert any(run.counters["offchip_read_bits"] for run in acc.layer_runs)
+
+
+@pytest.mark.parametrize("engine", ["golden", "rtl"])
+def test_hand_over_of_whole_rows_goes_through_the_vector_unit(engine):
+    """Positions of a whole data row (128 channels on `default`): the producers copy rows with
+    aset / rq (bypass), under a cycle per word, bit-exact, counted exactly."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 128, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(128, 128, 3, padding=1, groups=128), torch.nn.ReLU(),
+        torch.nn.Conv2d(128, 8, 3, padding=1)).eval()
+    cal = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    net = compile_model(model, torch.from_numpy(cal[:1]), load_accel_config("default"), None, cal)
+    assert len(net.program.segments) == 1, net.placement_report()
+    sections = {s.split(":")[0]: s for s in net.program.listing.split("# ")[1:]}
+    for name in ("0", "2"):
+        b = net.program.layers[name]
+        words = 8 * 8 * 128 // 4  # what the LSU would move at two cycles a word
+        assert "vmac.aset" in sections[name] and 0 < b.tiling["handover_cycles"] < words / 2
+    est = estimate(net.program)
+    with net.runner(engine) as acc, net.runner("reference") as ref:
+        for x in cal[:2]:
+            np.testing.assert_array_equal(acc(x[None]), ref(x[None]))
+            for run in acc.layer_runs:
+                assert run.counters == est[run.name], run.name
