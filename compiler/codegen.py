@@ -24,6 +24,7 @@ import numpy as np
 from compiler.errors import CompileError, MemoryFitError
 from compiler.kinds import get_kind
 from compiler.layer_ir import Layer, input_grid
+from compiler.layout import Layout
 from compiler.plans.base import Memory, Plan, TileIO, align_up
 from compiler.plans.handover import plan_copy
 from compiler.plans.segments import Offchip
@@ -218,12 +219,12 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             if len(grids) == 1:
                 p.geometry = grids.pop()
                 binds[j] = b = p.emit(scratch[j], enc)[1]
-        narrow = None  # the plan's own grid width, when it took its producer's to read it
+        narrow = None  # the plan's own grid, when it took its producer's to read it
         if fed and len(producers) == 1 and b.tiles == 1:  # a producer's rows, read in place
             o, x = binds[producers[0]].output, b.inputs[0]
-            old = getattr(p, "cols", None)
+            old = (getattr(p, "cols", None), getattr(p, "s", None))
             if (o.cols, o.pos_bits, o.bits) != (x.cols, x.pos_bits, x.bits) and \
-                    (o.pos_bits, o.bits) == (x.pos_bits, x.bits) and p.adopt_cols(o.cols):
+                    o.bits == x.bits and p.adopt_grid(o.cols, o.pos_bits):
                 try:
                     wider = p.emit(scratch[j], enc)[1]
                 except MemoryFitError:
@@ -232,14 +233,14 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                         _aliases(binds[producers[0]], wider, 0):
                     binds[j], b, narrow = wider, wider, (old, b)
                 else:
-                    p.cols = old
+                    p.cols, p.s = old
         chain = fed and b.tiles == 1 and b.im2col is None \
             and all(_copy(binds[i], b, k, imm, vrow) is not None
                     for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
         at, alias, t_in = None, set(), 2 * j
         # a consumer that can read this output in place needs room above it: stay low
-        read_in_place = any(_aliases(b, _widened(binds[c], plans[c], k, b.output.cols), k)
+        read_in_place = any(_aliases(b, _widened(binds[c], plans[c], k, b.output), k)
                             for c in readers.get(names[j], ())
                             for k, s in enumerate(sources.get(names[c], ()))
                             if s.kind == "layer" and s.name == names[j])
@@ -287,7 +288,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                             at, alias, keep = cand, {(k, i)}, kp
                             break
             if at is None and narrow is not None:  # not read in place: its own grid again
-                p.cols, b = narrow
+                (p.cols, p.s), b = narrow
                 binds[j] = b
             if at is None:
                 at = fit(b)
@@ -554,13 +555,16 @@ def _same_shifted(p: Plan, b: LayerBinding, at: int, scratch: int, enc: Encoding
     return moved.tiles == 1 and moved.inputs == want.inputs and moved.output == want.output
 
 
-def _widened(b: LayerBinding, p: Plan, k: int, cols: int) -> LayerBinding:
-    """b as it would read input k from a grid `cols` wide, if its plan can (`adopt_cols`)."""
+def _widened(b: LayerBinding, p: Plan, k: int, out: Layout) -> LayerBinding:
+    """b as it would read input k from grid `out` (its width and position bits), if its plan
+    can (`adopt_grid`)."""
     x, conv = b.inputs[k], getattr(p, "conv", None)
-    if conv is None or any(conv.padding) or p.im2col is not None or cols < x.cols:
+    if conv is None or any(conv.padding) or p.im2col is not None or out.cols < x.cols:
         return b
-    return replace(b, inputs=tuple(replace(la, cols=cols) if i == k else la
-                                   for i, la in enumerate(b.inputs)))
+    pos_bits = out.pos_bits if out.pos_bits != x.pos_bits and out.pos_bits % 32 == 0 and \
+        p.pitch_free(out.pos_bits // 32) else x.pos_bits
+    return replace(b, inputs=tuple(replace(la, cols=out.cols, pos_bits=pos_bits) if i == k
+                                   else la for i, la in enumerate(b.inputs)))
 
 
 def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:

@@ -44,7 +44,8 @@ class Backend(ABC):
         for k, x in enumerate(inputs):
             grid = input_grid(b.layer, k)
             if np.asarray(x).size != int(np.prod(grid)):
-                raise CompileError(f"layer {layer_name}: input {k} of {np.asarray(x).size} "
+                which = "input" if len(inputs) == 1 else f"input {k}"
+                raise CompileError(f"layer {layer_name}: {which} of {np.asarray(x).size} "
                                    f"values, expected shape {grid}")
         return self._layer(b, *inputs)
 

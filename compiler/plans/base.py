@@ -121,8 +121,9 @@ class Plan:
         self.handover_cycles = 0
         self.zero_row: int | None = None  # a row of zeros (the vector unit's copies need one)
 
-    def adopt_cols(self, cols: int) -> bool:
-        """Read its input from a grid `cols` positions wide; False when it cannot."""
+    def adopt_grid(self, cols: int, pos_bits: int) -> bool:
+        """Read its input from a grid `cols` positions wide of `pos_bits` positions; False
+        when it cannot."""
         return False
 
     def looped(self, em: "Emitter", binding):

@@ -73,7 +73,7 @@ class DotPlan(WindowPlan):
         n = L // k
         A = k if o <= L else lanes_per_position(o, L, G)
         chunks = -(-o // L)
-        self.k, self.t, self.chunks, self.bits = k, t, chunks, bits
+        self.k, self.t, self.chunks, self.bits, self.words = k, t, chunks, bits, s
         vg = (k.bit_length() - 1) << 8 | (t.bit_length() if n > 1 else 0)  # log2(t) + 1
 
         # Weight rows per (chunk, tap, input word), all-zero ones skipped (grouped layers).
@@ -106,6 +106,11 @@ class DotPlan(WindowPlan):
         self.weight_rows = rows
         self.setup(conv, pitch, bits, A, n, min(A, self.w), bits, vg, L, DOT_OPS[bits])
         self.macs = int(layer.weight.size) * int(np.prod(conv.out_shape[1:]))
+
+    def pitch_free(self, words: int) -> bool:
+        """One position per trigger: the positions' spacing is only the window's start; the
+        words past the channels' are never read."""
+        return self.n == 1 and words >= self.words and 32 * words <= self.w
 
     def bias(self) -> np.ndarray:
         return self.conv.bias.astype(np.int64) + self.bias_fix

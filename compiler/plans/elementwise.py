@@ -33,7 +33,9 @@ class DepthwisePlan(WindowPlan):
         pitch = next_pow2(s)
         k = conv.stride[1] * pitch * per_word
         if k & (k - 1) or 2 * k > lanes:
-            pitch, k = s, lanes
+            # one position per trigger; a position rounding up to one data row takes the row
+            # (its producer's rows then hand over whole, by the vector unit)
+            pitch, k = (pitch if pitch * per_word == lanes else s), lanes
         m = lanes // k  # positions per trigger
         chunks = -(-c // lanes)
         A = k if chunks == 1 else chunks * lanes

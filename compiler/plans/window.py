@@ -91,13 +91,20 @@ class WindowPlan(Plan):
         if not self.dma_segments:
             self.preload_top = self.mem.top
 
-    def adopt_cols(self, cols: int) -> bool:
-        """Read a grid `cols` positions wide (a producer's rows, read where they lie): only
-        without padding, whose valid outputs never reach the extra columns."""
-        if cols < self.cols or any(self.conv.padding) or self.im2col is not None:
+    def adopt_grid(self, cols: int, pos_bits: int) -> bool:
+        """Read a grid `cols` positions wide of `pos_bits` positions (a producer's rows, read
+        where they lie): only without padding, whose valid outputs never reach the extra
+        columns, and wider positions only where the plan's pitch is free."""
+        if cols < self.cols or any(self.conv.padding) or self.im2col is not None \
+                or pos_bits % 32 or not (pos_bits // 32 == self.s or
+                                         self.pitch_free(pos_bits // 32)):
             return False
-        self.cols = cols
+        self.cols, self.s = cols, pos_bits // 32
         return True
+
+    def pitch_free(self, words: int) -> bool:
+        """Whether input positions may lie `words` apart instead of `s`."""
+        return False
 
     # --- to be provided by subclasses ---------------------------------------------------------
     def x_offset(self, key, q: int, block: int) -> int:
