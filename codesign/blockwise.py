@@ -496,7 +496,9 @@ def run(exp: SegExperiment, run_dir: Path, progress: Callable[[str], None] = pri
              f"{len(found['picks'])} picks")
     results = r.finetune(teacher, found["picks"])
     summary = summarize(results, blocks, hw, found["fixed"])
-    chosen = ["teacher"] + [n for n in (summary.get("smaller"), summary.get("faster")) if n]
+    chosen = ["teacher"] + [n for n in (
+        summary.get("smaller") or summary.get("smallest_mixed", {}).get("name"),
+        summary.get("faster") or summary.get("fastest_int8", {}).get("name")) if n]
     summary["rtl"] = r.rtl(results, chosen)
     summary["times"] = r.times
     r._write("summary.json", summary)
