@@ -18,6 +18,7 @@ arXiv 2401.12350), every phase resumable from its run directory:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import time
@@ -359,8 +360,15 @@ class Run:
 
         results = self._json("finetuned.json", {})
         for name, keys in picks.items():
-            if name in results:
+            same = [n for n, r in results.items() if r["blocks"] == keys
+                    and (n == "teacher") == (name == "teacher")]
+            if name in same:
                 continue
+            if same:  # measured under another name (the picks changed between resumes)
+                results[name] = results[same[0]]
+                self._write("finetuned.json", results)
+                continue
+            results.pop(name, None)  # another model had this name: measure this one
             t0 = time.time()
             choices = tuple(BlockChoice.from_key(k) for k in keys)
             model = SegNet(self.arch, choices)
@@ -386,24 +394,32 @@ class Run:
                 "runs": len(net.program.segments),
                 "host_ops": list(cost.host_ops), "seconds": time.time() - t0,
                 "layers": {m.name: m.cycles for m in cost.layers}}
-            self._save_state(model, self.dir / f"model_{name}.pt")
+            self._save_state(model, self._model_path(name, keys))
             self._write("finetuned.json", results)
             self._timed("finetune_s", time.time() - t0)
             self.say(f"  {name}: mIoU {miou:.4f} (int), {cost.cycles} cycles, "
                      f"{cost.size_bits / 8 / 1024:.1f} KiB")
-        return results
+        return {n: results[n] for n in picks}
+
+    def _model_path(self, name: str, keys: list[str]) -> Path:
+        """A finetuned model's weights, by its blocks (names follow the picks)."""
+        (self.dir / "models").mkdir(exist_ok=True)
+        tag = "teacher" if name == "teacher" else \
+            hashlib.sha1(",".join(keys).encode()).hexdigest()[:12]
+        return self.dir / "models" / f"{tag}.pt"
 
     def rtl(self, results: dict, names: list[str]) -> dict:
         """Sampled images of the chosen models on the RTL: bit-exact against the integer
         reference; per-layer cycles as measured."""
         found = self._json("rtl.json", {})
         for name in names:
-            if name in found or self.exp.rtl_images == 0:
+            blocks = results[name]["blocks"]
+            if found.get(name, {}).get("blocks") == blocks or self.exp.rtl_images == 0:
                 continue
             t0 = time.time()
             choices = tuple(BlockChoice.from_key(k) for k in results[name]["blocks"])
             model = SegNet(self.arch, choices)
-            self._load_state(model, self.dir / f"model_{name}.pt")
+            self._load_state(model, self._model_path(name, results[name]["blocks"]))
             net = _compile(model, self.data, self.config)
             exact = True
             with net.runner("rtl") as rtl, net.runner("reference") as ref:
@@ -411,12 +427,12 @@ class Run:
                     x = self.data.x_test[i:i + 1]
                     exact &= bool(np.array_equal(rtl(x), ref(x)))
                 layers = {r.name: r.cycles for r in rtl.layer_runs}
-            found[name] = {"images": self.exp.rtl_images, "bit_exact": exact,
+            found[name] = {"blocks": blocks, "images": self.exp.rtl_images, "bit_exact": exact,
                            "cycles": sum(layers.values()), "layers": layers,
                            "seconds": time.time() - t0}
             self._write("rtl.json", found)
             self._timed("rtl_s", time.time() - t0)
-        return found
+        return {n: found[n] for n in names if n in found}
 
 
 def _spec(module: torch.nn.Module) -> QuantSpec:
