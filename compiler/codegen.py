@@ -138,9 +138,10 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig,
     a bank boundary when a layer loads weights while it computes, so the DMA's writes never
     meet the core's). `zero`: a resident row of zeros for the vector unit's copies."""
     resident = Memory(config, share=share)
-    zero_row = resident.shared_row(bytes(resident.row), "the zero row") if zero else None
     mems = {i: resident for i in range(len(layers)) if i not in streamed}
     plans = [plan(i, layer, mems[i]) if i in mems else None for i, layer in enumerate(layers)]
+    # after the layers' constants (any all-zero row among them serves)
+    zero_row = resident.shared_row(bytes(resident.row), "the zero row") if zero else None
     base = align_up(resident.top, resident.row)
     area = Offchip()
     for i in sorted(streamed):
