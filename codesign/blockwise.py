@@ -359,14 +359,14 @@ class Run:
         from codesign.hwcost import network_cost
 
         results = self._json("finetuned.json", {})
+        # what was measured, by blocks (names follow the picks, which a resume may change)
+        measured = {(n == "teacher", tuple(r["blocks"])): r for n, r in results.items()}
         for name, keys in picks.items():
-            same = [n for n, r in results.items() if r["blocks"] == keys
-                    and (n == "teacher") == (name == "teacher")]
-            if name in same:
-                continue
-            if same:  # measured under another name (the picks changed between resumes)
-                results[name] = results[same[0]]
-                self._write("finetuned.json", results)
+            known = measured.get((name == "teacher", tuple(keys)))
+            if known is not None:
+                if results.get(name) is not known:
+                    results[name] = known
+                    self._write("finetuned.json", results)
                 continue
             results.pop(name, None)  # another model had this name: measure this one
             t0 = time.time()
