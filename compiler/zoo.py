@@ -247,6 +247,10 @@ ZOO = [
                          "layer2.conv2": {"weights": 1, "activations": 1},
                          "layer3.conv*": {"weights": 2, "activations": 2}}}),
     ZooEntry("dilated_vgg", DilatedVGG, (1, 32, 32)),
+    ZooEntry("mixed_dilated_vgg", DilatedVGG, (1, 32, 32),
+             {"layers": {"convs.1": {"weights": 2, "activations": 8},
+                         "convs.2": {"weights": 2, "activations": 2},
+                         "convs.3": {"weights": 1, "activations": 8}}}),
     ZooEntry("deeplab", DeepLabTiny, (3, 32, 32)),
 ]
 
