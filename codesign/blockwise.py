@@ -31,6 +31,7 @@ import torch
 import yaml
 
 from codesign.errors import ConfigError
+from codesign.experiment import read_config
 from codesign.quant import QConv2d, set_quantization
 from codesign.segdata import SegDataset, get_seg_dataset
 from codesign.segnet import OPS, BlockChoice, SegArch, SegBlock, SegNet, default_arch
@@ -164,14 +165,7 @@ def is_segmentation(path: str | Path) -> bool:
 
 
 def load_segmentation(path: str | Path) -> SegExperiment:
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read experiment config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_segmentation(data, str(p))
+    return parse_segmentation(read_config(path), str(path))
 
 
 # --- phases -----------------------------------------------------------------------------------
@@ -550,31 +544,20 @@ def summarize(results: dict, blocks: dict, hw: dict | None = None,
         out["predictor"] = {"kendall_tau": kendall_tau(-loss, miou), "slope": float(slope),
                             "intercept": float(icpt),
                             "points": [[float(a), float(b)] for a, b in zip(loss, miou)]}
-    near = [n for n in names if n.startswith("mixed") and results[n]["miou"] >= t["miou"] - 0.005
-            and results[n]["size_bits"] < t["size_bits"]]
-    if near:
-        n = min(near, key=lambda n: results[n]["size_bits"])
-        out["smaller"] = n
-        out["size_reduction"] = 1 - results[n]["size_bits"] / t["size_bits"]
-    equal = [n for n in names if n.startswith("int8") and results[n]["miou"] >= t["miou"] - 0.005
-             and results[n]["cycles"] < t["cycles"]]
-    if equal:
-        n = min(equal, key=lambda n: results[n]["cycles"])
-        out["faster"] = n
-        out["cycle_reduction"] = 1 - results[n]["cycles"] / t["cycles"]
-    # the best reached either way, whatever the mIoU
-    mixed = [n for n in names if n.startswith("mixed")]
-    if mixed:
-        n = min(mixed, key=lambda n: results[n]["size_bits"])
-        out["smallest_mixed"] = {"name": n, "size_reduction":
-                                 1 - results[n]["size_bits"] / t["size_bits"],
-                                 "miou_loss": t["miou"] - results[n]["miou"]}
-    fast = [n for n in names if n.startswith("int8")]
-    if fast:
-        n = min(fast, key=lambda n: results[n]["cycles"])
-        out["fastest_int8"] = {"name": n, "cycle_reduction":
-                               1 - results[n]["cycles"] / t["cycles"],
-                               "miou_loss": t["miou"] - results[n]["miou"]}
+    for space, metric, key, figure, best in (
+            ("mixed", "size_bits", "smaller", "size_reduction", "smallest_mixed"),
+            ("int8", "cycles", "faster", "cycle_reduction", "fastest_int8")):
+        mine = [n for n in names if n.startswith(space)]
+        if not mine:
+            continue
+        near = [n for n in mine if results[n]["miou"] >= t["miou"] - 0.005
+                and results[n][metric] < t[metric]]
+        if near:  # within 0.5 point of the teacher and better in the metric
+            n = min(near, key=lambda n: results[n][metric])
+            out[key], out[figure] = n, 1 - results[n][metric] / t[metric]
+        n = min(mine, key=lambda n: results[n][metric])  # the best reached, whatever the mIoU
+        out[best] = {"name": n, figure: 1 - results[n][metric] / t[metric],
+                     "miou_loss": t["miou"] - results[n]["miou"]}
     return out
 
 

@@ -215,15 +215,19 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
                             _optional_images(r, "eval_images"), search)
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
+def read_config(path: str | Path):
+    """An experiment config's YAML data, or a one-line error naming the file."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text())
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read experiment config ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_experiment(data, str(p))
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    return parse_experiment(read_config(path), str(path))
 
 
 def _flag(r: FieldReader, name: str, default: bool = False) -> bool:
