@@ -221,27 +221,12 @@ class Resize:
 
 
 @dataclass(frozen=True, eq=False)
-class Bilinear:
+class Bilinear(Resize):
     """Bilinear upsampling by whole factors with half-pixel centres (PyTorch's
     align_corners=False; edges clamped): each output is a weighted sum of at most 4 inputs with
     integer weights over D = 4 * fy * fx, requantized (`out.requant` takes the 1 / D)."""
 
-    name: str
-    in_shape: tuple[int, int, int]
-    out_shape: tuple[int, int, int]
-    in_scale: float
-    out: Output  # int8
-    source: str = ""
-
     kind = "bilinear"
-
-    @property
-    def factor(self) -> tuple[int, int]:
-        return (self.out_shape[1] // self.in_shape[1], self.out_shape[2] // self.in_shape[2])
-
-    @property
-    def in_grid(self) -> tuple[int, int, int]:
-        return self.in_shape
 
 
 def bilinear_taps(s: int) -> list[list[tuple[int, int]]]:

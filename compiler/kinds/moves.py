@@ -74,12 +74,17 @@ class _MoveKind(LayerKind):
         return Output("int8", np.full(f.out_shape[0], float(out.scale)))
 
 
-class ResizeKind(_MoveKind):
-    name = "resize"
+class Resize2dKind(LayerKind):
+    """What nearest and bilinear upsampling share: TVM's resize2d, matched where `check`
+    accepts it, and run in float by torch's `interpolate` with `mode`."""
+
+    mode = "nearest"
+    align_corners: bool | None = None
+    check = staticmethod(_check_resize)
 
     def patterns(self):
         core = is_op("relax.image.resize2d")(wildcard(), wildcard())
-        return [fusion("resize", core, core, _check_resize)]
+        return [fusion(self.name, core, core, self.check)]
 
     def read(self, func, calls):
         r = next(c for c in calls if c.op.name == "relax.image.resize2d")
@@ -87,8 +92,12 @@ class ResizeKind(_MoveKind):
 
     def float_forward(self, f, *xs):
         x = torch.from_numpy(np.asarray(xs[0], np.float32)).reshape(1, *f.in_shapes[0])
-        return F.interpolate(x, size=f.out_shape[1:], mode="nearest").numpy()\
-            .reshape(f.out_shape)
+        return F.interpolate(x, size=f.out_shape[1:], mode=self.mode,
+                             align_corners=self.align_corners).numpy().reshape(f.out_shape)
+
+
+class ResizeKind(_MoveKind, Resize2dKind):
+    name = "resize"
 
     def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
         return Resize(name, tuple(f.in_shapes[0]), tuple(f.out_shape), float(ins[0].scale),

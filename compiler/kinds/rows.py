@@ -13,6 +13,7 @@ from compiler.intsem import QMIN, Requant, fixed_point, quantize_act, quantize_b
 from compiler.kinds.base import (FloatLayer, LayerKind, activation, apply_activation, batch_one,
                                  clip_bounds, const_value, finish_float, fusion, is_constant,
                                  shape, with_activation)
+from compiler.kinds.moves import Resize2dKind, check_bilinear
 from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, bilinear_taps
 from compiler.reference import windows
 
@@ -269,26 +270,14 @@ def bilinear_weights(layer: Bilinear) -> list[tuple[int, int, list[tuple[int, in
             for dy in range(fy) for dx in range(fx)]
 
 
-class BilinearKind(LayerKind):
+class BilinearKind(Resize2dKind):
     """Bilinear upsampling by whole factors (half-pixel centres, edges clamped): the weighted
     sum of up to 4 inputs per output, requantized; on rows like pooling (lanes = channels)."""
 
     name = "bilinear"
     moves_rows = True
-
-    def patterns(self):
-        from compiler.kinds.moves import check_bilinear
-        core = is_op("relax.image.resize2d")(wildcard(), wildcard())
-        return [fusion("bilinear", core, core, check_bilinear)]
-
-    def read(self, func, calls):
-        r = next(c for c in calls if c.op.name == "relax.image.resize2d")
-        return FloatLayer(self.name, func, (shape(r.args[0]),), shape(r))
-
-    def float_forward(self, f, *xs):
-        x = torch.from_numpy(np.asarray(xs[0], np.float32)).reshape(1, *f.in_shapes[0])
-        return F.interpolate(x, size=f.out_shape[1:], mode="bilinear", align_corners=False)\
-            .numpy().reshape(f.out_shape)
+    mode, align_corners = "bilinear", False
+    check = staticmethod(check_bilinear)
 
     def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
         s_in, s_out = float(ins[0].scale), float(out.scale)
