@@ -88,7 +88,7 @@ bench-whole: install ## whole-network runs vs layer by layer on the zoo and MLPe
 fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
 	$(VENV)/bin/codesign fidelity --out bench/results/fidelity
 
-bench-search: install ## hypervolume of BoTorch / GP-BO / TPE vs random on Fashion-MNIST, 3 seeds, equal wall time (bench/results/search.json)
+bench-search: install ## hypervolume of the hardware-aware sampler / BoTorch / GP-BO / TPE vs random on Fashion-MNIST, 3 seeds, equal wall time (bench/results/search.json)
 	$(PY) bench/search_bench.py
 
 bench-qaft: install ## QAFT in the loop vs post-training quantization on the same candidates (bench/results/qaft_digits.json)

@@ -18,7 +18,7 @@ from codesign.space import SearchSpace, load_space, parse_space
 from codesign.train import TrainConfig
 from hw.config import FieldReader, load_accel_config
 
-SAMPLERS = ("nsga2", "gp", "botorch", "tpe", "random")
+SAMPLERS = ("nsga2", "gp", "botorch", "tpe", "ehvi", "random")
 
 
 @dataclass(frozen=True)

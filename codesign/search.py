@@ -16,6 +16,7 @@ import optuna
 import torch
 
 from codesign.data import Dataset
+from codesign.ehvi import Binding
 from codesign.ensemble import ensemble_size_bits, ensemble_total
 from codesign.errors import CodesignError
 from codesign.evalcache import EvalCache, cache_key
@@ -90,17 +91,19 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         progress(f"trial {trial.number}: pruned, {why}: {reason}")
         raise optuna.TrialPruned(reason)
 
-    def precheck(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict | None:
-        """Memory fit and hardware constraints from the untrained model: its shapes and bit
-        widths fix the program, so the estimator's counts are the trained model's."""
-        try:
-            net = compile_quantnet(model, config, data.x_train[:CALIBRATION_IMAGES])
-        except MemoryFitError as exc:
-            prune(trial, f"does not fit {config.name} (checked before training)", str(exc))
-        except CodesignError:
-            return None  # a value-dependent failure of an untrained model says nothing yet
+    known_hw: dict[str, dict] = {}
+
+    def hardware(candidate: Candidate, config: AccelConfig) -> dict:
+        """Exact hardware objectives from the untrained model: its shapes and bit widths fix
+        the program, so the estimator's counts are the trained model's. MemoryFitError if it
+        cannot fit."""
+        key = trial_key(candidate, config)
+        if key in known_hw:
+            return known_hw[key]
+        model = build_model(candidate, data.input_shape, data.classes, exp.seed)
+        net = compile_quantnet(model, config, data.x_train[:CALIBRATION_IMAGES])
         counters = estimate(net.program)
-        k = model.candidate.ensemble  # members back to back, the shared prefix once
+        k = candidate.ensemble  # members back to back, the shared prefix once
         cycles = int(ensemble_total({n: c["cycles"] for n, c in counters.items()}, net.layers, k))
         energy = ensemble_total({n: energy_of(c, config.energy, config.vector_width).total_j
                                  for n, c in counters.items()}, net.layers, k)
@@ -109,12 +112,30 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
               "size_bits": ensemble_size_bits(model, model.quant_spec(), k)}
         if wants_area:
             hw["area_ge"] = accelerator_area(config)
+        known_hw[key] = hw
+        return hw
+
+    def missed_constraint(hw: dict) -> str | None:
         for o, kind, bound in exp.search.constraints:
             key = OBJECTIVES[o].field
             if key in hw and (hw[key] < bound if kind == "min" else hw[key] > bound):
-                prune(trial, "misses a hardware constraint (checked before training)",
-                      f"{o} {hw[key]:.4g} {'<' if kind == 'min' else '>'} {kind} {bound:.4g}")
+                return f"{o} {hw[key]:.4g} {'<' if kind == 'min' else '>'} {kind} {bound:.4g}"
+        return None
+
+    def precheck(trial: optuna.Trial, candidate: Candidate, config: AccelConfig) -> dict | None:
+        """Memory fit and hardware constraints, before any training."""
+        try:
+            hw = hardware(candidate, config)
+        except MemoryFitError as exc:
+            prune(trial, f"does not fit {config.name} (checked before training)", str(exc))
+        except CodesignError:
+            return None  # a value-dependent failure of an untrained model says nothing yet
+        if missed := missed_constraint(hw):
+            prune(trial, "misses a hardware constraint (checked before training)", missed)
         return hw
+
+    if hasattr(study.sampler, "bind"):  # a sampler that uses exact hardware costs
+        study.sampler.bind(sampler_binding(exp, data, base, hardware, missed_constraint))
 
     def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
         metrics = measure(trial, model, config)
@@ -149,7 +170,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         trial.set_user_attr("worker", worker_id())
         candidate, accel_params = space.suggest(trial)
         config = space.accel_config(base, accel_params)
-        twin_key = json.dumps({"candidate": candidate.to_dict(), "accelerator": config.name})
+        twin_key = trial_key(candidate, config)
         trial.set_user_attr("key", twin_key)
         trial.set_user_attr("candidate", candidate.to_dict())
         trial.set_user_attr("description", candidate.describe())
@@ -167,8 +188,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
                      f"{twin.number}, not trained again (not counted)")
         else:
+            hw = precheck(trial, candidate, config)
             model = build_model(candidate, data.input_shape, data.classes, exp.seed)
-            hw = precheck(trial, model, config)
             curve: list = []
             start = ("the shared parent" if parent is not None
                      else f"{train_cfg.pretrain_epochs} float")
@@ -272,6 +293,38 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             f"{len(distinct_completed(study))} of {target} distinct candidates completed; "
             f"the study keeps every trial (--resume continues)")
     return study
+
+
+def trial_key(candidate: Candidate, config: AccelConfig) -> str:
+    """What makes two trials the same: the candidate on the same accelerator."""
+    return json.dumps({"candidate": candidate.to_dict(), "accelerator": config.name})
+
+
+def sampler_binding(exp: ExperimentConfig, data: Dataset, base: AccelConfig,
+                    hardware: Callable, missed_constraint: Callable) -> Binding:
+    """What a hardware-aware sampler needs of this search: each candidate's key, encoding
+    and counted size (cheap), and its exact hardware objectives (a compilation)."""
+    space = exp.search.space
+
+    def resolve(params: dict):
+        candidate, accel = space.suggest(optuna.trial.FixedTrial(params))
+        return candidate, accel, space.accel_config(base, accel)
+
+    def describe(params: dict) -> tuple[str, list[float], float]:
+        candidate, accel, config = resolve(params)
+        model = build_model(candidate, data.input_shape, data.classes, exp.seed)
+        size = ensemble_size_bits(model, model.quant_spec(), candidate.ensemble)
+        return trial_key(candidate, config), space.encode(candidate, accel), float(size)
+
+    def exact(params: dict) -> dict | None:
+        candidate, _, config = resolve(params)
+        try:
+            hw = hardware(candidate, config)
+        except CodesignError:  # cannot fit, or fails to compile untrained: not proposed
+            return None
+        return None if missed_constraint(hw) else hw
+
+    return Binding(tuple(exp.search.objectives), space.distributions(), describe, exact)
 
 
 PRUNE_MIN_CURVES = 3  # finished trials whose learning curves bound the gain still to come

@@ -25,6 +25,7 @@ based samplers (GP, NSGA-II) work on a constant space; blocks past the drawn dep
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,32 @@ class SearchSpace:
         if ensemble > 1 and not Candidate(tuple(blocks[:depth]), head, fc_bits).bitwise():
             ensemble = 1  # all 8-bit: members would be identical (the choice means nothing)
         return Candidate(tuple(blocks[:depth]), head, fc_bits, ensemble), accel
+
+    def encode(self, candidate: Candidate, accel: dict[str, Any]) -> list[float]:
+        """An ordinal encoding for regression models: widths, kernels and bits as numbers (log2
+        where they double), so that near choices inform each other as categories' one-hot
+        columns cannot; one fixed length per space (positions past the depth are zeros)."""
+        x: list[float] = []
+        for i in range(len(self.blocks)):
+            if i >= len(candidate.blocks):
+                x += [0.0] * (10 + len(BINARIZERS))
+                continue
+            b = candidate.blocks[i]
+            x += [1.0, math.log2(b.width), b.kernel, b.stride, b.depthwise, b.residual,
+                  math.log2(b.bits[0]), math.log2(b.bits[1]), b.norm, b.shortcut8,
+                  *(b.binarizer == name for name in BINARIZERS)]
+        x += [math.log2(candidate.classifier_bits[0]), math.log2(candidate.classifier_bits[1]),
+              *(candidate.head == h for h in HEADS), math.log2(candidate.ensemble)]
+        for k in sorted(self.accelerator):
+            v = accel.get(k, self.accelerator[k][0])
+            x.append(list(PROTECTION).index(v) if k == "dmem_protection" else math.log2(v))
+        return [float(v) for v in x]
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """Optuna's distribution of each parameter, as `suggest` draws them."""
+        probe = optuna.create_study().ask()
+        self.suggest(probe)
+        return probe.distributions
 
     def check_accelerator(self, base: AccelConfig) -> None:
         """Every accelerator choice must make a valid config from `base` (fail at load time)."""

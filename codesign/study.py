@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from codesign.ehvi import HardwareAwareSampler
 from codesign.errors import CodesignError
 from codesign.experiment import ExperimentConfig
 from codesign.front import distinct_completed
@@ -29,6 +30,7 @@ def make_sampler(name: str, seed: int, constrained: bool = False, population: in
                 "gp": lambda: optuna.samplers.GPSampler(seed=seed, **c),  # multi-objective BO
                 "botorch": lambda: _botorch(seed, objectives, c),
                 "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **c),
+                "ehvi": lambda: HardwareAwareSampler(seed=seed),  # uses exact hardware costs
                 "random": lambda: optuna.samplers.RandomSampler(seed=seed)}[name]()
 
 
@@ -175,9 +177,7 @@ def _warm_start(study: optuna.Study, exp: ExperimentConfig, source: Path) -> int
         raise CodesignError(f"warm_start {source}: its objectives {old_exp.search.objectives} "
                             f"differ from this search's {exp.search.objectives}")
     old = optuna.load_study(study_name=old_exp.name, storage=open_storage(source))
-    probe = optuna.create_study(directions=study.directions).ask()
-    exp.search.space.suggest(probe)  # this space's distributions (one fixed set)
-    dists = probe.distributions
+    dists = exp.search.space.distributions()  # one fixed set
     def drawable(k, v) -> bool:
         try:
             return dists[k]._contains(dists[k].to_internal_repr(v))
