@@ -34,8 +34,8 @@ from codesign.objectives import HARDWARE, OBJECTIVES
 HARDWARE_FIELDS = {OBJECTIVES[o].field for o in HARDWARE}
 STARTUP = 4  # random trials before the models take over
 POOL = 96  # candidates scored per proposal (half random, half mutations of the front)
-EXACT = 2  # of them, the most promising whose hardware is computed exactly (a compilation,
-#            1-2 s; the chosen one's is reused by the search's own check)
+EXACT = 1  # of them, the most promising whose hardware is computed exactly (a compilation,
+#            1-2 s, reused by the search's own check); more cost a fifth of the wall time
 SAMPLES = 16  # draws of the predicted objectives per candidate (shared by all candidates)
 
 
@@ -99,11 +99,13 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
         fields = [OBJECTIVES[o].field for o in b.objectives]
         sign = np.array([-1.0 if OBJECTIVES[o].maximize else 1.0 for o in b.objectives])
         # what was measured: objectives (hardware ones also from exact-only candidates), seconds
-        x_seen = np.array([self._describe(t.params)[1] for t in measured])
+        # the encoding and the counted size (capacity: what accuracy and training time follow)
+        x_seen = np.array([self._describe(t.params)[1] + [math.log2(self._describe(t.params)[2])]
+                           for t in measured])
         y_seen = np.array([[t.user_attrs["metrics"][f] for f in fields] for t in measured])
         seconds = [(t.datetime_complete - t.datetime_start).total_seconds()
                    if t.datetime_start and t.datetime_complete else np.nan for t in measured]
-        x_pool = np.array([enc for _, _, enc, _ in pool])
+        x_pool = np.array([enc + [math.log2(size)] for _, _, enc, size in pool])
         mean, std = np.zeros((len(pool), len(fields))), np.zeros((len(pool), len(fields)))
         for j, f in enumerate(fields):
             if f == "size_bits":
@@ -111,13 +113,14 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
                 continue
             x, y = x_seen, y_seen[:, j]
             if f in HARDWARE_FIELDS:  # exact-only candidates add to what is known
-                extra = [(enc, hw[f]) for enc, hw in self._exact.values() if f in hw]
+                extra = [(enc + [math.log2(hw["size_bits"])], hw[f])
+                         for enc, hw in self._exact.values() if hw and f in hw]
                 if extra:
                     x = np.vstack([x, [e for e, _ in extra]])
                     y = np.concatenate([y, [v for _, v in extra]])
             mean[:, j], std[:, j] = _predict(x, y, x_pool, log=f in HARDWARE_FIELDS,
                                              seed=self._seed)
-        ok = np.isfinite(seconds)
+        ok = np.isfinite(seconds) & (np.array(seconds) > 0)  # (priors have no durations)
         cost = (np.exp(_predict(x_seen[ok], np.log(np.array(seconds)[ok]), x_pool,
                                 seed=self._seed)[0]) if ok.sum() >= 2 else np.ones(len(pool)))
         front = np.array([[v * s for v, s in zip(t.values, sign)]
@@ -134,14 +137,15 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
             return float(np.mean([_improvement(front, p, ref) for p in points])) / c
 
         first = [score(mean[i], std[i], cost[i]) for i in range(len(pool))]
-        best, best_score = None, -1.0
-        for i in np.argsort(first)[::-1][:EXACT]:
+        best, best_score, scored = None, -1.0, 0
+        for i in np.argsort(first)[::-1][:4 * EXACT]:
             key, params, enc, _ = pool[i]
             if key not in self._exact:
                 self._exact[key] = (enc, b.hardware(params))
             hw = self._exact[key][1]
             if hw is None:  # cannot fit or misses a constraint: no training for it
                 continue
+            scored += 1
             m, s = mean[i].copy(), std[i].copy()
             for j, f in enumerate(fields):
                 if f in hw:
@@ -149,6 +153,8 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
             value = score(m, s, cost[i])
             if value > best_score:
                 best, best_score = params, value
+            if scored == EXACT:
+                break
         return best or {}
 
     def _describe(self, params: dict) -> tuple[str, list[float], float]:
