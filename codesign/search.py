@@ -320,8 +320,8 @@ def sampler_binding(exp: ExperimentConfig, data: Dataset, base: AccelConfig,
         candidate, _, config = resolve(params)
         try:
             hw = hardware(candidate, config)
-        except CodesignError:  # cannot fit, or fails to compile untrained: not proposed
-            return None
+        except Exception:  # cannot fit, or fails to compile untrained: not proposed (drawn
+            return None  # at random, the trial's own check reports why)
         return None if missed_constraint(hw) else hw
 
     return Binding(tuple(exp.search.objectives), space.distributions(), describe, exact)
