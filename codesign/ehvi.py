@@ -93,7 +93,7 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
 
     def _propose(self, study, measured, space, b: Binding) -> dict:
         known = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
-        pool = self._pool(study, space, b, known)
+        pool = self._pool(study, space, known)
         if not pool:
             return {}
         fields = [OBJECTIVES[o].field for o in b.objectives]
@@ -163,7 +163,7 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
             self._described[at] = self._binding.describe(params)
         return self._described[at]
 
-    def _pool(self, study, space: dict, b: Binding, known: set) -> list:
+    def _pool(self, study, space: dict, known: set) -> list:
         """(key, params, encoding, size) of fresh candidates: random draws and mutations of the
         front's candidates."""
         names = [n for n, d in space.items() if isinstance(d, CategoricalDistribution)]
