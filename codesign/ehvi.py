@@ -100,8 +100,8 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
         sign = np.array([-1.0 if OBJECTIVES[o].maximize else 1.0 for o in b.objectives])
         # what was measured: objectives (hardware ones also from exact-only candidates), seconds
         # the encoding and the counted size (capacity: what accuracy and training time follow)
-        x_seen = np.array([self._describe(t.params)[1] + [math.log2(self._describe(t.params)[2])]
-                           for t in measured])
+        x_seen = np.array([self._describe(t.params)[1]
+                           + [math.log2(t.user_attrs["metrics"]["size_bits"])] for t in measured])
         y_seen = np.array([[t.user_attrs["metrics"][f] for f in fields] for t in measured])
         seconds = [(t.datetime_complete - t.datetime_start).total_seconds()
                    if t.datetime_start and t.datetime_complete else np.nan for t in measured]
