@@ -27,6 +27,7 @@ from compiler.layer_ir import Layer, input_grid
 from compiler.layout import Layout
 from compiler.plans.base import Memory, Plan, TileIO, align_up
 from compiler.plans.handover import plan_copy
+from compiler.plans.lanes import LaneCopy, plan_lanes
 from compiler.plans.segments import Offchip
 from compiler.program import CompiledProgram, LayerBinding, Segment
 from hw.asm import assemble
@@ -235,6 +236,11 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                     binds[j], b, narrow = wider, wider, (old, b)
                 else:
                     p.cols, p.s = old
+        laid = None  # the plan's own grid, when it took one its producer's rows keep to
+        if fed and len(producers) == 1 and b.tiles == 1 and vrow and narrow is None:
+            laid = _lay_out_for_rows(p, binds[producers[0]], b, scratch[j], enc, imm, vrow)
+            if laid is not None:
+                binds[j], b, laid = laid[1], laid[1], laid[0]
         chain = fed and b.tiles == 1 and b.im2col is None \
             and all(_copy(binds[i], b, k, imm, vrow) is not None
                     for k, i in enumerate(producers))
@@ -293,6 +299,9 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                 binds[j] = b
             if at is None:
                 at = fit(b)
+        if at is None and laid is not None:  # a run's input comes by DMA: its own grid
+            p.cols, p.lead = laid
+            binds[j] = b = p.emit(scratch[j], enc)[1]
         if at is None:
             why = _why_not(j, names, src, producers, seg_start, binds, plans, chain)
             chain, at, t_in = False, scratch[j], 2 * j
@@ -436,12 +445,50 @@ def _same_values(producer: Layer, consumer: Layer, k: int) -> bool:
 
 def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int,
           row: int | None = None):
-    """The hand-over of producer's output into consumer's input k, or None; whole rows by the
-    vector unit when `row` is given (the program has a zero row) and the layouts allow."""
+    """The hand-over of producer's output into consumer's input k, or None; by the vector
+    unit when `row` is given (the program has a zero row) and the layouts allow: positions of
+    whole rows, else rows and parts of rows (`compiler.plans.lanes`), else by the LSU."""
     rt = consumer.row_tiling
-    pad = (rt.padding[0], rt.padding[1]) if rt is not None else (0, 0)
-    return plan_copy(producer.output, consumer.inputs[k], input_grid(consumer.layer, k), pad,
-                     imm_max, row)
+    padding = rt.padding if rt is not None else (0, 0, 0, 0)
+    shape = input_grid(consumer.layer, k)
+    copy = plan_copy(producer.output, consumer.inputs[k], shape, padding[:2], imm_max, row)
+    if row is None or (copy is not None and copy.unit == row):
+        return copy
+    return plan_lanes(producer.output, consumer.inputs[k], shape, padding, row,
+                      whole_rows=len(consumer.inputs) == 1) or copy
+
+
+def _lay_out_for_rows(p: Plan, producer: LayerBinding, b: LayerBinding, scratch: int, enc,
+                      imm_max: int, row: int):
+    """When the hand-over from `producer` into b's input needs the LSU, the consumer's input
+    grid laid out so that the vector unit copies it by rows: a pitch whose bytes are the
+    producer's modulo a data row, and a first byte that puts the producer's first position
+    where it lies in its row. Returns ((cols, lead) before, the new binding), or None."""
+    o, x = producer.output, b.inputs[0]
+    copy = _copy(producer, b, 0, imm_max, row)
+    if copy is None or isinstance(copy, LaneCopy) or copy.unit == row or \
+            o.pos_bits != x.pos_bits or x.pos_bits % 32 or b.row_tiling is None:
+        return None
+    size = x.pos_bits // 8
+    cols = next((n for n in range(x.cols, x.cols + row + 1)
+                 if (n - o.cols) * size % row == 0), None)
+    if cols is None:
+        return None
+    pt, pl = b.row_tiling.padding[:2]
+    old = (getattr(p, "cols", None), getattr(p, "lead", 0))
+    first = o.addr + (o.origin[0] * o.cols + o.origin[1]) * size
+    lead = (first - scratch - ((x.origin[0] + pt) * cols + x.origin[1] + pl) * size) % row
+    if not p.lay_out_input(cols, lead):
+        return None
+    try:
+        wide = p.emit(scratch, enc)[1]
+    except MemoryFitError:
+        wide = None
+    if wide is not None and wide.tiles == 1 and \
+            isinstance(_copy(producer, wide, 0, imm_max, row), LaneCopy):
+        return old, wide
+    p.cols, p.lead = old
+    return None
 
 
 def _shift(b: LayerBinding, delta: int, external: tuple | None) -> LayerBinding:

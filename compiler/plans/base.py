@@ -16,6 +16,7 @@ import numpy as np
 from compiler.errors import CompileError, MemoryFitError
 from compiler.layer_ir import Layer
 from compiler.plans.handover import emit_copy
+from compiler.plans.lanes import LaneCopy, emit_lanes
 from compiler.program import ExecBlock
 from compiler.schedule import Timeline, TimedMove as M
 from hw.config import AccelConfig
@@ -124,6 +125,11 @@ class Plan:
     def adopt_grid(self, cols: int, pos_bits: int) -> bool:
         """Read its input from a grid `cols` positions wide of `pos_bits` positions; False
         when it cannot."""
+        return False
+
+    def lay_out_input(self, cols: int, lead: int) -> bool:
+        """Read its input from a grid `cols` positions wide starting `lead` bytes into its
+        scratch area; False when it cannot."""
         return False
 
     def looped(self, em: "Emitter", binding):
@@ -290,8 +296,9 @@ class Emitter:
         """The end of the layer's code: the hand-over of its output to the consumers that run
         next on the accelerator, then a halt, or nothing when the next layer's code follows."""
         plan = self.plan
-        plan.handover_cycles = sum(emit_copy(self, copy, f"{plan.label}_h{k}")
-                                   for k, copy in enumerate(plan.handover))
+        plan.handover_cycles = sum(
+            (emit_lanes if isinstance(copy, LaneCopy) else emit_copy)(
+                self, copy, f"{plan.label}_h{k}") for k, copy in enumerate(plan.handover))
         cycles = plan.handover_cycles
         if plan.store_output is not None:  # a result the host reads, to off-chip memory
             ext, n, first = plan.store_output

@@ -41,6 +41,7 @@ class WindowPlan(Plan):
 
     conv: Conv2d
     im2col: Im2col | None = None
+    lead = 0  # bytes from its scratch area to its input grid (`lay_out_input`)
     weight_rows: list
     entries: list[list]
 
@@ -100,6 +101,16 @@ class WindowPlan(Plan):
                                          self.pitch_free(pos_bits // 32)):
             return False
         self.cols, self.s = cols, pos_bits // 32
+        return True
+
+    def lay_out_input(self, cols: int, lead: int) -> bool:
+        """Read its input from a grid `cols` positions wide (at least its own) that starts
+        `lead` bytes into its scratch area: the layout its producer's output keeps every byte
+        of a data row in place in (a copy by rows, `compiler.plans.lanes`); False when it
+        cannot."""
+        if cols < self.cols or self.im2col is not None or lead % 4:
+            return False
+        self.cols, self.lead = cols, lead
         return True
 
     def pitch_free(self, words: int) -> bool:
@@ -174,10 +185,11 @@ class WindowPlan(Plan):
             return (t - 1) * sy + (kh - 1) * dy + 1
 
         out_row_bytes = align_up(self.cols_out * out_pos_bits // 8, self.row)
-        rows = self.tile_rows(scratch, oh, in_rows, self.cols * self.s * 4, out_row_bytes)
-        in_l = Layout(scratch, (c, in_rows(rows), self.cols), in_rows(rows), self.cols, (0, 0),
-                      32 * self.s, self.in_bits, pad_value(conv.a_bits))
-        out_addr = align_up(scratch + in_l.size, self.row)
+        rows = self.tile_rows(scratch + self.lead, oh, in_rows, self.cols * self.s * 4,
+                              out_row_bytes)
+        in_l = Layout(scratch + self.lead, (c, in_rows(rows), self.cols), in_rows(rows),
+                      self.cols, (0, 0), 32 * self.s, self.in_bits, pad_value(conv.a_bits))
+        out_addr = align_up(in_l.addr + in_l.size, self.row)
         out_l = Layout(out_addr, (o, rows, ow), rows, self.cols_out, (0, 0), out_pos_bits,
                        min(self.ebits, 32), 0)
         em = Emitter(self, enc)

@@ -1,0 +1,257 @@
+"""Hand-over through the vector unit in lane parts: data rows copied by `aset` then `rq`
+(bypassing the requantizer), whole or in parts of W/32 bytes (cfg bit 17: `rq` writes only the
+part `base` points into). A byte keeps its place within its data row and changes row only, so
+the code generator lays the consumer's grid out for it (its pitch and first byte,
+`compiler.codegen`); a producer's output then lands in a padded grid at a few triggers per data
+row where the LSU moves a word per two cycles.
+
+The padding the consumer reads is written the same way, from the zero row; bytes it never reads
+(grid columns and rows past its padded input, channels past C of 8- and 2-bit positions) may
+take anything, so whole rows are written where that saves triggers; bytes outside the buffer
+are never written. Planned per destination row, then compressed into loops of a few row
+operations that repeat with fixed row strides (the grid's rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.errors import CompileError
+from compiler.layout import Layout
+from compiler.plans.handover import _step, _vector_setup
+from compiler.schedule import Timeline, TimedMove as M
+
+MAX_OPS = 32  # row operations per loop body
+MAX_LOOPS = 24  # loops per copy: more and the LSU's copy is the smaller program
+
+FREE, ZERO, SOURCE, FORBIDDEN = 0, 1, 2, 3  # what a destination byte must hold
+
+
+@dataclass(frozen=True)
+class RowOp:
+    dst: int  # the data row written
+    src: int | None  # the data row read (None: the zero row)
+    parts: tuple[int, ...]  # the parts written (all of them: the whole row at once)
+
+
+@dataclass(frozen=True)
+class RowLoop:
+    """`count` repetitions of `ops`, the k-th with every row k * step further on."""
+
+    count: int
+    dst_step: int  # rows
+    src_step: int
+    ops: tuple[RowOp, ...]
+
+
+@dataclass(frozen=True)
+class LaneCopy:
+    loops: tuple[RowLoop, ...]
+    parts: int  # parts per data row
+
+
+def plan_lanes(src: Layout, dst: Layout, shape: tuple[int, int, int],
+               padding: tuple[int, int, int, int], row: int,
+               whole_rows: bool = False) -> LaneCopy | None:
+    """The copy of tensor `src` into `dst`'s grid at offset (top, left) of `padding` (top,
+    left, bottom, right: the zeros the consumer reads around it) by whole rows and parts, or
+    None when some byte would have to change its place within a row (or the padding is not
+    zero bytes). `whole_rows`: the data rows dst's buffer begins and ends in are its own."""
+    part = row // 4
+    c, h, w = shape
+    if src.bits != dst.bits or src.shape != shape or dst.pos_bits % 8 or src.pos_bits % 8 \
+            or dst.bits not in (8, 2, 1) or dst.fill != (-1 if dst.bits == 1 else 0):
+        return None
+    if dst.bits == 1 and c % 8:  # binary: channels past C must read -1, bits of their own
+        return None
+    top, left, bottom, right = padding
+    o0, o1 = dst.origin[0] + top, dst.origin[1] + left
+    h, w = min(h, dst.rows - o0), min(w, dst.cols - o1)  # rows past the grid: never read
+    if h <= 0 or w <= 0:
+        return None
+    lo, hi = dst.addr // row * row, -(-(dst.addr + dst.size) // row) * row
+    need = np.full(hi - lo, FREE if whole_rows else FORBIDDEN, np.int8)
+    need[dst.addr - lo:dst.addr - lo + dst.size] = FREE
+    source = np.zeros(hi - lo, np.int64)
+    d_slot, s_slot = dst.pos_bits // 8, src.pos_bits // 8
+
+    def slots(r0, r1, c0, c1, cols, addr, size):
+        """Byte addresses [start, start + size) of grid positions rows r0..r1, cols c0..c1."""
+        pos = np.arange(r0, r1)[:, None] * cols + np.arange(c0, c1)[None, :]
+        return (addr + pos.ravel() * size)[:, None] + np.arange(size)[None, :]
+
+    rows, cols = min(dst.rows, o0 + h + bottom), min(dst.cols, o1 + w + right)
+    need[slots(dst.origin[0], rows, dst.origin[1], cols, dst.cols, dst.addr, d_slot) - lo] = ZERO
+    run = c * dst.bits // 8 if dst.bits == 1 else min(d_slot, s_slot)
+    if run * 8 < c * dst.bits:
+        return None
+    d = slots(o0, o0 + h, o1, o1 + w, dst.cols, dst.addr, d_slot)[:, :run] - lo
+    s = slots(src.origin[0], src.origin[0] + h, src.origin[1], src.origin[1] + w, src.cols,
+              src.addr, s_slot)[:, :run]
+    if dst.bits != 1:  # the rest of a slot's channels may hold anything
+        need[slots(o0, o0 + h, o1, o1 + w, dst.cols, dst.addr, d_slot)[:, run:] - lo] = FREE
+    need[d] = SOURCE
+    source[d] = s
+    ops = _row_ops(need, source, lo, row, part)
+    if ops is None:
+        return None
+    loops = _compress(ops)
+    return LaneCopy(tuple(loops), 4) if len(loops) <= MAX_LOOPS else None
+
+
+def _row_ops(need: np.ndarray, source: np.ndarray, lo: int, row: int,
+             part: int) -> list[RowOp] | None:
+    """The operations of each destination row, or None when a part mixes what it needs."""
+    n_rows = need.size // row
+    cells = need.reshape(n_rows, 4, part)
+    delta = (source - (lo + np.arange(need.size))).reshape(n_rows, 4, part)
+    ops = []
+    for r in range(n_rows):
+        first = lo // row + r
+        zeros, copies, free = [], {}, []
+        for q in range(4):
+            kinds = set(np.unique(cells[r, q]).tolist())
+            if kinds <= {FREE}:
+                free.append(q)
+                continue
+            if FORBIDDEN in kinds:
+                if kinds != {FORBIDDEN}:
+                    return None  # a part to write that also holds another buffer's bytes
+                continue
+            if kinds == {ZERO} or kinds == {ZERO, FREE}:
+                zeros.append(q)
+                continue
+            if ZERO in kinds:
+                return None  # source bytes and zeros in one part
+            shifts = np.unique(delta[r, q][cells[r, q] == SOURCE])
+            if len(shifts) != 1 or shifts[0] % row:
+                return None  # a byte that would change its place within a row
+            copies.setdefault(first + int(shifts[0]) // row, []).append(q)
+        groups = ([(None, zeros)] if zeros else []) + list(copies.items())
+        if len(groups) == 1 and len(groups[0][1]) + len(free) == 4:
+            groups = [(groups[0][0], [0, 1, 2, 3])]  # the free parts too: one trigger
+        ops += [RowOp(first, s, tuple(qs)) for s, qs in groups]
+    return ops
+
+
+def _compress(ops: list[RowOp]) -> list[RowLoop]:
+    """Loops over the operations: at each point the period (up to MAX_OPS operations) whose
+    repetitions, each shifted by fixed row strides, cover the most; leftovers unrolled."""
+
+    def shifted(op: RowOp, dd: int, ds: int) -> RowOp:
+        return RowOp(op.dst + dd, None if op.src is None else op.src + ds, op.parts)
+
+    loops: list[RowLoop] = []
+    single: list[RowOp] = []
+    i = 0
+    while i < len(ops):
+        best = (1, 1, 0, 0)  # covered, period, dst step, src step
+        for t in range(1, min(MAX_OPS, (len(ops) - i) // 2) + 1):
+            dd = ops[i + t].dst - ops[i].dst
+            firsts = [k for k in range(t) if ops[i + k].src is not None]
+            ds = 0
+            if firsts:
+                nxt = ops[i + t + firsts[0]].src
+                if nxt is None:
+                    continue
+                ds = nxt - ops[i + firsts[0]].src
+            count = 1
+            while i + (count + 1) * t <= len(ops) and all(
+                    ops[i + count * t + k] == shifted(ops[i + k], count * dd, count * ds)
+                    for k in range(t)):
+                count += 1
+            if count > 1 and count * t > best[0]:
+                best = (count * t, t, dd, ds)
+        covered, t, dd, ds = best
+        if covered == 1:
+            single.append(ops[i])
+            if len(single) == MAX_OPS:
+                loops.append(RowLoop(1, 0, 0, tuple(single)))
+                single = []
+            i += 1
+            continue
+        if single:
+            loops.append(RowLoop(1, 0, 0, tuple(single)))
+            single = []
+        loops.append(RowLoop(covered // t, dd, ds, tuple(ops[i:i + t])))
+        i += covered
+    if single:
+        loops.append(RowLoop(1, 0, 0, tuple(single)))
+    return loops
+
+
+def emit_lanes(em, copy: LaneCopy, name: str) -> int:
+    """The copy's loops as blocks of emitter `em` (registers from r1: the layer's code is
+    done). Returns the cycles it takes."""
+    plan, cfg = em.plan, em.plan.config
+    if plan.tile_io is not None:
+        raise CompileError(f"layer {plan.layer.name}: a layer looping over row tiles cannot "
+                           f"hand its output over on the accelerator")
+    em.regs = iter(range(1, cfg.registers))
+    cycles = _vector_setup(em)  # bias 0, bypass, base 0: cfg for whole rows
+    whole = 0x80 | (0x7F << 8) | (1 << 16)
+    la, lanes = plan.lat["alu"], plan.chunk  # lanes of a part
+    r_whole, r_part = em.reg(), em.reg()
+    pro = Timeline(cfg)
+    em.value(pro, whole, r_whole)
+    em.value(pro, whole | 1 << 17, r_part)
+    pro.barrier()
+    cycles += em.block(pro)
+    mark = em.regs
+    for k, loop in enumerate(copy.loops):
+        em.regs = mark
+        ops = loop.ops
+        d0 = ops[0].dst
+        s0 = next((op.src for op in ops if op.src is not None), 0)
+        pro = Timeline(cfg)
+        rs, rd, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
+        em.value(pro, s0, rs)
+        em.value(pro, d0, rd)
+        em.value(pro, 1, ry)
+        pro.barrier()
+        body = Timeline(cfg)
+        last = 0  # the last cycle that reads rs or rd
+        # whole rows first, then parts (cfg bit 17 set with the first part, cleared with the
+        # first whole row: each move lands in its trigger's cycle, so the order holds)
+        order = sorted(ops, key=lambda op: (len(op.parts) < 4, op.src is not None))
+        mode = None
+        for op in order:
+            if op.src is None:
+                if not _after(order, op):
+                    body.place([M(0, em.imm(plan.zero_row), "vmac.aset")])
+            else:
+                last = max(last, _trigger(em, body, rs, op.src - s0, "aset"))
+            for q in op.parts if len(op.parts) < 4 else (None,):
+                extra = []
+                want = "whole" if q is None else "part"
+                if want != mode:
+                    extra.append((r_whole if q is None else r_part, "vmac.cfg"))
+                    mode = want
+                if q is not None:
+                    extra.append((em.imm(q * lanes), "vmac.base"))
+                last = max(last, _trigger(em, body, rd, op.dst - d0, "rq", extra))
+        if loop.count > 1:
+            _step(em, body, rs, loop.src_step, None, last - la)
+            _step(em, body, rd, loop.dst_step, None, last - la)
+        em.loop_control(body, rx, f"{name}_l{k}_x")
+        cycles += em.nest(pro, body, lambda tl: None, 1, loop.count, f"{name}_l{k}", rx, ry)
+    return cycles
+
+
+def _after(order: list[RowOp], op: RowOp) -> bool:
+    """Whether a zero-row operation before `op` already left zeros in the accumulators."""
+    k = order.index(op)
+    return k > 0 and order[k - 1].src is None
+
+
+def _trigger(em, tl: Timeline, reg: str, offset: int, op: str, extra=()) -> int:
+    """vmac.<op> on row reg + offset with `extra` (source, port) moves in its cycle; returns
+    the cycle it reads reg."""
+    moves = [(s, d) for s, d in extra]
+    if offset == 0:
+        return tl.place([M(0, reg, f"vmac.{op}"), *(M(0, s, d) for s, d in moves)])
+    la = em.plan.lat["alu"]
+    return tl.place([M(0, reg, "alu.in1"), M(0, em.imm(offset), "alu.add"),
+                     M(la, "alu.res", f"vmac.{op}"), *(M(la, s, d) for s, d in moves)])
