@@ -446,16 +446,16 @@ def _same_values(producer: Layer, consumer: Layer, k: int) -> bool:
 def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int,
           row: int | None = None):
     """The hand-over of producer's output into consumer's input k, or None; by the vector
-    unit when `row` is given (the program has a zero row) and the layouts allow: positions of
-    whole rows, else rows and parts of rows (`compiler.plans.lanes`), else by the LSU."""
+    unit when `row` is given (the program has a zero row) and the layouts allow: rows and
+    parts of rows (`compiler.plans.lanes`), else by `plan_copy` (whole-row positions by the
+    vector unit, the rest by the LSU)."""
     rt = consumer.row_tiling
     padding = rt.padding if rt is not None else (0, 0, 0, 0)
     shape = input_grid(consumer.layer, k)
-    copy = plan_copy(producer.output, consumer.inputs[k], shape, padding[:2], imm_max, row)
-    if row is None or (copy is not None and copy.unit == row):
-        return copy
-    return plan_lanes(producer.output, consumer.inputs[k], shape, padding, row,
-                      whole_rows=len(consumer.inputs) == 1) or copy
+    lanes = plan_lanes(producer.output, consumer.inputs[k], shape, padding, row,
+                       whole_rows=len(consumer.inputs) == 1) if row else None
+    return lanes or plan_copy(producer.output, consumer.inputs[k], shape, padding[:2],
+                              imm_max, row)
 
 
 def _lay_out_for_rows(p: Plan, producer: LayerBinding, b: LayerBinding, scratch: int, enc,
@@ -466,8 +466,8 @@ def _lay_out_for_rows(p: Plan, producer: LayerBinding, b: LayerBinding, scratch:
     where it lies in its row. Returns ((cols, lead) before, the new binding), or None."""
     o, x = producer.output, b.inputs[0]
     copy = _copy(producer, b, 0, imm_max, row)
-    if copy is None or isinstance(copy, LaneCopy) or copy.unit == row or \
-            o.pos_bits != x.pos_bits or x.pos_bits % 32 or b.row_tiling is None:
+    if copy is None or isinstance(copy, LaneCopy) or o.pos_bits != x.pos_bits \
+            or x.pos_bits % 32 or b.row_tiling is None:
         return None
     size = x.pos_bits // 8
     cols = next((n for n in range(x.cols, x.cols + row + 1)

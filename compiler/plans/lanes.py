@@ -14,7 +14,7 @@ operations that repeat with fixed row strides (the grid's rows).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,6 +34,8 @@ class RowOp:
     dst: int  # the data row written
     src: int | None  # the data row read (None: the zero row)
     parts: tuple[int, ...]  # the parts written (all of them: the whole row at once)
+    zero_words: tuple[int, ...] = ()  # bytes of the row the LSU then zeroes, a word each
+    #                                   (padding in a part that the source also writes)
 
 
 @dataclass(frozen=True)
@@ -123,16 +125,21 @@ def _row_ops(need: np.ndarray, source: np.ndarray, lo: int, row: int,
             if kinds == {ZERO} or kinds == {ZERO, FREE}:
                 zeros.append(q)
                 continue
-            if ZERO in kinds:
-                return None  # source bytes and zeros in one part
             shifts = np.unique(delta[r, q][cells[r, q] == SOURCE])
             if len(shifts) != 1 or shifts[0] % row:
                 return None  # a byte that would change its place within a row
-            copies.setdefault(first + int(shifts[0]) // row, []).append(q)
-        groups = ([(None, zeros)] if zeros else []) + list(copies.items())
-        if len(groups) == 1 and len(groups[0][1]) + len(free) == 4:
-            groups = [(groups[0][0], [0, 1, 2, 3])]  # the free parts too: one trigger
-        ops += [RowOp(first, s, tuple(qs)) for s, qs in groups]
+            parts, fix = copies.setdefault(first + int(shifts[0]) // row, ([], []))
+            parts.append(q)
+            if ZERO in kinds:  # padding beside source bytes: whole words, zeroed after
+                words = cells[r, q].reshape(-1, 4)
+                zero = np.any(words == ZERO, axis=1)
+                if np.any(words[zero] == SOURCE):
+                    return None
+                fix += [q * part + 4 * int(k) for k in np.flatnonzero(zero)]
+        groups = ([(None, (zeros, []))] if zeros else []) + list(copies.items())
+        if len(groups) == 1 and len(groups[0][1][0]) + len(free) == 4:
+            groups = [(groups[0][0], ([0, 1, 2, 3], groups[0][1][1]))]  # free parts too
+        ops += [RowOp(first, s, tuple(qs), tuple(fix)) for s, (qs, fix) in groups]
     return ops
 
 
@@ -141,7 +148,7 @@ def _compress(ops: list[RowOp]) -> list[RowLoop]:
     repetitions, each shifted by fixed row strides, cover the most; leftovers unrolled."""
 
     def shifted(op: RowOp, dd: int, ds: int) -> RowOp:
-        return RowOp(op.dst + dd, None if op.src is None else op.src + ds, op.parts)
+        return replace(op, dst=op.dst + dd, src=None if op.src is None else op.src + ds)
 
     loops: list[RowLoop] = []
     single: list[RowOp] = []
@@ -175,10 +182,25 @@ def _compress(ops: list[RowOp]) -> list[RowLoop]:
         if single:
             loops.append(RowLoop(1, 0, 0, tuple(single)))
             single = []
-        loops.append(RowLoop(covered // t, dd, ds, tuple(ops[i:i + t])))
+        loops += _unrolled(ops[i:i + covered], covered // t, t, dd, ds)
         i += covered
     if single:
         loops.append(RowLoop(1, 0, 0, tuple(single)))
+    return loops
+
+
+def _unrolled(ops: list[RowOp], count: int, t: int, dd: int, ds: int) -> list[RowLoop]:
+    """`count` periods of t operations as loops whose bodies hold as many periods as fit
+    MAX_OPS (a loop's control costs cycles each time round): by a divisor of the count, or
+    the most that fit and the rest unrolled once."""
+    most = max(1, min(count, MAX_OPS // t))
+    u = max(k for k in range(1, most + 1) if count % k == 0)
+    if 2 * u <= most:
+        u = most
+    main = count // u
+    loops = [RowLoop(main, dd * u, ds * u, tuple(ops[:u * t]))]
+    if count % u:
+        loops.append(RowLoop(1, 0, 0, tuple(ops[main * u * t:])))
     return loops
 
 
@@ -210,6 +232,13 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
         em.value(pro, s0, rs)
         em.value(pro, d0, rd)
         em.value(pro, 1, ry)
+        rb = rb_step = None  # the LSU's byte address of row d0, when it zeroes words
+        if any(op.zero_words for op in ops):
+            rb = em.reg()
+            em.value(pro, d0 * plan.row, rb)
+            if loop.count > 1 and not em.lo <= loop.dst_step * plan.row <= em.hi:
+                rb_step = em.reg()
+                em.value(pro, loop.dst_step * plan.row, rb_step)
         pro.barrier()
         body = Timeline(cfg)
         last = 0  # the last cycle that reads rs or rd
@@ -232,9 +261,17 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
                 if q is not None:
                     extra.append((em.imm(q * lanes), "vmac.base"))
                 last = max(last, _trigger(em, body, rd, op.dst - d0, "rq", extra))
+        written = body.end  # the LSU's zeroes land after the rows they patch
+        for op in ops:
+            for w in op.zero_words:
+                last = max(last, body.place(
+                    [M(0, "0", "lsu.data"), M(0, rb, "lsu.base"),
+                     M(0, em.imm((op.dst - d0) * plan.row + w), "lsu.stw")], min_start=written))
         if loop.count > 1:
             _step(em, body, rs, loop.src_step, None, last - la)
             _step(em, body, rd, loop.dst_step, None, last - la)
+            if rb is not None:
+                _step(em, body, rb, loop.dst_step * plan.row, rb_step, last - la)
         em.loop_control(body, rx, f"{name}_l{k}_x")
         cycles += em.nest(pro, body, lambda tl: None, 1, loop.count, f"{name}_l{k}", rx, ry)
     return cycles
