@@ -63,8 +63,17 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         raise CompileError(f"accelerator '{config.name}': the code generator needs W >= 64")
     enc = Encoding(config)
 
+    readers: dict[str, list[str]] = {}  # in one run, a producer's consumers
+    for name, srcs in (sources or {}).items():
+        for s in srcs:
+            if s.kind == "layer":
+                readers.setdefault(s.name, []).append(name)
+    kinds = {la.name: get_kind(la.kind) for la in layers}
+    row_out = {n for n, rs in readers.items() if all(kinds[r].reads_row_positions for r in rs)}
+
     def plan(i: int, layer: Layer, mem: Memory) -> Plan:
-        return get_kind(layer.kind).plan(i, layer, config, mem, layer.name in host_inputs)
+        return kinds[layer.name].plan(i, layer, config, mem, layer.name in host_inputs,
+                                      layer.name in row_out)
 
     # constants of each layer alone, largest first: the order in which layers are streamed
     sizes = [Memory(config, share=share_rows) for _ in layers]

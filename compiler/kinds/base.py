@@ -53,6 +53,7 @@ class LayerKind(ABC):
     weighted = False  # has weights quantized by the spec, named by their module path
     passes_values = False  # moves values unchanged: its inputs take its output's scale
     moves_rows = False  # its code copies rows with the vector unit (needs the zero row)
+    reads_row_positions = False  # its plan reads its input as one data row per position
 
     @abstractmethod
     def patterns(self) -> list[FusionPattern]:
@@ -96,9 +97,12 @@ class LayerKind(ABC):
         """Float arithmetic on the quantized values of the same layer."""
 
     @abstractmethod
-    def plan(self, index: int, layer: Layer, config, mem, host_input: bool = False):
+    def plan(self, index: int, layer: Layer, config, mem, host_input: bool = False,
+             row_positions: bool = False):
         """The code-generation plan (`compiler.plans`); host_input: its input is the network's,
-        written by the host in any layout."""
+        written by the host in any layout; row_positions: its consumers read one data row per
+        position (`reads_row_positions`): write positions of whole rows where that costs no
+        MAC trigger."""
 
     def input_formats(self, layer: Layer) -> list[tuple[float, int]]:
         """(scale, bits) of each input."""

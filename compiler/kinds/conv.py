@@ -139,7 +139,7 @@ class ConvKind(_Weighted):
         y = F.conv2d(xt, w, b, conv.stride, 0, conv.dilation, conv.groups)[0].numpy()
         return finish_float(layer.out, y.reshape(layer.out_shape))
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.base import mac_bits
         from compiler.plans.dot import DotPlan
         per_word = 32 // mac_bits(layer.w_bits, layer.a_bits)
@@ -147,7 +147,8 @@ class ConvKind(_Weighted):
         # A stem reading the network input takes patches when that packs the words better.
         packed = -(-c * kh * kw // per_word) < kh * kw * -(-c // per_word)
         return DotPlan(index, layer, config, mem,
-                       im2col=host_input and layer.groups == 1 and packed)
+                       im2col=host_input and layer.groups == 1 and packed,
+                       row_positions=row_positions)
 
     def describe(self, layer):
         return (f"{layer.in_shape} -> {layer.out_shape} k={layer.kernel} s={layer.stride} "
@@ -165,7 +166,7 @@ class DepthwiseKind(ConvKind):
     name = "depthwise_conv2d"
     depthwise = True
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.elementwise import DepthwisePlan
         return DepthwisePlan(index, layer, config, mem)
 
@@ -213,7 +214,7 @@ class DenseKind(_Weighted):
     def fake_quant(self, layer, *xs):
         return ConvKind.fake_quant(self, layer.as_conv(), *xs).reshape(-1)
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.dot import DotPlan
         return DotPlan(index, layer, config, mem)
 

@@ -114,7 +114,7 @@ class ResizeKind(_MoveKind, Resize2dKind):
         fy, fx = layer.factor
         return x.repeat(fy, axis=1).repeat(fx, axis=2)
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.moves import ResizePlan
         return ResizePlan(index, layer, config, mem)
 
@@ -159,7 +159,7 @@ class ConcatKind(_MoveKind):
         return np.concatenate([quantize_act(np.asarray(x).reshape(sh), s) * s
                                for x, sh in zip(xs, layer.in_shapes)], axis=0)
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.moves import ConcatPlan
         return ConcatPlan(index, layer, config, mem)
 

@@ -37,6 +37,7 @@ class PoolKind(LayerKind):
     """Max and average pooling, global average pooling (the kernel is the input)."""
 
     name = "pool"
+    reads_row_positions = True
 
     def patterns(self):
         table = []
@@ -110,7 +111,7 @@ class PoolKind(LayerKind):
             return np.clip(np.round(win.max(axis=(1, 2)) / s_out), *layer.clip) * s_out
         return finish_float(layer.out, win.mean(axis=(1, 2)))
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.rows import PoolPlan
         return PoolPlan(index, layer, config, mem)
 
@@ -177,7 +178,7 @@ class AddKind(LayerKind):
              + quantize_act(np.asarray(xs[1]).reshape(layer.shape), layer.b_scale) * layer.b_scale)
         return finish_float(layer.out, y)
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.rows import AddPlan
         return AddPlan(index, layer, config, mem)
 
@@ -256,7 +257,7 @@ class AffineKind(LayerKind):
         y = (x / s + layer.bias[:, None, None]) * m[:, None, None] * float(layer.out.scale[0])
         return finish_float(layer.out, y).reshape(layer.out_shape)
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.rows import AffinePlan
         return AffinePlan(index, layer, config, mem)
 
@@ -309,7 +310,7 @@ class BilinearKind(Resize2dKind):
         fy, fx = layer.factor
         return finish_float(layer.out, self._sum(layer, x[None])[0] / (4 * fy * fx))
 
-    def plan(self, index, layer, config, mem, host_input=False):
+    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
         from compiler.plans.rows import BilinearPlan
         return BilinearPlan(index, layer, config, mem)
 

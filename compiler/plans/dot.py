@@ -38,7 +38,8 @@ def lanes_per_position(o: int, lanes: int, group: int) -> int:
 
 
 class DotPlan(WindowPlan):
-    def __init__(self, index, layer, config, mem, im2col: bool = False):
+    def __init__(self, index, layer, config, mem, im2col: bool = False,
+                 row_positions: bool = False):
         super().__init__(index, layer, config, mem)
         conv = layer.as_conv() if isinstance(layer, Dense) else layer
         if conv.w_bits == 1 and conv.groups > 1:
@@ -72,6 +73,8 @@ class DotPlan(WindowPlan):
             pitch, t = s, conv.stride[1] * s
         n = L // k
         A = k if o <= L else lanes_per_position(o, L, G)
+        if row_positions and o > L:  # one position per trigger either way: whole rows cost
+            A = align_up(A, G)  #        only accumulator room and post-processing triggers
         chunks = -(-o // L)
         self.k, self.t, self.chunks, self.bits, self.words = k, t, chunks, bits, s
         vg = (k.bit_length() - 1) << 8 | (t.bit_length() if n > 1 else 0)  # log2(t) + 1
