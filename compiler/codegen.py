@@ -23,9 +23,10 @@ import numpy as np
 
 from compiler.errors import CompileError, MemoryFitError
 from compiler.kinds import get_kind
+from compiler.kinds.base import Hints
 from compiler.layer_ir import Layer, input_grid
 from compiler.layout import Layout
-from compiler.plans.base import Memory, Plan, TileIO, align_up
+from compiler.plans.base import Memory, Plan, TileIO, align_up, mac_bits
 from compiler.plans.handover import plan_copy
 from compiler.plans.lanes import LaneCopy, plan_lanes
 from compiler.plans.segments import Offchip
@@ -70,10 +71,16 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                 readers.setdefault(s.name, []).append(name)
     kinds = {la.name: get_kind(la.kind) for la in layers}
     row_out = {n for n, rs in readers.items() if all(kinds[r].reads_row_positions for r in rs)}
+    made: dict[str, Plan] = {}  # the latest plan of each layer
 
     def plan(i: int, layer: Layer, mem: Memory) -> Plan:
-        return kinds[layer.name].plan(i, layer, config, mem, layer.name in host_inputs,
-                                      layer.name in row_out)
+        src = (sources or {}).get(layer.name, ())
+        grid = _dense_grid(layer, made.get(src[0].name), config) \
+            if len(src) == 1 and src[0].kind == "layer" else None
+        made[layer.name] = p = kinds[layer.name].plan(
+            i, layer, config, mem, layer.name in host_inputs,
+            Hints(row_positions=layer.name in row_out, input_grid=grid))
+        return p
 
     # constants of each layer alone, largest first: the order in which layers are streamed
     sizes = [Memory(config, share=share_rows) for _ in layers]
@@ -131,6 +138,26 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         b = bindings[p.layer.name]
         bindings[p.layer.name] = replace(b, entry=program.labels[p.label])
     return CompiledProgram(config, program, text, image, bindings, offchip, segments)
+
+
+def _dense_grid(layer: Layer, producer: Plan | None, config: AccelConfig):
+    """How a dense layer reads its flattened [C, H, W] input: as the grid its producer writes
+    (read where it lies: no hand-over), unless the padding positions and channels it would
+    read with weight 0 cost more MAC triggers than copying into a compact grid saves; None:
+    as a flat vector (not a chained dense layer, or formats where padding cannot weigh 0)."""
+    if layer.kind != "dense" or len(layer.in_shape) != 3 or layer.w_bits == 1 or \
+            mac_bits(layer.w_bits, layer.a_bits) != layer.a_bits or layer.a_bits == 1:
+        return None
+    c, h, w = layer.in_shape
+    bits = layer.a_bits
+    compact = (h, w, align_up(c * bits, 32))
+    grid = producer.output_grid() if producer is not None else None
+    if grid is None or grid[3] != bits:
+        return compact
+    chunks = -(-layer.out_features // (config.vector_width // 32))
+    words = {g: g[0] * g[1] * g[2] // 32 for g in (compact, grid[:3])}
+    extra = (words[grid[:3]] - words[compact]) * chunks  # MAC triggers on padding
+    return grid[:3] if extra < 2 * words[compact] else compact  # the LSU: 2 cycles a word
 
 
 def _cheap_sets(ascending: list[int], size: list[int], most: int = 48) -> list[set[int]]:
@@ -460,7 +487,7 @@ def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int,
     vector unit, the rest by the LSU)."""
     rt = consumer.row_tiling
     padding = rt.padding if rt is not None else (0, 0, 0, 0)
-    shape = input_grid(consumer.layer, k)
+    shape = _grid_of(consumer, k)
     lanes = plan_lanes(producer.output, consumer.inputs[k], shape, padding, row,
                        whole_rows=len(consumer.inputs) == 1) if row else None
     return lanes or plan_copy(producer.output, consumer.inputs[k], shape, padding[:2],
@@ -624,6 +651,15 @@ def _widened(b: LayerBinding, p: Plan, k: int, out: Layout) -> LayerBinding:
                                    else la for i, la in enumerate(b.inputs)))
 
 
+def _grid_of(b: LayerBinding, k: int) -> tuple[int, int, int]:
+    """Input k as (C, H, W) the way b's layout holds it: a dense layer reading its flattened
+    input as a grid (`_dense_grid`) holds it unflattened."""
+    x = b.inputs[k]
+    if b.layer.kind == "dense" and x.shape == tuple(b.layer.in_shape):
+        return x.shape
+    return input_grid(b.layer, k)
+
+
 def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:
     """Consumer input k can be the producer's output buffer itself: the same grid width, pitch
     and format (its rows a prefix of the producer's), no padding around it, and its padding
@@ -631,7 +667,7 @@ def _aliases(producer: LayerBinding, consumer: LayerBinding, k: int) -> bool:
     o, x = producer.output, consumer.inputs[k]
     rt = consumer.row_tiling
     return (rt is None or tuple(rt.padding) == (0, 0, 0, 0)) \
-        and o.shape == input_grid(consumer.layer, k) \
+        and o.shape == _grid_of(consumer, k) \
         and (o.cols, o.pos_bits, o.bits, o.origin) == (x.cols, x.pos_bits, x.bits, x.origin) \
         and x.rows <= o.rows and x.size <= o.size \
         and (o.bits in (8, 2) or o.shape[0] * o.bits == o.pos_bits)

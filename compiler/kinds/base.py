@@ -48,6 +48,19 @@ class TensorQuant:
     scale: float | np.ndarray
 
 
+@dataclass(frozen=True)
+class Hints:
+    """What a layer's neighbours in a whole-network program read and write, for its plan."""
+
+    row_positions: bool = False  # its consumers read one data row per position (pooling):
+    #                              write positions of whole rows where no MAC trigger is added
+    input_grid: tuple[int, int, int] | None = None  # a dense layer's flattened [C, H, W] input
+    #                                    read as a grid: (rows, columns, position bits)
+
+
+NO_HINTS = Hints()
+
+
 class LayerKind(ABC):
     name: str
     weighted = False  # has weights quantized by the spec, named by their module path
@@ -98,11 +111,10 @@ class LayerKind(ABC):
 
     @abstractmethod
     def plan(self, index: int, layer: Layer, config, mem, host_input: bool = False,
-             row_positions: bool = False):
+             hints: Hints = NO_HINTS):
         """The code-generation plan (`compiler.plans`); host_input: its input is the network's,
-        written by the host in any layout; row_positions: its consumers read one data row per
-        position (`reads_row_positions`): write positions of whole rows where that costs no
-        MAC trigger."""
+        written by the host in any layout; hints: what its neighbours in the network read
+        and write (`Hints`)."""
 
     def input_formats(self, layer: Layer) -> list[tuple[float, int]]:
         """(scale, bits) of each input."""

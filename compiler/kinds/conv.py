@@ -12,9 +12,9 @@ from tvm.relax.transform import PatternCheckContext
 from compiler import intsem
 from compiler.errors import CompileError
 from compiler.intsem import Requant, pad_value, quantize_act
-from compiler.kinds.base import (FloatLayer, LayerKind, TensorQuant, activation, apply_activation,
-                                 batch_one, clip_bounds, const_value, finish_float, fusion,
-                                 is_constant, shape, with_activation)
+from compiler.kinds.base import (NO_HINTS, FloatLayer, LayerKind, TensorQuant, activation,
+                                 apply_activation, batch_one, clip_bounds, const_value,
+                                 finish_float, fusion, is_constant, shape, with_activation)
 from compiler.layer_ir import Conv2d, Dense, Output
 from compiler.reference import conv2d_accumulators
 
@@ -139,7 +139,7 @@ class ConvKind(_Weighted):
         y = F.conv2d(xt, w, b, conv.stride, 0, conv.dilation, conv.groups)[0].numpy()
         return finish_float(layer.out, y.reshape(layer.out_shape))
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.base import mac_bits
         from compiler.plans.dot import DotPlan
         per_word = 32 // mac_bits(layer.w_bits, layer.a_bits)
@@ -148,7 +148,7 @@ class ConvKind(_Weighted):
         packed = -(-c * kh * kw // per_word) < kh * kw * -(-c // per_word)
         return DotPlan(index, layer, config, mem,
                        im2col=host_input and layer.groups == 1 and packed,
-                       row_positions=row_positions)
+                       row_positions=hints.row_positions)
 
     def describe(self, layer):
         return (f"{layer.in_shape} -> {layer.out_shape} k={layer.kernel} s={layer.stride} "
@@ -166,7 +166,7 @@ class DepthwiseKind(ConvKind):
     name = "depthwise_conv2d"
     depthwise = True
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.elementwise import DepthwisePlan
         return DepthwisePlan(index, layer, config, mem)
 
@@ -214,9 +214,9 @@ class DenseKind(_Weighted):
     def fake_quant(self, layer, *xs):
         return ConvKind.fake_quant(self, layer.as_conv(), *xs).reshape(-1)
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.dot import DotPlan
-        return DotPlan(index, layer, config, mem)
+        return DotPlan(index, layer, config, mem, grid=hints.input_grid)
 
     def describe(self, layer):
         return f"{layer.in_shape} -> {layer.out_features} w{layer.w_bits}a{layer.a_bits}"

@@ -12,7 +12,7 @@ from tvm.relax.dpl import is_op, is_tuple, wildcard
 from tvm.relax.transform import PatternCheckContext
 
 from compiler.intsem import QMAX, QMIN, quantize_act
-from compiler.kinds.base import FloatLayer, LayerKind, batch_one, fusion, shape
+from compiler.kinds.base import NO_HINTS, FloatLayer, LayerKind, batch_one, fusion, shape
 from compiler.layer_ir import Concat, Output, Resize
 
 MAX_CONCAT = 8  # inputs of one concatenation matched on the accelerator
@@ -114,7 +114,7 @@ class ResizeKind(_MoveKind, Resize2dKind):
         fy, fx = layer.factor
         return x.repeat(fy, axis=1).repeat(fx, axis=2)
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.moves import ResizePlan
         return ResizePlan(index, layer, config, mem)
 
@@ -159,7 +159,7 @@ class ConcatKind(_MoveKind):
         return np.concatenate([quantize_act(np.asarray(x).reshape(sh), s) * s
                                for x, sh in zip(xs, layer.in_shapes)], axis=0)
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.moves import ConcatPlan
         return ConcatPlan(index, layer, config, mem)
 

@@ -10,9 +10,9 @@ from tvm.relax.dpl import is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
 
 from compiler.intsem import QMIN, Requant, fixed_point, quantize_act, quantize_bias, wrap32
-from compiler.kinds.base import (FloatLayer, LayerKind, activation, apply_activation, batch_one,
-                                 clip_bounds, const_value, finish_float, fusion, is_constant,
-                                 shape, with_activation)
+from compiler.kinds.base import (NO_HINTS, FloatLayer, LayerKind, activation, apply_activation,
+                                 batch_one, clip_bounds, const_value, finish_float, fusion,
+                                 is_constant, shape, with_activation)
 from compiler.kinds.moves import Resize2dKind, check_bilinear
 from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, bilinear_taps
 from compiler.reference import windows
@@ -111,7 +111,7 @@ class PoolKind(LayerKind):
             return np.clip(np.round(win.max(axis=(1, 2)) / s_out), *layer.clip) * s_out
         return finish_float(layer.out, win.mean(axis=(1, 2)))
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.rows import PoolPlan
         return PoolPlan(index, layer, config, mem)
 
@@ -178,7 +178,7 @@ class AddKind(LayerKind):
              + quantize_act(np.asarray(xs[1]).reshape(layer.shape), layer.b_scale) * layer.b_scale)
         return finish_float(layer.out, y)
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.rows import AddPlan
         return AddPlan(index, layer, config, mem)
 
@@ -257,7 +257,7 @@ class AffineKind(LayerKind):
         y = (x / s + layer.bias[:, None, None]) * m[:, None, None] * float(layer.out.scale[0])
         return finish_float(layer.out, y).reshape(layer.out_shape)
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.rows import AffinePlan
         return AffinePlan(index, layer, config, mem)
 
@@ -310,7 +310,7 @@ class BilinearKind(Resize2dKind):
         fy, fx = layer.factor
         return finish_float(layer.out, self._sum(layer, x[None])[0] / (4 * fy * fx))
 
-    def plan(self, index, layer, config, mem, host_input=False, row_positions=False):
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         from compiler.plans.rows import BilinearPlan
         return BilinearPlan(index, layer, config, mem)
 

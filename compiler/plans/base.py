@@ -127,6 +127,11 @@ class Plan:
         when it cannot."""
         return False
 
+    def output_grid(self) -> tuple[int, int, int, int] | None:
+        """(rows, columns, position bits, element bits) of the output it writes when it runs
+        whole, if its plan fixes them."""
+        return None
+
     def lay_out_input(self, cols: int, lead: int) -> bool:
         """Read its input from a grid `cols` positions wide starting `lead` bytes into its
         scratch area; False when it cannot."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.layer_ir import Dense
-from compiler.layout import Im2col, pack_values
+from compiler.layout import Im2col, Layout, pack_values
 from compiler.intsem import pad_value
 from compiler.plans.base import align_up, mac_bits, next_pow2
 from compiler.plans.window import WindowPlan
@@ -37,11 +37,35 @@ def lanes_per_position(o: int, lanes: int, group: int) -> int:
     return next_pow2(a) if a < group else align_up(a, group)
 
 
+def flat_view(layer: Dense, grid: tuple[int, int, int], bits: int):
+    """Dense `layer` (its input [C, H, W] flattened) as a 1 x 1 convolution over the words of
+    a grid of (rows, columns, position bits) holding that input: element (c, y, x) at
+    element (y * columns + x) * (position bits / bits) + c of the grid, every other element
+    (padding channels and positions, which may hold anything) with weight 0."""
+    rows, cols, pos_bits = grid
+    c, h, w = layer.in_shape
+    if c * bits > pos_bits or h > rows or w > cols or pos_bits % bits or bits == 1 or \
+            layer.w_bits == 1:
+        raise CompileError(f"layer {layer.name}: cannot read its {layer.in_shape} input as a "
+                           f"grid of {rows} x {cols} positions of {pos_bits} bits")
+    per_pos, per_word = pos_bits // bits, 32 // bits
+    k = align_up(rows * cols * per_pos, per_word)
+    y, x, ch = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+    at = ((y * cols + x) * per_pos + ch).ravel()
+    weight = np.zeros((layer.out_features, k), np.int8)
+    weight[:, at] = layer.weight[:, (ch * h * w + y * w + x).ravel()]
+    conv = layer.as_conv()
+    return replace(conv, in_shape=(k, 1, 1), weight=weight.reshape(layer.out_features, k, 1, 1))
+
+
 class DotPlan(WindowPlan):
     def __init__(self, index, layer, config, mem, im2col: bool = False,
-                 row_positions: bool = False):
+                 row_positions: bool = False, grid: tuple[int, int, int] | None = None):
         super().__init__(index, layer, config, mem)
         conv = layer.as_conv() if isinstance(layer, Dense) else layer
+        self.grid = grid
+        if grid is not None:
+            conv = flat_view(layer, grid, mac_bits(conv.w_bits, conv.a_bits))
         if conv.w_bits == 1 and conv.groups > 1:
             raise CompileError(f"layer {layer.name}: grouped convolution with binary weights is "
                                f"not supported (a binary weight cannot be 0)")
@@ -109,6 +133,22 @@ class DotPlan(WindowPlan):
         self.weight_rows = rows
         self.setup(conv, pitch, bits, A, n, min(A, self.w), bits, vg, L, DOT_OPS[bits])
         self.macs = int(layer.weight.size) * int(np.prod(conv.out_shape[1:]))
+
+    def emit(self, scratch, enc):
+        lines, b = super().emit(scratch, enc)
+        if self.grid is None:
+            return lines, b
+        rows, cols, pos_bits = self.grid  # the flat input read as its producer's grid
+        x = b.inputs[0]
+        grid = Layout(x.addr, tuple(self.layer.in_shape), rows, cols, (0, 0), pos_bits,
+                      x.bits, x.fill)
+        return lines, replace(b, inputs=(grid,), row_tiling=None)
+
+    def adopt_grid(self, cols: int, pos_bits: int) -> bool:
+        return self.grid is None and super().adopt_grid(cols, pos_bits)
+
+    def lay_out_input(self, cols: int, lead: int) -> bool:
+        return self.grid is None and super().lay_out_input(cols, lead)
 
     def pitch_free(self, words: int) -> bool:
         """One position per trigger: the positions' spacing is only the window's start; the

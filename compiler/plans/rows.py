@@ -115,6 +115,10 @@ class RowPlan(Plan):
 class PoolPlan(RowPlan):
     """Max and average pooling: one row per position and group of G channels."""
 
+    def output_grid(self) -> tuple[int, int, int, int]:
+        o, oh, ow = self.layer.out_shape
+        return oh, ow, -(-o // self.group) * self.group * 8, 8
+
     def emit(self, scratch: int, enc: Encoding):
         layer, G = self.layer, self.group
         c, h, w = layer.in_shape

@@ -103,6 +103,9 @@ class WindowPlan(Plan):
         self.cols, self.s = cols, pos_bits // 32
         return True
 
+    def output_grid(self) -> tuple[int, int, int, int]:
+        return self.conv.out_shape[1], self.cols_out, self.A * self.ebits, min(self.ebits, 32)
+
     def lay_out_input(self, cols: int, lead: int) -> bool:
         """Read its input from a grid `cols` positions wide (at least its own) that starts
         `lead` bytes into its scratch area: the layout its producer's output keeps every byte

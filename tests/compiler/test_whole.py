@@ -257,3 +257,30 @@ def test_hand_over_by_parts_of_rows_into_padded_grids(engine, channels, spec, mo
                 np.testing.assert_array_equal(acc.int_outputs[name], y, err_msg=name)
             for run in acc.layer_runs:
                 assert run.counters == est[run.name], run.name
+
+
+@pytest.mark.parametrize("engine", ["golden", "rtl"])
+@pytest.mark.parametrize("spec", [None, {"layers": {"[25]": {"weights": 2, "activations": 2}}}])
+def test_dense_reads_its_flattened_input_where_its_producer_left_it(engine, spec):
+    """A flatten into a dense layer: the dense reads the convolution's output grid in place
+    (its weights laid out over the grid's positions and padding channels, those weighing 0),
+    so nothing is handed over; bit-exact, counted exactly."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 24, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(24, 24, 3, stride=2), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Linear(24 * 5 * 5, 10)).eval()
+    cal = np.random.default_rng(0).standard_normal((4, 1, 12, 12)).astype(np.float32)
+    net = compile_model(model, torch.from_numpy(cal[:1]), load_accel_config("default"), spec, cal)
+    assert len(net.program.segments) == 1, net.placement_report()
+    conv, dense = net.program.layers["2"], net.program.layers["5"]
+    assert conv.tiling["handover_cycles"] == 0 and dense.inputs[0].addr == conv.output.addr
+    assert dense.inputs[0].shape == (24, 5, 5)
+    est = estimate(net.program)
+    with net.runner(engine) as acc, net.runner("reference") as ref:
+        for x in cal[:2]:
+            np.testing.assert_array_equal(acc(x[None]), ref(x[None]))
+            for name, y in ref.int_outputs.items():
+                np.testing.assert_array_equal(acc.int_outputs[name], y, err_msg=name)
+            for run in acc.layer_runs:
+                assert run.counters == est[run.name], run.name
