@@ -145,8 +145,9 @@ def _dense_grid(layer: Layer, producer: Plan | None, config: AccelConfig):
     (read where it lies: no hand-over), unless the padding positions and channels it would
     read with weight 0 cost more MAC triggers than copying into a compact grid saves; None:
     as a flat vector (not a chained dense layer, or formats where padding cannot weigh 0)."""
-    if layer.kind != "dense" or len(layer.in_shape) != 3 or layer.w_bits == 1 or \
-            mac_bits(layer.w_bits, layer.a_bits) != layer.a_bits or layer.a_bits == 1:
+    if layer.kind != "dense" or len(layer.in_shape) != 3 or layer.a_bits == 1 or \
+            mac_bits(layer.w_bits, layer.a_bits) != layer.a_bits:  # (8- and 2-bit dot forms
+        #                                                     hold a weight of 0 at any w_bits)
         return None
     c, h, w = layer.in_shape
     bits = layer.a_bits

@@ -41,11 +41,11 @@ def flat_view(layer: Dense, grid: tuple[int, int, int], bits: int):
     """Dense `layer` (its input [C, H, W] flattened) as a 1 x 1 convolution over the words of
     a grid of (rows, columns, position bits) holding that input: element (c, y, x) at
     element (y * columns + x) * (position bits / bits) + c of the grid, every other element
-    (padding channels and positions, which may hold anything) with weight 0."""
+    (padding channels and positions, which may hold anything) with weight 0 (the 8- and
+    2-bit dot forms hold it whatever the layer's weight bits; `bits` is the form's)."""
     rows, cols, pos_bits = grid
     c, h, w = layer.in_shape
-    if c * bits > pos_bits or h > rows or w > cols or pos_bits % bits or bits == 1 or \
-            layer.w_bits == 1:
+    if c * bits > pos_bits or h > rows or w > cols or pos_bits % bits or bits == 1:
         raise CompileError(f"layer {layer.name}: cannot read its {layer.in_shape} input as a "
                            f"grid of {rows} x {cols} positions of {pos_bits} bits")
     per_pos, per_word = pos_bits // bits, 32 // bits
