@@ -64,13 +64,16 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         raise CompileError(f"accelerator '{config.name}': the code generator needs W >= 64")
     enc = Encoding(config)
 
-    readers: dict[str, list[str]] = {}  # in one run, a producer's consumers
-    for name, srcs in (sources or {}).items():
-        for s in srcs:
-            if s.kind == "layer":
-                readers.setdefault(s.name, []).append(name)
+    by_name = {la.name: la for la in layers}
+    readers: dict[str, list[str]] = {}  # a producer's consumers, when they take its values
+    for name, srcs in (sources or {}).items():  # as they are (the host converts none)
+        for k, s in enumerate(srcs):
+            if s.kind == "layer" and s.name in by_name and name in by_name:
+                if _same_values(by_name[s.name], by_name[name], k):
+                    readers.setdefault(s.name, []).append(name)
     kinds = {la.name: get_kind(la.kind) for la in layers}
     row_out = {n for n, rs in readers.items() if all(kinds[r].reads_row_positions for r in rs)}
+    word_out = {n for n, rs in readers.items() if all(kinds[r].reads_word_positions for r in rs)}
     made: dict[str, Plan] = {}  # the latest plan of each layer
 
     def plan(i: int, layer: Layer, mem: Memory) -> Plan:
@@ -79,7 +82,8 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
             if len(src) == 1 and src[0].kind == "layer" else None
         made[layer.name] = p = kinds[layer.name].plan(
             i, layer, config, mem, layer.name in host_inputs,
-            Hints(row_positions=layer.name in row_out, input_grid=grid))
+            Hints(row_positions=layer.name in row_out, word_positions=layer.name in word_out,
+                  input_grid=grid))
         return p
 
     # constants of each layer alone, largest first: the order in which layers are streamed

@@ -54,6 +54,8 @@ class Hints:
 
     row_positions: bool = False  # its consumers read one data row per position (pooling):
     #                              write positions of whole rows where no MAC trigger is added
+    word_positions: bool = False  # its consumers read positions of whole words: write those
+    #                               where the MAC triggers added cost less than a byte copy
     input_grid: tuple[int, int, int] | None = None  # a dense layer's flattened [C, H, W] input
     #                                    read as a grid: (rows, columns, position bits)
 
@@ -67,6 +69,7 @@ class LayerKind(ABC):
     passes_values = False  # moves values unchanged: its inputs take its output's scale
     moves_rows = False  # its code copies rows with the vector unit (needs the zero row)
     reads_row_positions = False  # its plan reads its input as one data row per position
+    reads_word_positions = False  # ... as positions of whole 32-bit words
 
     @abstractmethod
     def patterns(self) -> list[FusionPattern]:

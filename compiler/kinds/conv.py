@@ -84,6 +84,7 @@ class _Weighted(LayerKind):
 
 class ConvKind(_Weighted):
     name = "conv2d"
+    reads_word_positions = True
     depthwise = False
 
     def _check(self, ctx: PatternCheckContext) -> bool:
@@ -148,7 +149,7 @@ class ConvKind(_Weighted):
         packed = -(-c * kh * kw // per_word) < kh * kw * -(-c // per_word)
         return DotPlan(index, layer, config, mem,
                        im2col=host_input and layer.groups == 1 and packed,
-                       row_positions=hints.row_positions)
+                       row_positions=hints.row_positions, word_positions=hints.word_positions)
 
     def describe(self, layer):
         return (f"{layer.in_shape} -> {layer.out_shape} k={layer.kernel} s={layer.stride} "
@@ -181,6 +182,7 @@ class DenseKind(_Weighted):
     """y = W x + b on a flattened input: a 1 x 1 convolution over a K x 1 x 1 input."""
 
     name = "dense"
+    reads_word_positions = True
 
     def patterns(self):
         flat = is_op("relax.matmul")(is_op("relax.reshape")(wildcard(), wildcard()), is_const())

@@ -60,7 +60,8 @@ def flat_view(layer: Dense, grid: tuple[int, int, int], bits: int):
 
 class DotPlan(WindowPlan):
     def __init__(self, index, layer, config, mem, im2col: bool = False,
-                 row_positions: bool = False, grid: tuple[int, int, int] | None = None):
+                 row_positions: bool = False, word_positions: bool = False,
+                 grid: tuple[int, int, int] | None = None):
         super().__init__(index, layer, config, mem)
         conv = layer.as_conv() if isinstance(layer, Dense) else layer
         self.grid = grid
@@ -85,6 +86,15 @@ class DotPlan(WindowPlan):
         k = next_pow2(o) if o <= L else L
         if conv.out_shape[2] == 1:  # one position per output row: lane groups would idle
             k = L
+        out_bits = {"int8": 8, "ternary": 2, "binary": 1}.get(conv.out.kind, 32)
+        if word_positions and k * out_bits < 32 <= L * out_bits:
+            # Positions of whole words, read by the consumer as they lie in a row, or a byte
+            # copy of every position (~4 cycles a byte): more MAC triggers per position where
+            # fewer positions share one, worth it while they cost less than the copy.
+            wide = 32 // out_bits
+            triggers = conv.kernel[0] * conv.kernel[1] * s  # per L // k positions
+            if triggers * (wide - k) / L < 4 * k * out_bits / 8:
+                k = wide
         # Lane groups read positions a power of two of words apart (the hardware shifts, it has
         # no crossbar): input positions take `pitch` words, s rounded up to a power of two.
         pitch = next_pow2(s) if k < L else s

@@ -225,12 +225,15 @@ def test_hand_over_of_whole_rows_goes_through_the_vector_unit(engine):
 
 @pytest.mark.parametrize("engine", ["golden", "rtl"])
 @pytest.mark.parametrize("channels, spec", [
-    (64, None), (16, {"layers": {"[24]": {"weights": 2, "activations": 2}}})])
+    (64, None), (16, {"layers": {"[24]": {"weights": 2, "activations": 2}}}),
+    (8, {"layers": {"[24]": {"weights": 2, "activations": 2}}})])
 def test_hand_over_by_parts_of_rows_into_padded_grids(engine, channels, spec, monkeypatch):
-    """Positions smaller than a data row (64 int8 or 16 ternary channels) into zero-padded grids
-    of odd width: the consumers' grids are laid out so that the vector unit copies rows and
-    parts of rows, the padding zeroed from the zero row; far under the LSU's cycles,
-    bit-exact, counted exactly."""
+    """Positions smaller than a data row (64 int8, 16 or 8 ternary channels) into zero-padded
+    grids of odd width: the consumers' grids are laid out so that the vector unit copies rows
+    and parts of rows, the padding zeroed from the zero row; far under the LSU's cycles,
+    bit-exact, counted exactly. 8 ternary channels fill half a word: their producers write
+    positions of whole words (their consumers read those) instead of being copied byte by
+    byte."""
     torch.manual_seed(0)
     c = channels
     model = torch.nn.Sequential(
@@ -249,6 +252,7 @@ def test_hand_over_by_parts_of_rows_into_padded_grids(engine, channels, spec, mo
     for name in ("0", "2", "4"):
         cycles = [n.program.layers[name].tiling["handover_cycles"] for n in (net, lsu)]
         assert 0 < 3 * cycles[0] < cycles[1], (name, cycles)
+        assert net.program.layers[name].output.pos_bits % 32 == 0
     est = estimate(net.program)
     with net.runner(engine) as acc, net.runner("reference") as ref:
         for x in cal[:2]:
