@@ -141,7 +141,33 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
     for p in plans:
         b = bindings[p.layer.name]
         bindings[p.layer.name] = replace(b, entry=program.labels[p.label])
-    return CompiledProgram(config, program, text, image, bindings, offchip, segments)
+    compiled = CompiledProgram(config, program, text, image, bindings, offchip, segments)
+    if sources and not streamed and stream_weights is None and config.has_unit("dma") and \
+            any(b.tiles > 1 for b in bindings.values()):
+        # Every constant resident leaves layers in row tiles, each window loaded and each
+        # tile stored through the off-chip memory: streaming the constants instead may let the
+        # activations fit. The faster of the two, unless it takes more energy.
+        try:
+            alt = compile_layers(layers, config, True, host_inputs, overlap, share_rows,
+                                 sources, host_reads)
+        except CompileError:
+            return compiled
+        return alt if _faster(alt, compiled) else compiled
+    return compiled
+
+
+def _faster(a: CompiledProgram, b: CompiledProgram) -> bool:
+    """a takes fewer cycles than b and no more energy (the estimator's counts, exact)."""
+    from compiler.estimate import estimate
+    from hw.energy import energy_of
+
+    def totals(p: CompiledProgram) -> tuple[int, float]:
+        runs = list(estimate(p).values())
+        cycles = sum(c["cycles"] for c in runs)
+        energy = sum(energy_of(c, p.config.energy, p.config.vector_width).total_pj for c in runs)
+        return cycles, energy
+    (ca, ea), (cb, eb) = totals(a), totals(b)
+    return ca < cb and ea <= eb
 
 
 def _dense_grid(layer: Layer, producer: Plan | None, config: AccelConfig):

@@ -221,9 +221,9 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
     em.value(pro, whole | 1 << 17, r_part)
     pro.barrier()
     cycles += em.block(pro)
-    mark = em.regs
+    free = int(r_part[1:]) + 1  # each loop's registers from here
     for k, loop in enumerate(copy.loops):
-        em.regs = mark
+        em.regs = iter(range(free, cfg.registers))
         ops = loop.ops
         d0 = ops[0].dst
         s0 = next((op.src for op in ops if op.src is not None), 0)

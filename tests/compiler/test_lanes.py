@@ -10,26 +10,26 @@ import pytest
 from compiler.layout import Layout
 from compiler.plans.lanes import plan_lanes
 
-ROW = 128  # default's data row
-PART = ROW // 4
+ROW = 128  # default's data row (tiny's: 8 bytes)
 
 
-def _replay(copy, mem: np.ndarray) -> None:
+def _replay(copy, mem: np.ndarray, row: int = ROW) -> None:
+    part = row // 4
     for loop in copy.loops:
         for k in range(loop.count):
             for op in loop.ops:
-                acc = np.zeros(ROW, np.uint8)
+                acc = np.zeros(row, np.uint8)
                 if op.src is not None:
-                    s = (op.src + k * loop.src_step) * ROW
-                    acc = mem[s:s + ROW].copy()
-                d = (op.dst + k * loop.dst_step) * ROW
+                    s = (op.src + k * loop.src_step) * row
+                    acc = mem[s:s + row].copy()
+                d = (op.dst + k * loop.dst_step) * row
                 for q in op.parts:
-                    mem[d + q * PART:d + (q + 1) * PART] = acc[q * PART:(q + 1) * PART]
+                    mem[d + q * part:d + (q + 1) * part] = acc[q * part:(q + 1) * part]
                 for w in op.zero_words:  # the LSU's, after the rows
                     mem[d + w:d + w + 4] = 0
 
 
-def _layouts(rng, bits: int):
+def _layouts(rng, bits: int, row: int = ROW):
     """A producer's rows and a consumer's padded grid laid out as the code generator does:
     pitches equal modulo a data row, the first position in its producer's place."""
     # binary channels past C read -1 and the producer's hold anything: whole words only
@@ -38,25 +38,26 @@ def _layouts(rng, bits: int):
     slot = 8 * max(4, -(-c * bits // 32) * 4)  # whole words
     size = slot // 8
     pt, pl, pb, pr = (int(v) for v in rng.integers(0, 3, 4))
-    src = Layout(ROW * int(rng.integers(0, 8)), (c, h, w), h, w + int(rng.integers(0, 4)),
+    src = Layout(row * int(rng.integers(0, 8)), (c, h, w), h, w + int(rng.integers(0, 4)),
                  (0, 0), slot, bits, 0)
     need = w + pl + pr + int(rng.integers(0, 3))
-    cols = next(n for n in range(need, need + ROW + 1) if (n - src.cols) * size % ROW == 0)
-    scratch = 65536 + ROW * int(rng.integers(0, 8))
-    lead = (src.addr - scratch - (pt * cols + pl) * size) % ROW
+    cols = next(n for n in range(need, need + row + 1) if (n - src.cols) * size % row == 0)
+    scratch = 65536 + row * int(rng.integers(0, 8))
+    lead = (src.addr - scratch - (pt * cols + pl) * size) % row
     rows = h + pt + pb
     dst = Layout(scratch + lead, (c, rows, cols), rows, cols, (0, 0), slot, bits,
                  -1 if bits == 1 else 0)
     return src, dst, (pt, pl, pb, pr)
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_rows_and_parts_put_every_element_in_place(seed):
+@pytest.mark.parametrize("row", [ROW, 8])
+@pytest.mark.parametrize("seed", range(30))
+def test_rows_and_parts_put_every_element_in_place(seed, row):
     rng = np.random.default_rng(seed)
     bits = int(rng.choice([8, 2, 1]))
-    src, dst, padding = _layouts(rng, bits)
+    src, dst, padding = _layouts(rng, bits, row)
     c, h, w = src.shape
-    copy = plan_lanes(src, dst, (c, h, w), padding, ROW, whole_rows=True)
+    copy = plan_lanes(src, dst, (c, h, w), padding, row, whole_rows=True)
     assert copy is not None, (src, dst, padding)
     lo, hi = (-128, 127) if bits == 8 else (-1, 1)
     q = rng.integers(lo, hi + 1, (c, h, w))
@@ -70,7 +71,7 @@ def test_rows_and_parts_put_every_element_in_place(seed):
     enc_bits[garbage] = rng.integers(0, 2, garbage.sum())
     mem[src.addr:src.addr + src.size] = np.packbits(enc_bits, bitorder="little")
     before = mem.copy()
-    _replay(copy, mem)
+    _replay(copy, mem, row)
 
     got = replace(dst, shape=(c, dst.rows, dst.cols)).decode(mem[dst.addr:dst.addr + dst.size])
     pt, pl, pb, pr = padding
@@ -84,7 +85,7 @@ def test_rows_and_parts_put_every_element_in_place(seed):
                        dst.pos_bits, 1, -1).decode(mem[dst.addr:dst.addr + dst.size])
         assert np.all(every[c:, :pt + h + pb, :pl + w + pr] == -1)
     outside = np.ones(mem.size, bool)
-    outside[dst.addr // ROW * ROW:-(-(dst.addr + dst.size) // ROW) * ROW] = False
+    outside[dst.addr // row * row:-(-(dst.addr + dst.size) // row) * row] = False
     np.testing.assert_array_equal(mem[outside], before[outside])
 
 

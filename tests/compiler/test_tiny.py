@@ -59,8 +59,14 @@ def test_tiny_model_from_pt2_on_the_rtl(tmp_path, entry, version):
         hand = sum(b.tiling.get("handover_cycles", 0) for b in net.program.layers.values())
         util = net_macs(net) / ((cycles - waits - hand) * config.lanes)
         assert util >= FLOOR[entry.name], f"{entry.name}: {util:.3f}"
-        # only the autoencoder's int8 weights (258 KiB) exceed the 256 KiB data memory
-        assert bool(net.program.offchip) == (entry.name == "autoencoder")
+        # only the autoencoder's int8 weights (258 KiB) exceed the 256 KiB data memory;
+        # MobileNetV1's fit, but leave its early layers in row tiles, each window and tile
+        # going through the off-chip memory: streaming its constants instead is faster (and
+        # takes less energy), and the whole network then runs at once
+        assert bool(net.program.offchip) == (entry.name in ("autoencoder", "mobilenet_v1"))
+        if entry.name == "mobilenet_v1":
+            assert len(net.program.segments) == 1 and \
+                all(b.tiles == 1 for b in net.program.layers.values())
 
 
 def net_macs(net) -> int:
