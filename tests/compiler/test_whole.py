@@ -243,7 +243,7 @@ def test_hand_over_by_parts_of_rows_into_padded_grids(engine, config, channels, 
         torch.nn.Conv2d(c, c, 3, padding=1, groups=c), torch.nn.ReLU(),
         torch.nn.Conv2d(c, c, 3, padding=1), torch.nn.ReLU(),
         torch.nn.Conv2d(c, 8, 3, padding=1)).eval()
-    shape = (3, 9, 7)
+    shape = (3, 9, 7) if config == "default" else (3, 7, 5)  # tiny: 4 KiB
     cal = np.random.default_rng(0).standard_normal((4, *shape)).astype(np.float32)
     config = load_accel_config(config)
     net = compile_model(model, torch.from_numpy(cal[:1]), config, spec, cal)
