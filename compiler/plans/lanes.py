@@ -51,7 +51,6 @@ class RowLoop:
 @dataclass(frozen=True)
 class LaneCopy:
     loops: tuple[RowLoop, ...]
-    parts: int  # parts per data row
 
 
 def plan_lanes(src: Layout, dst: Layout, shape: tuple[int, int, int],
@@ -100,7 +99,7 @@ def plan_lanes(src: Layout, dst: Layout, shape: tuple[int, int, int],
     if ops is None:
         return None
     loops = _compress(ops)
-    return LaneCopy(tuple(loops), 4) if len(loops) <= MAX_LOOPS else None
+    return LaneCopy(tuple(loops)) if len(loops) <= MAX_LOOPS else None
 
 
 def _row_ops(need: np.ndarray, source: np.ndarray, lo: int, row: int,
@@ -131,6 +130,8 @@ def _row_ops(need: np.ndarray, source: np.ndarray, lo: int, row: int,
             parts, fix = copies.setdefault(first + int(shifts[0]) // row, ([], []))
             parts.append(q)
             if ZERO in kinds:  # padding beside source bytes: whole words, zeroed after
+                if part % 4:
+                    return None
                 words = cells[r, q].reshape(-1, 4)
                 zero = np.any(words == ZERO, axis=1)
                 if np.any(words[zero] == SOURCE):
