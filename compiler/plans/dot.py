@@ -107,8 +107,8 @@ class DotPlan(WindowPlan):
             pitch, t = s, conv.stride[1] * s
         n = L // k
         A = k if o <= L else lanes_per_position(o, L, G)
-        if row_positions and o > L:  # one position per trigger either way: whole rows cost
-            A = align_up(A, G)  #        only accumulator room and post-processing triggers
+        if row_positions and n == 1:  # one position per trigger either way: whole rows
+            A = align_up(A, G)  #           cost only accumulator room and post-processing
         chunks = -(-o // L)
         self.k, self.t, self.chunks, self.bits, self.words = k, t, chunks, bits, s
         vg = (k.bit_length() - 1) << 8 | (t.bit_length() if n > 1 else 0)  # log2(t) + 1

@@ -130,7 +130,8 @@ class WindowPlan(Plan):
         """The accumulator base of chunk q's lanes for a block of n positions in pass p."""
         if self.chunks > 1:
             return block * self.pass_lanes + (q - p * self.per_pass) * self.chunk_lanes
-        return block * self.chunk_lanes
+        return block * self.n * self.A  # n positions of A lanes (n * A = the chunk's lanes,
+        #                                 unless one position takes more: whole rows)
 
     def triggers(self, seg: Segment) -> list[tuple[str, int, int, int]]:
         """(opcode, x offset in words from the iteration's first input position, weight row,
