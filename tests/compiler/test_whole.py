@@ -223,6 +223,7 @@ def test_hand_over_of_whole_rows_goes_through_the_vector_unit(engine):
                 assert run.counters == est[run.name], run.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["golden", "rtl"])
 @pytest.mark.parametrize("config, channels, spec", [
     ("default", 64, None), ("default", 16, {"layers": {"[24]": {"weights": 2, "activations": 2}}}),
