@@ -223,6 +223,18 @@ def test_hand_over_of_whole_rows_goes_through_the_vector_unit(engine):
                 assert run.counters == est[run.name], run.name
 
 
+def _runs_exactly(net, engine: str, xs: np.ndarray) -> None:
+    """Every layer's output equals the reference's and its counters the estimator's."""
+    est = estimate(net.program)
+    with net.runner(engine) as acc, net.runner("reference") as ref:
+        for x in xs:
+            np.testing.assert_array_equal(acc(x[None]), ref(x[None]))
+            for name, y in ref.int_outputs.items():
+                np.testing.assert_array_equal(acc.int_outputs[name], y, err_msg=name)
+            for run in acc.layer_runs:
+                assert run.counters == est[run.name], run.name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["golden", "rtl"])
 @pytest.mark.parametrize("config, channels, spec", [
@@ -258,14 +270,7 @@ def test_hand_over_by_parts_of_rows_into_padded_grids(engine, config, channels, 
         assert 0 < cycles[0] < cycles[1] and "vmac.aset" in sections[name], (name, cycles)
         assert 3 * cycles[0] < cycles[1] or config.name == "tiny", (name, cycles)
         assert net.program.layers[name].output.pos_bits % 32 == 0
-    est = estimate(net.program)
-    with net.runner(engine) as acc, net.runner("reference") as ref:
-        for x in cal[:2]:
-            np.testing.assert_array_equal(acc(x[None]), ref(x[None]))
-            for name, y in ref.int_outputs.items():
-                np.testing.assert_array_equal(acc.int_outputs[name], y, err_msg=name)
-            for run in acc.layer_runs:
-                assert run.counters == est[run.name], run.name
+    _runs_exactly(net, engine, cal[:2])
 
 
 @pytest.mark.parametrize("engine", ["golden", "rtl"])
@@ -285,11 +290,4 @@ def test_dense_reads_its_flattened_input_where_its_producer_left_it(engine, spec
     conv, dense = net.program.layers["2"], net.program.layers["5"]
     assert conv.tiling["handover_cycles"] == 0 and dense.inputs[0].addr == conv.output.addr
     assert dense.inputs[0].shape == (24, 5, 5)
-    est = estimate(net.program)
-    with net.runner(engine) as acc, net.runner("reference") as ref:
-        for x in cal[:2]:
-            np.testing.assert_array_equal(acc(x[None]), ref(x[None]))
-            for name, y in ref.int_outputs.items():
-                np.testing.assert_array_equal(acc.int_outputs[name], y, err_msg=name)
-            for run in acc.layer_runs:
-                assert run.counters == est[run.name], run.name
+    _runs_exactly(net, engine, cal[:2])
