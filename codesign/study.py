@@ -39,14 +39,16 @@ BOTORCH_STARTUP = 8  # random trials before the GP takes over
 
 def _botorch(seed: int, objectives: int, constraints: dict) -> optuna.samplers.BaseSampler:
     """BoTorch through Optuna's integration: qLogNEHVI for several objectives (numerically
-    steadier than qNEHVI), LogEI for one."""
+    steadier than qNEHVI; scaled and sized in `codesign.bo`), LogEI for one."""
     from botorch.exceptions import InputDataWarning, OptimizationWarning
     from optuna_integration import BoTorchSampler
-    from optuna_integration.botorch import logei_candidates_func, qnehvi_candidates_func
+    from optuna_integration.botorch import logei_candidates_func
+
+    from codesign.bo import qlognehvi_candidates
     for noise in (InputDataWarning, OptimizationWarning):  # per proposal; the search goes on
         warnings.filterwarnings("ignore", category=noise)
     return BoTorchSampler(
-        candidates_func=qnehvi_candidates_func if objectives > 1 else logei_candidates_func,
+        candidates_func=qlognehvi_candidates if objectives > 1 else logei_candidates_func,
         n_startup_trials=BOTORCH_STARTUP, seed=seed,
         independent_sampler=optuna.samplers.RandomSampler(seed=seed), **constraints)
 

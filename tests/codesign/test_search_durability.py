@@ -224,7 +224,7 @@ def test_a_warm_start_seeds_the_sampler_without_counting(tmp_path):
     assert not {t.number for t in warm} & {t.number for t in pareto_trials(study)}
 
 
-@pytest.mark.slow  # one BoTorch proposal: 30 s to minutes on 2 cores
+@pytest.mark.slow  # one BoTorch proposal: about 5 s on 2 cores (codesign.bo)
 def test_botorch_qlognehvi_proposes_after_its_random_start(tmp_path):
     from codesign.study import BOTORCH_STARTUP
     exp = quick(BOTORCH_STARTUP + 1, sampler="botorch")
