@@ -342,13 +342,14 @@ def _vector_setup(em) -> int:
     return em.block(pro)
 
 
-def _row_op(em, tl: Timeline, reg: str, offset: int, op: str) -> int:
-    """vmac.<op> on row reg + offset; returns the cycle it reads reg."""
+def _row_op(em, tl: Timeline, reg: str, offset: int, op: str, extra=()) -> int:
+    """vmac.<op> on row reg + offset, with `extra` (source, port) moves in its cycle; returns
+    the cycle it reads reg."""
     if offset == 0:
-        return tl.place([M(0, reg, f"vmac.{op}")])
+        return tl.place([M(0, reg, f"vmac.{op}"), *(M(0, s, d) for s, d in extra)])
     la = em.plan.lat["alu"]
     return tl.place([M(0, reg, "alu.in1"), M(0, em.imm(offset), "alu.add"),
-                     M(la, "alu.res", f"vmac.{op}")])
+                     M(la, "alu.res", f"vmac.{op}"), *(M(la, s, d) for s, d in extra)])
 
 
 def _fill_rows(em, first: int, rows: int, count: int, stride: int, label: str) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.layout import Layout
-from compiler.plans.handover import _step, _vector_setup
+from compiler.plans.handover import _row_op, _step, _vector_setup
 from compiler.schedule import Timeline, TimedMove as M
 
 MAX_OPS = 32  # row operations per loop body
@@ -247,12 +247,14 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
         # first whole row: each move lands in its trigger's cycle, so the order holds)
         order = sorted(ops, key=lambda op: (len(op.parts) < 4, op.src is not None))
         mode = None
+        zeros = False  # the accumulators hold the zero row (the previous op loaded it)
         for op in order:
             if op.src is None:
-                if not _after(order, op):
+                if not zeros:
                     body.place([M(0, em.imm(plan.zero_row), "vmac.aset")])
             else:
-                last = max(last, _trigger(em, body, rs, op.src - s0, "aset"))
+                last = max(last, _row_op(em, body, rs, op.src - s0, "aset"))
+            zeros = op.src is None
             for q in op.parts if len(op.parts) < 4 else (None,):
                 extra = []
                 want = "whole" if q is None else "part"
@@ -261,7 +263,7 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
                     mode = want
                 if q is not None:
                     extra.append((em.imm(q * lanes), "vmac.base"))
-                last = max(last, _trigger(em, body, rd, op.dst - d0, "rq", extra))
+                last = max(last, _row_op(em, body, rd, op.dst - d0, "rq", extra))
         written = body.end  # the LSU's zeroes land after the rows they patch
         for op in ops:
             for w in op.zero_words:
@@ -276,20 +278,3 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
         em.loop_control(body, rx, f"{name}_l{k}_x")
         cycles += em.nest(pro, body, lambda tl: None, 1, loop.count, f"{name}_l{k}", rx, ry)
     return cycles
-
-
-def _after(order: list[RowOp], op: RowOp) -> bool:
-    """Whether a zero-row operation before `op` already left zeros in the accumulators."""
-    k = order.index(op)
-    return k > 0 and order[k - 1].src is None
-
-
-def _trigger(em, tl: Timeline, reg: str, offset: int, op: str, extra=()) -> int:
-    """vmac.<op> on row reg + offset with `extra` (source, port) moves in its cycle; returns
-    the cycle it reads reg."""
-    moves = [(s, d) for s, d in extra]
-    if offset == 0:
-        return tl.place([M(0, reg, f"vmac.{op}"), *(M(0, s, d) for s, d in moves)])
-    la = em.plan.lat["alu"]
-    return tl.place([M(0, reg, "alu.in1"), M(0, em.imm(offset), "alu.add"),
-                     M(la, "alu.res", f"vmac.{op}"), *(M(la, s, d) for s, d in moves)])
