@@ -5,7 +5,8 @@ Optuna's integration optimizes the acquisition from 20 restarts over 1,024 raw s
 the worst value of each objective, which for energies in joules (a few 1e-8 apart) lies far off
 the front. Here the objectives are scaled to [0, 1] first, so the reference point sits just
 below the worst value seen, and the acquisition is optimized from 4 restarts over 256 raw
-samples: a codesign search space is a few categorical choices, relaxed to the unit cube.
+samples with 128 quasi-Monte-Carlo samples of the posterior (the integration: 256): a codesign
+search space is a few categorical choices, relaxed to the unit cube.
 """
 
 from __future__ import annotations
