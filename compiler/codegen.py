@@ -72,7 +72,8 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                 if _same_values(by_name[s.name], by_name[name], k):
                     readers.setdefault(s.name, []).append(name)
     kinds = {la.name: get_kind(la.kind) for la in layers}
-    row_out = {n for n, rs in readers.items() if all(kinds[r].reads_row_positions for r in rs)}
+    row_out = {n for n, rs in readers.items()
+               if all(kinds[r].reads_row_positions(by_name[r], config) for r in rs)}
     word_out = {n for n, rs in readers.items() if all(kinds[r].reads_word_positions for r in rs)}
     made: dict[str, Plan] = {}  # the latest plan of each layer
 

@@ -68,8 +68,11 @@ class LayerKind(ABC):
     weighted = False  # has weights quantized by the spec, named by their module path
     passes_values = False  # moves values unchanged: its inputs take its output's scale
     moves_rows = False  # its code copies rows with the vector unit (needs the zero row)
-    reads_row_positions = False  # its plan reads its input as one data row per position
     reads_word_positions = False  # ... as positions of whole 32-bit words
+
+    def reads_row_positions(self, layer: Layer, config) -> bool:
+        """Its plan reads the input of `layer` as one data row per position."""
+        return False
 
     @abstractmethod
     def patterns(self) -> list[FusionPattern]:

@@ -37,7 +37,10 @@ class PoolKind(LayerKind):
     """Max and average pooling, global average pooling (the kernel is the input)."""
 
     name = "pool"
-    reads_row_positions = True
+
+    def reads_row_positions(self, layer, config):
+        from compiler.plans.rows import packed_slot
+        return packed_slot(layer, config.vector_width // 8) is None
 
     def patterns(self):
         table = []

@@ -5,9 +5,10 @@ for free between layers, now counted).
 A producer writes whole rows of output positions (`cols_out` pitch, `A` lanes per position);
 a consumer reads a zero-padded grid of positions of its own pitch, or the tensor flattened. Both
 sides are affine in (channel, row, column), so the copy is a nest of at most three loops around
-an unrolled run of word (or byte) copies. The consumer's padding is written first with its fill
-value (only where the copy leaves gaps when those form a few regular runs, else the whole
-buffer): its buffer is shared with other layers' over time.
+an unrolled run of word (or byte) copies (an inner loop too long to unroll whole runs k steps
+per body). The consumer's padding is written first with its fill value (only where the copy
+leaves gaps when those form a few regular runs, else the whole buffer): its buffer is shared
+with other layers' over time.
 
 Copies whose runs are whole data rows at row-aligned places (positions of one row each, or
 whole rows of positions) go through the vector unit instead: `aset` a row into the
@@ -152,6 +153,14 @@ def _shaped(src: int, dst: int, loops: list[Loop], run: int, imm_max: int,
             break
         loops.pop()
         pattern = wide
+    if loops:  # the innermost loop left: k of its steps per body (less loop control per unit)
+        lp = loops[-1]
+        for k in range(min(lp.count, MAX_UNROLL // len(pattern)), 1, -1):
+            wide = [(i * lp.src + a, i * lp.dst + b) for i in range(k) for a, b in pattern]
+            if lp.count % k == 0 and max(max(abs(a), abs(b)) for a, b in wide) <= imm_max:
+                loops[-1] = Loop(lp.count // k, k * lp.src, k * lp.dst)
+                pattern = wide
+                break
     if len(loops) > 3 or (len(loops) == 3 and loops[0].count > MAX_OUTER):
         return None
     return Copy(src, dst, tuple(loops), tuple(pattern), unit)

@@ -17,6 +17,7 @@ from compiler.errors import CompileError, MemoryFitError
 from compiler.intsem import QMIN
 from compiler.layout import Layout, RowTiling
 from compiler.plans.base import Emitter, Plan, align_up, indent, next_pow2
+from compiler.plans.handover import Loop, _shaped, emit_copy
 from compiler.program import LayerBinding
 from compiler.schedule import Timeline, TimedMove as M
 from hw.isa import Encoding
@@ -112,14 +113,59 @@ class RowPlan(Plan):
         return em.nest(pro, body, row_tail, ny, nx, name, rx, ry)
 
 
+MAX_PACKED_TAPS = 16  # a packed pool's code gathers each tap's plane in a loop nest of its own
+
+
+def packed_slot(layer, group: int) -> int | None:
+    """A packed pool's bytes per position (A), or None when it keeps a row per position: its
+    windows must tile the input, and more than one output share a row (a global pooling's
+    single output gains nothing from the gathering)."""
+    a = max(4, next_pow2(layer.in_shape[0]))
+    _, oh, ow = layer.out_shape
+    tiles = tuple(layer.kernel) == tuple(layer.stride) and not any(layer.padding)
+    return a if tiles and 2 * a <= group and oh * ow > 1 and \
+        layer.kernel[0] * layer.kernel[1] <= MAX_PACKED_TAPS else None
+
+
 class PoolPlan(RowPlan):
-    """Max and average pooling: one row per position and group of G channels."""
+    """Max and average pooling. Windows that tile the input (kernel = stride, no padding) of
+    at most G/2 channels pack P = G/A positions into a row (A = the channels' bytes rounded up
+    to a power of two, at least a word): the LSU first gathers each tap's input positions, in
+    output order, into a plane of their own; then a pass combines the planes row by row, P
+    outputs a trigger. The input is read where it lies, in its producer's grid (`adopt_grid`).
+    Otherwise one row per position and group of G channels (lanes = channels)."""
+
+    def __init__(self, index, layer, config, mem):
+        super().__init__(index, layer, config, mem)
+        self.cols: int | None = None  # a packed pool's input grid: columns and words per
+        self.s: int | None = None  # position (its own, or its producer's)
+
+    def packs(self) -> bool:
+        return packed_slot(self.layer, self.group) is not None
+
+    def slot(self) -> int:
+        return packed_slot(self.layer, self.group)
+
+    def adopt_grid(self, cols: int, pos_bits: int) -> bool:
+        c, _, w = self.layer.in_shape
+        if not self.packs() or cols < w or pos_bits % 32 or pos_bits < 8 * c:
+            return False
+        self.cols, self.s = cols, pos_bits // 32
+        return True
 
     def output_grid(self) -> tuple[int, int, int, int]:
         o, oh, ow = self.layer.out_shape
+        if self.packs():
+            return oh, ow, 8 * self.slot(), 8
         return oh, ow, -(-o // self.group) * self.group * 8, 8
 
     def emit(self, scratch: int, enc: Encoding):
+        if self.packs():
+            try:
+                return self.emit_packed(scratch, enc)
+            except MemoryFitError:
+                if self.cols is not None:
+                    raise
         layer, G = self.layer, self.group
         c, h, w = layer.in_shape
         o, oh, ow = layer.out_shape
@@ -146,6 +192,39 @@ class PoolPlan(RowPlan):
         return self.emit_rows(enc, (in_l,), out_l, n_groups, self.params, ops,
                               rows, ow, sx * n_groups, (sy * cols - ow * sx) * n_groups, tiling,
                               {})
+
+    def emit_packed(self, scratch: int, enc: Encoding):
+        layer, row = self.layer, self.row
+        c, h, w = layer.in_shape
+        o, oh, ow = layer.out_shape
+        (kh, kw), (sy, sx) = layer.kernel, layer.stride
+        A = self.slot()
+        cols, s = self.cols or w, self.s or A // 4
+        in_l = Layout(scratch, (c, h, w), h, cols, (0, 0), 32 * s, 8)
+        plane_rows = -(-oh * ow * A // row)
+        planes = align_up(scratch + in_l.size, row)
+        taps = [(ky, kx) for ky in range(kh) for kx in range(kw)]
+        out_l = Layout(planes + len(taps) * plane_rows * row, (o, oh, ow), oh, ow, (0, 0), 8 * A,
+                       8, 0)
+        if out_l.addr + plane_rows * row > self.mem.limit:
+            raise MemoryFitError(f"layer {layer.name}: its packed planes do not fit the data "
+                                 f"memory of accelerator '{self.config.name}'")
+        em = Emitter(self, enc)
+        cycles = em.start()
+        pos = 4 * s
+        for t, (ky, kx) in enumerate(taps):  # 8-bit: bytes past the channels may hold anything
+            copy = _shaped(in_l.addr + (ky * cols + kx) * pos, planes + t * plane_rows * row,
+                           [Loop(oh, sy * cols * pos, ow * A), Loop(ow, sx * pos, A)],
+                           min(pos, A), enc.imm_range[1])
+            cycles += emit_copy(em, copy, f"{self.label}_t{t}")
+        ops = [("aset" if t == 0 else ("amax" if layer.op == "max" else "radd"), t * plane_rows,
+                None if t == 0 or layer.op == "max" else 1) for t in range(len(taps))]
+        cycles += self.row_pass(em, self.row_regs(em), self.params[0], ops, planes // row,
+                                out_l.addr // row, 1, plane_rows, 1, 0, 1, 0, f"{self.label}_p")
+        cycles += em.halt()
+        info = {"groups": 1, "taps": len(taps), "row_tiles": 1, "positions_per_row": row // A}
+        return indent(em.lines), LayerBinding(layer, 0, cycles, (in_l,), out_l, 0, 0, info,
+                                              None, blocks=tuple(em.blocks))
 
 
 class AddPlan(RowPlan):

@@ -133,6 +133,35 @@ def test_dense_pool_add_share_one_program(tiny):
     check(layers, tiny, rng, images=3)
 
 
+@pytest.mark.parametrize("accel", ["tiny", "default"])
+def test_pools_whose_windows_tile_the_input_pack_positions_into_rows(accel):
+    """kernel = stride, no padding, few channels: several positions per row (gathered per tap
+    by the LSU, then combined a row at a time), max and average, odd sizes that leave input
+    rows and columns unread."""
+    from hw.config import load_accel_config
+    config = load_accel_config(accel)
+    rng = np.random.default_rng(11)
+    most = config.vector_width // 16  # 2 * next_pow2(c) bytes fit a row
+    layers = []
+    for i in range(4):
+        c = int(rng.integers(1, most + 1))
+        kh, kw = int(rng.integers(1, 4)), int(rng.integers(2, 4))
+        h, w = kh * int(rng.integers(1, 4)) + int(rng.integers(0, kh)), \
+            kw * int(rng.integers(2, 5)) + int(rng.integers(0, kw))
+        shape_out = (c, h // kh, w // kw)
+        if i % 2:
+            out = Output("int8", np.full(c, 0.1),
+                         requant=Requant.from_scale(0.9 / (kh * kw), relu=bool(i % 3)))
+            layers.append(Pool(f"avg{i}", "avg", (c, h, w), shape_out, (kh, kw), (kh, kw),
+                               (0, 0, 0, 0), 0.1, out))
+        else:
+            layers.append(Pool(f"max{i}", "max", (c, h, w), shape_out, (kh, kw), (kh, kw),
+                               (0, 0, 0, 0), 0.1, Output("int8", np.full(c, 0.1))))
+    compiled = check(layers, config, rng, images=2)
+    for layer in layers:
+        assert compiled.layers[layer.name].tiling["positions_per_row"] >= 2
+
+
 def test_activations_larger_than_the_memory_run_in_row_tiles(tiny):
     """tiny keeps activations in a 2 KiB bank: a 20x20x8 input (3.2 KB) and a pool are tiled."""
     rng = np.random.default_rng(5)

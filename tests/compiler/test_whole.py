@@ -223,6 +223,20 @@ def test_hand_over_of_whole_rows_goes_through_the_vector_unit(engine):
                 assert run.counters == est[run.name], run.name
 
 
+@pytest.mark.parametrize("engine", ["golden", "rtl"])
+def test_pools_read_narrow_convolutions_in_place_and_pack_positions(engine):
+    """LeNet on `default`: 2x2 max pools after 6- and 16-channel convolutions read the
+    convolutions' rows where they lie (no hand-over) and combine 16 / 8 positions a trigger
+    (they took a row per position, and a copy of every position into that grid: 52% of the
+    network's cycles)."""
+    entry, net = _compiled("lenet")
+    for conv, pool, per_row in (("conv1", "max_pool_0", 16), ("conv2", "max_pool_1", 8)):
+        assert net.program.layers[conv].tiling["handover_cycles"] == 0
+        assert net.program.layers[pool].tiling["positions_per_row"] == per_row
+    xs = np.random.default_rng(1).standard_normal((2, *entry.input_shape)).astype(np.float32)
+    _runs_exactly(net, engine, xs)
+
+
 def _runs_exactly(net, engine: str, xs: np.ndarray) -> None:
     """Every layer's output equals the reference's and its counters the estimator's."""
     est = estimate(net.program)
