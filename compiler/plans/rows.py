@@ -118,18 +118,20 @@ MAX_PACKED_TAPS = 16  # a packed pool's code gathers each tap's plane in a loop 
 
 def packed_slot(layer, group: int) -> int | None:
     """A packed pool's bytes per position (A), or None when it keeps a row per position: its
-    windows must tile the input, and more than one output share a row (a global pooling's
-    single output gains nothing from the gathering)."""
+    windows must tile the input, at least 8 positions share a row (wider positions: a
+    convolution writes them one per trigger, a row each, which a row pool reads in place, where
+    the gathering would move every word once more), and more than one output (a global
+    pooling's single output gains nothing)."""
     a = max(4, next_pow2(layer.in_shape[0]))
     _, oh, ow = layer.out_shape
     tiles = tuple(layer.kernel) == tuple(layer.stride) and not any(layer.padding)
-    return a if tiles and 2 * a <= group and oh * ow > 1 and \
+    return a if tiles and 8 * a <= group and oh * ow > 1 and \
         layer.kernel[0] * layer.kernel[1] <= MAX_PACKED_TAPS else None
 
 
 class PoolPlan(RowPlan):
     """Max and average pooling. Windows that tile the input (kernel = stride, no padding) of
-    at most G/2 channels pack P = G/A positions into a row (A = the channels' bytes rounded up
+    at most G/8 channels pack P = G/A positions into a row (A = the channels' bytes rounded up
     to a power of two, at least a word): the LSU first gathers each tap's input positions, in
     output order, into a plane of their own; then a pass combines the planes row by row, P
     outputs a trigger. The input is read where it lies, in its producer's grid (`adopt_grid`).
