@@ -3,6 +3,8 @@ int8 in, int8 out, run on rows of the data memory."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,7 +16,7 @@ from compiler.kinds.base import (NO_HINTS, FloatLayer, LayerKind, activation, ap
                                  batch_one, clip_bounds, const_value, finish_float, fusion,
                                  is_constant, shape, with_activation)
 from compiler.kinds.moves import Resize2dKind, check_bilinear
-from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, bilinear_taps
+from compiler.layer_ir import Add, Affine, Bilinear, Conv2d, Output, Pool, bilinear_taps
 from compiler.reference import windows
 
 
@@ -33,6 +35,26 @@ def _check_mean(ctx: PatternCheckContext) -> bool:
         and batch_one(mean.args[0])
 
 
+def unit_depthwise(layer: Pool) -> Conv2d:
+    """An average pooling as the depthwise convolution with weights 1 and bias 0 that sums
+    the same windows (zero padded) into the same accumulators, requantized by its output."""
+    c, rq = layer.in_shape[0], layer.out.requant
+    per_channel = replace(rq, multiplier=np.broadcast_to(rq.multiplier, (c,)).copy(),
+                          shift=np.broadcast_to(rq.shift, (c,)).copy())
+    return Conv2d(layer.name, layer.in_shape, layer.out_shape,
+                  np.ones((c, 1, *layer.kernel), np.int8), np.zeros(c, np.int32),
+                  tuple(layer.stride), tuple(layer.padding), (1, 1), c, 8, 8, layer.in_scale,
+                  replace(layer.out, requant=per_channel), layer.source)
+
+
+def _depthwise(layer: Pool, config) -> bool:
+    """An average pooling whose channels fit one trigger's lanes runs as a depthwise
+    convolution: channels across lanes, several positions a trigger, its input read in its
+    producer's grid (wider: a trigger per tap and chunk either way, and the row pooling reads
+    the rows its producer writes a position at a time)."""
+    return layer.op == "avg" and layer.in_shape[0] <= config.vector_width // 8
+
+
 class PoolKind(LayerKind):
     """Max and average pooling, global average pooling (the kernel is the input)."""
 
@@ -40,7 +62,8 @@ class PoolKind(LayerKind):
 
     def reads_row_positions(self, layer, config):
         from compiler.plans.rows import packed_slot
-        return packed_slot(layer, config.vector_width // 8) is None
+        return not _depthwise(layer, config) and \
+            packed_slot(layer, config.vector_width // 8) is None
 
     def patterns(self):
         table = []
@@ -115,6 +138,9 @@ class PoolKind(LayerKind):
         return finish_float(layer.out, win.mean(axis=(1, 2)))
 
     def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
+        if _depthwise(layer, config):
+            from compiler.plans.elementwise import DepthwisePlan
+            return DepthwisePlan(index, unit_depthwise(layer), config, mem)
         from compiler.plans.rows import PoolPlan
         return PoolPlan(index, layer, config, mem)
 

@@ -117,25 +117,26 @@ MAX_PACKED_TAPS = 16  # a packed pool's code gathers each tap's plane in a loop 
 
 
 def packed_slot(layer, group: int) -> int | None:
-    """A packed pool's bytes per position (A), or None when it keeps a row per position: its
-    windows must tile the input, at least 8 positions share a row (wider positions: a
+    """A packed max pool's bytes per position (A), or None when it keeps a row per position:
+    its windows must tile the input, at least 8 positions share a row (wider positions: a
     convolution writes them one per trigger, a row each, which a row pool reads in place, where
-    the gathering would move every word once more), and more than one output (a global
-    pooling's single output gains nothing)."""
+    the gathering would move every word once more), and more than one output. (An average
+    pooling of so few channels runs as a depthwise convolution: `compiler.kinds.rows`.)"""
     a = max(4, next_pow2(layer.in_shape[0]))
     _, oh, ow = layer.out_shape
     tiles = tuple(layer.kernel) == tuple(layer.stride) and not any(layer.padding)
-    return a if tiles and 8 * a <= group and oh * ow > 1 and \
+    return a if layer.op == "max" and tiles and 8 * a <= group and oh * ow > 1 and \
         layer.kernel[0] * layer.kernel[1] <= MAX_PACKED_TAPS else None
 
 
 class PoolPlan(RowPlan):
-    """Max and average pooling. Windows that tile the input (kernel = stride, no padding) of
-    at most G/8 channels pack P = G/A positions into a row (A = the channels' bytes rounded up
-    to a power of two, at least a word): the LSU first gathers each tap's input positions, in
-    output order, into a plane of their own; then a pass combines the planes row by row, P
-    outputs a trigger. The input is read where it lies, in its producer's grid (`adopt_grid`).
-    Otherwise one row per position and group of G channels (lanes = channels)."""
+    """Max and average pooling. Max pooling windows that tile the input (kernel = stride, no
+    padding) over at most G/8 channels pack P = G/A positions into a row (A = the channels'
+    bytes rounded up to a power of two, at least a word): the LSU first gathers each tap's
+    input positions, in output order, into a plane of their own; then a pass combines the
+    planes row by row, P outputs a trigger. The input is read where it lies, in its producer's
+    grid (`adopt_grid`). Otherwise one row per position and group of G channels (lanes =
+    channels)."""
 
     def __init__(self, index, layer, config, mem):
         super().__init__(index, layer, config, mem)
@@ -219,8 +220,7 @@ class PoolPlan(RowPlan):
                            [Loop(oh, sy * cols * pos, ow * A), Loop(ow, sx * pos, A)],
                            min(pos, A), enc.imm_range[1])
             cycles += emit_copy(em, copy, f"{self.label}_t{t}")
-        ops = [("aset" if t == 0 else ("amax" if layer.op == "max" else "radd"), t * plane_rows,
-                None if t == 0 or layer.op == "max" else 1) for t in range(len(taps))]
+        ops = [("aset" if t == 0 else "amax", t * plane_rows, None) for t in range(len(taps))]
         cycles += self.row_pass(em, self.row_regs(em), self.params[0], ops, planes // row,
                                 out_l.addr // row, 1, plane_rows, 1, 0, 1, 0, f"{self.label}_p")
         cycles += em.halt()

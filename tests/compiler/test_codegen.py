@@ -134,32 +134,39 @@ def test_dense_pool_add_share_one_program(tiny):
 
 
 @pytest.mark.parametrize("accel", ["default", "wide"])
-def test_pools_whose_windows_tile_the_input_pack_positions_into_rows(accel):
-    """kernel = stride, no padding, few channels: several positions per row (gathered per tap
-    by the LSU, then combined a row at a time), max and average, odd sizes that leave input
-    rows and columns unread."""
+def test_narrow_pools_pack_positions_into_rows_or_run_as_depthwise(accel):
+    """Few channels: max pools whose windows tile the input put several positions in a row
+    (gathered per tap by the LSU, then combined a row at a time), average pools (any window,
+    padded too) run as depthwise convolutions of weight 1; odd sizes leave input rows and
+    columns unread."""
     from hw.config import load_accel_config
     config = load_accel_config(accel)
     rng = np.random.default_rng(11)
     most = config.vector_width // 64  # 8 * next_pow2(c) bytes fit a row
     layers = []
-    for i in range(4):
+    for i in range(6):
         c = int(rng.integers(1, most + 1))
         kh, kw = int(rng.integers(1, 4)), int(rng.integers(2, 4))
         h, w = kh * int(rng.integers(1, 4)) + int(rng.integers(0, kh)), \
             kw * int(rng.integers(2, 5)) + int(rng.integers(0, kw))
-        shape_out = (c, h // kh, w // kw)
         if i % 2:
+            sy, sx = int(rng.integers(1, kh + 1)), int(rng.integers(1, kw + 1))
+            pad = (int(rng.integers(0, kh)), int(rng.integers(0, kw)), 0, 0)
             out = Output("int8", np.full(c, 0.1),
                          requant=Requant.from_scale(0.9 / (kh * kw), relu=bool(i % 3)))
-            layers.append(Pool(f"avg{i}", "avg", (c, h, w), shape_out, (kh, kw), (kh, kw),
-                               (0, 0, 0, 0), 0.1, out))
+            shape = (c, (h + pad[0] - kh) // sy + 1, (w + pad[1] - kw) // sx + 1)
+            layers.append(Pool(f"avg{i}", "avg", (c, h, w), shape, (kh, kw), (sy, sx), pad,
+                               0.1, out))
         else:
-            layers.append(Pool(f"max{i}", "max", (c, h, w), shape_out, (kh, kw), (kh, kw),
-                               (0, 0, 0, 0), 0.1, Output("int8", np.full(c, 0.1))))
+            layers.append(Pool(f"max{i}", "max", (c, h, w), (c, h // kh, w // kw), (kh, kw),
+                               (kh, kw), (0, 0, 0, 0), 0.1, Output("int8", np.full(c, 0.1))))
     compiled = check(layers, config, rng, images=2)
     for layer in layers:
-        assert compiled.layers[layer.name].tiling["positions_per_row"] >= 8
+        info = compiled.layers[layer.name].tiling
+        if layer.op == "max":
+            assert info["positions_per_row"] >= 8
+        else:
+            assert "positions_per_trigger" in info  # the depthwise convolution's plan
 
 
 def test_activations_larger_than_the_memory_run_in_row_tiles(tiny):
