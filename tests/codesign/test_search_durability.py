@@ -232,6 +232,7 @@ def test_botorch_qlognehvi_proposes_after_its_random_start(tmp_path):
     study = run_search(exp, load_digits(), tmp_path, progress=said.append)
     assert len(distinct_completed(study)) == BOTORCH_STARTUP + 1
     assert type(study.sampler).__name__ == "BoTorchSampler"
+    assert study.sampler.proposal_seconds > 0  # its one proposal after the random start
 
 
 @pytest.mark.slow
