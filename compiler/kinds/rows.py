@@ -3,8 +3,6 @@ int8 in, int8 out, run on rows of the data memory."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,7 +14,7 @@ from compiler.kinds.base import (NO_HINTS, FloatLayer, LayerKind, activation, ap
                                  batch_one, clip_bounds, const_value, finish_float, fusion,
                                  is_constant, shape, with_activation)
 from compiler.kinds.moves import Resize2dKind, check_bilinear
-from compiler.layer_ir import Add, Affine, Bilinear, Conv2d, Output, Pool, bilinear_taps
+from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, bilinear_taps
 from compiler.reference import windows
 
 
@@ -33,18 +31,6 @@ def _check_mean(ctx: PatternCheckContext) -> bool:
     axes = sorted(int(a) % 4 for a in mean.attrs.axis) if mean.attrs.axis is not None else []
     return len(mean.args[0].ty.shape) == 4 and axes == [2, 3] and bool(mean.attrs.keepdims) \
         and batch_one(mean.args[0])
-
-
-def unit_depthwise(layer: Pool) -> Conv2d:
-    """An average pooling as the depthwise convolution with weights 1 and bias 0 that sums
-    the same windows (zero padded) into the same accumulators, requantized by its output."""
-    c, rq = layer.in_shape[0], layer.out.requant
-    per_channel = replace(rq, multiplier=np.broadcast_to(rq.multiplier, (c,)).copy(),
-                          shift=np.broadcast_to(rq.shift, (c,)).copy())
-    return Conv2d(layer.name, layer.in_shape, layer.out_shape,
-                  np.ones((c, 1, *layer.kernel), np.int8), np.zeros(c, np.int32),
-                  tuple(layer.stride), tuple(layer.padding), (1, 1), c, 8, 8, layer.in_scale,
-                  replace(layer.out, requant=per_channel), layer.source)
 
 
 def _depthwise(layer: Pool, config) -> bool:
@@ -139,8 +125,8 @@ class PoolKind(LayerKind):
 
     def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
         if _depthwise(layer, config):
-            from compiler.plans.elementwise import DepthwisePlan
-            return DepthwisePlan(index, unit_depthwise(layer), config, mem)
+            from compiler.plans.elementwise import AvgPoolPlan
+            return AvgPoolPlan(index, layer, config, mem)
         from compiler.plans.rows import PoolPlan
         return PoolPlan(index, layer, config, mem)
 

@@ -9,8 +9,11 @@ one trigger per block of positions; channels beyond W/bits take chunks.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from compiler.layer_ir import Conv2d, Pool
 from compiler.layout import pack_values
 from compiler.plans.base import mac_bits, next_pow2
 from compiler.plans.window import WindowPlan
@@ -63,3 +66,24 @@ class DepthwisePlan(WindowPlan):
         (ky, kx), (_, sx), (dy, dx) = key, self.conv.stride, self.conv.dilation
         return (ky * dy * self.cols + kx * dx) * self.s + q * self.lanes * self.bits // 32 \
             + block * self.n * sx * self.s
+
+
+class AvgPoolPlan(DepthwisePlan):
+    """An average pooling as the depthwise convolution with weights 1 and bias 0: it sums the
+    same windows (zero padded) into the same accumulators, requantized by the pooling's
+    output. Its binding names the pooling, with no MACs counted (they are additions)."""
+
+    def __init__(self, index, pool: Pool, config, mem):
+        c, rq = pool.in_shape[0], pool.out.requant
+        per_channel = replace(rq, multiplier=np.broadcast_to(rq.multiplier, (c,)).copy(),
+                              shift=np.broadcast_to(rq.shift, (c,)).copy())
+        conv = Conv2d(pool.name, pool.in_shape, pool.out_shape,
+                      np.ones((c, 1, *pool.kernel), np.int8), np.zeros(c, np.int32),
+                      tuple(pool.stride), tuple(pool.padding), (1, 1), c, 8, 8, pool.in_scale,
+                      replace(pool.out, requant=per_channel), pool.source)
+        super().__init__(index, conv, config, mem)
+        self.pool = pool
+
+    def emit(self, scratch, enc):
+        lines, binding = super().emit(scratch, enc)
+        return lines, replace(binding, layer=self.pool, macs=0)
