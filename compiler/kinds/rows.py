@@ -1,5 +1,6 @@
 """Pooling, residual adds and per-channel affine layers (a batch norm with nothing to fold into):
-int8 in, int8 out, run on rows of the data memory."""
+int8 in, int8 out, run on rows of the data memory (an average pooling of at most W/8 channels
+as a depthwise convolution of weight 1: `compiler.plans.elementwise.AvgPoolPlan`)."""
 
 from __future__ import annotations
 

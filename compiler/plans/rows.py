@@ -3,7 +3,9 @@
 Each iteration reads rows into G = W/8 accumulator lanes (aset), combines more rows into them
 (amax for max pooling, radd for sums), then requantizes the group into one output row (rq), with
 the per-lane parameters loaded from parameter rows. Pooling keeps one row per position and
-channel group (lanes = channels); adds and affine layers walk the tensor's rows in order.
+channel group (lanes = channels), except a max pooling of few channels whose windows tile its
+input: it packs positions into rows, each tap's gathered by the LSU (`PoolPlan`). Adds and
+affine layers walk the tensor's rows in order.
 
   body:   rin (+ offset) -> vmac.aset / amax / radd   (per tap or operand)
           rout -> vmac.rq;  rin += step, rout += groups
