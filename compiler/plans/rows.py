@@ -3,8 +3,8 @@
 Each iteration reads rows into G = W/8 accumulator lanes (aset), combines more rows into them
 (amax for max pooling, radd for sums), then requantizes the group into one output row (rq), with
 the per-lane parameters loaded from parameter rows. Pooling keeps one row per position and
-channel group (lanes = channels), except a max pooling of few channels whose windows tile its
-input: it packs positions into rows, each tap's gathered by the LSU (`PoolPlan`). Adds and
+channel group (lanes = channels), except a max pooling of few channels without padding: it
+packs positions into rows, each tap's gathered by the LSU (`PoolPlan`). Adds and
 affine layers walk the tensor's rows in order.
 
   body:   rin (+ offset) -> vmac.aset / amax / radd   (per tap or operand)
@@ -119,26 +119,32 @@ MAX_PACKED_TAPS = 16  # a packed pool's code gathers each tap's plane in a loop 
 
 
 def packed_slot(layer, group: int) -> int | None:
-    """A packed max pool's bytes per position (A), or None when it keeps a row per position:
-    its windows must tile the input, at least 8 positions share a row (wider positions: a
-    convolution writes them one per trigger, a row each, which a row pool reads in place, where
-    the gathering would move every word once more), and more than one output. (An average
-    pooling of so few channels runs as a depthwise convolution: `compiler.kinds.rows`.)"""
+    """A packed max pool's bytes per position (A), or None when it keeps a row per position.
+    Packing needs no padding, at least 8 positions a row (wider positions: a convolution
+    writes them one per trigger, a row each, which a row pool reads in place) and more than
+    one output; and it must cost less. Per output, a row pool takes a vector op per tap (about
+    3 cycles) and a copy of its sy * sx new input positions into rows; a packed one gathers a
+    position per tap, A / 4 words at about 2 cycles a word, and shares its vector ops with
+    the row's other outputs: windows that tile the input always pack, overlapping ones when
+    positions are narrow (3x3 stride 2: A <= 8)."""
     a = max(4, next_pow2(layer.in_shape[0]))
     _, oh, ow = layer.out_shape
-    tiles = tuple(layer.kernel) == tuple(layer.stride) and not any(layer.padding)
-    return a if layer.op == "max" and tiles and 8 * a <= group and oh * ow > 1 and \
-        layer.kernel[0] * layer.kernel[1] <= MAX_PACKED_TAPS else None
+    taps = layer.kernel[0] * layer.kernel[1]
+    fresh = layer.stride[0] * layer.stride[1]
+    packed = taps * a / 2 + 3 * taps * a / group
+    rows = 3 * taps + min(fresh, taps) * a / 2
+    return a if layer.op == "max" and not any(layer.padding) and 8 * a <= group and \
+        oh * ow > 1 and taps <= MAX_PACKED_TAPS and packed < rows else None
 
 
 class PoolPlan(RowPlan):
-    """Max and average pooling. Max pooling windows that tile the input (kernel = stride, no
-    padding) over at most G/8 channels pack P = G/A positions into a row (A = the channels'
-    bytes rounded up to a power of two, at least a word): the LSU first gathers each tap's
-    input positions, in output order, into a plane of their own; then a pass combines the
-    planes row by row, P outputs a trigger. The input is read where it lies, in its producer's
-    grid (`adopt_grid`). Otherwise one row per position and group of G channels (lanes =
-    channels)."""
+    """Max and average pooling. Max pooling without padding over at most G/8 channels (windows
+    that tile the input, or overlapping ones of narrow positions: `packed_slot`) packs P = G/A
+    positions into a row (A = the channels' bytes rounded up to a power of two, at least a
+    word): the LSU first gathers each tap's input positions, in output order, into a plane of
+    their own; then a pass combines the planes row by row, P outputs a trigger. The input is
+    read where it lies, in its producer's grid (`adopt_grid`). Otherwise one row per position
+    and group of G channels (lanes = channels)."""
 
     def __init__(self, index, layer, config, mem):
         super().__init__(index, layer, config, mem)

@@ -135,16 +135,16 @@ def test_dense_pool_add_share_one_program(tiny):
 
 @pytest.mark.parametrize("accel", ["default", "wide"])
 def test_narrow_pools_pack_positions_into_rows_or_run_as_depthwise(accel):
-    """Few channels: max pools whose windows tile the input put several positions in a row
-    (gathered per tap by the LSU, then combined a row at a time), average pools (any window,
-    padded too) run as depthwise convolutions of weight 1; odd sizes leave input rows and
-    columns unread."""
+    """Few channels: max pools without padding put several positions in a row (gathered per
+    tap by the LSU, then combined a row at a time), whether their windows tile the input or
+    overlap; average pools (any window, padded too) run as depthwise convolutions of weight 1;
+    odd sizes leave input rows and columns unread."""
     from hw.config import load_accel_config
     config = load_accel_config(accel)
     rng = np.random.default_rng(11)
     most = config.vector_width // 64  # 8 * next_pow2(c) bytes fit a row
     layers = []
-    for i in range(6):
+    for i in range(8):
         c = int(rng.integers(1, most + 1))
         kh, kw = int(rng.integers(1, 4)), int(rng.integers(2, 4))
         h, w = kh * int(rng.integers(1, 4)) + int(rng.integers(0, kh)), \
@@ -157,9 +157,14 @@ def test_narrow_pools_pack_positions_into_rows_or_run_as_depthwise(accel):
             shape = (c, (h + pad[0] - kh) // sy + 1, (w + pad[1] - kw) // sx + 1)
             layers.append(Pool(f"avg{i}", "avg", (c, h, w), shape, (kh, kw), (sy, sx), pad,
                                0.1, out))
-        else:
+        elif i % 4 == 0:  # windows that tile the input
             layers.append(Pool(f"max{i}", "max", (c, h, w), (c, h // kh, w // kw), (kh, kw),
                                (kh, kw), (0, 0, 0, 0), 0.1, Output("int8", np.full(c, 0.1))))
+        else:  # overlapping windows of positions of a word (they pack too)
+            c, sy, sx = min(c, 4), int(rng.integers(1, kh + 1)), int(rng.integers(1, kw))
+            layers.append(Pool(f"max{i}", "max", (c, h, w),
+                               (c, (h - kh) // sy + 1, (w - kw) // sx + 1), (kh, kw), (sy, sx),
+                               (0, 0, 0, 0), 0.1, Output("int8", np.full(c, 0.1))))
     compiled = check(layers, config, rng, images=2)
     for layer in layers:
         info = compiled.layers[layer.name].tiling
