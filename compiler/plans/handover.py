@@ -111,7 +111,7 @@ def _position_major(s: np.ndarray, d: np.ndarray, src: Layout, dst: Layout, slac
     if sa is None or da is None or any(x % 8 for x in (*sa, *da)):
         return None
     loops = [Loop(s.shape[1], sa[1] // 8, da[1] // 8), Loop(s.shape[2], sa[2] // 8, da[2] // 8)]
-    return _shaped(sa[0] // 8, da[0] // 8, loops, run // 8, imm_max, row)
+    return shaped_copy(sa[0] // 8, da[0] // 8, loops, run // 8, imm_max, row)
 
 
 def _element_major(s: np.ndarray, d: np.ndarray, b: int, imm_max: int) -> Copy | None:
@@ -122,10 +122,10 @@ def _element_major(s: np.ndarray, d: np.ndarray, b: int, imm_max: int) -> Copy |
     if sa is None or da is None or any(x % 8 for x in (*sa, *da)):
         return None
     loops = [Loop(s.shape[k], sa[k + 1] // 8, da[k + 1] // 8) for k in range(s.ndim)]
-    return _shaped(sa[0] // 8, da[0] // 8, loops, b // 8, imm_max)
+    return shaped_copy(sa[0] // 8, da[0] // 8, loops, b // 8, imm_max)
 
 
-def _shaped(src: int, dst: int, loops: list[Loop], run: int, imm_max: int,
+def shaped_copy(src: int, dst: int, loops: list[Loop], run: int, imm_max: int,
             row: int | None = None) -> Copy | None:
     """Loops of count 1 dropped, contiguous inner loops merged into the run, the run cut into
     row (given `row`, the vector unit copies), word or byte units, long runs into an inner

@@ -13,7 +13,7 @@ from __future__ import annotations
 from compiler.errors import MemoryFitError
 from compiler.layout import Layout
 from compiler.plans.base import Emitter, Plan, align_up, indent
-from compiler.plans.handover import Copy, Loop, _shaped, emit_copy
+from compiler.plans.handover import Copy, Loop, emit_copy, shaped_copy
 from compiler.program import LayerBinding
 
 
@@ -21,7 +21,7 @@ def _copies(src: int, dst: int, loops: list[Loop], run: int, imm_max: int,
             row: int | None = None) -> list[Copy]:
     """The copy as few `Copy`s as its loops allow: the outermost loop unrolled when there are
     more than a copy takes; whole rows by the vector unit when `row` is given."""
-    copy = _shaped(src, dst, list(loops), run, imm_max, row)
+    copy = shaped_copy(src, dst, list(loops), run, imm_max, row)
     if copy is not None:
         return [copy]
     outer, rest = loops[0], loops[1:]

@@ -19,7 +19,7 @@ from compiler.errors import CompileError, MemoryFitError
 from compiler.intsem import QMIN
 from compiler.layout import Layout, RowTiling
 from compiler.plans.base import Emitter, Plan, align_up, indent, next_pow2
-from compiler.plans.handover import Loop, _shaped, emit_copy
+from compiler.plans.handover import Loop, emit_copy, shaped_copy
 from compiler.program import LayerBinding
 from compiler.schedule import Timeline, TimedMove as M
 from hw.isa import Encoding
@@ -224,9 +224,10 @@ class PoolPlan(RowPlan):
         cycles = em.start()
         pos = 4 * s
         for t, (ky, kx) in enumerate(taps):  # 8-bit: bytes past the channels may hold anything
-            copy = _shaped(in_l.addr + (ky * cols + kx) * pos, planes + t * plane_rows * row,
-                           [Loop(oh, sy * cols * pos, ow * A), Loop(ow, sx * pos, A)],
-                           min(pos, A), enc.imm_range[1])
+            copy = shaped_copy(in_l.addr + (ky * cols + kx) * pos,
+                               planes + t * plane_rows * row,
+                               [Loop(oh, sy * cols * pos, ow * A), Loop(ow, sx * pos, A)],
+                               min(pos, A), enc.imm_range[1])
             cycles += emit_copy(em, copy, f"{self.label}_t{t}")
         ops = [("aset" if t == 0 else "amax", t * plane_rows, None) for t in range(len(taps))]
         cycles += self.row_pass(em, self.row_regs(em), self.params[0], ops, planes // row,
@@ -311,7 +312,6 @@ class BilinearPlan(RowPlan):
 
     def emit(self, scratch: int, enc: Encoding):
         from compiler.kinds.rows import bilinear_weights
-        from compiler.plans.handover import Loop, _shaped, emit_copy
 
         layer, G = self.layer, self.group
         c, h, w = layer.in_shape
@@ -337,7 +337,8 @@ class BilinearPlan(RowPlan):
         cycles = em.start()
         for k, (src, dst, loops) in enumerate(edges):
             row = self.row if self.zero_row is not None else None
-            cycles += emit_copy(em, _shaped(src, dst, loops, pos, imm, row), f"{self.label}_e{k}")
+            copy = shaped_copy(src, dst, loops, pos, imm, row)
+            cycles += emit_copy(em, copy, f"{self.label}_e{k}")
         regs = self.row_regs(em)
         phases = bilinear_weights(layer)
         for dy, dx, taps in phases:
