@@ -170,19 +170,21 @@ int64_t tta_run(void* h, uint64_t max_cycles) {
   auto* t = static_cast<Tta*>(h);
   Vtta_core* top = t->top;
   top->dbg_we = 0;
+  if (max_cycles == 0) return top->halted ? 0 : -1;
+  // The core samples freeze at each clock edge: an edge that only lowers it runs nothing.
   top->freeze = 0;
+  tick(t);
   uint64_t n = 0;
   while (!top->halted) {
     if (n >= max_cycles) {
-      top->freeze = 1;
-      top->eval();
       return -1;
     }
+    if (n + 1 == max_cycles) top->freeze = 1;  // this is the last cycle of the budget
     tick(t);
     ++n;
   }
   top->freeze = 1;
-  top->eval();
+  tick(t);  // a halted core runs nothing: this edge only raises freeze again
   return static_cast<int64_t>(n);
 }
 
