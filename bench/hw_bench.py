@@ -1,8 +1,8 @@
 """Accelerator benchmark: simulation speed through the Python API against a pure C++ loop over
 the same Verilated model (measured alternately in one run), peak MACs/cycle per precision
 measured on the RTL against the lane count, energy per op against BrainTTA's figures, and area
-(Yosys, generic gates; cached per config; only tiny unless cached or CODESIGN_BENCH_AREA=1,
-since the wide configs take hours to synthesize).
+(Yosys, generic gates, each config synthesized whole; cached per config and sources) with the
+vector unit's growth through the three widths.
 
 Writes bench/results/hw.json.
 """
@@ -10,7 +10,6 @@ Writes bench/results/hw.json.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.area import FIT_WIDTHS, area, area_cached, vmac_widths
+from hw.area import area
 from hw.asm import assemble
 from hw.build import build_core
 from hw.config import load_accel_config
@@ -102,42 +101,38 @@ def main() -> None:
                       f"{r.peak_macs_per_cycle}), {r.energy_per_op_fj:6.1f} fJ/op = "
                       f"{r.energy_per_op_fj / BRAINTTA_FJ[p]:.3f} x BrainTTA; dot form "
                       f"{dot_peaks[p].macs_per_cycle:.1f} MACs/cycle")
-            if name != "tiny" and not os.environ.get("CODESIGN_BENCH_AREA") and \
-                    not area_cached(config):
-                print("         area: not cached; CODESIGN_BENCH_AREA=1 synthesizes it "
-                      "(W > 256: the vector unit on the line through syntheses at W = 64, 128, "
-                      "256, about an hour here, once)")
-                continue
-            report = area(config)
+            start = time.perf_counter()
+            report = area(config)  # whole, hierarchically (hw/area.py); cached
+            lanes = config.vector_width // 8  # int8 MAC lanes
             results[name]["area"] = {
                 "units": {u: {"cells": a.cells, "gate_equivalents": a.gate_equivalents}
                           for u, a in report.units.items()},
                 "total_gate_equivalents": report.total.gate_equivalents,
+                "vmac_ge_per_int8_lane": report.units["vmac"].gate_equivalents / lanes,
+                "total_ge_per_int8_lane": report.total.gate_equivalents / lanes,
                 "memory_bits": report.memory_bits,
-                "extrapolated": list(report.extrapolated),
-                "fit_widths": list(FIT_WIDTHS) if report.extrapolated else []}
+                "seconds": time.perf_counter() - start}  # 0 when it came from the cache
             print("         area (GE): " + ", ".join(
                 f"{u} {a.gate_equivalents / 1e3:.1f}k" for u, a in report.units.items())
-                + f", total {report.total.gate_equivalents / 1e3:.1f}k; memories "
+                + f", total {report.total.gate_equivalents / 1e3:.1f}k "
+                f"({report.total.gate_equivalents / lanes:.0f} per int8 lane); memories "
                 + ", ".join(f"{k} {b / 8192:.0f} KiB" for k, b in report.memory_bits.items())
-                + "".join(f"; {u} extrapolated from W = {', '.join(map(str, FIT_WIDTHS))}"
-                          for u in report.extrapolated))
-    if "area" in results.get("default", {}):  # the vector unit's growth with W
-        points = vmac_widths(load_accel_config("default"))
-        w = np.array(list(points))
-        ge = np.array([a.gate_equivalents for a in points.values()])
-        slope, icpt = np.polyfit(w, ge, 1)
-        quad = np.polyfit(w, ge, 2)[0]
-        results["vmac_growth"] = {
-            "widths": w.tolist(), "gate_equivalents": ge.tolist(),
-            "ge_per_bit_of_w": float(slope), "intercept": float(icpt),
-            "ge_per_int8_lane": float(slope * 8),
-            "max_residual_of_line": float(np.max(np.abs(np.polyval([slope, icpt], w) - ge) / ge)),
-            "quadratic_share_at_2048": float(quad * 2048 ** 2 / np.polyval(
-                np.polyfit(w, ge, 2), 2048))}
-        print("vector unit: " + ", ".join(f"W={x} {g / 1e3:.0f}k GE" for x, g in zip(w, ge))
-              + f"; line {slope:.0f} GE per bit of W ({slope * 8:.0f} per int8 lane), largest "
-              f"residual {results['vmac_growth']['max_residual_of_line']:.1%}")
+                + f" ({results[name]['area']['seconds']:.0f} s)", flush=True)
+    # The vector unit's growth with W, through the three configs' whole syntheses.
+    w = np.array([load_accel_config(n).vector_width for n in ("tiny", "default", "wide")])
+    ge = np.array([results[n]["area"]["units"]["vmac"]["gate_equivalents"]
+                   for n in ("tiny", "default", "wide")])
+    slope, icpt = np.polyfit(w, ge, 1)
+    quad = np.polyfit(w, ge, 2)
+    results["vmac_growth"] = {
+        "widths": w.tolist(), "gate_equivalents": ge.tolist(),
+        "ge_per_bit_of_w": float(slope), "intercept": float(icpt),
+        "ge_per_int8_lane": float(slope * 8),
+        "max_residual_of_line": float(np.max(np.abs(np.polyval([slope, icpt], w) - ge) / ge)),
+        "quadratic_share_at_widest": float(quad[0] * w[-1] ** 2 / np.polyval(quad, w[-1]))}
+    print("vector unit: " + ", ".join(f"W={x} {g / 1e3:.0f}k GE" for x, g in zip(w, ge))
+          + f"; line {slope:.0f} GE per bit of W ({slope * 8:.0f} per int8 lane), largest "
+          f"residual {results['vmac_growth']['max_residual_of_line']:.1%}")
     out = HERE / "results" / "hw.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")

@@ -3,9 +3,10 @@
 The memories (tta_mem) are read as black boxes and reported in bits, not gates. Gate
 equivalents are an estimate: static-CMOS transistors of each generic cell / 4 (a NAND2 has 4).
 The core (ALU, LSU, decode, buses, registers, counters) is synthesized at the config with the
-vector unit as a black box; the vector unit on its own, whole up to EXACT_VMAC_WIDTH and on the
-line through FIT_WIDTHS beyond it (`vmac_area`, reported as extrapolated: its area is linear in
-W, Yosys' run time is not). Results are cached by config and sources.
+vector unit as a black box; the vector unit on its own, whole and hierarchically: its columns of
+accumulator lanes, post-processing groups and dot lanes are identical instances, which Yosys
+synthesizes once each and `stat` counts per instance (no flattening, no extrapolation). Results
+are cached by config and sources.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from hw.build import CORE_SOURCES, RTL_DIR, build_key, cache_root, ops_header, write_headers
+from hw.build import (CORE_SOURCES, RTL_DIR, VMAC_SOURCES, build_key, cache_root, ops_header,
+                      write_headers)
 from hw.config import AccelConfig
 from hw.errors import SimulationError
 from hw.isa import Encoding, bits_for
@@ -33,10 +33,7 @@ TRANSISTORS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, 
                "$_ORNOT_": 6, "$_XOR_": 12, "$_XNOR_": 12, "$_MUX_": 12, "$_BUF_": 4}
 FLIP_FLOP = 24
 UNIT_MODULES = {u: f"tta_{u}" for u in OPTIONAL_UNITS}  # unit u's RTL: rtl/tta_<u>.sv
-VMAC_SOURCES = ("tta_pipe.sv", "tta_vmac.sv")
-VMAC_FLOW = "synth -top tta_vmac"
-EXACT_VMAC_WIDTH = 256  # widest vector unit synthesized whole (64: 5 min, 128: 20 min, 256: > 40)
-FIT_WIDTHS = (64, 128, 256)  # syntheses a wider unit's line goes through
+VMAC_FLOW = "synth -top tta_vmac"  # hierarchical: each distinct submodule synthesized once
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,6 @@ class Area:
 class AreaReport:
     units: dict[str, Area]  # alu, lsu, vmac, and `core` (decode, buses, registers, counters)
     memory_bits: dict[str, int]  # imem, dmem
-    extrapolated: tuple[str, ...] = ()  # units whose area is fitted, not synthesized whole
 
     @property
     def total(self) -> Area:
@@ -112,7 +108,7 @@ def _synthesize_core(config: AccelConfig) -> dict[str, Area]:
         write_headers(config, Path(tmp))
         boxes = " ".join(str(RTL_DIR / s) for s in ("tta_mem.sv", "tta_vmac.sv"))
         logic = " ".join(str(RTL_DIR / s) for s in CORE_SOURCES
-                         if s not in ("tta_mem.sv", "tta_vmac.sv"))
+                         if s != "tta_mem.sv" and s not in VMAC_SOURCES)
         sections = _yosys(f"read_verilog -sv -lib -I{tmp} {boxes}; "
                           f"read_verilog -sv -I{tmp} {logic}; synth -top tta_core",
                           f"accelerator '{config.name}'")
@@ -123,11 +119,13 @@ def _synthesize_core(config: AccelConfig) -> dict[str, Area]:
     return units
 
 
-def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
-    """The vector unit alone at `width` bits (the config's latency and row address), cached."""
+def _synthesize_vmac(config: AccelConfig) -> Area:
+    """The vector unit alone, whole (its submodules synthesized once each), cached."""
+    width = config.vector_width
     row_aw = bits_for(config.dmem_rows)  # as the core instantiates it (DMEM_AW)
     rules = json.dumps([VMAC_FLOW, TRANSISTORS, FLIP_FLOP])  # what the figures depend on
-    key = hashlib.sha256(b"".join((RTL_DIR / s).read_bytes() for s in VMAC_SOURCES)
+    sources = ("tta_pipe.sv", *VMAC_SOURCES)
+    key = hashlib.sha256(b"".join((RTL_DIR / s).read_bytes() for s in sources)
                          + rules.encode() + ops_header().encode()
                          + f"{width}:{config.latency('vmac')}:{row_aw}".encode()).hexdigest()[:20]
     cache = cache_root().parent / "area" / f"vmac-{key}.json"
@@ -135,8 +133,8 @@ def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
         return Area(**json.loads(cache.read_text()))
     with tempfile.TemporaryDirectory() as tmp:
         write_headers(config, Path(tmp))
-        sources = " ".join(str(RTL_DIR / s) for s in VMAC_SOURCES)
-        sections = _yosys(f"read_verilog -sv -I{tmp} {sources}; chparam -set W {width} -set "
+        files = " ".join(str(RTL_DIR / s) for s in sources)
+        sections = _yosys(f"read_verilog -sv -I{tmp} {files}; chparam -set W {width} -set "
                           f"ROW_AW {row_aw} -set LAT {config.latency('vmac')} tta_vmac; "
                           f"{VMAC_FLOW}", f"the vector unit at W = {width}")
     result = _area(_find(sections, "tta_vmac"), sections)
@@ -145,34 +143,11 @@ def _synthesize_vmac(config: AccelConfig, width: int) -> Area:
     return result
 
 
-def vmac_area(config: AccelConfig) -> tuple[Area, bool]:
-    """The vector unit's area and whether it is extrapolated. Up to EXACT_VMAC_WIDTH it is
-    synthesized whole; wider, on the least-squares line through syntheses at FIT_WIDTHS. Its
-    logic is linear in W (accumulators reached by block index, the window rotated and shifted
-    by powers of two: no crossbar), but Yosys' run time grows faster (a W = 1024 unit would
-    take hours here)."""
-    w = config.vector_width
-    if w <= EXACT_VMAC_WIDTH:
-        return _synthesize_vmac(config, w), False
-    points = [_synthesize_vmac(config, fw) for fw in FIT_WIDTHS]
-    cells = np.polyval(np.polyfit(FIT_WIDTHS, [p.cells for p in points], 1), w)
-    ge = np.polyval(np.polyfit(FIT_WIDTHS, [p.gate_equivalents for p in points], 1), w)
-    return Area(int(round(cells)), round(float(ge), 1)), True
-
-
-def vmac_widths(config: AccelConfig) -> dict[int, Area]:
-    """The vector unit synthesized whole at each of FIT_WIDTHS (the config's other
-    parameters): how its area grows with W."""
-    return {w: _synthesize_vmac(config, w) for w in FIT_WIDTHS}
-
-
 def synthesize(config: AccelConfig) -> AreaReport:
     units = _synthesize_core(config)
-    extrapolated = ()
     if config.has_unit("vmac"):
-        units["vmac"], fitted = vmac_area(config)
-        extrapolated = ("vmac",) if fitted else ()
-    return AreaReport(units, memory_bits(config), extrapolated)
+        units["vmac"] = _synthesize_vmac(config)
+    return AreaReport(units, memory_bits(config))
 
 
 SRAM_GE_PER_BIT = 1.5  # a memory bit as a 6-transistor cell (periphery not counted)
@@ -204,11 +179,9 @@ def area(config: AccelConfig) -> AreaReport:
     cache = _cache_path(config)
     if cache.exists():
         data = json.loads(cache.read_text())
-        return AreaReport({k: Area(**v) for k, v in data["units"].items()}, memory_bits(config),
-                          tuple(data["extrapolated"]))
+        return AreaReport({k: Area(**v) for k, v in data["units"].items()}, memory_bits(config))
     report = synthesize(config)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"units": {k: asdict(v) for k, v in report.units.items()},
-                                 "memory_bits": report.memory_bits,
-                                 "extrapolated": report.extrapolated}))
+                                 "memory_bits": report.memory_bits}))
     return report

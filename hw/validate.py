@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from hw.area import FIT_WIDTHS, AreaReport, area, area_cached
+from hw.area import AreaReport, area, area_cached
 from hw.build import build_core, lint
 from hw.config import AccelConfig
 from hw.difftest import diff_random_programs
@@ -83,9 +83,7 @@ def report(v: Validation) -> str:
         rows.append(f"{'area':<9} {'cells':>10} {'GE':>10}  "
                     f"(gate equivalents: CMOS transistors / 4)")
         for unit, a in [*v.area.units.items(), ("total", v.area.total)]:
-            fitted = "  extrapolated: on the line through syntheses at W = " + ", ".join(
-                map(str, FIT_WIDTHS)) if unit in v.area.extrapolated else ""
-            rows.append(f"{unit:<9} {a.cells:>10} {a.gate_equivalents:>10.0f}{fitted}")
+            rows.append(f"{unit:<9} {a.cells:>10} {a.gate_equivalents:>10.0f}")
         rows.append("memories (not in the gate counts): " + ", ".join(
             f"{k} {b / 8192:.0f} KiB" for k, b in v.area.memory_bits.items()))
     rows.append("result: " + ("OK" if v.ok else "FAILED"))

@@ -73,30 +73,32 @@ module tta_vmac #(
 `endif
 );
   `include "tta_ops.svh"
-  // Every read of an accumulator register goes through ACC: in fault-injection builds the
-  // stuck-at bits of lane fault_lane are forced on each read (so on each accumulation too).
-`ifdef TTA_FAULT_PORT
-`define ACC(i) ((32'(i) == fault_lane) ? ((acc[i] & fault_and) | fault_or) : acc[i])
-`else
-`define ACC(i) acc[i]
-`endif
   localparam int LB = $clog2(W);
   localparam int G = W / 8;
   localparam int GB = $clog2(G);
   localparam int L = W / 32;
   localparam int LW = $clog2(L);
   localparam int WOB = LW + 1;  // bits of a word offset in the two-row window
+  localparam int NS = G / 4;  // columns of 32 accumulators: four groups in each block
 
+  // The datapath is built from identical instances (W/32 columns of 32 accumulator lanes, G
+  // post-processing groups, L dot-product lanes) wired by constant indices: Yosys synthesizes
+  // each kind once, so whole syntheses of wide units finish, and the area is linear in W.
   logic [31:0] x, xv, xb, xbv, base, basev, prm, prmv, cfg, cfgv, vg, vgv, waddr;
-  logic [31:0] acc[W];
+  logic [31:0] gacc[G];  // accumulator j of the block read out (stuck-at faults applied)
+  logic [2:0] rsel;  // that block
   logic [31:0] bias[G], mul[G];
   logic [5:0] shift[G];
-  logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1, ew8, ew2, ew1;
+  logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1, ew8, ew2, ew1, post;
   logic [3:0] lk;
   logic [7:0] shv;
   logic [LW-1:0] woff;
   logic [2*W-1:0] rot;  // the window from word woff on
   logic [31:0] gword[L];  // the dot form's word of each lane group (of one lane)
+  // Accumulator blocks are addressed by their index (the base's high bits), so every
+  // accumulator has a constant index in each access: area linear in W, not W x lanes.
+  logic [LB-GB-1:0] gsel;  // block of G post-processing / element-wise lanes
+  logic [GB-LW-1:0] lsub;  // that block's place among the G parameter entries
 
   always_comb begin
     xv = x_we ? x_d : x;  // operands moved with the trigger are used at once
@@ -123,15 +125,14 @@ module tta_vmac #(
         || op == OP_VMAC_DMAC0 || op == OP_VMAC_DTMAC0 || op == OP_VMAC_DBMAC0
         || op == OP_VMAC_EMAC0 || op == OP_VMAC_ETMAC0 || op == OP_VMAC_EBMAC0;
     rows_in = trig && (op == OP_VMAC_ASET || op == OP_VMAC_RADD || op == OP_VMAC_AMAX);
-    group = rows_in || (trig && (op == OP_VMAC_RQ || op == OP_VMAC_RACC || op == OP_VMAC_BIN
-        || op == OP_VMAC_TER));
+    post = trig && (op == OP_VMAC_RQ || op == OP_VMAC_BIN || op == OP_VMAC_TER);
+    group = rows_in || post || (trig && op == OP_VMAC_RACC);
     mem_read = mac8 || mac2 || mac1 || rows_in
         || (trig && (op == OP_VMAC_LBIAS || op == OP_VMAC_LMUL || op == OP_VMAC_LSHIFT));
     win_read = dot8 || dot2 || dot1 || ew8 || ew2 || ew1;
     mem_row = trig_d[ROW_AW-1:0];
     win_row = waddr[LW+ROW_AW-1:LW];
     gsel = basev[LB-1:GB];
-    lsel = basev[LB-1:LW];
     lsub = basev[GB-1:LW];
   end
 
@@ -150,21 +151,109 @@ module tta_vmac #(
     end
   end
 
+  // Dot-product lanes: lane l < L reads the word of its group (l >> lk).
+  logic [31:0] dword[L], dsum[L];
+  always_comb begin
+    for (int l = 0; l < L; l++) begin
+      dword[l] = gword[0];
+      for (int b = 1; b <= LW; b++) if (lk == 4'(b)) dword[l] = gword[l >> b];
+      if (lk == 4'd0) dword[l] = gword[l];
+    end
+  end
+  for (genvar l = 0; l < L; l++) begin : g_dot
+    tta_vmac_dot u_dot (.on8(dot8), .on2(dot2), .on1(dot1), .a(dword[l]),
+                        .w(mem_rdata[32*l+:32]), .sum(dsum[l]));
+  end
+
+  // Post-processing groups j < G: the 8-bit products of the broadcast and element-wise forms,
+  // a row's byte j times prm (radd), and requantization of accumulator j of block gsel.
+  logic [31:0] gprod[G];
+  logic [15:0] gp8[G];
+  logic [7:0] gbyte[G];
+  logic gbit[G];
+  logic [1:0] gcode[G];
+  for (genvar j = 0; j < G; j++) begin : g_group
+    tta_vmac_group u_group (
+        .p8_on(bc8 || ew8), .radd_on(trig && op == OP_VMAC_RADD), .post_on(post),
+        .a8(bc8 ? xv[7:0] : rot[8*j+:8]), .w8(mem_rdata[8*j+:8]), .prm(prmv),
+        .acc(gacc[j]), .bias(bias[j]), .mul(mul[j]), .shift(shift[j]), .cfg(cfgv),
+        .p8(gp8[j]), .prod(gprod[j]), .q8(gbyte[j]), .qbit(gbit[j]), .qcode(gcode[j]));
+  end
+
+  // Which accumulators a trigger writes: each form's lanes are blocks of G (the dot form's a
+  // quarter of one), and the block read out is the one base points into (get: the lane's).
+  logic [7:0] blk;
+  logic t_p8, t_terx, t_ter1, t_binx, t_bin1, t_dot, t_prod, rset, rmax;  // column terms
+  always_comb begin
+    blk = '0;
+    {t_p8, t_terx, t_ter1, t_binx, t_bin1, t_dot, t_prod, rset, rmax} = '0;
+    if (bc1 || ew1) begin
+      blk = '1;
+      {t_binx, t_bin1} = {bc1, ew1};
+    end
+    if (bc8 || ew8) begin
+      t_p8 = 1'b1;
+      blk[bc8 ? 3'd0 : gsel] = 1'b1;
+    end
+    if (bc2) begin
+      blk = 8'h0F;
+      t_terx = 1'b1;
+    end
+    if (ew2) begin  // in the half of acc that base points into
+      blk = basev[LB-1] ? 8'hF0 : 8'h0F;
+      t_ter1 = 1'b1;
+    end
+    if (dot8 || dot2 || dot1) begin  // the columns' dmask picks the quarter lsub
+      blk[gsel] = 1'b1;
+      t_dot = 1'b1;
+    end
+    if (rows_in) begin
+      blk[gsel] = 1'b1;
+      t_prod = op == OP_VMAC_RADD;  // acc + x * prm; aset and amax take the byte x
+      {rset, rmax} = {op == OP_VMAC_ASET, op == OP_VMAC_AMAX};
+    end
+    rsel = (trig && op == OP_VMAC_GET) ? trig_d[LB-1:GB] : gsel;
+  end
+
+  // Column c holds lanes b * G + 4c + jj; its operands, by constant indices.
+  for (genvar c = 0; c < NS; c++) begin : g_column
+    logic [63:0] p8;
+    logic [127:0] dot, prod, racc;
+    logic [31:0] xj, wcode, rcode, wbit, rbit;
+    logic [3:0] dmask;
+    for (genvar jj = 0; jj < 4; jj++) begin : g_lane
+      localparam int J = 4 * c + jj;  // its group
+      assign p8[16*jj+:16] = gp8[J];
+      assign dot[32*jj+:32] = dsum[J % L];
+      assign prod[32*jj+:32] = gprod[J];
+      assign xj[8*jj+:8] = mem_rdata[8*J+:8];
+      assign dmask[jj] = lsub == (GB - LW)'(J / L);
+      assign gacc[J] = racc[32*jj+:32];
+    end
+    for (genvar b = 0; b < 8; b++) begin : g_block  // four lanes at once: cheap to simulate
+      assign wbit[4*b+:4] = mem_rdata[b*G+4*c+:4];
+      assign rbit[4*b+:4] = rot[b*G+4*c+:4];
+      if (b < 4) begin : g_code
+        assign wcode[8*b+:8] = mem_rdata[2*(b*G+4*c)+:8];
+        assign rcode[8*b+:8] = rot[2*(b*G+4*c)+:8];
+      end
+    end
+    tta_vmac_column #(.G(G)) u_column (
+        .clk, .rst, .en, .blk, .dmask, .t_p8, .t_terx, .t_ter1, .t_binx, .t_bin1, .t_dot,
+        .t_prod, .rset, .rmax, .start, .x8(xv[7:0]), .p8, .dot, .prod, .xj, .wcode, .rcode,
+        .wbit, .rbit, .rsel, .racc
+`ifdef TTA_FAULT_PORT
+        , .first(32'(4 * c)), .fault_lane, .fault_and, .fault_or
+`endif
+    );
+  end
+
   // The written row: computed only when a writing operation is triggered (cheap to simulate).
-  logic signed [31:0] v, t, y, lo, hi, thr;
-  logic [31:0] rnd;
-  logic signed [63:0] p;
-  // Accumulator blocks are addressed by their index (the base's high bits), so every
-  // accumulator has a constant index in each access: area linear in W, not W x lanes.
-  logic [LB-GB-1:0] gsel;  // block of G post-processing / element-wise lanes
-  logic [LB-LW-1:0] lsel;  // block of L dot-product lanes
-  logic [GB-LW-1:0] lsub;  // that block's place among the G parameter entries
+  logic signed [31:0] v;
   logic keep;
   always_comb begin
-    {v, t, y, thr, p, rnd} = '0;
+    v = '0;
     keep = 1'b1;
-    lo = 32'($signed(cfgv[7:0]));
-    hi = 32'($signed(cfgv[15:8]));
     mem_we = 1'b0;
     mem_wrow = trig_d[ROW_AW-1:0];
     mem_wdata = '0;
@@ -173,42 +262,34 @@ module tta_vmac #(
     if (trig && op == OP_VMAC_RACC) begin
       mem_we = 1'b1;
       for (int i = 0; i < L; i++) begin
-        for (int b = 0; b < W / L; b++) if (lsel == (LB - LW)'(b)) v = `ACC(b * L + i);
-        mem_wdata[32*i+:32] = v + bias[{lsub, LW'(i)}];
+        for (int q = 0; q < G / L; q++)  // lane i of dot block base / L: group lsub * L + i
+          if (lsub == (GB - LW)'(q)) v = gacc[q * L + i] + bias[q * L + i];
+        mem_wdata[32*i+:32] = v;
       end
       mem_wmask = '1;
       write_bits = 32'(W);
     end
-    if (trig && (op == OP_VMAC_RQ || op == OP_VMAC_BIN || op == OP_VMAC_TER)) begin
+    if (post) begin
       mem_we = 1'b1;
       if (op != OP_VMAC_RQ) mem_wrow = trig_d[GB+ROW_AW-1:GB];
       for (int j = 0; j < G; j++) begin
         // cfg bit 17: only the W/32 lanes of the block base points into
         keep = !cfgv[17] || (GB - LW)'(j >> LW) == basev[GB-1:LW];
-        for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) v = `ACC(b * G + j);
-        v = v + bias[j];
-        // shift is 6-bit signed: >= 0 a rounding right shift after the high multiply, < 0 a
-        // left shift of the 64-bit product before it (real scales >= 0.5).
-        p = 64'(v) * 64'($signed(mul[j]));
-        if (shift[j][5]) p = p << (6'd0 - shift[j]);
-        p = p + 64'sh80000000;
-        t = p[63:32];
-        rnd = shift[j][5] ? 32'd0 : (32'd1 << shift[j][4:0]) >> 1;  // 2^30 for a shift of 31
-        y = cfgv[16] ? v : shift[j][5] ? t : (t + $signed(rnd)) >>> shift[j][4:0];
-        y = y + 32'($signed(cfgv[31:24]));
-        thr = $signed(mul[j]);
         if (op == OP_VMAC_RQ) begin
-          y = y < lo ? lo : y;  // clip = min(max(y, lo), hi): hi wins when lo > hi
-          mem_wdata[8*j+:8] = y > hi ? hi[7:0] : y[7:0];
+          mem_wdata[8*j+:8] = gbyte[j];
           mem_wmask[8*j+:8] = keep ? 8'hFF : 8'h00;
         end else if (op == OP_VMAC_BIN) begin  // slot of G bits chosen by the byte address
-          mem_wdata[32'(trig_d[GB-1:GB-3])*G+j] = !v[31];
-          mem_wmask[32'(trig_d[GB-1:GB-3])*G+j] = keep;
+          for (int s = 0; s < 8; s++)  // slots enumerated: a constant bit index each
+            if (trig_d[GB-1:GB-3] == 3'(s)) begin
+              mem_wdata[s*G+j] = gbit[j];
+              mem_wmask[s*G+j] = keep;
+            end
         end else begin  // ter: slot of 2G bits
-          // cfg bit 18: no -1 codes (a ReLU before the ternary output)
-          mem_wdata[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] =
-              v > thr ? 2'b01 : (v < -thr && !cfgv[18]) ? 2'b11 : 2'b00;
-          mem_wmask[32'(trig_d[GB-1:GB-2])*2*G+2*j+:2] = {keep, keep};
+          for (int s = 0; s < 4; s++)
+            if (trig_d[GB-1:GB-2] == 2'(s)) begin
+              mem_wdata[s*2*G+2*j+:2] = gcode[j];
+              mem_wmask[s*2*G+2*j+:2] = {keep, keep};
+            end
         end
       end
       write_bits = op == OP_VMAC_RQ ? 32'(W) : op == OP_VMAC_BIN ? 32'(G) : 32'(2 * G);
@@ -218,7 +299,6 @@ module tta_vmac #(
   always_ff @(posedge clk) begin
     if (rst) begin
       {x, xb, base, prm, cfg, vg} <= '0;
-      for (int l = 0; l < W; l++) acc[l] <= '0;
       for (int j = 0; j < G; j++) {bias[j], mul[j], shift[j]} <= '0;
     end else if (en) begin
       if (x_we) x <= x_d;
@@ -227,89 +307,23 @@ module tta_vmac #(
       if (prm_we) prm <= prm_d;
       if (cfg_we) cfg <= cfg_d;
       if (vg_we) vg <= vg_d;
-      // Lane terms are formed only on a MAC (cheaper to simulate than a combinational array).
-      if (bc8)
-        for (int l = 0; l < W / 8; l++)
-          acc[l] <= (start ? 32'd0 : `ACC(l))
-              + 32'(16'($signed(xv[7:0])) * 16'($signed(mem_rdata[8*l+:8])));
-      if (bc2)
-        for (int l = 0; l < W / 2; l++)
-          acc[l] <= (start ? 32'd0 : `ACC(l)) + (!mem_rdata[2*l] ? 32'd0 :
-              mem_rdata[2*l+1] ? -(32'($signed(xv[7:0]))) : 32'($signed(xv[7:0])));
-      if (bc1)
-        for (int l = 0; l < W; l++)
-          acc[l] <= (start ? 32'd0 : `ACC(l))
-              + (mem_rdata[l] ? 32'($signed(xv[7:0])) : -(32'($signed(xv[7:0]))));
-      if (dot8 || dot2 || dot1)
-        for (int l = 0; l < L; l++) begin
-          logic [31:0] wl, al;
-          logic signed [31:0] sum, a;
-          wl = mem_rdata[32*l+:32];
-          al = gword[0];  // lane l is in group l >> lk
-          for (int b = 1; b <= LW; b++) if (lk == 4'(b)) al = gword[l >> b];
-          if (lk == 4'd0) al = gword[l];
-          sum = '0;
-          if (dot8)
-            for (int k = 0; k < 4; k++)
-              sum += 32'(16'($signed(al[8*k+:8])) * 16'($signed(wl[8*k+:8])));
-          else if (dot2)
-            for (int k = 0; k < 16; k++)  // code: bit 0 = nonzero, bit 1 = negative
-              sum += !(al[2*k] && wl[2*k]) ? 32'd0 : al[2*k+1] ^ wl[2*k+1] ? -32'sd1 : 32'sd1;
-          else
-            sum = 32'($countones(~(al ^ wl))) * 2 - 32;
-          a = '0;  // read the lane's accumulator, add once, write it back
-          for (int b = 0; b < W / L; b++) if (lsel == (LB - LW)'(b)) a = `ACC(b * L + l);
-          a = (start ? 32'd0 : a) + sum;
-          for (int b = 0; b < W / L; b++) if (lsel == (LB - LW)'(b)) acc[b * L + l] <= a;
-        end
-      if (ew8)
-        for (int l = 0; l < G; l++) begin
-          logic signed [31:0] a;
-          a = '0;
-          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) a = `ACC(b * G + l);
-          a = (start ? 32'd0 : a)
-              + 32'(16'($signed(rot[8*l+:8])) * 16'($signed(mem_rdata[8*l+:8])));
-          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) acc[b * G + l] <= a;
-        end
-      if (ew2)
-        for (int l = 0; l < W / 2; l++) begin
-          logic [1:0] a, w;
-          logic signed [31:0] s2;
-          a = rot[2*l+:2];
-          w = mem_rdata[2*l+:2];
-          // the lane's accumulator: in the half of acc that base points into
-          s2 = basev[LB-1] ? `ACC(W / 2 + l) : `ACC(l);
-          s2 = (start ? 32'd0 : s2) + (!(a[0] && w[0]) ? 32'd0 : a[1] ^ w[1] ? -32'sd1 : 32'sd1);
-          if (basev[LB-1]) acc[W / 2 + l] <= s2;
-          else acc[l] <= s2;
-        end
-      if (ew1)
-        for (int l = 0; l < W; l++) begin
-          acc[l] <= (start ? 32'd0 : `ACC(l)) + (rot[l] == mem_rdata[l] ? 32'sd1 : -32'sd1);
-        end
-      if (rows_in)
-        for (int j = 0; j < G; j++) begin
-          logic signed [31:0] a, xj;
-          xj = 32'($signed(mem_rdata[8*j+:8]));
-          a = '0;
-          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) a = $signed(`ACC(b * G + j));
-          a = op == OP_VMAC_ASET ? xj : op == OP_VMAC_RADD ? a + xj * $signed(prmv)
-              : (xj > a ? xj : a);
-          for (int b = 0; b < W / G; b++) if (gsel == (LB - GB)'(b)) acc[b * G + j] <= a;
-        end
       if (trig && op == OP_VMAC_SBIAS) bias[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SMUL) mul[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SSHIFT) shift[trig_d[GB-1:0]] <= prmv[5:0];
       if (trig && op == OP_VMAC_LBIAS)
-        for (int i = 0; i < L; i++) bias[{prmv[1:0], LW'(i)}] <= mem_rdata[32*i+:32];
+        for (int i = 0; i < L; i++)
+          for (int q = 0; q < G / L; q++)
+            if (prmv[1:0] == 2'(q)) bias[q * L + i] <= mem_rdata[32*i+:32];
       if (trig && op == OP_VMAC_LMUL)
-        for (int i = 0; i < L; i++) mul[{prmv[1:0], LW'(i)}] <= mem_rdata[32*i+:32];
+        for (int i = 0; i < L; i++)
+          for (int q = 0; q < G / L; q++)
+            if (prmv[1:0] == 2'(q)) mul[q * L + i] <= mem_rdata[32*i+:32];
       if (trig && op == OP_VMAC_LSHIFT)
         for (int j = 0; j < G; j++) shift[j] <= mem_rdata[8*j+:6];
     end
   end
 
   wire get = trig && op == OP_VMAC_GET;
-  tta_pipe #(.LAT(LAT)) u_pipe (.clk, .rst, .en, .in_valid(get), .in_data(`ACC(trig_d[LB-1:0])), .res);
+  tta_pipe #(.LAT(LAT)) u_pipe (.clk, .rst, .en, .in_valid(get), .in_data(gacc[trig_d[GB-1:0]]),
+                                .res);
 endmodule
-`undef ACC

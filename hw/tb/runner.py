@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hw.build import RTL_DIR, write_headers, verilator_root
+from hw.build import (RTL_DIR, VERILATOR_MAKEFLAGS, VMAC_SOURCES, verilator_root,
+                      write_headers)
 from hw.config import AccelConfig
 from hw.errors import SimulationError
 
@@ -15,7 +16,8 @@ WRAPPER_DIR = Path(__file__).resolve().parent.parent / "bin"
 # rtl/tta_<u>.sv and its bench hw/tb/<u>_tb.py.
 _UNIT_PARAMS = {"alu": ("LAT",), "lsu": ("LAT", "W", "ROW_AW"), "vmac": ("LAT", "W", "ROW_AW"),
                 "dma": ("W", "ROW_AW", "LATENCY", "CPR")}
-BENCHES = {unit: (("tta_pipe.sv", f"tta_{unit}.sv"), f"hw.tb.{unit}_tb") for unit in _UNIT_PARAMS}
+BENCHES = {unit: (("tta_pipe.sv", *(VMAC_SOURCES if unit == "vmac" else (f"tta_{unit}.sv",))),
+                  f"hw.tb.{unit}_tb") for unit in _UNIT_PARAMS}
 
 
 def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
@@ -30,6 +32,9 @@ def run_unit_bench(unit: str, config: AccelConfig, build_dir: Path,
     # cocotb finds `verilator` on PATH and parses its --version: use the wrapper.
     os.environ["PATH"] = f"{WRAPPER_DIR}{os.pathsep}{os.environ['PATH']}"
     os.environ.setdefault("VERILATOR_ROOT", str(verilator_root()))
+    # cocotb runs make itself: the precompiled-header fix of hw/build.py through make's
+    # environment (a vector unit of several modules is split into several files).
+    os.environ["MAKEFLAGS"] = " ".join(VERILATOR_MAKEFLAGS[1:])
     include = build_dir / "include"
     write_headers(config, include)
     defaults = {"W": config.vector_width, "LAT": config.latency(unit), "ROW_AW": 8,
