@@ -462,3 +462,27 @@ def test_dma_moves_rows_with_strides_and_counts_its_time(tiny, rtl_tiny):
     store_idle = store + 1 + 2 * cpr + lat
     assert cycles == store_idle + 1 == c["cycles"]
     assert c["dma_stall_cycles"] == c["stall_cycles"] == cycles - 8  # 8 instructions
+
+
+def test_stuck_at_faults_hit_exactly_their_lane(tiny):
+    """The fault-injection build forces the stuck bits of one accumulator, wherever it sits
+    in the vector unit (every block and column of tiny), and of no other."""
+    rtl = RtlSimulator(tiny, fault_port=True)
+    lanes, row = tiny.vector_width, tiny.vector_width // 8
+    dmem = np.zeros(tiny.dmem_bytes, np.uint8)
+    dmem[row * 10:row * 11] = 0xFF  # binary weights +1: every accumulator = x
+    lines = ["-5 -> vmac.x, 10 -> vmac.bmac0"]
+    for lane in range(lanes):
+        lines += [f"{lane} -> vmac.get", f"vmac.res -> lsu.data, {1024 + 4 * lane} -> lsu.stw"]
+    prog = assemble("\n".join(lines + ["0 -> ctrl.halt"]), rtl.encoding)
+    for faulty in (0, 5, 13, 22, 39, 46, 63):
+        rtl.stuck_at(faulty, stuck0=0b10, stuck1=1 << 20)
+        rtl.write_dmem(0, dmem)
+        rtl.reset()
+        rtl.load_program(prog)
+        rtl.run(max_cycles=10_000)
+        got = rtl.read_dmem(1024, 4 * lanes).view(np.int32)
+        want = np.full(lanes, -5, np.int32)
+        want[faulty] = (-5 & ~0b10) | (1 << 20)
+        np.testing.assert_array_equal(got, want, err_msg=f"lane {faulty}")
+    rtl.stuck_at(0)
