@@ -37,8 +37,8 @@ module tta_core (
   logic [63:0] counters[NCNT];
 
   // freeze as of the last clock edge: run depends on no input of the core, so Verilator computes
-  // the datapath once a cycle, not again in its input-change region (2x cheaper to simulate).
-  // The harness lowers freeze one edge before a run and raises it at the run's last cycle.
+  // the datapath once a cycle, not a second time in its input-change region. The harness lowers
+  // freeze one edge before a run, raises it in the run's last cycle and holds it through reset.
   logic frozen;
   initial frozen = 1'b1;  // frozen from power-up until the harness's first edge
   always_ff @(posedge clk) frozen <= freeze;
