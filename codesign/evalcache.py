@@ -98,17 +98,26 @@ class EvalCache:
         except OSError as exc:
             self._disable(exc)
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, timeout: float = 60.0) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, "
-                       "value TEXT NOT NULL, created REAL NOT NULL)")
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
+        deadline = time.monotonic() + timeout
+        while True:
+            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, "
+                           "value TEXT NOT NULL, created REAL NOT NULL)")
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                # Switching a new database to WAL answers "locked" at once, without waiting on
+                # the busy timeout, while another process does the same: try again.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            except sqlite3.Error:
+                db.close()
+                raise
 
     def _disable(self, exc: BaseException) -> None:
         self.db = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 
 import numpy as np
@@ -191,3 +192,31 @@ def test_an_entry_of_another_shape_is_a_miss(tmp_path):
     cache.db.execute("INSERT INTO costs VALUES ('l', '[1, 2]', 0)")
     assert cache.get("k") is None and "unreadable" in said[0]
     assert cache.get("l") is None  # valid JSON, but not a mapping
+
+
+def _open_at_once_and_put(path, key, barrier):
+    said = []
+    barrier.wait()
+    cache = EvalCache(path, warn=said.append)
+    cache.put(key, {"cycles": 1})
+    cache.close()
+    raise SystemExit(1 if said else 0)
+
+
+def test_processes_that_create_the_cache_at_once_all_use_it(tmp_path):
+    # Switching a new database to WAL answers "locked" at once to the second of two processes
+    # that open it together; before the retry, one in two such pairs went on without the cache.
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(8):
+        path = tmp_path / f"{attempt}.sqlite"
+        barrier = ctx.Barrier(2)
+        procs = [ctx.Process(target=_open_at_once_and_put, args=(path, key, barrier))
+                 for key in ("a", "b")]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0], "a process went on without the cache"
+        cache = EvalCache(path)
+        assert cache.db.execute("SELECT COUNT(*) FROM costs").fetchone()[0] == 2
+        cache.close()
