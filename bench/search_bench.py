@@ -4,8 +4,9 @@ hardware costs before training, expected hypervolume improvement per second), mu
 Fashion-MNIST experiment's space (configs/experiments/fashion.yaml; validation accuracy from the
 integer reference, which is bit-exact with the RTL; cycles from the estimator, exact against it).
 
-For each seed the searchers run side by side, one process each with one torch thread, for the
-same wall-time budget (`search.time_budget_s`), so they share the machine's load alike. A trial
+For each seed the searchers run side by side, one process each with one torch thread and its own
+evaluation cache, for the same wall-time budget (`search.time_budget_s`), so they share the
+machine's load alike and none is answered from another's evaluations. A trial
 counts once it completed inside the budget. All runs' points are scaled together (one
 reference point), so hypervolumes compare: by the range of every measured point (the headline,
 `ratio_to_random`) and by the ideal and nadir of all runs' joint Pareto front
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -71,6 +73,8 @@ def one_run(sampler: str, seed: int, budget: float, train_images: int, queue) ->
     data = fashion_subset(train_images)
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
+        # its own evaluation cache: no run is answered from another's (or an earlier run's)
+        os.environ["CODESIGN_CACHE"] = str(Path(tmp) / "cache")
         study = run_search(exp, data, Path(tmp), progress=lambda m: None)
         points = [((t.datetime_complete.timestamp() - start), list(t.values),
                    bool(t.user_attrs.get("untrained", False)))
