@@ -200,7 +200,8 @@ def main() -> None:
                   f"{h['ratio_to_random'][s]:.3f}  reaches random's final at {r}  candidates "
                   f"{'/'.join(map(str, n))}  untrained {untrained[s]:.0%}")
     result = {"budget_s": args.budget, "seeds": args.seeds, "train_images": args.train_images,
-              "objectives": list(base.search.objectives), "space": base.search.space.source,
+              "objectives": list(base.search.objectives),
+              "space": _relative(base.search.space.source),
               **{k: v for k, v in headline.items() if k != "normalized_by"},
               "front_normalized": {k: v for k, v in by_front.items() if k != "grid_s"},
               "candidates": {k: len(v) for k, v in runs.items()}, "trials": attempted,
@@ -208,6 +209,15 @@ def main() -> None:
     grid = np.array(headline["grid_s"])
     write_results("search", result, lambda r, path: _plot(
         grid, headline["curves"], by_front["curves"], samplers, args.seeds, path))
+
+
+def _relative(path: str) -> str:
+    """A path inside the project as the project names it (results do not depend on where
+    the checkout lives)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
 
 
 def _plot(grid: np.ndarray, curves: dict, front_curves: dict, samplers: tuple, seeds: int,
