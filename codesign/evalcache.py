@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCK_TIMEOUT_S = 60.0  # how long a process waits for another's write
 
 
 @lru_cache(maxsize=1)
@@ -98,11 +99,11 @@ class EvalCache:
         except OSError as exc:
             self._disable(exc)
 
-    def _open(self, timeout: float = 60.0) -> sqlite3.Connection:
+    def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
         while True:
-            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
             try:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("CREATE TABLE IF NOT EXISTS costs (key TEXT PRIMARY KEY, "
