@@ -16,8 +16,10 @@ its ratio to random's, the time it needed to reach random's final hypervolume, i
 untrained candidates; writes bench/results/search.json and search.png. `--from-json FILE`
 analyzes a stored run again.
 
+`--space NAME` searches another space of configs/search/ (results: search-NAME.json).
+
 Usage: python bench/search_bench.py [--budget S] [--seeds N] [--train-images N]
-                                    [--samplers ehvi,gp,...] [--from-json FILE]
+                                    [--samplers ehvi,gp,...] [--space NAME] [--from-json FILE]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.benchlib import write_results  # noqa: E402
 from codesign.experiment import load_experiment  # noqa: E402
+from codesign.space import load_space  # noqa: E402
 from optuna._hypervolume import compute_hypervolume  # noqa: E402
 
 SAMPLERS = ("ehvi", "botorch", "gp", "tpe", "random")
@@ -57,14 +60,22 @@ def fashion_subset(n: int, seed: int = 0):
                    full.y_test, full.classes)
 
 
-def one_run(sampler: str, seed: int, budget: float, train_images: int, queue) -> None:
+def experiment(space: str | None):
+    """The Fashion-MNIST experiment, with another search space if named."""
+    base = load_experiment(EXPERIMENT)
+    return replace(base, search=replace(base.search, space=load_space(space))) if space \
+        else base
+
+
+def one_run(sampler: str, seed: int, budget: float, train_images: int, space: str | None,
+            queue) -> None:
     """One searcher's run: (seconds after start, objective values, untrained) per distinct
     completed trial, sent back through `queue`."""
     import torch
     torch.set_num_threads(1)
     from codesign.front import distinct_completed
     from codesign.search import run_search
-    base = load_experiment(EXPERIMENT)
+    base = experiment(space)
     search = replace(base.search, sampler=sampler, trials=10_000, fidelity="estimate",
                      eval_images=None, enqueue=(), time_budget_s=budget,
                      train=replace(base.search.train, pretrain_epochs=1, epochs=2,
@@ -140,7 +151,7 @@ def run_all(args, samplers: tuple) -> tuple[dict, dict, dict]:
     runs, attempted, choosing = {}, {}, {}
     for seed in range(args.seeds):
         procs = [ctx.Process(target=one_run, args=(s, seed, args.budget, args.train_images,
-                                                   queue)) for s in samplers]
+                                                   args.space, queue)) for s in samplers]
         for p in procs:
             p.start()
         for _ in procs:
@@ -163,12 +174,14 @@ def main() -> None:
     ap.add_argument("--train-images", type=int, default=12_000)
     ap.add_argument("--samplers", default=",".join(SAMPLERS),
                     help="comma-separated, side by side (random is always one of them)")
+    ap.add_argument("--space", help="another search space of configs/search/ (default: the "
+                    "experiment's, configs/search/fashion.yaml)")
     ap.add_argument("--from-json", type=Path, help="analyze the runs stored in this results "
                     "file again instead of running (its budget, seeds and samplers)")
     args = ap.parse_args()
-    base = load_experiment(EXPERIMENT)
+    base = experiment(args.space)
+    stored = json.loads(args.from_json.read_text()) if args.from_json else {}
     if args.from_json:
-        stored = json.loads(args.from_json.read_text())
         runs = {k: [(s, v, u) for s, v, u in p] for k, p in stored["points"].items()}
         attempted, choosing = stored["trials"], stored.get("proposal_seconds", {})
         args.budget, args.seeds = stored["budget_s"], stored["seeds"]
@@ -201,14 +214,16 @@ def main() -> None:
                   f"{'/'.join(map(str, n))}  untrained {untrained[s]:.0%}")
     result = {"budget_s": args.budget, "seeds": args.seeds, "train_images": args.train_images,
               "objectives": list(base.search.objectives),
-              "space": _relative(base.search.space.source),
+              "space": stored["space"] if args.from_json else _relative(base.search.space.source),
               **{k: v for k, v in headline.items() if k != "normalized_by"},
               "front_normalized": {k: v for k, v in by_front.items() if k != "grid_s"},
               "candidates": {k: len(v) for k, v in runs.items()}, "trials": attempted,
               "proposal_seconds": choosing, "untrained_share": untrained, "points": runs}
     grid = np.array(headline["grid_s"])
-    write_results("search", result, lambda r, path: _plot(
-        grid, headline["curves"], by_front["curves"], samplers, args.seeds, path))
+    space = Path(result["space"]).stem  # the default space's results keep their old name
+    write_results("search" if space == "fashion" else f"search-{space}", result,
+                  lambda r, path: _plot(grid, headline["curves"], by_front["curves"], samplers,
+                                        args.seeds, path))
 
 
 def _relative(path: str) -> str:
