@@ -4,10 +4,7 @@ accuracy (and resilience) and its training time need a model.
 
 After a few random trials, each proposal is the fresh candidate with the largest expected
 hypervolume improvement per predicted second of training, among a pool of random draws and one-
-or two-choice mutations of the Pareto front's candidates. The seconds count less as the budget is
-spent (cost cooling, as in CArBO, Lee et al. 2020: EHVI / seconds^a, a = the budget's unspent
-share): early, cheap candidates map the front; late, the best improvement is worth its time, so
-the search does not stay in the cheap corner. Gaussian processes over the space's
+or two-choice mutations of the Pareto front's candidates. Gaussian processes over the space's
 ordinal encoding (`SearchSpace.encode`: widths, kernels and bits as numbers) predict what is
 unknown; for the pool the hardware objectives are predicted the same way (all but the size, which
 is counted), then computed exactly for the most promising few, which are scored again.
@@ -46,15 +43,11 @@ SAMPLES = 16  # draws of the predicted objectives per candidate (shared by all c
 class Binding:
     """What the search tells the sampler. `describe(params)` gives a candidate's key (as the
     search's trials store it), its encoding and its counted size in bits; `hardware(params)`
-    its exact hardware objectives by field, None if it cannot fit or misses a constraint;
-    `spent()` the share of the search's budget (wall time or trials) used so far, 0..1;
-    `seconds_left()` the wall time left (inf without a time budget)."""
+    its exact hardware objectives by field, None if it cannot fit or misses a constraint."""
     objectives: tuple[str, ...]
     distributions: dict[str, BaseDistribution]
     describe: Callable[[dict], tuple[str, list[float], float]]
     hardware: Callable[[dict], dict | None]
-    spent: Callable[[], float] = lambda: 0.0
-    seconds_left: Callable[[], float] = lambda: math.inf
 
 
 class HardwareAwareSampler(optuna.samplers.BaseSampler):
@@ -138,14 +131,10 @@ class HardwareAwareSampler(optuna.samplers.BaseSampler):
         ref = (hi - lo) / scale + 0.1
         front = (front - lo) / scale
         draws = np.random.default_rng(len(measured)).standard_normal((SAMPLES, len(fields)))
-        unspent, left = 1.0 - min(max(b.spent(), 0.0), 1.0), b.seconds_left()
 
         def score(m, s, c) -> float:
-            if c > left:  # would not finish inside the budget: worth nothing to it
-                return 0.0
             points = ((m + s * draws) * sign - lo) / scale
-            return acquisition(float(np.mean([_improvement(front, p, ref) for p in points])),
-                               c, unspent)
+            return float(np.mean([_improvement(front, p, ref) for p in points])) / c
 
         first = [score(mean[i], std[i], cost[i]) for i in range(len(pool))]
         best, best_score, scored = None, -1.0, 0
@@ -220,12 +209,6 @@ def _predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, log: bool = False,
     if log:  # the mean of a log-normal's median is enough for ranking; spread in log space
         return np.exp(m), np.exp(m) * s
     return m, s
-
-
-def acquisition(improvement: float, seconds: float, unspent: float) -> float:
-    """Expected improvement per second, the seconds weighted by the budget's unspent share
-    (1: per second; 0: the improvement alone)."""
-    return improvement / max(seconds, 1e-9) ** unspent
 
 
 def _improvement(front: np.ndarray, point: np.ndarray, ref: np.ndarray) -> float:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -135,22 +134,8 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
             prune(trial, "misses a hardware constraint (checked before training)", missed)
         return hw
 
-    started, done_before = time.monotonic(), len(distinct_completed(study))
-
-    def spent() -> float:
-        """Share of this run's budget used: of its candidates or its wall time, the larger."""
-        share = (len(distinct_completed(study)) - done_before) / max(target - done_before, 1)
-        if exp.search.time_budget_s:
-            share = max(share, (time.monotonic() - started) / exp.search.time_budget_s)
-        return share
-
-    def seconds_left() -> float:
-        budget = exp.search.time_budget_s
-        return budget - (time.monotonic() - started) if budget else float("inf")
-
     if hasattr(study.sampler, "bind"):  # a sampler that uses exact hardware costs
-        study.sampler.bind(sampler_binding(exp, data, base, hardware, missed_constraint, spent,
-                                           seconds_left))
+        study.sampler.bind(sampler_binding(exp, data, base, hardware, missed_constraint))
 
     def evaluate(trial: optuna.Trial, model: QuantNet, config: AccelConfig) -> dict:
         metrics = measure(trial, model, config)
@@ -316,11 +301,9 @@ def trial_key(candidate: Candidate, config: AccelConfig) -> str:
 
 
 def sampler_binding(exp: ExperimentConfig, data: Dataset, base: AccelConfig,
-                    hardware: Callable, missed_constraint: Callable,
-                    spent: Callable[[], float], seconds_left: Callable[[], float]) -> Binding:
+                    hardware: Callable, missed_constraint: Callable) -> Binding:
     """What a hardware-aware sampler needs of this search: each candidate's key, encoding
-    and counted size (cheap), its exact hardware objectives (a compilation), and how much of
-    the budget is spent and left."""
+    and counted size (cheap), and its exact hardware objectives (a compilation)."""
     space = exp.search.space
 
     def resolve(params: dict):
@@ -341,8 +324,7 @@ def sampler_binding(exp: ExperimentConfig, data: Dataset, base: AccelConfig,
             return None  # at random, the trial's own check reports why)
         return None if missed_constraint(hw) else hw
 
-    return Binding(tuple(exp.search.objectives), space.distributions(), describe, exact,
-                   spent, seconds_left)
+    return Binding(tuple(exp.search.objectives), space.distributions(), describe, exact)
 
 
 PRUNE_MIN_CURVES = 3  # finished trials whose learning curves bound the gain still to come

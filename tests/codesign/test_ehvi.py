@@ -9,7 +9,7 @@ import pytest
 from optuna._hypervolume import compute_hypervolume
 
 from codesign.data import load_digits
-from codesign.ehvi import STARTUP, HardwareAwareSampler, _improvement, acquisition
+from codesign.ehvi import STARTUP, HardwareAwareSampler, _improvement
 from codesign.front import distinct_completed
 from codesign.models import BlockSpec, Candidate
 from codesign.search import run_search
@@ -42,15 +42,6 @@ def test_the_ordinal_encoding_orders_widths_and_bits_at_one_length():
     assert np.count_nonzero(wider_bits) == 2 and np.all(wider_bits >= 0)
 
 
-def test_training_time_counts_less_as_the_budget_is_spent():
-    cheap, dear = (0.01, 10.0), (0.03, 100.0)  # (expected improvement, predicted seconds)
-    assert acquisition(*cheap, unspent=1.0) > acquisition(*dear, unspent=1.0)  # per second
-    assert acquisition(*cheap, unspent=0.0) < acquisition(*dear, unspent=0.0)  # improvement
-    ratios = [acquisition(*dear, unspent=u) / acquisition(*cheap, unspent=u)
-              for u in np.linspace(1, 0, 11)]
-    assert np.all(np.diff(ratios) > 0)  # the dear candidate gains steadily as time runs out
-
-
 @pytest.mark.slow  # ~30 s: 7 tiny candidates trained on digits
 def test_proposals_come_with_exact_hardware_and_are_never_repeats(tmp_path):
     exp = quick(STARTUP + 3, sampler="ehvi")
@@ -61,7 +52,6 @@ def test_proposals_come_with_exact_hardware_and_are_never_repeats(tmp_path):
     assert len(done) == STARTUP + 3 and len(set(keys(study))) == len(done)
     proposed = [t for t in done if t.user_attrs["key"] in sampler._exact]
     assert len(proposed) >= 3 and sampler.proposal_seconds > 0
-    assert sampler._binding.spent() == pytest.approx(1.0)  # every trial of the budget done
     for t in proposed:  # known before training, as measured after it
         hw = sampler._exact[t.user_attrs["key"]][1]
         assert hw["energy_j"] == pytest.approx(t.user_attrs["metrics"]["energy_j"], rel=1e-12)
