@@ -88,8 +88,8 @@ bench-whole: install ## whole-network runs vs layer by layer on the zoo and MLPe
 fidelity: install ## estimator vs RTL on the zoo + 30 random candidates x all configs (bench/results/fidelity/)
 	$(VENV)/bin/codesign fidelity --out bench/results/fidelity
 
-bench-search: install ## hypervolume of the hardware-aware sampler / BoTorch / GP-BO / TPE vs random on Fashion-MNIST, 3 seeds, equal wall time (bench/results/search.json)
-	$(PY) bench/search_bench.py
+bench-search: install ## hypervolume of the hardware-aware sampler / BoTorch / GP-BO / TPE vs random on Fashion-MNIST, 3 seeds, equal wall time (bench/results/search.json; SPACE=fashion-large: search-fashion-large.json)
+	$(PY) bench/search_bench.py $(if $(SPACE),--space $(SPACE))
 
 bench-qaft: install ## QAFT in the loop vs post-training quantization on the same candidates (bench/results/qaft_digits.json)
 	$(PY) bench/qaft_bench.py
