@@ -1,3 +1,5 @@
+import os
+import re
 from dataclasses import replace
 
 import optuna
@@ -194,3 +196,44 @@ def test_bit_widths_fine_tune_from_one_shared_parent(tmp_path):
     run_search(replace(exp, search=replace(exp.search, trials=1)), load_digits(), tmp_path,
                progress=again.append)
     assert not any(m.startswith("shared parent:") for m in again)
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """The multiprocessing workers a process spawned (from /proc: no psutil here)."""
+    from pathlib import Path
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def test_a_worker_that_dies_fails_the_search(tmp_path):
+    """Reproduction 4 of the search's durability: `--workers` used to exit 0 after a worker
+    died. The survivor finishes the budget; the exit status says a worker failed."""
+    import signal
+    import time
+    (tmp_path / "quick.yaml").write_text(QUICK)
+    run_dir = tmp_path / "run"
+    log = open(tmp_path / "search.log", "w")
+    proc = _search(str(tmp_path / "quick.yaml"), "--run-dir", str(run_dir), "--trials", "3",
+                   "--workers", "2", stdout=log)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_spawned_children(proc.pid)) < 2:
+        time.sleep(0.2)
+    workers = _spawned_children(proc.pid)
+    assert len(workers) == 2, (tmp_path / "search.log").read_text()[-3000:]
+    time.sleep(5)  # inside its first trial
+    os.kill(workers[-1], signal.SIGKILL)
+    assert proc.wait(timeout=600) == 1
+    log.close()
+    out = (tmp_path / "search.log").read_text()
+    assert re.search(r"worker\(s\) [01] failed \(exit codes -9\)", out), out[-3000:]
+    stored = optuna.load_study(study_name="quick", storage=f"sqlite:///{run_dir / 'study.db'}")
+    assert not [t for t in stored.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(_complete(run_dir)) >= 3  # the survivor measured the whole budget
