@@ -1,6 +1,9 @@
 import os
 import re
+import signal
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import optuna
 import torch
@@ -101,7 +104,6 @@ def _complete(run_dir):
 
 
 def test_killed_search_resumes_with_nothing_lost(tmp_path):
-    import time
     (tmp_path / "quick.yaml").write_text(QUICK)
     run_dir = tmp_path / "run"
     # Output goes to a file: an unread pipe fills up (Verilator builds print a lot) and blocks.
@@ -199,8 +201,7 @@ def test_bit_widths_fine_tune_from_one_shared_parent(tmp_path):
 
 
 def _spawned_children(pid: int) -> list[int]:
-    """The multiprocessing workers a process spawned (from /proc: no psutil here)."""
-    from pathlib import Path
+    """The multiprocessing workers a process spawned (read from /proc)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -214,10 +215,8 @@ def _spawned_children(pid: int) -> list[int]:
 
 
 def test_a_worker_that_dies_fails_the_search(tmp_path):
-    """Reproduction 4 of the search's durability: `--workers` used to exit 0 after a worker
-    died. The survivor finishes the budget; the exit status says a worker failed."""
-    import signal
-    import time
+    """`--workers` once exited 0 after a worker died. The survivor measures the budget, no
+    trial stays RUNNING, and the exit status says a worker failed."""
     (tmp_path / "quick.yaml").write_text(QUICK)
     run_dir = tmp_path / "run"
     log = open(tmp_path / "search.log", "w")
@@ -228,7 +227,7 @@ def test_a_worker_that_dies_fails_the_search(tmp_path):
         time.sleep(0.2)
     workers = _spawned_children(proc.pid)
     assert len(workers) == 2, (tmp_path / "search.log").read_text()[-3000:]
-    time.sleep(5)  # inside its first trial
+    time.sleep(5)  # a few seconds into its work
     os.kill(workers[-1], signal.SIGKILL)
     assert proc.wait(timeout=600) == 1
     log.close()
