@@ -78,7 +78,7 @@ def _compile(args) -> int:
     example = torch.from_numpy(cal[:1])
     net = compile_model(model, example, config, args.quant, cal)
     seconds = time.perf_counter() - start
-    out = artifacts.save(net, args.output, export(model, example))
+    out = artifacts.save(net, args.output)
     print(net.placement_report())
     total = sum(b.cycles for b in net.program.layers.values())
     print(f"{len(net.layers)} accelerator layers, {len(net.program.program.words)} "

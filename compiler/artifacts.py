@@ -11,19 +11,22 @@ A compiled directory holds:
                   they do not all fit the data memory; empty otherwise)
   layers.json     the layer IR and bindings (integers and scales of every accelerator layer;
   arrays.npz      data only: `compiler.serialize`), their arrays
-  host.pt2        the float network, exported: the host part is rebuilt from it by `load`
+  host.json       the float network in Relax (high-level operators only, data:
+  host.npz        `compiler.relaxdata`), its constants; `load` partitions it again
   accel.yaml      the accelerator config it was compiled for
   manifest.json   layers, placement, shapes, bit widths, tiling, expected cycles and the
                   SHA-256 of every other file
 
-A compiled directory is read as data: nothing in it runs code when loaded. Its files are checked
-against the manifest's hashes (a truncated or edited file is an error), the layer IR is rebuilt
-only from listed classes, and host.pt2's tensors are read without unpickling objects.
+A compiled directory is read as data: nothing in it runs code when loaded. No file is read by a
+loader that can unpickle, import or evaluate (torch's pt2 loader can do all three). The layer IR
+is rebuilt only from listed classes, the host graph only from high-level Relax operators with
+every type inferred again, arrays from npz files without pickles. The manifest's SHA-256 hashes
+catch accidents (a truncated or half-copied file); they are no signature: whoever can edit a
+file can rewrite its hash, and what keeps such a directory harmless is that it is only data.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import inspect
@@ -37,10 +40,10 @@ import torch
 import yaml
 
 from compiler.errors import CompileError
-from compiler.fold import fold_for_tta
-from compiler.frontend import eval_mode, to_relax
+from compiler.frontend import eval_mode
 from compiler.kinds import CODEGEN, get_kind
 from compiler.partition import partition_for_tta, placement
+from compiler.relaxdata import dump_main, load_main
 from compiler.program import CompiledProgram, Segment
 from compiler.serialize import from_data, load_arrays, save_arrays, to_data
 from hw.asm import assemble
@@ -119,7 +122,7 @@ def manifest(net) -> dict:
     }
 
 
-def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path:
+def save(net, directory: str | Path) -> Path:
     d = writable_dir(directory, "output directory")
     prog = net.program
     (d / "program.s").write_text(prog.listing)
@@ -134,7 +137,9 @@ def save(net, directory: str | Path, host: torch.export.ExportedProgram) -> Path
                   "func_layer": net._func_layer, "segments": prog.segments}, arrays)
     (d / "layers.json").write_text(json.dumps(ir))
     (d / "arrays.npz").write_bytes(save_arrays(arrays))
-    torch.export.save(host, str(d / "host.pt2"))
+    constants: dict[str, np.ndarray] = {}
+    (d / "host.json").write_text(json.dumps(dump_main(net._source, constants)))
+    (d / "host.npz").write_bytes(save_arrays(constants))
     (d / "accel.yaml").write_text(yaml.safe_dump(net.config.to_dict(), sort_keys=False))
     man = manifest(net)
     man["files"] = {name: _sha256(d / name) for name in FILES}
@@ -158,35 +163,11 @@ def writable_dir(directory: str | Path, what: str) -> Path:
 
 
 FILES = ("program.s", "program.bin", "dmem.bin", "offchip.bin", "layers.json", "arrays.npz",
-         "host.pt2", "accel.yaml")  # besides manifest.json, which lists their hashes
+         "host.json", "host.npz", "accel.yaml")  # besides manifest.json, which lists their hashes
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@contextlib.contextmanager
-def _tensors_only():
-    """torch.export.load, but an archive whose tensors need more than the safe unpickler
-    (which torch would then retry with arbitrary objects) is refused."""
-    from torch._export.serde import serialize
-
-    original = serialize.deserialize_torch_artifact
-
-    def strict(serialized):
-        if isinstance(serialized, (dict, tuple)) or len(serialized) == 0:
-            return original(serialized)
-        import io
-        try:
-            return torch.load(io.BytesIO(serialized), weights_only=True)
-        except Exception as exc:
-            raise CompileError(f"holds objects other than tensors ({exc})") from None
-
-    serialize.deserialize_torch_artifact = strict
-    try:
-        yield
-    finally:
-        serialize.deserialize_torch_artifact = original
 
 
 def load(directory: str | Path):
@@ -228,15 +209,16 @@ def load(directory: str | Path):
                            f"not cover the compiled layers; compile again")
     compiled = CompiledProgram(config, program, listing, [(0, image)], bindings,
                                [(0, offchip)] if offchip else [], segments)
+    constants = load_arrays((d / "host.npz").read_bytes(), f"{d}/host.npz")
     try:
-        with _tensors_only():
-            ep = torch.export.load(str(d / "host.pt2"))
-    except CompileError as exc:
-        raise CompileError(f"{d}/host.pt2: {exc}") from None
-    mod = partition_for_tta(fold_for_tta(to_relax(ep)).mod)
+        host = json.loads((d / "host.json").read_text())
+    except ValueError as exc:
+        raise CompileError(f"{d}/host.json: not JSON ({exc})") from None
+    source = load_main(host, constants, f"{d}/host.json")
+    mod = partition_for_tta(source)
     funcs = [p.layer for p in placement(mod) if p.where == CODEGEN]
     if funcs != list(saved["func_layer"]):
-        raise CompileError(f"{d}/host.pt2: its offloaded functions {funcs} differ from the "
+        raise CompileError(f"{d}/host.json: its offloaded functions {funcs} differ from the "
                            f"compiled ones {list(saved['func_layer'])}")
     return CompiledNetwork(config, compiled, saved["layers"], placement(mod),
-                           tuple(man["input_shape"]), mod, saved["func_layer"])
+                           tuple(man["input_shape"]), mod, saved["func_layer"], source)

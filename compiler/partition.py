@@ -16,8 +16,45 @@ from compiler.kinds import CODEGEN, pattern_table
 
 
 def partition_for_tta(mod: tvm.IRModule) -> tvm.IRModule:
-    return relax.transform.FuseOpsByPattern(pattern_table(), bind_constants=True,
-                                            annotate_codegen=True)(mod)
+    """Offload what the pattern table matches; every call site gets a function of its own."""
+    return unshare_calls(relax.transform.FuseOpsByPattern(
+        pattern_table(), bind_constants=True, annotate_codegen=True)(mod))
+
+
+def unshare_calls(mod: tvm.IRModule) -> tvm.IRModule:
+    """One offloaded function per call site. FuseOpsByPattern gives structurally equal regions
+    (two adds of one shape, two equal concatenations) one shared function; a layer is a call
+    site, not a function, so each repeat gets a copy under a name of its own."""
+    off = offloaded_functions(mod)
+    builder = relax.BlockBuilder(mod)  # its GlobalVars carry the function's type
+    taken = {gv.name_hint for gv in mod.functions}
+    seen: set[str] = set()
+    blocks, changed = [], False
+    for block in mod["main"].body.blocks:
+        bindings = []
+        for binding in block.bindings:
+            value = binding.value
+            name = value.op.name_hint if isinstance(value, relax.Call) and \
+                isinstance(value.op, tvm.ir.GlobalVar) else None
+            if name in off and name in seen:
+                copy = next(f"{name}_{k}" for k in range(1, len(taken) + 2)
+                            if f"{name}_{k}" not in taken)
+                taken.add(copy)
+                gv = builder.add_func(off[name].with_attr("global_symbol", copy), copy)
+                value = relax.Call(gv, value.args, value.attrs, value.ty_args)
+                binding = relax.VarBinding(binding.var, value)
+                changed = True
+            elif name in off:
+                seen.add(name)
+            bindings.append(binding)
+        blocks.append(relax.DataflowBlock(bindings) if isinstance(block, relax.DataflowBlock)
+                      else relax.BindingBlock(bindings))
+    if not changed:
+        return mod
+    mod, main = builder.get(), mod["main"]
+    mod["main"] = relax.Function(main.params, relax.SeqExpr(blocks, main.body.body),
+                                 main.ret_ty, main.is_pure, main.attrs, main.span)
+    return mod
 
 
 def composite_name(func: relax.Function) -> str:

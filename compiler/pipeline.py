@@ -77,7 +77,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
                              sources=sources, host_reads=frozenset(names[f] for f in host_use))
     event_table(program)  # the estimator's per-instruction events, decoded once at compile time
     return CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
-                           mod, {f: names[f] for f in order})
+                           mod, {f: names[f] for f in order}, folded.mod)
 
 
 def _dataflow(mod: tvm.IRModule, offloaded: set[str]):

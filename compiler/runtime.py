@@ -100,6 +100,8 @@ class CompiledNetwork:
     input_shape: tuple[int, ...]
     _host: tvm.IRModule = field(repr=False, default=None)
     _func_layer: dict[str, str] = field(repr=False, default_factory=dict)
+    _source: tvm.IRModule = field(repr=False, default=None)  # the float network in Relax,
+    #                            before partitioning: what a compiled directory stores
 
     def runner(self, backend: str = "rtl") -> "NetworkRunner":
         return NetworkRunner(self, backend)

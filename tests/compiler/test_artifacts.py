@@ -23,7 +23,7 @@ def compiled(tmp_path_factory):
     model = build(entry)
     example = torch.randn(1, *entry.input_shape)
     net = compile_model(model, example, load_accel_config("default"), entry.quant)
-    d = artifacts.save(net, tmp_path_factory.mktemp("c") / "out", export(model, example))
+    d = artifacts.save(net, tmp_path_factory.mktemp("c") / "out")
     return net, d, example.numpy()
 
 
@@ -83,16 +83,64 @@ def test_pickled_arrays_are_refused(compiled, tmp_path):
     assert not marker.exists()
 
 
-def test_an_exported_program_holding_objects_is_refused_unrun(tmp_path):
-    from torch._export.serde import serialize
-    import io
-    marker = tmp_path / "ran"
-    buf = io.BytesIO()
-    torch.save({"x": _Evil(str(marker))}, buf)
-    with artifacts._tensors_only():
-        with pytest.raises(CompileError, match="objects other than tensors"):
-            serialize.deserialize_torch_artifact(buf.getvalue())
-    assert not marker.exists()
+def test_no_file_is_an_archive_a_loader_could_unpickle(compiled):
+    d = compiled[1]
+    assert not list(d.glob("*.pt2")) and not list(d.glob("*.pt"))
+    for name in artifacts.FILES:  # no pickle opcode stream (b"\x80" protocol header) inside
+        assert b"\x80\x04\x95" not in (d / name).read_bytes()[:64], name
+
+
+def _edit_host(d, edit):
+    host = json.loads((d / "host.json").read_text())
+    edit(host)
+    (d / "host.json").write_text(json.dumps(host))
+    rehash(d, "host.json")
+
+
+def _first_call(host, name):
+    return next(b for b in host["bindings"] if b.get("call") == name)
+
+
+@pytest.mark.parametrize("edit, error", [
+    # a packed function of the runtime, by name: what would load a library or run a command
+    (lambda h: _first_call(h, "relax.nn.conv2d").update(
+        call="relax.call_dps_packed", args=[{"string": "runtime.ModuleLoadFromFile"}]),
+     "operator 'relax.call_dps_packed' is not one a host graph may hold"),
+    (lambda h: _first_call(h, "relax.nn.conv2d").update(call="relax.print"),
+     "operator 'relax.print' is not one a host graph may hold"),
+    (lambda h: _first_call(h, "relax.nn.conv2d").update(call="tvm.contrib.popen"),
+     "operator 'tvm.contrib.popen' is not one a host graph may hold"),
+    # attributes of another type than the operator's own
+    (lambda h: _first_call(h, "relax.nn.conv2d")["attrs"].update(type="ffi.Function"),
+     "relax.nn.conv2d's attributes must be a relax.attrs.Conv2DAttrs"),
+    # a value used before it is defined, a constant the file does not hold
+    (lambda h: h["bindings"][0]["args"].__setitem__(0, {"var": 99}),
+     "binding 0: refers to value 99"),
+    (lambda h: _first_call(h, "relax.nn.conv2d")["args"].__setitem__(1, {"const": "x"}),
+     "constant 'x' is not a numeric array"),
+    # a shape the operators do not agree with: types are inferred again, never trusted
+    (lambda h: h["params"][0].update(shape=[1, 5, 7, 7]),
+     "binding 0: its operator rejects its arguments"),
+])
+def test_a_crafted_host_graph_is_refused_by_name(compiled, tmp_path, edit, error):
+    d = copy(compiled[1], tmp_path)
+    _edit_host(d, edit)
+    with pytest.raises(CompileError, match=f"host.json: .*{error}"):
+        artifacts.load(d)
+
+
+def test_the_host_graph_round_trips_on_every_zoo_network():
+    import tvm
+    from compiler.fold import fold_for_tta
+    from compiler.frontend import to_relax
+    from compiler.relaxdata import dump_main, load_main
+    for entry in ZOO:
+        model = build(entry)
+        source = fold_for_tta(to_relax(export(model, torch.zeros(1, *entry.input_shape)))).mod
+        arrays = {}
+        data = json.loads(json.dumps(dump_main(source, arrays)))
+        tvm.ir.assert_structural_equal(load_main(data, arrays, "h")["main"], source["main"],
+                                       map_free_vars=True)
 
 
 def test_only_listed_classes_are_stored():
