@@ -67,7 +67,6 @@ def _compile(args) -> int:
     import torch
 
     from compiler import artifacts
-    from compiler.frontend import export
     from compiler.pipeline import compile_model
     from hw.config import load_accel_config
 
@@ -79,6 +78,7 @@ def _compile(args) -> int:
     net = compile_model(model, example, config, args.quant, cal)
     seconds = time.perf_counter() - start
     out = artifacts.save(net, args.output)
+    artifacts.load(out)  # what `codesign run` will check, checked before this exits 0
     print(net.placement_report())
     total = sum(b.cycles for b in net.program.layers.values())
     print(f"{len(net.layers)} accelerator layers, {len(net.program.program.words)} "

@@ -54,6 +54,10 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
             stem = f"{fl.pool}_{fl.kind}" if fl.pool else fl.kind
             i = counts[stem] = counts.get(stem, -1) + 1
             names[f] = f"{stem}_{i}"
+    repeated = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+    if len(set(order)) != len(order) or repeated:  # partition_for_tta gives each call its own
+        raise CompileError(f"layers share a name ({', '.join(repeated) or 'a shared function'}"
+                           f"): each call site must be a layer of its own")
     weighted = [names[f] for f in order if get_kind(floats[f].kind).weighted]
     unused = spec.unused_keys(weighted)
     if unused:
