@@ -210,7 +210,6 @@ class GoldenModel(Machine):
         self.stalled = False
         for name, n in moves.items():
             cnt[name] += n
-        self._dma_cycle()
         next_pc = (self.pc + 1) % c.imem_depth
         store = vstore = None
         for unit, (op, value) in triggers.items():
@@ -237,6 +236,9 @@ class GoldenModel(Machine):
             if result is not None:
                 u.pipe.append((cycle + u.latency, result))
 
+        # the DMA's row access: after the instruction's reads (a row the DMA writes this cycle
+        # is new only from the next), before its writes (a row the DMA reads is the old one)
+        self._dma_cycle()
         for (unit, port), value in operand_w.items():
             self.units[unit].operands[port] = value
         for i, v in reg_w.items():
@@ -470,11 +472,17 @@ class VectorUnit:
         base = (ops["base"] % self.width) // g * g
         lanes = slice(base, base + g)
         acc = self.acc[lanes]
-        if op in ("aset", "radd", "amax"):
+        tflite = bool(ops["cfg"] >> 19 & 1)  # cfg bit 19: TFLite's rounding
+        if op in ("aset", "radd", "amax", "rsc0", "rsc"):
             x = read_row(value % self.rows).view(np.int8).astype(np.int64)
+            if op in ("rsc0", "rsc"):  # each byte offset, shifted and rescaled by scalars
+                offset, left, shift = _s9(ops["x"] >> 16), ops["x"] >> 8 & 31, _s6(ops["x"])
+                y = requantize(_wrap((x + offset) << left), s32(ops["prm"]), shift, tflite)
             self.acc[lanes] = {"aset": lambda: x,
                                "radd": lambda: _wrap(acc + x * s32(ops["prm"])),
-                               "amax": lambda: np.maximum(acc, x)}[op]()
+                               "amax": lambda: np.maximum(acc, x),
+                               "rsc0": lambda: _wrap(y),
+                               "rsc": lambda: _wrap(acc + y)}[op]()
             return None
         v = _wrap(acc + self.bank["bias"])
         # cfg bit 17: write only the W/32 lanes of the group's block that base points into
@@ -486,7 +494,7 @@ class VectorUnit:
         if op == "rq":
             y = v
             if not ops["cfg"] >> 16 & 1:  # bit 16 bypasses the multiplier and shift
-                y = requantize(v, self.bank["mul"], self.bank["shift"])
+                y = requantize(v, self.bank["mul"], self.bank["shift"], tflite)
             y = y + _s8(ops["cfg"] >> 24)  # output zero point
             y = np.minimum(np.maximum(y, _s8(ops["cfg"])), _s8(ops["cfg"] >> 8))  # hi wins
             return value % self.rows, 0, y.astype(np.int8).view(np.uint8), \
@@ -507,13 +515,23 @@ class VectorUnit:
         return addr // g, offset, data, mask
 
 
-def requantize(v: np.ndarray, mul: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """The post-processing requantizer on int32 values (hw/ISA.md): for shift >= 0,
-    t = (v * mul + 2^31) >> 32 then a rounding right shift; for shift < 0, the 64-bit product
-    (wrapping) shifted left by -shift, then (+ 2^31) >> 32."""
+def requantize(v, mul, shift, tflite: bool = False) -> np.ndarray:
+    """The post-processing requantizer on int32 values (hw/ISA.md). The project's rounding: for
+    shift >= 0, t = (v * mul + 2^31) >> 32 then a rounding right shift; for shift < 0, the
+    64-bit product (wrapping) shifted left by -shift, then (+ 2^31) >> 32. TFLite's (cfg bit
+    19): v shifted left by -shift (int32 wrap), the doubling high multiply rounded (ties up),
+    then a right shift by shift rounded half away from zero."""
     v, mul, shift = (np.asarray(a, np.int64) for a in (v, mul, shift))
     left = np.maximum(-shift, 0)
     right = np.maximum(shift, 0)
+    if tflite:
+        x = _wrap(v << left)
+        p = x * mul
+        s = p + np.where(p >= 0, 1 << 30, 1 - (1 << 30))
+        t = np.where(s >= 0, s >> 31, -((-s) >> 31))  # toward zero
+        t = np.where((x == -2**31) & (mul == -2**31), 2**31 - 1, t)
+        mask = (np.int64(1) << right) - 1
+        return (t >> right) + ((t & mask) > (mask >> 1) + (t < 0))
     p = (v * mul) << left  # int64 arithmetic wraps like the RTL's 64-bit product
     t = (p + np.int64(1 << 31)) >> 32
     return np.where(shift < 0, t, (t + ((np.int64(1) << right) >> 1)) >> right)
@@ -528,6 +546,14 @@ def _values(packed: np.ndarray, bits: int) -> np.ndarray:
     if bits == 1:
         return 2 * fields[:, 0] - 1
     return fields[:, 0] * (1 - 2 * fields[:, 1])
+
+
+def _s6(x: int) -> int:
+    return ((x & 63) ^ 32) - 32
+
+
+def _s9(x: int) -> int:
+    return ((x & 511) ^ 256) - 256
 
 
 def _s8(x: int) -> int:

@@ -104,6 +104,7 @@ VMAC_OPS = (
     OpSpec("bin", write="bits", group=True), OpSpec("ter", write="codes", group=True),
     OpSpec("aset", row_read=True, group=True), OpSpec("radd", row_read=True, group=True),
     OpSpec("amax", row_read=True, group=True),
+    OpSpec("rsc0", row_read=True, group=True), OpSpec("rsc", row_read=True, group=True),
 )
 CTRL_OPS = ("jump", "halt")
 # The DMA unit moves whole data-memory rows to and from the off-chip memory in the background;

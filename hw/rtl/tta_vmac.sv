@@ -19,8 +19,12 @@
 // per-lane parameter banks bias, mul and shift: sbias / smul / sshift set one entry from prm;
 // lbias / lmul set W/32 entries (part prm mod 4) from a row of int32 words, lshift every entry
 // from a row of bytes.
+//   rsc0 / rsc: acc = / += requant((byte j + offset) << left) with scalar multiplier prm and
+//         shift, offset, left shift and shift from x (TFLite's ADD: each input rescaled)
 //   rq:   row[trigger] byte j = clip(requant(acc + bias) + zero point)   (a whole row; with
-//         cfg bit 17, rq / bin / ter write only the W/32 lanes of the block base points into)
+//         cfg bit 19, requant rounds as TFLite's reference kernels do;
+//         with cfg bit 17, rq / bin / ter write only the W/32 lanes of the block base points
+//         into)
 //   racc: row[trigger] word i = acc + bias of the W/32 lanes from base (rounded down to W/32)
 //   bin:  G bits, bit j = (acc + bias >= 0), at byte address trigger (aligned to G/8 bytes)
 //   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] unless cfg bit 18 (aligned to
@@ -89,7 +93,7 @@ module tta_vmac #(
   logic [2:0] rsel;  // that block
   logic [31:0] bias[G], mul[G];
   logic [5:0] shift[G];
-  logic start, rows_in, bc8, bc2, bc1, dot8, dot2, dot1, ew8, ew2, ew1, post;
+  logic start, rows_in, rsc, bc8, bc2, bc1, dot8, dot2, dot1, ew8, ew2, ew1, post;
   logic [3:0] lk;
   logic [7:0] shv;
   logic [LW-1:0] woff;
@@ -124,7 +128,8 @@ module tta_vmac #(
     start = op == OP_VMAC_MAC0 || op == OP_VMAC_TMAC0 || op == OP_VMAC_BMAC0
         || op == OP_VMAC_DMAC0 || op == OP_VMAC_DTMAC0 || op == OP_VMAC_DBMAC0
         || op == OP_VMAC_EMAC0 || op == OP_VMAC_ETMAC0 || op == OP_VMAC_EBMAC0;
-    rows_in = trig && (op == OP_VMAC_ASET || op == OP_VMAC_RADD || op == OP_VMAC_AMAX);
+    rsc = trig && (op == OP_VMAC_RSC0 || op == OP_VMAC_RSC);
+    rows_in = trig && (op == OP_VMAC_ASET || op == OP_VMAC_RADD || op == OP_VMAC_AMAX) || rsc;
     post = trig && (op == OP_VMAC_RQ || op == OP_VMAC_BIN || op == OP_VMAC_TER);
     group = rows_in || post || (trig && op == OP_VMAC_RACC);
     mem_read = mac8 || mac2 || mac1 || rows_in
@@ -174,8 +179,9 @@ module tta_vmac #(
   logic [1:0] gcode[G];
   for (genvar j = 0; j < G; j++) begin : g_group
     tta_vmac_group u_group (
-        .p8_on(bc8 || ew8), .radd_on(trig && op == OP_VMAC_RADD), .post_on(post),
-        .a8(bc8 ? xv[7:0] : rot[8*j+:8]), .w8(mem_rdata[8*j+:8]), .prm(prmv),
+        .p8_on(bc8 || ew8), .radd_on(trig && op == OP_VMAC_RADD), .rsc_on(rsc),
+        .post_on(post), .a8(bc8 ? xv[7:0] : rot[8*j+:8]), .w8(mem_rdata[8*j+:8]), .prm(prmv),
+        .rsc_off(xv[24:16]), .rsc_ls(xv[12:8]), .rsc_sh(xv[5:0]),
         .acc(gacc[j]), .bias(bias[j]), .mul(mul[j]), .shift(shift[j]), .cfg(cfgv),
         .p8(gp8[j]), .prod(gprod[j]), .q8(gbyte[j]), .qbit(gbit[j]), .qcode(gcode[j]));
   end
@@ -209,8 +215,9 @@ module tta_vmac #(
     end
     if (rows_in) begin
       blk[gsel] = 1'b1;
-      t_prod = op == OP_VMAC_RADD;  // acc + x * prm; aset and amax take the byte x
-      {rset, rmax} = {op == OP_VMAC_ASET, op == OP_VMAC_AMAX};
+      t_prod = op == OP_VMAC_RADD || rsc;  // acc + x * prm, or the rescaled byte (rsc);
+      //                                    aset and amax take the byte x
+      {rset, rmax} = {op == OP_VMAC_ASET || op == OP_VMAC_RSC0, op == OP_VMAC_AMAX};
     end
     rsel = (trig && op == OP_VMAC_GET) ? trig_d[LB-1:GB] : gsel;
   end

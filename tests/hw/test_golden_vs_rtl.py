@@ -386,6 +386,67 @@ def test_post_processing_against_numpy(tiny, rtl_tiny):
     assert golden[1].counters["vpp_groups"] == 8  # aset radd rq bin ter ter amax rq
 
 
+def _tflite_scale(v: int, m: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier on Python integers, written from gemmlowp's
+    definitions (shift in the project's convention: > 0 a right shift)."""
+    x = v << max(-shift, 0)
+    x = (x + 2**31) % 2**32 - 2**31
+    ab = x * m
+    s = ab + (2**30 if ab >= 0 else 1 - 2**30)
+    t = abs(s) // 2**31 * (1 if s >= 0 else -1)  # C's division truncates toward zero
+    e = max(shift, 0)
+    mask = (1 << e) - 1
+    return (t >> e) + ((t & mask) > (mask >> 1) + (t < 0))
+
+
+def test_tflite_rounding_and_rescaled_sums(tiny, rtl_tiny):
+    """cfg bit 19: rq rounds as TFLite's reference kernels; rsc0 / rsc add two rows, each
+    offset, shifted left and rescaled by its own scalars (TFLite's ADD), then rq with a zero
+    point: golden = RTL = Python integers, ties and left shifts included."""
+    g, row = tiny.vector_width // 8, tiny.vector_width // 8
+    rng = np.random.default_rng(7)
+    x1, x2 = rng.integers(-128, 128, g), rng.integers(-128, 128, g)
+    off1, off2, ls = 128, -3, 20
+    (m1, s1), (m2, s2) = (1717986918, 1), (1431655765, 2)  # both < 1: right shifts
+    mul = rng.integers(2**30, 2**31, g)
+    shift = rng.integers(-3, 31, g)  # left shifts too
+    shift[:4] = [20, 21, 22, 0]
+    bias = rng.integers(-2000, 2000, g)
+    lo, hi, zp = -128, 110, -9
+    dmem = np.zeros(tiny.dmem_bytes, np.uint8)
+    for r, x in ((4, x1), (5, x2)):
+        dmem[r * row:(r + 1) * row] = x.astype(np.int8).view(np.uint8)
+    cfg = (lo & 0xFF) | (hi & 0xFF) << 8 | (zp & 0xFF) << 24 | 1 << 19
+    x_of = [(o & 511) << 16 | ls << 8 | (s & 63) for o, s in ((off1, s1), (off2, s2))]
+    words = np.concatenate([bias, mul, shift, [cfg, m1, m2, *x_of]])
+    dmem[512:512 + 4 * len(words)] = words.astype(np.int64).astype(np.uint32).view(np.uint8)
+    at = [512 + 4 * (3 * g + k) for k in range(5)]
+    lines = []
+    for k, a in enumerate(at):  # into r2 .. r6 (the LSU's latency is 2 on tiny)
+        lines += [f"{a} -> lsu.ldw", "nop", f"lsu.res -> r{2 + k}"]
+    lines += ["r2 -> vmac.cfg, 0 -> vmac.base, r3 -> vmac.prm",
+              "r5 -> vmac.x, 4 -> vmac.rsc0",  # an operand moved with the trigger: used at once
+              "r4 -> vmac.prm, r6 -> vmac.x, 5 -> vmac.rsc", "3 -> vmac.get", "vmac.res -> r1"]
+    for k, bank in enumerate(("sbias", "smul", "sshift")):
+        for j in range(g):
+            lines += [f"{512 + 4 * (k * g + j)} -> lsu.ldw", "nop",
+                      f"lsu.res -> vmac.prm, {j} -> vmac.{bank}"]
+    lines += ["20 -> vmac.rq", "0 -> ctrl.halt"]
+    golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
+    mem = np.frombuffer(golden[2], np.uint8)
+
+    acc = [_tflite_scale((int(a) + off1) << ls, m1, s1) + _tflite_scale((int(b) + off2) << ls,
+                                                                          m2, s2)
+           for a, b in zip(x1, x2)]
+    assert golden[1].regs[1] == acc[3] & M32
+    want = [min(max(_tflite_scale(a + int(b), int(m), int(s)) + zp, lo), hi)
+            for a, b, m, s in zip(acc, bias, mul, shift)]
+    np.testing.assert_array_equal(mem[20 * row:21 * row].view(np.int8), want)
+    # ties: the high multiply rounds them up, the shift away from zero
+    assert [_tflite_scale(v, 2**30, 0) for v in (3, -3, 5, -5)] == [2, -1, 3, -2]
+    assert [_tflite_scale(v, 2**30, 1) for v in (6, -6, 2, -2)] == [2, -2, 1, -1]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "wide"])
 def test_random_programs_on_wide_datapaths(name):
