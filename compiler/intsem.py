@@ -28,6 +28,14 @@ To a ternary output: +1 if v > thr[o], -1 if v < -thr[o], else 0, thr = floor(s_
 unit computes exactly these (hw/ISA.md: rq, ter, bin).
 
 The torch fake-quant modules (codesign.quant) use the same rounding and ranges.
+
+TFLite's rounding (models that carry their own quantization, `compiler.tflite`): the same
+multiplier and shift rounded as the TFLite reference kernels do (`Requant.rounding = "tflite"`):
+      x = v << -shift  (int32 wrap; shift < 0 only)
+      t = SaturatingRoundingDoublingHighMul(x, m) = round(x * m / 2**31), ties up
+      y = RoundingDivideByPOT(t, shift) = round_half_away(t / 2**shift)   (shift >= 0)
+then the output zero point is added and the result clipped. Activations then carry a zero point
+(real = s * (q - zp)); a layer folds its input's -zp * sum(w) into its bias and pads with zp.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import numpy as np
 from compiler.errors import CompileError, CompileWarning
 
 QMIN, QMAX = -128, 127
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 WMAX = 127
 BITS = (1, 2, 8)
 TERNARY_THRESHOLD = 0.7  # of mean |w|: the TWN rule
@@ -151,6 +160,49 @@ def fixed_point(real_scale: float) -> tuple[int, int]:
     return multiplier, shift
 
 
+def tflite_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: (Q31 multiplier, shift) with shift in this project's
+    convention (> 0: a right shift), so that real ~ m * 2**-(31 + shift)."""
+    if real < 1e-6 or not math.isfinite(real):
+        return 0, 0  # TFLite flushes tiny multipliers to zero
+    mantissa, exponent = math.frexp(real)
+    q = math.floor(mantissa * 2**31 + 0.5)  # std::round: half away from zero (q > 0)
+    if q == 2**31:
+        q, exponent = q // 2, exponent + 1
+    if exponent < -31:
+        return 0, 0
+    if exponent > 31:
+        raise CompileError(f"requantization scale {real:g} needs a left shift of {exponent}; "
+                           f"the accelerator's shifter takes at most 32")
+    return q, -exponent
+
+
+def srdhm(a, b) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingDoublingHighMul on int32 values: round(a * b / 2**31), ties
+    toward +inf (the nudge, then C's division toward zero); -2**31 * -2**31 saturates."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    ab = a * b
+    s = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    t = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C's division: toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, t)
+
+
+def rdbpot(x, exponent) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT: x / 2**exponent rounded half away from zero."""
+    x, e = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << e) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + ((x & mask) > threshold)
+
+
+def tflite_scale(v, multiplier, shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier, shift in this project's convention (< 0: a left
+    shift of v first, wrapping at 32 bits)."""
+    shift = np.asarray(shift, np.int64)
+    x = wrap32(np.asarray(v, np.int64) << np.maximum(-shift, 0))
+    return rdbpot(srdhm(x, multiplier), np.maximum(shift, 0))
+
+
 @dataclass(frozen=True, eq=False)
 class Requant:
     """int32 accumulators (bias included) -> int8, per channel (see the module docstring)."""
@@ -159,6 +211,8 @@ class Requant:
     shift: np.ndarray  # int64 [O], 0 .. 31
     lo: int = QMIN
     hi: int = QMAX
+    zero_point: int = 0  # added after scaling, before the clip
+    rounding: str = "double"  # "double": this project's; "tflite": TFLite's reference kernels
 
     @classmethod
     def from_scale(cls, real_scale, relu: bool = False, hi: int = QMAX) -> "Requant":
@@ -175,10 +229,13 @@ class Requant:
         acc = np.asarray(acc, np.int64)
         m = per_channel(self.multiplier, acc, axis)
         s = per_channel(self.shift, acc, axis)
-        left, right = np.maximum(-s, 0), np.maximum(s, 0)
-        t = (((acc * m) << left) + (1 << 31)) >> 32
-        y = np.where(s < 0, t, (t + ((1 << right) >> 1)) >> right)
-        return np.clip(y, self.lo, self.hi).astype(np.int8)
+        if self.rounding == "tflite":
+            y = tflite_scale(wrap32(acc), m, s)
+        else:
+            left, right = np.maximum(-s, 0), np.maximum(s, 0)
+            t = (((acc * m) << left) + (1 << 31)) >> 32
+            y = np.where(s < 0, t, (t + ((1 << right) >> 1)) >> right)
+        return np.clip(y + self.zero_point, self.lo, self.hi).astype(np.int8)
 
 
 def ternary_thresholds(out_scale: float, acc_scale: np.ndarray) -> np.ndarray:
