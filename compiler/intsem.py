@@ -163,13 +163,13 @@ def fixed_point(real_scale: float) -> tuple[int, int]:
 def tflite_multiplier(real: float) -> tuple[int, int]:
     """TFLite's QuantizeMultiplier: (Q31 multiplier, shift) with shift in this project's
     convention (> 0: a right shift), so that real ~ m * 2**-(31 + shift)."""
-    if real < 1e-6 or not math.isfinite(real):
-        return 0, 0  # TFLite flushes tiny multipliers to zero
+    if real == 0 or not math.isfinite(real):
+        return 0, 0
     mantissa, exponent = math.frexp(real)
     q = math.floor(mantissa * 2**31 + 0.5)  # std::round: half away from zero (q > 0)
     if q == 2**31:
         q, exponent = q // 2, exponent + 1
-    if exponent < -31:
+    if exponent < -31:  # below 2**-32: every result would be zero, as TFLite flushes it
         return 0, 0
     if exponent > 31:
         raise CompileError(f"requantization scale {real:g} needs a left shift of {exponent}; "
@@ -203,6 +203,14 @@ def tflite_scale(v, multiplier, shift) -> np.ndarray:
     return rdbpot(srdhm(x, multiplier), np.maximum(shift, 0))
 
 
+def single_round(v, multiplier, shift) -> np.ndarray:
+    """TFLite's single-rounding MultiplyByQuantizedMultiplier (its FULLY_CONNECTED reference
+    kernel): (v * m + 2**(30 + shift)) >> (31 + shift), one rounding, ties up."""
+    total = np.maximum(31 + np.asarray(shift, np.int64), 0)
+    return wrap32((np.asarray(v, np.int64) * np.asarray(multiplier, np.int64)
+                   + ((np.int64(1) << total) >> 1)) >> total)  # static_cast<int32_t>
+
+
 @dataclass(frozen=True, eq=False)
 class Requant:
     """int32 accumulators (bias included) -> int8, per channel (see the module docstring)."""
@@ -212,7 +220,8 @@ class Requant:
     lo: int = QMIN
     hi: int = QMAX
     zero_point: int = 0  # added after scaling, before the clip
-    rounding: str = "double"  # "double": this project's; "tflite": TFLite's reference kernels
+    rounding: str = "double"  # "double": this project's; "tflite": TFLite's (gemmlowp's two
+    #                           roundings); "single": TFLite's single rounding
 
     @classmethod
     def from_scale(cls, real_scale, relu: bool = False, hi: int = QMAX) -> "Requant":
@@ -224,6 +233,11 @@ class Requant:
     def relu(self) -> bool:
         return self.lo == 0
 
+    def cfg(self) -> int:
+        """The vector unit's cfg word for `rq` (hw/ISA.md): clip bounds, zero point, rounding."""
+        return (self.lo & 0xFF) | (self.hi & 0xFF) << 8 | (self.zero_point & 0xFF) << 24 \
+            | int(self.rounding == "tflite") << 19 | int(self.rounding == "single") << 20
+
     def apply(self, acc: np.ndarray, axis: int = 0) -> np.ndarray:
         """Requantize accumulators whose channel axis is `axis`."""
         acc = np.asarray(acc, np.int64)
@@ -231,6 +245,8 @@ class Requant:
         s = per_channel(self.shift, acc, axis)
         if self.rounding == "tflite":
             y = tflite_scale(wrap32(acc), m, s)
+        elif self.rounding == "single":
+            y = single_round(wrap32(acc), m, s)
         else:
             left, right = np.maximum(-s, 0), np.maximum(s, 0)
             t = (((acc * m) << left) + (1 << 31)) >> 32

@@ -472,12 +472,12 @@ class VectorUnit:
         base = (ops["base"] % self.width) // g * g
         lanes = slice(base, base + g)
         acc = self.acc[lanes]
-        tflite = bool(ops["cfg"] >> 19 & 1)  # cfg bit 19: TFLite's rounding
+        rounding = _rounding(ops["cfg"])
         if op in ("aset", "radd", "amax", "rsc0", "rsc"):
             x = read_row(value % self.rows).view(np.int8).astype(np.int64)
             if op in ("rsc0", "rsc"):  # each byte offset, shifted and rescaled by scalars
                 offset, left, shift = _s9(ops["x"] >> 16), ops["x"] >> 8 & 31, _s6(ops["x"])
-                y = requantize(_wrap((x + offset) << left), s32(ops["prm"]), shift, tflite)
+                y = requantize(_wrap((x + offset) << left), s32(ops["prm"]), shift, rounding)
             self.acc[lanes] = {"aset": lambda: x,
                                "radd": lambda: _wrap(acc + x * s32(ops["prm"])),
                                "amax": lambda: np.maximum(acc, x),
@@ -494,7 +494,7 @@ class VectorUnit:
         if op == "rq":
             y = v
             if not ops["cfg"] >> 16 & 1:  # bit 16 bypasses the multiplier and shift
-                y = requantize(v, self.bank["mul"], self.bank["shift"], tflite)
+                y = requantize(v, self.bank["mul"], self.bank["shift"], rounding)
             y = y + _s8(ops["cfg"] >> 24)  # output zero point
             y = np.minimum(np.maximum(y, _s8(ops["cfg"])), _s8(ops["cfg"] >> 8))  # hi wins
             return value % self.rows, 0, y.astype(np.int8).view(np.uint8), \
@@ -515,16 +515,25 @@ class VectorUnit:
         return addr // g, offset, data, mask
 
 
-def requantize(v, mul, shift, tflite: bool = False) -> np.ndarray:
+def _rounding(cfg: int) -> str:
+    """The requantizer's rounding from cfg bits 20:19 (hw/ISA.md)."""
+    return "single" if cfg >> 20 & 1 else "tflite" if cfg >> 19 & 1 else "double"
+
+
+def requantize(v, mul, shift, rounding: str = "double") -> np.ndarray:
     """The post-processing requantizer on int32 values (hw/ISA.md). The project's rounding: for
     shift >= 0, t = (v * mul + 2^31) >> 32 then a rounding right shift; for shift < 0, the
-    64-bit product (wrapping) shifted left by -shift, then (+ 2^31) >> 32. TFLite's (cfg bit
-    19): v shifted left by -shift (int32 wrap), the doubling high multiply rounded (ties up),
-    then a right shift by shift rounded half away from zero."""
+    64-bit product (wrapping) shifted left by -shift, then (+ 2^31) >> 32. TFLite's gemmlowp
+    rounding (cfg bit 19): v shifted left by -shift (int32 wrap), the doubling high multiply
+    rounded (ties up), then a right shift by shift rounded half away from zero. TFLite's single
+    rounding (cfg bit 20): (v * mul + 2^(30 + shift)) >> (31 + shift)."""
     v, mul, shift = (np.asarray(a, np.int64) for a in (v, mul, shift))
     left = np.maximum(-shift, 0)
     right = np.maximum(shift, 0)
-    if tflite:
+    if rounding == "single":
+        total = np.maximum(31 + shift, 0)
+        return _wrap((v * mul + ((np.int64(1) << total) >> 1)) >> total)  # its low word
+    if rounding == "tflite":
         x = _wrap(v << left)
         p = x * mul
         s = p + np.where(p >= 0, 1 << 30, 1 - (1 << 30))

@@ -25,11 +25,12 @@ module tta_vmac_group (
 );
   logic signed [31:0] v, rv, rm, t, y, lo, hi, thr, mask, rem;
   logic [5:0] rs;
+  logic signed [6:0] sh1;
   logic [31:0] rnd;
   logic signed [63:0] p;
   always_comb begin  // each part computed only when its operation is triggered
     p8 = p8_on ? 16'($signed(a8)) * 16'($signed(w8)) : '0;
-    {v, rv, rm, rs, t, y, thr, p, rnd, mask, rem} = '0;
+    {v, rv, rm, rs, sh1, t, y, thr, p, rnd, mask, rem} = '0;
     {q8, qbit, qcode} = '0;
     prod = radd_on ? 32'($signed(w8)) * $signed(prm) : '0;
     lo = 32'($signed(cfg[7:0]));
@@ -40,7 +41,13 @@ module tta_vmac_group (
       rv = rsc_on ? (32'($signed(w8)) + 32'($signed(rsc_off))) << rsc_ls : v;
       rm = rsc_on ? prm : mul;
       rs = rsc_on ? rsc_sh : shift;
-      if (cfg[19]) begin
+      if (cfg[20]) begin
+        // TFLite's single rounding: (rv * rm + 2^(30 + rs)) >> (31 + rs)
+        p = 64'(rv) * 64'(rm);
+        sh1 = 7'sd31 + 7'($signed(rs));
+        if (sh1 > 7'sd0) p = p + (64'sd1 <<< (sh1 - 7'sd1));
+        y = 32'(p >>> (sh1 > 7'sd0 ? sh1 : 7'sd0));
+      end else if (cfg[19]) begin
         // TFLite: (rv << -rs) times rm, the doubled high word rounded (ties up), then a
         // right shift by rs rounded half away from zero
         if (rs[5]) rv = rv << (6'd0 - rs);

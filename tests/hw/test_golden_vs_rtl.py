@@ -400,7 +400,8 @@ def _tflite_scale(v: int, m: int, shift: int) -> int:
 
 
 def test_tflite_rounding_and_rescaled_sums(tiny, rtl_tiny):
-    """cfg bit 19: rq rounds as TFLite's reference kernels; rsc0 / rsc add two rows, each
+    """cfg bits 19 / 20: rq rounds as TFLite's kernels (gemmlowp's two roundings, or one);
+    rsc0 / rsc add two rows, each
     offset, shifted left and rescaled by its own scalars (TFLite's ADD), then rq with a zero
     point: golden = RTL = Python integers, ties and left shifts included."""
     g, row = tiny.vector_width // 8, tiny.vector_width // 8
@@ -418,9 +419,10 @@ def test_tflite_rounding_and_rescaled_sums(tiny, rtl_tiny):
         dmem[r * row:(r + 1) * row] = x.astype(np.int8).view(np.uint8)
     cfg = (lo & 0xFF) | (hi & 0xFF) << 8 | (zp & 0xFF) << 24 | 1 << 19
     x_of = [(o & 511) << 16 | ls << 8 | (s & 63) for o, s in ((off1, s1), (off2, s2))]
-    words = np.concatenate([bias, mul, shift, [cfg, m1, m2, *x_of]])
+    single = cfg ^ (1 << 19) | 1 << 20  # bit 20: TFLite's single rounding
+    words = np.concatenate([bias, mul, shift, [cfg, m1, m2, *x_of, single]])
     dmem[512:512 + 4 * len(words)] = words.astype(np.int64).astype(np.uint32).view(np.uint8)
-    at = [512 + 4 * (3 * g + k) for k in range(5)]
+    at = [512 + 4 * (3 * g + k) for k in range(6)]
     lines = []
     for k, a in enumerate(at):  # into r2 .. r6 (the LSU's latency is 2 on tiny)
         lines += [f"{a} -> lsu.ldw", "nop", f"lsu.res -> r{2 + k}"]
@@ -431,7 +433,7 @@ def test_tflite_rounding_and_rescaled_sums(tiny, rtl_tiny):
         for j in range(g):
             lines += [f"{512 + 4 * (k * g + j)} -> lsu.ldw", "nop",
                       f"lsu.res -> vmac.prm, {j} -> vmac.{bank}"]
-    lines += ["20 -> vmac.rq", "0 -> ctrl.halt"]
+    lines += ["20 -> vmac.rq", "r7 -> vmac.cfg, 21 -> vmac.rq", "0 -> ctrl.halt"]
     golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
     mem = np.frombuffer(golden[2], np.uint8)
 
@@ -442,6 +444,10 @@ def test_tflite_rounding_and_rescaled_sums(tiny, rtl_tiny):
     want = [min(max(_tflite_scale(a + int(b), int(m), int(s)) + zp, lo), hi)
             for a, b, m, s in zip(acc, bias, mul, shift)]
     np.testing.assert_array_equal(mem[20 * row:21 * row].view(np.int8), want)
+    total = [max(31 + int(s), 0) for s in shift]
+    want = [min(max(((a + int(b)) * int(m) + (1 << t >> 1) >> t) + zp, lo), hi)
+            for a, b, m, t in zip(acc, bias, mul, total)]
+    np.testing.assert_array_equal(mem[21 * row:22 * row].view(np.int8), want)
     # ties: the high multiply rounds them up, the shift away from zero
     assert [_tflite_scale(v, 2**30, 0) for v in (3, -3, 5, -5)] == [2, -1, 3, -2]
     assert [_tflite_scale(v, 2**30, 1) for v in (6, -6, 2, -2)] == [2, -2, 1, -1]
