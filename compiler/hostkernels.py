@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import tvm
+from tvm import relax
 
+from compiler.errors import CompileError
 from compiler.intsem import INT32_MAX, INT32_MIN, rdbpot, srdhm, tflite_multiplier, wrap32
 
 _SCALED_DIFF_BITS, _ACCUM_BITS = 5, 12
@@ -89,3 +92,32 @@ def softmax_int8(x: np.ndarray, input_scale: float, beta: float = 1.0) -> np.nda
     scale, over = _reciprocal(sums)
     out = rdbpot(srdhm(scale, exps), over + 31 - 8) - 128
     return np.where(live, np.clip(out, -128, 127), -128).astype(np.int8)
+
+
+HOST_CODEGEN = "host"  # the Codegen of partitioned functions these kernels run
+
+
+def host_kernels(mod: tvm.IRModule) -> dict[str, object]:
+    """A callable (int8 inputs -> int8 output, batch axis dropped) for every function of `mod`
+    partitioned for the host's integer kernels (composite `host.q<op>`)."""
+    from compiler.partition import composite_name
+    kernels = {}
+    for gv, func in mod.functions.items():
+        if not (isinstance(func, relax.Function) and func.attrs
+                and func.attrs.get("Codegen") == HOST_CODEGEN):
+            continue
+        composite = composite_name(func)
+        if composite != f"{HOST_CODEGEN}.qsoftmax":
+            raise CompileError(f"no host kernel for {composite!r} ({gv.name_hint})")
+        calls = {c.op.name: c for c in _calls(func)}
+        scale = float(calls["relax.dequantize"].args[1].value.numpy())
+        kernels[gv.name_hint] = lambda x, s=scale: softmax_int8(x, s)
+    return kernels
+
+
+def _calls(func) -> list:
+    found = []
+    relax.analysis.post_order_visit(
+        func, lambda e: found.append(e) if isinstance(e, relax.Call)
+        and isinstance(e.op, tvm.ir.Op) else None)
+    return found

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.intsem import Requant
+from compiler.intsem import Requant, pad_value
 
 OUTPUT_KINDS = ("int8", "ternary", "binary", "int32")
 
@@ -51,6 +51,14 @@ class Conv2d:
     out: Output
     source: str = ""  # where it came from (module path / Relax function)
     w_scale: np.ndarray | None = None  # real value of one weight step, per output channel
+    in_zero: int = 0  # the input's zero point (TFLite): the padding holds it, and the bias
+    #                   already holds -in_zero * sum(w) of each output channel
+
+    @property
+    def pad_fill(self) -> int:
+        """The integer the padding holds: the input's zero point (0 in this project's own
+        symmetric format), -1 for binary inputs (zero is no binary value)."""
+        return self.in_zero if self.a_bits == 8 else pad_value(self.a_bits)
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -97,6 +105,7 @@ class Dense:
     out: Output
     source: str = ""
     w_scale: np.ndarray | None = None
+    in_zero: int = 0  # the input's zero point (TFLite; the bias holds -in_zero * sum(w))
 
     kind = "dense"
 
@@ -114,7 +123,7 @@ class Dense:
         return Conv2d(self.name, (k, 1, 1), (self.out_features, 1, 1),
                       self.weight.reshape(self.out_features, k, 1, 1), self.bias, (1, 1),
                       (0, 0, 0, 0), (1, 1), 1, self.w_bits, self.a_bits, self.in_scale,
-                      self.out, self.source, self.w_scale)
+                      self.out, self.source, self.w_scale, self.in_zero)
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,9 +149,26 @@ class Pool:
         return self.in_shape
 
 
+@dataclass(frozen=True)
+class Rescale:
+    """How TFLite's ADD scales one input before the sum: ((q + offset) << left_shift) times a
+    Q31 multiplier, rounded as TFLite rounds (`intsem.tflite_scale`; the vector unit's rsc)."""
+
+    offset: int  # minus the input's zero point
+    multiplier: int
+    shift: int  # this project's convention: > 0 a right shift
+    left_shift: int = 20
+
+    def apply(self, q: np.ndarray) -> np.ndarray:
+        from compiler.intsem import tflite_scale, wrap32
+        return tflite_scale(wrap32((np.asarray(q, np.int64) + self.offset) << self.left_shift),
+                            self.multiplier, self.shift)
+
+
 @dataclass(frozen=True, eq=False)
 class Add:
-    """Element-wise sum of two int8 tensors: requant(a * ka + b * kb) (residual connections)."""
+    """Element-wise sum of two int8 tensors: requant(a * ka + b * kb) (residual connections),
+    or, with `rescale` (TFLite's ADD), requant(rescale[0](a) + rescale[1](b))."""
 
     name: str
     shape: tuple[int, int, int]
@@ -152,6 +178,7 @@ class Add:
     b_scale: float
     out: Output  # int8
     source: str = ""
+    rescale: tuple[Rescale, Rescale] | None = None
 
     kind = "add"
 

@@ -25,7 +25,8 @@ def unshare_calls(mod: tvm.IRModule) -> tvm.IRModule:
     """One offloaded function per call site. FuseOpsByPattern gives structurally equal regions
     (two adds of one shape, two equal concatenations) one shared function; a layer is a call
     site, not a function, so each repeat gets a copy under a name of its own."""
-    off = offloaded_functions(mod)
+    off = {gv.name_hint: f for gv, f in mod.functions.items()
+           if isinstance(f, relax.Function) and f.attrs and "Codegen" in f.attrs}
     builder = relax.BlockBuilder(mod)  # its GlobalVars carry the function's type
     taken = {gv.name_hint for gv in mod.functions}
     seen: set[str] = set()

@@ -64,7 +64,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
         raise CompileError(f"{spec.source}: layers {', '.join(unused)} match no conv/dense "
                            f"layer on the accelerator (layers: "
                            f"{', '.join(n for f, n in names.items())})")
-    consumers, host_use, from_input = _dataflow(mod, set(order))
+    consumers, host_use, from_input = dataflow(mod, set(order))
     nodes = []
     for f in order:
         fl = floats[f]
@@ -84,7 +84,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
                            mod, {f: names[f] for f in order}, folded.mod)
 
 
-def _dataflow(mod: tvm.IRModule, offloaded: set[str]):
+def dataflow(mod: tvm.IRModule, offloaded: set[str]):
     """Per offloaded function: its offloaded consumers (function, input index), whether the
     host (another op or the network's output) reads its result, and the offloaded functions
     whose first input is the network's input itself."""

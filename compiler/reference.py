@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compiler.intsem import QMAX, QMIN, binarize, pad_value, ternarize, wrap32
+from compiler.intsem import QMAX, QMIN, binarize, ternarize, wrap32
 from compiler.layer_ir import Conv2d, Output
 
 
@@ -34,7 +34,7 @@ def padded(layer: Conv2d, x: np.ndarray) -> np.ndarray:
     pt, pl, pb, pr = layer.padding
     x = np.asarray(x, np.int64).reshape((-1,) + tuple(layer.in_shape))
     b, c, h, w = x.shape
-    xp = np.full((b, c, h + pt + pb, w + pl + pr), pad_value(layer.a_bits), np.int64)
+    xp = np.full((b, c, h + pt + pb, w + pl + pr), layer.pad_fill, np.int64)
     xp[..., pt:pt + h, pl:pl + w] = x
     return xp
 

@@ -19,6 +19,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from compiler.executor import LayerRun, get_backend
+from compiler.hostkernels import host_kernels
 from compiler.intsem import quantize_act
 from compiler.kinds import fake_quant, get_kind
 from compiler.layer_ir import Layer
@@ -57,13 +58,15 @@ class HostGraph:
         for f, packed in names.items():
             tvm.register_global_func(packed, _packed(funcs[f], self._raised), override=True)
         host = _OffloadToPacked(mod, names).visit_expr(mod["main"])
+        self.input_dtype = str(mod["main"].params[0].ty.dtype)  # float32, or a model's int8
         self.vm = relax.VirtualMachine(relax.build(tvm.IRModule({"main": host}), target="llvm"),
                                        tvm.cpu())
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         self._raised.clear()
         try:
-            result = self.vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x, np.float32)))
+            result = self.vm["main"](tvm.runtime.tensor(
+                np.ascontiguousarray(x, self.input_dtype)))
         except Exception:
             if self._raised:  # the layer's own error, not TVM's wrapping of it
                 raise self._raised[0] from None
@@ -87,7 +90,7 @@ def _packed(fn, raised: list):
         except Exception as exc:
             raised.append(exc)
             raise
-        out.copyfrom(np.asarray(y, np.float32).reshape(tuple(out.shape)))
+        out.copyfrom(np.asarray(y).astype(str(out.dtype)).reshape(tuple(out.shape)))
     return run
 
 
@@ -100,8 +103,10 @@ class CompiledNetwork:
     input_shape: tuple[int, ...]
     _host: tvm.IRModule = field(repr=False, default=None)
     _func_layer: dict[str, str] = field(repr=False, default_factory=dict)
-    _source: tvm.IRModule = field(repr=False, default=None)  # the float network in Relax,
-    #                            before partitioning: what a compiled directory stores
+    _source: tvm.IRModule = field(repr=False, default=None)  # the network in Relax, before
+    #                            partitioning: what a compiled directory stores
+    frontend: str = "torch"  # "torch": float tensors between layers, each layer quantizing its
+    #                          inputs; "tflite": the model's own int8 NHWC tensors
 
     def runner(self, backend: str = "rtl") -> "NetworkRunner":
         return NetworkRunner(self, backend)
@@ -134,8 +139,21 @@ class NetworkRunner:
         self.int_outputs: dict[str, np.ndarray] = {}  # of the last call
         self.int_inputs: dict[str, list[np.ndarray]] = {}  # each layer's, of the last call
         by_name = {layer.name: layer for layer in net.layers}
-        self.graph = HostGraph(net._host, {f: self._layer_func(by_name[n])
-                                           for f, n in net._func_layer.items()})
+        make = self._integer_func if net.frontend == "tflite" else self._layer_func
+        funcs = {f: make(by_name[n]) for f, n in net._func_layer.items()}
+        self.graph = HostGraph(net._host, {**funcs, **host_kernels(net._host)})
+
+    def _integer_func(self, layer: Layer):
+        """A layer between int8 NHWC tensors (a model's own): CHW on the accelerator."""
+        def run(*xs):
+            qs = [np.moveaxis(x, -1, 0) if x.ndim == 3 else x.reshape(-1) for x in xs]
+            self.int_inputs[layer.name] = qs
+            y, stats = self.backend.run(layer.name, *qs)
+            self.int_outputs[layer.name] = y
+            if stats is not None:
+                self.layer_runs.append(stats)
+            return np.moveaxis(y, 0, -1) if y.ndim == 3 else y
+        return run
 
     def _layer_func(self, layer: Layer):
         formats = get_kind(layer.kind).input_formats(layer)
@@ -152,7 +170,7 @@ class NetworkRunner:
         return run
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, np.float32).reshape((1,) + self.net.input_shape)
+        x = np.asarray(x).reshape((1,) + self.net.input_shape)
         self.layer_runs, self.int_outputs, self.int_inputs = [], {}, {}
         return self.graph(x)
 

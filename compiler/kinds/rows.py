@@ -187,6 +187,8 @@ class AddKind(LayerKind):
 
     def accumulate(self, layer, *xs):
         a, b = (np.asarray(x, np.int64).reshape((-1, *layer.shape)) for x in xs)
+        if layer.rescale:
+            return wrap32(layer.rescale[0].apply(a) + layer.rescale[1].apply(b))
         return wrap32(a * layer.ka + b * layer.kb)
 
     def fake_quant(self, layer, *xs):

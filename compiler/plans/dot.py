@@ -20,7 +20,6 @@ import numpy as np
 from compiler.errors import CompileError
 from compiler.layer_ir import Dense
 from compiler.layout import Im2col, Layout, pack_values
-from compiler.intsem import pad_value
 from compiler.plans.base import align_up, mac_bits, next_pow2
 from compiler.plans.window import WindowPlan
 from hw.units import DOT_PRECISIONS
@@ -74,7 +73,7 @@ class DotPlan(WindowPlan):
         weight = conv.dense_weight().astype(np.int64)
         if im2col:
             self.im2col = Im2col(conv.kernel, conv.stride, conv.padding, conv.dilation,
-                                 pad_value(conv.a_bits))
+                                 conv.pad_fill)
             o, oh, ow = conv.out_shape
             taps = conv.kernel[0] * conv.kernel[1] * conv.in_shape[0]
             weight = Im2col.weight(weight)

@@ -91,16 +91,25 @@ class RowPlan(Plan):
         pro = Timeline(cfg)
         pro.place([M(0, "0", "vmac.base")])
         em.load_params(pro, params)
-        em.value(pro, (lo & 0xFF) | ((hi & 0xFF) << 8) | (bypass << 16), "vmac.cfg")
+        em.value(pro, (lo & 0xFF) | ((hi & 0xFF) << 8) | (1 << 16) if bypass else rq.cfg(),
+                 "vmac.cfg")
         em.value(pro, in_row, rin)
         em.value(pro, out_row, rout)
         em.value(pro, ny, ry)
+        scalars = {}  # rsc's multiplier and offset / shifts: words, kept in registers
+        for _, _, prm, *x in ops:
+            for v in (prm, *x) if x else ():
+                if v not in scalars:
+                    scalars[v] = em.reg()
+                    em.value(pro, v, scalars[v])
         pro.barrier()
         body = Timeline(cfg)
-        for vop, off, prm in ops:
+        for vop, off, prm, *x in ops:
             chain = [M(0, rin, "alu.in1"), M(0, em.imm(off), "alu.add"),
                      M(la, "alu.res", f"vmac.{vop}")]
-            if prm is not None:
+            if x:  # rsc: its multiplier, offset and shifts
+                chain += [M(la, scalars[prm], "vmac.prm"), M(la, scalars[x[0]], "vmac.x")]
+            elif prm is not None:
                 chain.append(M(la, em.imm(prm), "vmac.prm"))
             body.place(chain)
         post = body.place([M(0, rout, "vmac.rq")])
@@ -264,10 +273,16 @@ class AddPlan(RowPlan):
             raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
                                f"of accelerator '{self.config.name}' ({self.mem.limit} bytes, "
                                f"{scratch} used by weights); element-wise layers are not tiled")
-        for f in (layer.ka, layer.kb):
-            Emitter(self, enc).imm(f)
-        ops = [("aset", 0, None)] + ([("radd", 0, layer.ka - 1)] if layer.ka != 1 else [])
-        ops.append(("radd", (inputs[1].addr - inputs[0].addr) // self.row, layer.kb))
+        gap = (inputs[1].addr - inputs[0].addr) // self.row
+        if layer.rescale:  # TFLite: each input offset, shifted and rescaled (rsc0, rsc)
+            ops = [(op, off, r.multiplier, (r.offset & 511) << 16 | r.left_shift << 8
+                    | (r.shift & 63)) for op, off, r in zip(("rsc0", "rsc"), (0, gap),
+                                                           layer.rescale)]
+        else:
+            for f in (layer.ka, layer.kb):
+                Emitter(self, enc).imm(f)
+            ops = [("aset", 0, None)] + ([("radd", 0, layer.ka - 1)] if layer.ka != 1 else [])
+            ops.append(("radd", gap, layer.kb))
         return self.emit_rows(enc, tuple(inputs), out_l, 1, self.params, ops, 1, n_rows,
                               1, 0, None, {})
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.intsem import pad_value
 from compiler.layer_ir import Conv2d
 from compiler.layout import Im2col, Layout, RowTiling
 from compiler.plans.base import Emitter, Plan, align_up, indent
@@ -192,7 +191,7 @@ class WindowPlan(Plan):
         rows = self.tile_rows(scratch + self.lead, oh, in_rows, self.cols * self.s * 4,
                               out_row_bytes)
         in_l = Layout(scratch + self.lead, (c, in_rows(rows), self.cols), in_rows(rows),
-                      self.cols, (0, 0), 32 * self.s, self.in_bits, pad_value(conv.a_bits))
+                      self.cols, (0, 0), 32 * self.s, self.in_bits, conv.pad_fill)
         out_addr = align_up(in_l.addr + in_l.size, self.row)
         out_l = Layout(out_addr, (o, rows, ow), rows, self.cols_out, (0, 0), out_pos_bits,
                        min(self.ebits, 32), 0)
@@ -211,8 +210,7 @@ class WindowPlan(Plan):
             em.value(pro, self.vg, "vmac.vg")
             part = int(self.partial(seg)) << 17
             if out.kind == "int8":
-                rq = out.requant
-                em.value(pro, (rq.lo & 0xFF) | ((rq.hi & 0xFF) << 8) | part, "vmac.cfg")
+                em.value(pro, out.requant.cfg() | part, "vmac.cfg")
             elif out.kind in ("ternary", "binary"):  # set always: a chained layer before
                 #                                        may have left bit 17 set
                 em.value(pro, part | int(bool(out.relu)) << 18, "vmac.cfg")
@@ -255,7 +253,7 @@ class WindowPlan(Plan):
         cycles += em.halt()
         tiles = -(-oh // rows)
         tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), conv.padding,
-                           pad_value(conv.a_bits), cycles)
+                           conv.pad_fill, cycles)
         if self.im2col:  # the executor writes patches: tiles of output rows, nothing to pad
             tiling = RowTiling(rows, tiles, rows, rows, (0, 0, 0, 0), tiling.fill, cycles)
         n_macs = sum(len(self.triggers(seg)) for seg in segs)
