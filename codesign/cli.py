@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,19 +64,33 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
         raise SystemExit(f"error: --input-shape {text!r}: expected integers like 3,32,32")
 
 
-def _compile(args) -> int:
+def _compile_arg(args, config):
+    """(compiled network, an input batch of its own kind) for the MODEL argument: a .tflite
+    model with its own quantization, or a PyTorch model quantized by --quant and calibrated."""
+    if args.model.endswith(".tflite"):
+        given = [o for o, v in (("--quant", args.quant), ("--calibration", args.calibration),
+                                ("--input-shape", args.input_shape)) if v]
+        if given:
+            raise SystemExit(f"error: {args.model}: a TFLite model carries its own quantization "
+                             f"and shape; drop {', '.join(given)}")
+        from compiler.tflite import compile_tflite
+        net = compile_tflite(args.model, config)
+        return net, net.random_inputs(1)
     import torch
 
-    from compiler import artifacts
     from compiler.pipeline import compile_model
+    model, cal = _load_inputs(args)
+    return compile_model(model, torch.from_numpy(cal[:1]), config, args.quant, cal), cal
+
+
+def _compile(args) -> int:
+    from compiler import artifacts
     from hw.config import load_accel_config
 
     config = load_accel_config(args.accel)
     artifacts.writable_dir(args.output, "output directory")  # before the work, not after
-    model, cal = _load_inputs(args)
     start = time.perf_counter()
-    example = torch.from_numpy(cal[:1])
-    net = compile_model(model, example, config, args.quant, cal)
+    net, _ = _compile_arg(args, config)
     seconds = time.perf_counter() - start
     out = artifacts.save(net, args.output)
     artifacts.load(out)  # what `codesign run` will check, checked before this exits 0
@@ -93,46 +108,89 @@ def _run(args) -> int:
     from compiler import artifacts
 
     net = artifacts.load(args.dir)
+    tflite = net.frontend == "tflite"
     if args.input:
-        xs = _npy(args.input, "--input", tuple(net.input_shape))
+        xs = _npy(args.input, "--input", tuple(net.input_shape), integer=tflite)
     else:
         if args.random < 1:
             raise SystemExit(f"error: --random {args.random}: give at least 1 input")
-        xs = np.random.default_rng(args.seed).standard_normal(
-            (args.random, *net.input_shape)).astype(np.float32)
+        xs = net.random_inputs(args.random, args.seed)
+    if args.output:
+        _writable_file(args.output, "--output")
+    litert = None
+    if args.check and tflite:
+        from compiler.tflite.litert import LiteRT
+        litert = LiteRT(Path(args.dir) / artifacts.TFLITE_FILE)
     rtl = net.runner("rtl")
     ref = net.runner("reference") if args.check else None
+    outputs = []
     try:
         for i, x in enumerate(xs):
             y = rtl(x[None])
+            outputs.append(y.reshape(y.shape[1:]) if y.shape[:1] == (1,) else y)
             print(f"input {i}: {rtl.cycles} cycles, output "
                   f"{np.array2string(y.ravel()[:8], precision=4)}"
                   f"{' ...' if y.size > 8 else ''}")
-            if ref is None:
-                continue
-            y_ref = ref(x[None])
-            for layer in net.layers:
-                a, b = rtl.int_outputs[layer.name], ref.int_outputs[layer.name]
-                if not np.array_equal(a, b):
-                    idx = tuple(int(v) for v in np.argwhere(a != b)[0])
-                    print(f"MISMATCH input {i}, layer {layer.name}: RTL {a[idx]} vs reference "
-                          f"{b[idx]} at {idx} ({int(np.sum(a != b))} of {a.size} differ)")
-                    return 1
-            if not np.array_equal(y, y_ref):
-                print(f"MISMATCH input {i}: network outputs differ")
+            if ref is not None and _mismatch(net, rtl, ref, x, y, i, litert):
                 return 1
         if ref is not None:
-            print(f"check: {len(xs)} inputs bit-exact against the integer reference, every layer")
+            against = "the integer reference and LiteRT's reference kernels" if litert \
+                else "the integer reference"
+            print(f"check: {len(xs)} inputs bit-exact against {against}, every layer")
     finally:
         rtl.close()
         if ref is not None:
             ref.close()
+    if args.output:
+        np.save(args.output, np.stack(outputs))
+        print(f"outputs ({len(outputs)}, {', '.join(map(str, outputs[0].shape))}) "
+              f"{outputs[0].dtype} -> {args.output}")
     return 0
 
 
-def _npy(path: str, option: str, shape: tuple[int, ...]):
-    """A float batch [N, *shape] from an .npy file, or a one-line error naming it: missing,
-    not an array file, pickled objects, another layout (NHWC is not reshaped), NaN / inf."""
+def _mismatch(net, rtl, ref, x, y, i: int, litert) -> bool:
+    """Print the first layer where the RTL differs from the integer reference (or LiteRT);
+    True if one does."""
+    import numpy as np
+
+    y_ref = ref(x[None])
+    for layer in net.layers:
+        a, b = rtl.int_outputs[layer.name], ref.int_outputs[layer.name]
+        if not np.array_equal(a, b):
+            idx = tuple(int(v) for v in np.argwhere(a != b)[0])
+            print(f"MISMATCH input {i}, layer {layer.name}: RTL {a[idx]} vs reference "
+                  f"{b[idx]} at {idx} ({int(np.sum(a != b))} of {a.size} differ)")
+            return True
+    if not np.array_equal(y, y_ref):
+        print(f"MISMATCH input {i}: network outputs differ")
+        return True
+    if litert is not None:
+        from compiler.tflite.litert import compare
+        theirs, tensors = litert.run(x)
+        diff = compare(rtl.int_outputs, tensors, litert)
+        if diff is not None:
+            print(f"MISMATCH input {i} against LiteRT: {diff}")
+            return True
+        if not np.array_equal(y.reshape(theirs.shape), theirs):
+            print(f"MISMATCH input {i} against LiteRT: the model's outputs differ")
+            return True
+    return False
+
+
+def _writable_file(path: str, option: str) -> None:
+    """A file the command will write at the end: refused now (named) if it cannot be."""
+    target = Path(path)
+    if target.is_dir():
+        raise SystemExit(f"error: {option} {path}: is a directory")
+    if not target.parent.exists() or not os.access(target.parent, os.W_OK) or \
+            (target.exists() and not os.access(target, os.W_OK)):
+        raise SystemExit(f"error: {option} {path}: cannot write there")
+
+
+def _npy(path: str, option: str, shape: tuple[int, ...], integer: bool = False):
+    """A float batch [N, *shape] from an .npy file (integer: a TFLite model's int8, in its own
+    layout), or a one-line error naming it: missing, not an array file, pickled objects,
+    another layout (NHWC is not reshaped), NaN / inf, integers past int8."""
     import numpy as np
 
     try:
@@ -146,8 +204,15 @@ def _npy(path: str, option: str, shape: tuple[int, ...]):
     if x.shape == shape:
         x = x[None]
     if x.ndim != len(shape) + 1 or x.shape[1:] != shape or not len(x):
+        layout = "the model's own layout (a TFLite model's NHWC)" if integer \
+            else "the model's (C, H, W) layout"
         raise SystemExit(f"error: {option} {path}: shape {x.shape}, expected (N, "
-                         f"{', '.join(map(str, shape))}) in the model's (C, H, W) layout")
+                         f"{', '.join(map(str, shape))}) in {layout}")
+    if integer:
+        if not np.issubdtype(x.dtype, np.integer) or x.min() < -128 or x.max() > 127:
+            raise SystemExit(f"error: {option} {path}: the model takes int8 values; this holds "
+                             f"{x.dtype} from {x.min()} to {x.max()}")
+        return x.astype(np.int8)
     if not np.all(np.isfinite(x)):
         raise SystemExit(f"error: {option} {path}: holds NaN or infinite values "
                          f"(first at index {np.argwhere(~np.isfinite(x))[0].tolist()})")
@@ -178,7 +243,7 @@ def _evaluate(args) -> int:
 
     import torch
 
-    from codesign.evalcache import EvalCache, cache_key
+    from codesign.evalcache import EvalCache, cache_key, tflite_key
     from codesign.hwcost import bar_chart, network_cost, table
     from codesign.metrics import Metrics
     from compiler.quantspec import as_spec
@@ -186,11 +251,14 @@ def _evaluate(args) -> int:
     from hw.config import load_accel_config
 
     config = load_accel_config(args.accel)
-    model, cal = _load_inputs(args)
-    spec = as_spec(args.quant)
-    example = torch.from_numpy(cal[:1])
     start = time.perf_counter()
-    key = cache_key(model, dataclasses.asdict(spec), cal, config.to_dict(), args.fidelity)
+    if args.model.endswith(".tflite"):
+        key = tflite_key(Path(args.model), config.to_dict(), args.fidelity)
+        model = None
+    else:
+        model, cal = _load_inputs(args)
+        spec = as_spec(args.quant)
+        key = cache_key(model, dataclasses.asdict(spec), cal, config.to_dict(), args.fidelity)
     cache = None if args.no_cache else EvalCache(args.cache)
     hit = cache.get(key) if cache else None
     cost = None
@@ -203,8 +271,12 @@ def _evaluate(args) -> int:
             print(f"warning: evaluation cache {cache.path}: entry of another shape ({exc}); "
                   f"evaluating anew", file=sys.stderr)
     if cost is None:
-        net = compile_model(model, example, config, spec, cal)
-        cost = network_cost(net, args.fidelity, cal[:1])
+        if model is None:
+            net, x = _compile_arg(args, config)
+        else:
+            net = compile_model(model, torch.from_numpy(cal[:1]), config, spec, cal)
+            x = cal[:1]
+        cost = network_cost(net, args.fidelity, x)
         if cache:
             cache.put(key, cost.as_dict())
         print(f"evaluated in {time.perf_counter() - start:.1f} s")
@@ -579,7 +651,7 @@ def _fidelity(args) -> int:
 
 
 def _model_options(p) -> None:
-    p.add_argument("model", help="path/to/file.py:Name or file.pt2")
+    p.add_argument("model", help="path/to/file.py:Name, file.pt2, or an int8 file.tflite")
     p.add_argument("--accel", default="default", help="accelerator config name or YAML")
     p.add_argument("--quant", help="quantization spec YAML (default: all 8-bit)")
     p.add_argument("--input-shape", help="C,H,W when the model does not say")
@@ -604,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--programs", type=int, default=200, help="random programs to compare")
     p.add_argument("--area", action="store_true", help="synthesize the area if not cached")
     p.set_defaults(func=_validate_accel)
-    p = sub.add_parser("compile", help="compile a PyTorch model for an accelerator")
+    p = sub.add_parser("compile", help="compile a PyTorch or int8 TFLite model for an accelerator")
     _model_options(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.set_defaults(func=_compile)
@@ -613,8 +685,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", help=".npy of inputs (one, or a batch)")
     p.add_argument("--random", type=int, default=1, help="random inputs without --input")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", help="write the outputs here (.npy, the model's dtype and "
+                                    "layout)")
     p.add_argument("--check", action="store_true",
-                   help="compare every layer with the integer reference; exit 1 on a mismatch")
+                   help="compare every layer with the integer reference (a TFLite model: and "
+                        "LiteRT's reference kernels); exit 1 on a mismatch")
     p.set_defaults(func=_run)
     p = sub.add_parser("evaluate", help="per-layer cycles, latency, energy of a model")
     _model_options(p)

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hw.errors import CodesignError
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_TIMEOUT_S = 60.0  # how long a process waits for another's write
 
@@ -65,6 +67,17 @@ def cache_key(model: torch.nn.Module, spec: dict, calibration: np.ndarray, confi
     for part in (spec, config, fidelity, tool_version()):
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(calibration, np.float32).tobytes())
+    return h.hexdigest()
+
+
+def tflite_key(path: Path, config: dict, fidelity: str) -> str:
+    """The key of a TFLite model's evaluation: its file's bytes (they hold its quantization)."""
+    try:
+        h = hashlib.sha256(path.read_bytes())
+    except OSError as exc:
+        raise CodesignError(f"{path}: cannot read it ({exc.strerror})") from None
+    for part in (config, fidelity, tool_version()):
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 

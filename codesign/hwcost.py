@@ -73,7 +73,7 @@ def network_cost(net: CompiledNetwork, fidelity: str = "both",
     rtl = None
     if fidelity != "estimate":
         if x is None:
-            x = np.random.default_rng(0).standard_normal((1, *net.input_shape)).astype(np.float32)
+            x = net.random_inputs(1)
         with net.runner("rtl") as runner:
             runner(x)
             rtl = {r.name: r.counters for r in runner.layer_runs}

@@ -112,6 +112,7 @@ def manifest(net) -> dict:
         layers.append(entry)
     return {
         "accelerator": net.config.name, "hardware_hash": net.config.hardware_hash(),
+        "frontend": net.frontend,
         "input_shape": list(net.input_shape),
         "instructions": len(net.program.program.words),
         "expected_cycles": sum(b.cycles for b in net.program.layers.values()),
@@ -125,26 +126,36 @@ def manifest(net) -> dict:
 def save(net, directory: str | Path) -> Path:
     d = writable_dir(directory, "output directory")
     prog = net.program
-    (d / "program.s").write_text(prog.listing)
-    (d / "program.bin").write_bytes(prog.program.harness_words().tobytes())
+    _write(d / "program.s", prog.listing)
+    _write(d / "program.bin", prog.program.harness_words().tobytes())
     for name, segments in (("dmem.bin", prog.image), ("offchip.bin", prog.offchip)):
         image = np.zeros(max((a + len(b) for a, b in segments), default=0), np.uint8)
         for addr, data in segments:
             image[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
-        (d / name).write_bytes(image.tobytes())
+        _write(d / name, image.tobytes())
     arrays: dict[str, np.ndarray] = {}
     ir = to_data({"layers": net.layers, "bindings": prog.layers,
                   "func_layer": net._func_layer, "segments": prog.segments}, arrays)
-    (d / "layers.json").write_text(json.dumps(ir))
-    (d / "arrays.npz").write_bytes(save_arrays(arrays))
+    _write(d / "layers.json", json.dumps(ir))
+    _write(d / "arrays.npz", save_arrays(arrays))
     constants: dict[str, np.ndarray] = {}
-    (d / "host.json").write_text(json.dumps(dump_main(net._source, constants)))
-    (d / "host.npz").write_bytes(save_arrays(constants))
-    (d / "accel.yaml").write_text(yaml.safe_dump(net.config.to_dict(), sort_keys=False))
+    _write(d / "host.json", json.dumps(dump_main(net._source, constants)))
+    _write(d / "host.npz", save_arrays(constants))
+    _write(d / "accel.yaml", yaml.safe_dump(net.config.to_dict(), sort_keys=False))
+    if net.model_file:
+        _write(d / TFLITE_FILE, net.model_file)
     man = manifest(net)
-    man["files"] = {name: _sha256(d / name) for name in FILES}
-    (d / "manifest.json").write_text(json.dumps(man, indent=2))
+    man["files"] = {name: _sha256(d / name) for name in _files(net.frontend)}
+    _write(d / "manifest.json", json.dumps(man, indent=2))
     return d
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Write a file of the directory itself: a symbolic link there is replaced, never
+    followed out of it."""
+    if path.is_symlink():
+        path.unlink()
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
 def writable_dir(directory: str | Path, what: str) -> Path:
@@ -164,6 +175,12 @@ def writable_dir(directory: str | Path, what: str) -> Path:
 
 FILES = ("program.s", "program.bin", "dmem.bin", "offchip.bin", "layers.json", "arrays.npz",
          "host.json", "host.npz", "accel.yaml")  # besides manifest.json, which lists their hashes
+TFLITE_FILE = "model.tflite"  # a TFLite model's own file: LiteRT's reference reads it
+FRONTENDS = ("torch", "tflite")
+
+
+def _files(frontend: str) -> tuple[str, ...]:
+    return FILES + ((TFLITE_FILE,) if frontend == "tflite" else ())
 
 
 def _sha256(path: Path) -> str:
@@ -171,7 +188,7 @@ def _sha256(path: Path) -> str:
 
 
 def load(directory: str | Path):
-    """A CompiledNetwork from a compiled directory (the host graph rebuilt from host.pt2)."""
+    """A CompiledNetwork from a compiled directory (the host graph rebuilt from host.json)."""
     from compiler.runtime import CompiledNetwork
 
     d = Path(directory)
@@ -181,10 +198,19 @@ def load(directory: str | Path):
     try:
         man = json.loads((d / "manifest.json").read_text())
         hashes = man["files"]
-    except (ValueError, KeyError, TypeError) as exc:
+        frontend = man.get("frontend", "torch")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CompileError(f"{d}/manifest.json: unreadable ({type(exc).__name__}: {exc}); "
                            f"compile again") from None
-    for name in FILES:
+    if frontend not in FRONTENDS:
+        raise CompileError(f"{d}/manifest.json: frontend {frontend!r}; known: "
+                           f"{', '.join(FRONTENDS)}")
+    for name in _files(frontend):
+        if not (d / name).is_file():
+            raise CompileError(f"{d}: not a compiled directory (missing {name})")
+        if (d / name).is_symlink():  # a shared directory's files are its own, never a link
+            raise CompileError(f"{d}/{name}: is a symbolic link; a compiled directory holds "
+                               f"its files itself")
         if hashes.get(name) != _sha256(d / name):
             raise CompileError(f"{d}/{name}: its content differs from the manifest's hash "
                                f"(truncated or edited); compile again")
@@ -215,10 +241,16 @@ def load(directory: str | Path):
     except ValueError as exc:
         raise CompileError(f"{d}/host.json: not JSON ({exc})") from None
     source = load_main(host, constants, f"{d}/host.json")
-    mod = partition_for_tta(source)
+    if frontend == "tflite":
+        from compiler.tflite.patterns import partition_qdq
+        mod = partition_qdq(source)
+    else:
+        mod = partition_for_tta(source)
     funcs = [p.layer for p in placement(mod) if p.where == CODEGEN]
     if funcs != list(saved["func_layer"]):
         raise CompileError(f"{d}/host.json: its offloaded functions {funcs} differ from the "
                            f"compiled ones {list(saved['func_layer'])}")
+    model_file = (d / TFLITE_FILE).read_bytes() if frontend == "tflite" else b""
     return CompiledNetwork(config, compiled, saved["layers"], placement(mod),
-                           tuple(man["input_shape"]), mod, saved["func_layer"], source)
+                           tuple(man["input_shape"]), mod, saved["func_layer"], source,
+                           frontend, model_file)

@@ -91,6 +91,10 @@ def placement(mod: tvm.IRModule) -> list[Placement]:
             if isinstance(value.op, tvm.ir.GlobalVar) and value.op.name_hint in off:
                 ops = _ops_in(off[value.op.name_hint])
                 rows.append(Placement("+".join(ops), CODEGEN, value.op.name_hint))
+            elif isinstance(value.op, tvm.ir.GlobalVar):  # a host kernel (compiler.hostkernels)
+                ops = _ops_in(mod[value.op])
+                rows.append(Placement("+".join(ops) + " (integer kernel)", "host",
+                                      binding.var.name))
             elif isinstance(value.op, tvm.ir.Op):
                 rows.append(Placement(value.op.name.removeprefix("relax."), "host",
                                       binding.var.name))

@@ -107,6 +107,15 @@ class CompiledNetwork:
     #                            partitioning: what a compiled directory stores
     frontend: str = "torch"  # "torch": float tensors between layers, each layer quantizing its
     #                          inputs; "tflite": the model's own int8 NHWC tensors
+    model_file: bytes = field(repr=False, default=b"")  # a TFLite model's own file (LiteRT
+    #                                                     checks the layers against it)
+
+    def random_inputs(self, n: int, seed: int = 0) -> np.ndarray:
+        """n inputs of the network's own kind: N(0, 1) floats, or a TFLite model's int8."""
+        rng = np.random.default_rng(seed)
+        if self.frontend == "tflite":
+            return rng.integers(-128, 128, (n, *self.input_shape)).astype(np.int8)
+        return rng.standard_normal((n, *self.input_shape)).astype(np.float32)
 
     def runner(self, backend: str = "rtl") -> "NetworkRunner":
         return NetworkRunner(self, backend)

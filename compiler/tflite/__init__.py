@@ -57,7 +57,7 @@ def compile_tflite(path: str | Path, config: AccelConfig) -> CompiledNetwork:
     event_table(program)
     shape = tuple(int(d) for d in source["main"].params[0].ty.shape)[1:]
     return CompiledNetwork(config, program, layers, placement(mod), shape, mod, names, source,
-                           "tflite")
+                           "tflite", model.buffer)
 
 
 def match_ops(model: TfliteModel, funcs: list[tuple[str, str]]) -> dict[str, OpInfo]:
