@@ -232,7 +232,7 @@ def average_multiplier(n: int) -> int:
     v = np.arange(QMIN * n, QMAX * n + 1, dtype=np.int64)
     half = n // 2
     want = np.where(v > 0, (v + half) // n, -((-(v - half)) // n))
-    for m in (-(-2**31 // n), -(-2**31 // n) + 1, 2**31 // n):
+    for m in (-(-2**31 // n), -(-2**31 // n) + 1, 2**31 // n, 2**31 - 1):  # n = 1: the last
         if m < 2**31 and np.array_equal(srdhm(v, m), want):
             return m
     raise CompileError(f"average pooling over {n} values: no multiplier divides exactly")

@@ -1,0 +1,152 @@
+"""int8 TFLite models nobody here wrote, judged by LiteRT's reference kernels: every layer's
+int8 output and the model's output equal on the RTL; the official MLPerf Tiny models and random
+graphs built with the flatbuffer schema; bad models refused in one line naming the op/tensor."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import artifacts
+from compiler.errors import CompileError
+from compiler.tflite import compile_tflite
+from compiler.tflite.layers import average_multiplier
+from compiler.tflite.litert import LiteRT, compare
+from hw.config import load_accel_config
+from tests.compiler.tflite_graphs import Graph, random_graph
+
+MODELS = Path(__file__).resolve().parents[2] / "models" / "mlperf-tiny"
+
+
+def _inputs(net, n: int, seed: int) -> np.ndarray:
+    """Random inputs and the two ends of the int8 range."""
+    xs = net.random_inputs(n, seed)
+    return np.concatenate([xs, np.full((1, *net.input_shape), -128, np.int8),
+                           np.full((1, *net.input_shape), 127, np.int8)])
+
+
+def _check(net, litert: LiteRT, xs, backend: str = "rtl"):
+    with net.runner(backend) as run:
+        for x in xs:
+            y = run(x[None])
+            theirs, tensors = litert.run(x)
+            diff = compare(run.int_outputs, tensors, litert)
+            assert diff is None, str(diff)
+            np.testing.assert_array_equal(y.reshape(theirs.shape), theirs)
+            if backend != "reference":
+                assert run.cycles == sum(b.cycles for b in net.program.layers.values())
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["pretrainedResnet_quant", "kws_ref_model"])
+def test_official_model_bit_exact_against_litert_on_the_rtl(model):
+    path = MODELS / f"{model}.tflite"
+    net = compile_tflite(path, load_accel_config("default"))
+    assert [p.where for p in net.placement][:-1] == ["tta"] * (len(net.placement) - 1)
+    assert net.placement[-1].op.startswith("dequantize+nn.softmax")  # the last host step
+    assert len(net.program.segments) == 1, net.placement_report()
+    _check(net, LiteRT(path), _inputs(net, 3, 0))
+
+
+@pytest.mark.parametrize("model", ["vww_96_int8", "ad01_int8"])
+def test_official_model_bit_exact_against_litert_in_the_reference(model):
+    path = MODELS / f"{model}.tflite"
+    net = compile_tflite(path, load_accel_config("default"))
+    assert all(p.where == "tta" for p in net.placement if "softmax" not in p.op)
+    _check(net, LiteRT(path), _inputs(net, 2, 1), "reference")
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("seed", range(10))
+def test_random_int8_graph_bit_exact_against_litert(tmp_path, seed):
+    path = tmp_path / f"g{seed}.tflite"
+    path.write_bytes(random_graph(seed))
+    net = compile_tflite(path, load_accel_config("default"))
+    host = [p.op for p in net.placement if p.where != "tta"]
+    assert all("softmax" in op for op in host), host
+    _check(net, LiteRT(path), _inputs(net, 2, seed))
+
+
+def test_a_compiled_tflite_directory_round_trips(tmp_path):
+    rng = np.random.default_rng(3)
+    g = Graph(rng)
+    x = g.input((1, 8, 8, 2), 0.03, 17)
+    y = g.conv(x, 8, (3, 3), (1, 1), "SAME", "RELU6")
+    z = g.add(y, g.conv(y, 8, (1, 1), (1, 1), "VALID"))
+    out = g.softmax(g.fully_connected(g.reshape(z, (1, 8 * 8 * 8)), 4))
+    path = tmp_path / "m.tflite"
+    path.write_bytes(g.build([out]))
+    net = compile_tflite(path, load_accel_config("default"))
+    again = artifacts.load(artifacts.save(net, tmp_path / "c"))
+    assert again.frontend == "tflite" and again.model_file == path.read_bytes()
+    _check(again, LiteRT(tmp_path / "c" / artifacts.TFLITE_FILE), _inputs(net, 1, 0),
+           "reference")
+
+
+def test_average_pooling_divides_as_tflite_for_every_window_size():
+    for n in (1, 2, 3, 4, 9, 25, 64, 75, 125, 144, 256, 1000):  # exhaustive inside each call
+        assert 0 < average_multiplier(n) < 2**31
+
+
+def _one_conv(tmp_path, activations=np.int8, weights=np.int8) -> Path:
+    """A one-convolution model, its activations and weights then retyped."""
+    g = Graph(np.random.default_rng(0))
+    x = g.input((1, 6, 6, 2))
+    out = g.conv(x, 4, (3, 3))
+    for t in (g.tensors[x], g.tensors[out]):
+        if activations != np.int8:
+            t.dtype = activations
+        if activations == np.float32:
+            t.scale, t.zero_point = [], []
+    if weights == np.float32:
+        w = g.tensors[1]
+        w.dtype, w.data, w.scale, w.zero_point = np.float32, w.data.astype(np.float32), [], []
+    path = tmp_path / "m.tflite"
+    path.write_bytes(g.build([out]))
+    return path
+
+
+@pytest.mark.parametrize("case, error", [
+    ("float", r"CONV_2D #0 .*computes on float tensor 't0': a float model"),
+    ("dynamic", r"CONV_2D #0 .*computes on float tensor 't0': dynamic-range quantization"),
+    ("int16", r"CONV_2D #0 .*int16 activations \(tensor 't0'\)"),
+    ("truncated", r"not a readable TFLite model|not a TFLite model"),
+    ("text", r"not a TFLite model \(no 'TFL3'"),
+])
+def test_models_codesign_cannot_take_are_refused_by_name(tmp_path, case, error):
+    if case in ("float", "dynamic"):
+        path = _one_conv(tmp_path, np.float32, np.float32 if case == "float" else np.int8)
+    elif case == "int16":
+        path = _one_conv(tmp_path, np.int16)
+    else:
+        path = tmp_path / "m.tflite"
+        data = _one_conv(tmp_path).read_bytes()
+        path.write_bytes(data[:len(data) // 3] if case == "truncated" else b"model = 1\n" * 9)
+    with pytest.raises(CompileError, match=error):
+        compile_tflite(path, load_accel_config("default"))
+
+
+@pytest.mark.rtl
+def test_the_cli_compiles_runs_checks_and_writes_a_tflite_models_outputs(tmp_path):
+    from tests.clirun import run
+    path = tmp_path / "g.tflite"
+    path.write_bytes(random_graph(3))
+    out = run("compile", path, "-o", tmp_path / "c")
+    assert out.returncode == 0, out.stderr
+    assert "accelerator runs per inference: 1" in out.stdout
+    x = np.random.default_rng(0).integers(-128, 128, (2, *LiteRT(path).input["shape"][1:]))
+    np.save(tmp_path / "x.npy", x.astype(np.int8))
+    out = run("run", tmp_path / "c", "--input", tmp_path / "x.npy", "--check",
+              "--output", tmp_path / "y.npy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "bit-exact against the integer reference and LiteRT's reference kernels" in out.stdout
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.int8 and len(y) == 2
+    np.testing.assert_array_equal(y[1].reshape(-1), LiteRT(path).run(x[1])[0].reshape(-1))
+    refused = run("compile", path, "--quant", tmp_path / "q.yaml", "-o", tmp_path / "d")
+    assert refused.returncode == 1 and "carries its own quantization" in refused.stderr
+    floats = tmp_path / "f.npy"
+    np.save(floats, x.astype(np.float32) / 3)
+    wrong = run("run", tmp_path / "c", "--input", floats)
+    assert wrong.returncode == 1 and "the model takes int8 values" in wrong.stderr
