@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-whole bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-whole bench-tflite bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -69,6 +69,9 @@ bench-compiler: install ## compiler: conv utilization per precision on the RTL, 
 
 bench-tiny: install ## MLPerf Tiny models (int8, mixed) on tiny/default/wide: RTL cycles, utilization, energy (bench/results/tiny.json)
 	$(PY) bench/tiny_bench.py
+
+bench-tflite: install ## the official MLPerf Tiny int8 TFLite models on tiny/default/wide: RTL cycles, utilization, energy, LiteRT agreement on 100 inputs (bench/results/tflite.json)
+	$(PY) bench/tflite_bench.py
 
 bench-resilience: install ## fault injection on Fashion-MNIST: CCR vs BER, RTL = reference, protection, predictor rho (bench/results/resilience.json)
 	$(PY) bench/resilience_bench.py

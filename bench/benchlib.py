@@ -26,9 +26,24 @@ def cached_model(path: Path, cand: Candidate, data, cfg: TrainConfig):
     return model, took
 
 
+def stamp(results: dict) -> dict:
+    """The results with when and at which commit they were measured (`measured`)."""
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=OUT.parent, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, cwd=OUT.parent).stdout)
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", False
+    return {"measured": {"commit": commit + ("+changes" if dirty else ""),
+                         "date": time.strftime("%Y-%m-%d %H:%M %Z")}, **results}
+
+
 def write_results(stem: str, results: dict, plot) -> None:
-    """bench/results/<stem>.json and <stem>.png (`plot(results, path)`)."""
+    """bench/results/<stem>.json (stamped with the commit and date) and <stem>.png
+    (`plot(results, path)`)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    (OUT / f"{stem}.json").write_text(json.dumps(stamp(results), indent=1))
     plot(results, OUT / f"{stem}.png")
     print(f"wrote {OUT / f'{stem}.json'}, {OUT / f'{stem}.png'}")

@@ -1,5 +1,6 @@
 """Fidelity of the analytic estimator: estimated vs RTL cycles and energy, per layer and end to
-end, over the network zoo and random candidates on every shipped accelerator config.
+end, over the network zoo, the official MLPerf Tiny TFLite models and random candidates on every
+shipped accelerator config.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 from compiler.errors import CompileError
 from compiler.estimate import estimate
 from compiler.pipeline import compile_model
-from compiler.zoo import ZOO, build, random_entry
+from compiler.tflite import compile_tflite
+from compiler.zoo import TFLITE_ZOO, ZOO, TfliteEntry, build, random_entry
 from hw.config import CONFIG_DIR, load_accel_config
 from hw.energy import energy_of
 from hw.errors import CodesignError
@@ -25,16 +27,25 @@ def _error(est: float, rtl: float) -> float:
     return abs(est - rtl) / rtl if rtl else float(est != rtl)
 
 
-def measure(entry, config) -> dict:
-    """One network on one config: estimated and RTL counters of every layer."""
+def _compiled(entry, config):
+    """(compiled network, one input) of a zoo entry or an official TFLite model."""
+    if isinstance(entry, TfliteEntry):
+        net = compile_tflite(entry.path, config)
+        return net, net.random_inputs(1)
     rng = np.random.default_rng(0)
     cal = rng.standard_normal((4, *entry.input_shape)).astype(np.float32)
-    net = compile_model(build(entry), torch.from_numpy(cal[:1]), config, entry.quant, cal)
+    return compile_model(build(entry), torch.from_numpy(cal[:1]), config, entry.quant,
+                         cal), cal[:1]
+
+
+def measure(entry, config) -> dict:
+    """One network on one config: estimated and RTL counters of every layer."""
+    net, x = _compiled(entry, config)
     start = time.perf_counter()
     est = estimate(net.program)  # the program's events were decoded at compile time
     est_s = time.perf_counter() - start
     with net.runner("rtl") as runner:
-        runner(cal[:1])
+        runner(x)
         rtl = {r.name: r.counters for r in runner.layer_runs}
     table, w = config.energy, config.vector_width
     layers = []
@@ -60,7 +71,7 @@ def measure(entry, config) -> dict:
 def report(random: int = 30, configs: list[str] | None = None, out: Path | None = None,
            progress: Callable[[str], None] = print) -> dict:
     names = configs or sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    entries = [*ZOO, *(random_entry(s) for s in range(random))]
+    entries = [*ZOO, *TFLITE_ZOO, *(random_entry(s) for s in range(random))]
     rows, skipped = [], []
     for name in names:
         config = load_accel_config(name)

@@ -24,7 +24,8 @@ import numpy as np
 from compiler.errors import CompileError, MemoryFitError
 from compiler.kinds import get_kind
 from compiler.kinds.base import Hints
-from compiler.layer_ir import Layer, input_grid
+from compiler.intsem import QMIN
+from compiler.layer_ir import Conv2d, Layer, Pool, input_grid
 from compiler.layout import Layout
 from compiler.plans.base import Memory, Plan, TileIO, align_up, mac_bits
 from compiler.plans.handover import plan_copy
@@ -211,6 +212,11 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig,
     plans = [plan(i, layer, mems[i]) if i in mems else None for i, layer in enumerate(layers)]
     # after the layers' constants (any all-zero row among them serves)
     zero_row = resident.shared_row(bytes(resident.row), "the zero row") if zero else None
+    # rows of the other bytes padding holds (an input's zero point, a max pool's -128), so
+    # that the vector unit copies it too
+    fill_rows = {} if zero_row is None else {0: zero_row, **{
+        b: resident.shared_row(bytes([b]) * resident.row, f"the row of byte {b}")
+        for b in sorted(_padding_bytes(layers) - {0})}}
     base = align_up(resident.top, resident.row)
     area = Offchip()
     for i in sorted(streamed):
@@ -225,7 +231,7 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig,
                     data[addr - base:addr - base + len(chunk)] = np.frombuffer(chunk, np.uint8)
             p.preload = (area.add(data.tobytes()), rows, base // mem.row)
     for p in plans:
-        p.zero_row = zero_row
+        p.zero_row, p.fill_rows = zero_row, fill_rows
     if area.top > config.offchip.bytes:
         raise CompileError(f"the streamed constants ({area.top} bytes) do not fit the off-chip "
                            f"memory of accelerator '{config.name}' ({config.offchip.bytes} "
@@ -236,6 +242,17 @@ def _place(layers, streamed: set[int], plan, config: AccelConfig,
                         config.bank_bytes if p.overlap else resident.row)
                for i, p in enumerate(plans)]
     return plans, scratch, base, resident.image, area
+
+
+def _padding_bytes(layers) -> set[int]:
+    """The bytes the padding of the layers' int8 inputs holds."""
+    found = set()
+    for la in layers:
+        if isinstance(la, Conv2d) and la.a_bits == 8 and any(la.padding):
+            found.add(la.pad_fill & 0xFF)
+        elif isinstance(la, Pool) and la.op == "max" and any(la.padding):
+            found.add(QMIN & 0xFF)
+    return found
 
 
 def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
@@ -265,6 +282,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     binds = [b for _, b in first]
     row = plans[0].row
     vrow = row if plans[0].zero_row is not None else None
+    vfill = frozenset(plans[0].fill_rows)  # padding bytes the vector unit copies from a row
     limit = plans[0].mem.limit
     imm = enc.imm_range[1]
 
@@ -306,11 +324,12 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                     p.cols, p.s = old
         laid = None  # the plan's own grid, when it took one its producer's rows keep to
         if fed and len(producers) == 1 and b.tiles == 1 and vrow and narrow is None:
-            laid = _lay_out_for_rows(p, binds[producers[0]], b, scratch[j], enc, imm, vrow)
+            laid = _lay_out_for_rows(p, binds[producers[0]], b, scratch[j], enc, imm, vrow,
+                                     vfill)
             if laid is not None:
                 binds[j], b, laid = laid[1], laid[1], laid[0]
         chain = fed and b.tiles == 1 and b.im2col is None \
-            and all(_copy(binds[i], b, k, imm, vrow) is not None
+            and all(_copy(binds[i], b, k, imm, vrow, vfill) is not None
                     for k, i in enumerate(producers))
         align = p.config.bank_bytes if p.overlap else row
         at, alias, t_in = None, set(), 2 * j
@@ -416,7 +435,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
 
     emitted = []
     for i, p in enumerate(plans):
-        p.handover = [_copy(shifted[i], shifted[j], k, imm, vrow)
+        p.handover = [_copy(shifted[i], shifted[j], k, imm, vrow, vfill)
                       for j, k in copies.get(i, [])]
         p.falls_through = i not in ends
         b = shifted[i]
@@ -512,28 +531,28 @@ def _same_values(producer: Layer, consumer: Layer, k: int) -> bool:
 
 
 def _copy(producer: LayerBinding, consumer: LayerBinding, k: int, imm_max: int,
-          row: int | None = None):
+          row: int | None = None, fills: frozenset = frozenset({0})):
     """The hand-over of producer's output into consumer's input k, or None; by the vector
     unit when `row` is given (the program has a zero row) and the layouts allow: rows and
-    parts of rows (`compiler.plans.lanes`), else by `plan_copy` (whole-row positions by the
-    vector unit, the rest by the LSU)."""
+    parts of rows (`compiler.plans.lanes`; padding copied from the row of its byte, `fills`),
+    else by `plan_copy` (whole-row positions by the vector unit, the rest by the LSU)."""
     rt = consumer.row_tiling
     padding = rt.padding if rt is not None else (0, 0, 0, 0)
     shape = _grid_of(consumer, k)
     lanes = plan_lanes(producer.output, consumer.inputs[k], shape, padding, row,
-                       whole_rows=len(consumer.inputs) == 1) if row else None
+                       whole_rows=len(consumer.inputs) == 1, fills=fills) if row else None
     return lanes or plan_copy(producer.output, consumer.inputs[k], shape, padding[:2],
                               imm_max, row)
 
 
 def _lay_out_for_rows(p: Plan, producer: LayerBinding, b: LayerBinding, scratch: int, enc,
-                      imm_max: int, row: int):
+                      imm_max: int, row: int, fills: frozenset):
     """When the hand-over from `producer` into b's input needs the LSU, the consumer's input
     grid laid out so that the vector unit copies it by rows: a pitch whose bytes are the
     producer's modulo a data row, and a first byte that puts the producer's first position
     where it lies in its row. Returns ((cols, lead) before, the new binding), or None."""
     o, x = producer.output, b.inputs[0]
-    copy = _copy(producer, b, 0, imm_max, row)
+    copy = _copy(producer, b, 0, imm_max, row, fills)
     if copy is None or isinstance(copy, LaneCopy) or o.pos_bits != x.pos_bits \
             or x.pos_bits % 32 or b.row_tiling is None:
         return None
@@ -553,7 +572,7 @@ def _lay_out_for_rows(p: Plan, producer: LayerBinding, b: LayerBinding, scratch:
     except MemoryFitError:
         wide = None
     if wide is not None and wide.tiles == 1 and \
-            isinstance(_copy(producer, wide, 0, imm_max, row), LaneCopy):
+            isinstance(_copy(producer, wide, 0, imm_max, row, fills), LaneCopy):
         return old, wide
     p.cols, p.lead = old
     return None

@@ -8,6 +8,7 @@ its input shape, and its quantization spec.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -225,6 +226,20 @@ class ZooEntry:
     factory: type
     input_shape: tuple[int, int, int]
     quant: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TfliteEntry:
+    """An int8 TFLite model of the project's (models/): compiled as it is."""
+
+    name: str
+    path: Path
+
+
+TFLITE_MODELS = Path(__file__).resolve().parents[1] / "models" / "mlperf-tiny"
+TFLITE_ZOO = [TfliteEntry(f"tflite-{name}", TFLITE_MODELS / file) for name, file in (
+    ("resnet8", "pretrainedResnet_quant.tflite"), ("ds_cnn", "kws_ref_model.tflite"),
+    ("mobilenet_v1", "vww_96_int8.tflite"), ("autoencoder", "ad01_int8.tflite"))]
 
 
 ZOO = [

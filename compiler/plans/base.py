@@ -121,6 +121,7 @@ class Plan:
         self.tile_io: TileIO | None = None  # its row tiles looped in its own code
         self.handover_cycles = 0
         self.zero_row: int | None = None  # a row of zeros (the vector unit's copies need one)
+        self.fill_rows: dict[int, int] = {}  # byte -> a row of it (padding the copies write)
 
     def adopt_grid(self, cols: int, pos_bits: int) -> bool:
         """Read its input from a grid `cols` positions wide of `pos_bits` positions; False

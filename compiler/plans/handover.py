@@ -224,15 +224,18 @@ def emit_copy(em, copy: Copy, name: str) -> int:
                            f"hand its output over on the accelerator")
     em.regs = iter(range(1, cfg.registers))
     row = plan.row
-    vector = plan.zero_row is not None and (copy.unit == row or any(
-        _whole_rows(f, row) for f in copy.fill if copy.fill_word == 0))
+    byte = copy.fill_word & 0xFF
+    fill_row = plan.fill_rows.get(byte) if copy.fill_word == byte * 0x01010101 else None
+    vector = plan.zero_row is not None and (copy.unit == row or fill_row is not None and any(
+        _whole_rows(f, row) for f in copy.fill))
     cycles = _vector_setup(em) if vector else 0
     if copy.fill:
         rf = None
         for k, (addr, words, count, stride) in enumerate(copy.fill):
-            if vector and copy.fill_word == 0 and _whole_rows((addr, words, count, stride), row):
-                cycles += _fill_rows(em, addr // row, 4 * words // row, count, stride // row,
-                                     f"{name}_f{k}")
+            if vector and fill_row is not None and \
+                    _whole_rows((addr, words, count, stride), row):
+                cycles += _fill_rows(em, fill_row, addr // row, 4 * words // row, count,
+                                     stride // row, f"{name}_f{k}")
                 continue
             rf = rf or em.reg()
             cycles += _fill_run(em, rf, addr, words, count, stride, copy.fill_word,
@@ -361,13 +364,14 @@ def _row_op(em, tl: Timeline, reg: str, offset: int, op: str, extra=()) -> int:
                      M(la, "alu.res", f"vmac.{op}"), *(M(la, s, d) for s, d in extra)])
 
 
-def _fill_rows(em, first: int, rows: int, count: int, stride: int, label: str) -> int:
-    """`count` runs of `rows` zero rows, `stride` rows apart, from row `first`: the zero row
-    into the accumulators once, then an rq per row."""
+def _fill_rows(em, fill_row: int, first: int, rows: int, count: int, stride: int,
+               label: str) -> int:
+    """`count` runs of `rows` rows of padding, `stride` rows apart, from row `first`: the row
+    of its byte into the accumulators once, then an rq per row."""
     cfg = em.plan.config
     pro = Timeline(cfg)
     rd, rx, ry = em.reg(), em.reg(), em.reg()
-    pro.place([M(0, em.imm(em.plan.zero_row), "vmac.aset")])
+    pro.place([M(0, em.imm(fill_row), "vmac.aset")])
     em.value(pro, first, rd)
     em.value(pro, count, ry)
     pro.barrier()

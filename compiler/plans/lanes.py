@@ -5,7 +5,8 @@ the code generator lays the consumer's grid out for it (its pitch and first byte
 `compiler.codegen`); a producer's output then lands in a padded grid at a few triggers per data
 row where the LSU moves a word per two cycles.
 
-The padding the consumer reads is written the same way, from the zero row; bytes it never reads
+The padding the consumer reads is written the same way, from the row of its byte (zero, or an
+int8 input's zero point); bytes it never reads
 (grid columns and rows past its padded input, channels past C of 8- and 2-bit positions) may
 take anything, so whole rows are written where that saves triggers; bytes outside the buffer
 are never written. Planned per destination row, then compressed into loops of a few row
@@ -34,7 +35,7 @@ class RowOp:
     dst: int  # the data row written
     src: int | None  # the data row read (None: the zero row)
     parts: tuple[int, ...]  # the parts written (all of them: the whole row at once)
-    zero_words: tuple[int, ...] = ()  # bytes of the row the LSU then zeroes, a word each
+    zero_words: tuple[int, ...] = ()  # bytes of the row the LSU then fills, a word each
     #                                   (padding in a part that the source also writes)
 
 
@@ -51,19 +52,23 @@ class RowLoop:
 @dataclass(frozen=True)
 class LaneCopy:
     loops: tuple[RowLoop, ...]
+    fill: int = 0  # the byte the padding holds (an int8 input's zero point)
 
 
 def plan_lanes(src: Layout, dst: Layout, shape: tuple[int, int, int],
                padding: tuple[int, int, int, int], row: int,
-               whole_rows: bool = False) -> LaneCopy | None:
+               whole_rows: bool = False, fills: frozenset = frozenset({0})) -> LaneCopy | None:
     """The copy of tensor `src` into `dst`'s grid at offset (top, left) of `padding` (top,
-    left, bottom, right: the zeros the consumer reads around it) by whole rows and parts, or
-    None when some byte would have to change its place within a row (or the padding is not
-    zero bytes). `whole_rows`: the data rows dst's buffer begins and ends in are its own."""
+    left, bottom, right: the fill the consumer reads around it) by whole rows and parts, or
+    None when some byte would have to change its place within a row (or the padding is not a
+    byte of `fills`, those with a row to copy from). `whole_rows`: the data rows dst's buffer
+    begins and ends in are its own."""
     part = row // 4
     c, h, w = shape
+    fill = dst.fill & 0xFF if dst.bits == 8 else 0 if dst.fill == (-1 if dst.bits == 1 else 0) \
+        else None
     if src.bits != dst.bits or src.shape != shape or dst.pos_bits % 8 or src.pos_bits % 8 \
-            or dst.bits not in (8, 2, 1) or dst.fill != (-1 if dst.bits == 1 else 0):
+            or dst.bits not in (8, 2, 1) or fill not in fills:
         return None
     if dst.bits == 1 and c % 8:  # binary: channels past C must read -1, bits of their own
         return None
@@ -99,7 +104,7 @@ def plan_lanes(src: Layout, dst: Layout, shape: tuple[int, int, int],
     if ops is None:
         return None
     loops = _compress(ops)
-    return LaneCopy(tuple(loops)) if len(loops) <= MAX_LOOPS else None
+    return LaneCopy(tuple(loops), fill) if len(loops) <= MAX_LOOPS else None
 
 
 def _row_ops(need: np.ndarray, source: np.ndarray, lo: int, row: int,
@@ -216,13 +221,15 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
     cycles = _vector_setup(em)  # bias 0, bypass, base 0: cfg for whole rows
     whole = 0x80 | (0x7F << 8) | (1 << 16)
     la, lanes = plan.lat["alu"], plan.chunk  # lanes of a part
-    r_whole, r_part = em.reg(), em.reg()
+    r_whole, r_part, r_fill = em.reg(), em.reg(), em.reg()
+    fill_row = plan.fill_rows[copy.fill]
     pro = Timeline(cfg)
     em.value(pro, whole, r_whole)
     em.value(pro, whole | 1 << 17, r_part)
+    em.value(pro, copy.fill * 0x01010101, r_fill)  # a word of padding (the LSU's patches)
     pro.barrier()
     cycles += em.block(pro)
-    free = int(r_part[1:]) + 1  # each loop's registers from here
+    free = int(r_fill[1:]) + 1  # each loop's registers from here
     for k, loop in enumerate(copy.loops):
         em.regs = iter(range(free, cfg.registers))
         ops = loop.ops
@@ -247,11 +254,11 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
         # first whole row: each move lands in its trigger's cycle, so the order holds)
         order = sorted(ops, key=lambda op: (len(op.parts) < 4, op.src is not None))
         mode = None
-        zeros = False  # the accumulators hold the zero row (the previous op loaded it)
+        zeros = False  # the accumulators hold the fill row (the previous op loaded it)
         for op in order:
             if op.src is None:
                 if not zeros:
-                    body.place([M(0, em.imm(plan.zero_row), "vmac.aset")])
+                    body.place([M(0, em.imm(fill_row), "vmac.aset")])
             else:
                 last = max(last, _row_op(em, body, rs, op.src - s0, "aset"))
             zeros = op.src is None
@@ -268,7 +275,7 @@ def emit_lanes(em, copy: LaneCopy, name: str) -> int:
         for op in ops:
             for w in op.zero_words:
                 last = max(last, body.place(
-                    [M(0, "0", "lsu.data"), M(0, rb, "lsu.base"),
+                    [M(0, r_fill, "lsu.data"), M(0, rb, "lsu.base"),
                      M(0, em.imm((op.dst - d0) * plan.row + w), "lsu.stw")], min_start=written))
         if loop.count > 1:
             _step(em, body, rs, loop.src_step, None, last - la)
