@@ -336,6 +336,23 @@ def _model_on_dataset(args, config):
     return model, spec, data, lambda m: compile_model(m, example, config, spec, cal)
 
 
+def _labels(path: str | None, n: int):
+    """n integer class labels from an .npy file, or None without one; one line naming it when
+    they are not n integers."""
+    import numpy as np
+
+    if not path:
+        return None
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SystemExit(f"error: --labels {path}: not a numpy .npy array file ({exc})") from None
+    if labels.ndim != 1 or len(labels) < n or not np.issubdtype(labels.dtype, np.integer):
+        raise SystemExit(f"error: --labels {path}: shape {labels.shape} {labels.dtype}; "
+                         f"expected {n} integer class labels, one per input")
+    return labels[:n]
+
+
 def _resilience(args) -> int:
     import json
 
@@ -363,16 +380,23 @@ def _resilience(args) -> int:
         model, spec, data, compile_one = _model_on_dataset(args, config)
         images, labels = data.x_test[:args.images], data.y_test[:args.images]
         net = compile_one(model)
+    elif args.model.endswith(".tflite"):  # its own quantization; inputs in its own layout
+        from compiler.tflite import compile_tflite
+        if args.quant or args.calibration:
+            raise SystemExit(f"error: {args.model}: a TFLite model carries its own "
+                             f"quantization; drop --quant / --calibration")
+        net = compile_tflite(args.model, config)
+        if not args.inputs:
+            raise SystemExit("error: give the inputs faults run on: --inputs FILE.npy (int8, "
+                             "the model's own layout)")
+        images = _npy(args.inputs, "--inputs", net.input_shape, integer=True)[:args.images]
+        labels = _labels(args.labels, len(images))
     else:
         from compiler import artifacts
         model, shape = artifacts.load_model(args.model, _shape(args.input_shape))
         if args.inputs:
             images = _npy(args.inputs, "--inputs", shape)[:args.images]
-            if args.labels:
-                labels = np.load(args.labels, allow_pickle=False).reshape(-1)[:len(images)]
-                if len(labels) != len(images):
-                    raise SystemExit(f"error: --labels {args.labels}: {len(labels)} labels "
-                                     f"for {len(images)} inputs")
+            labels = _labels(args.labels, len(images))
             cal = _npy(args.calibration, "--calibration", shape) if args.calibration \
                 else images[:64]
         else:

@@ -20,14 +20,17 @@ from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
+import tvm
+from tvm import relax
 
 from codesign.errors import CodesignError
 from codesign.faults import SITES, Flips, draw, faulty_layer, flip, protect, select
 from codesign.progress import bar
 from compiler.codegen import compile_layers
 from compiler.errors import CompileError
-from compiler.graph import layer_sources
-from compiler.intsem import Requant, quantize_act, wrap32
+from compiler.graph import Source, layer_sources
+from compiler.hostkernels import host_kernels
+from compiler.intsem import quantize_act, wrap32
 from compiler.kinds import get_kind
 from compiler.layer_ir import Dense
 from compiler.reference import padded, weight_flip_deltas
@@ -64,6 +67,28 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
 
 # --- the engine ------------------------------------------------------------------------------
 
+def output_kernel(net: CompiledNetwork):
+    """(the layer it reads, the kernel) when the network's output is a host integer kernel
+    (a TFLite model's last SOFTMAX) applied to a layer's output; else None."""
+    kernels = host_kernels(net._host)
+    bound = {b.var: b.value for block in net._host["main"].body.blocks for b in block.bindings}
+    out = net._host["main"].body.body
+    while isinstance(out, relax.Var) and out in bound and not isinstance(bound[out],
+                                                                           relax.Call):
+        out = bound[out]
+    while isinstance(out, relax.Tuple) and len(out.fields) == 1:
+        out = out.fields[0]
+    call = bound.get(out) if isinstance(out, relax.Var) else out
+    if not (isinstance(call, relax.Call) and isinstance(call.op, tvm.ir.GlobalVar)
+            and call.op.name_hint in kernels):
+        return None
+    arg = bound.get(call.args[0])
+    if isinstance(arg, relax.Call) and isinstance(arg.op, tvm.ir.GlobalVar) \
+            and arg.op.name_hint in net._func_layer:
+        return net._func_layer[arg.op.name_hint], kernels[call.op.name_hint]
+    return None
+
+
 class FaultEngine:
     """The compiled network's accelerator layers on batches of (image, faults), numpy."""
 
@@ -72,6 +97,10 @@ class FaultEngine:
         self.layers = list(net.layers)
         self.by_name = {layer.name: layer for layer in self.layers}
         self.sources, out = layer_sources(net._host, net._func_layer)
+        self.finish = None  # a TFLite model's last host step (its integer softmax)
+        tail = output_kernel(net)
+        if tail is not None:
+            out, self.finish = Source("layer", tail[0]), tail[1]
         for name, srcs in self.sources.items():
             for i, s in enumerate(srcs):
                 if s.kind == "host":
@@ -138,6 +167,9 @@ class FaultEngine:
                 flat = y.reshape(batch, -1)
                 flat[f.item, f.index] = flip(flat[f.item, f.index], f.tensor.fmt, f.mask)
             values[layer.name] = y
+        if self.finish is not None:
+            y = values[self.output]
+            return self.finish(y.reshape(batch, -1)).astype(np.float32)
         return self._dequantized(self.output, values[self.output])
 
     def decisions(self, trace: "Trace", images: np.ndarray,
@@ -199,8 +231,9 @@ class FaultEngine:
 
         if out.requant is not None:
             rq = out.requant
-            out = replace(out, requant=Requant(per_item(rq.multiplier, "multiplier"),
-                                               per_item(rq.shift, "shift"), rq.lo, rq.hi))
+            out = replace(out, requant=replace(rq, multiplier=per_item(rq.multiplier,
+                                                                       "multiplier"),
+                                               shift=per_item(rq.shift, "shift")))
         if out.thresholds is not None:
             out = replace(out, thresholds=per_item(out.thresholds, "thresholds"))
         return out

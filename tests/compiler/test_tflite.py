@@ -150,3 +150,16 @@ def test_the_cli_compiles_runs_checks_and_writes_a_tflite_models_outputs(tmp_pat
     np.save(floats, x.astype(np.float32) / 3)
     wrong = run("run", tmp_path / "c", "--input", floats)
     assert wrong.returncode == 1 and "the model takes int8 values" in wrong.stderr
+
+
+def test_faults_inject_into_a_tflite_model_through_its_softmax():
+    """The batched fault engine computes a TFLite model's integer semantics (zero points,
+    TFLite rounding, the host's int8 softmax): fault-free, it equals the host-graph runner
+    (checked inside `trace`), and flips change decisions."""
+    from codesign.resilience import FaultEngine, analyze
+    net = compile_tflite(MODELS / "kws_ref_model.tflite", load_accel_config("default"))
+    images = net.random_inputs(12, 5)
+    FaultEngine(net).trace(images)
+    result = analyze(net, images, None, [1e-3], ["weights"], "reference", 30, 0.05, 0.95,
+                     None, 0)
+    assert result["curves"]["weights"][0]["ccr"] > 0
