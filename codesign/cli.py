@@ -110,7 +110,8 @@ def _run(args) -> int:
     net = artifacts.load(args.dir)
     tflite = net.frontend == "tflite"
     if args.input:
-        xs = _npy(args.input, "--input", tuple(net.input_shape), integer=tflite)
+        xs = _npy(args.input, "--input", tuple(net.input_shape),
+                  integer=net.input_dtype == "int8")
     else:
         if args.random < 1:
             raise SystemExit(f"error: --random {args.random}: give at least 1 input")
@@ -389,7 +390,8 @@ def _resilience(args) -> int:
         if not args.inputs:
             raise SystemExit("error: give the inputs faults run on: --inputs FILE.npy (int8, "
                              "the model's own layout)")
-        images = _npy(args.inputs, "--inputs", net.input_shape, integer=True)[:args.images]
+        images = _npy(args.inputs, "--inputs", net.input_shape,
+                      integer=net.input_dtype == "int8")[:args.images]
         labels = _labels(args.labels, len(images))
     else:
         from compiler import artifacts

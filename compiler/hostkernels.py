@@ -1,6 +1,7 @@
 """Integer kernels the host runs for operators the accelerator lacks, exactly as TFLite's
 reference kernels compute them (so a model's last SOFTMAX stays bit-exact with LiteRT).
 
+QUANTIZE float -> int8 rounds half away from zero in float32 (TVM's quantize rounds ties to even).
 SOFTMAX int8 -> int8 follows `reference_ops::Softmax` on gemmlowp's fixed point: the input
 difference to the row maximum scaled by beta * input scale (Q5.26), exp on negative values (a
 Taylor polynomial on [-1/4, 0) and a barrel shifter of exp(-2^k) constants), the sum in Q12.19,
@@ -94,6 +95,14 @@ def softmax_int8(x: np.ndarray, input_scale: float, beta: float = 1.0) -> np.nda
     return np.where(live, np.clip(out, -128, 127), -128).astype(np.int8)
 
 
+def quantize_int8(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """QUANTIZE float -> int8 as TFLite's reference (AffineQuantize): round(x / scale), half away
+    from zero, in float32, plus the zero point, clamped."""
+    v = np.asarray(x, np.float32) / np.float32(scale)
+    q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))  # std::round
+    return np.clip(q.astype(np.int64) + int(zero_point), -128, 127).astype(np.int8)
+
+
 HOST_CODEGEN = "host"  # the Codegen of partitioned functions these kernels run
 
 
@@ -107,11 +116,18 @@ def host_kernels(mod: tvm.IRModule) -> dict[str, object]:
                 and func.attrs.get("Codegen") == HOST_CODEGEN):
             continue
         composite = composite_name(func)
-        if composite != f"{HOST_CODEGEN}.qsoftmax":
-            raise CompileError(f"no host kernel for {composite!r} ({gv.name_hint})")
         calls = {c.op.name: c for c in _calls(func)}
-        scale = float(calls["relax.dequantize"].args[1].value.numpy())
-        kernels[gv.name_hint] = lambda x, s=scale: softmax_int8(x, s)
+        if composite == f"{HOST_CODEGEN}.qsoftmax":
+            scale = float(calls["relax.dequantize"].args[1].value.numpy())
+            kernels[gv.name_hint] = lambda x, s=scale: softmax_int8(x, s)
+        elif composite == f"{HOST_CODEGEN}.qquantize":
+            q = calls["relax.quantize"]
+            scale, zp = (q.args[k].value.numpy().reshape(-1) for k in (1, 2))
+            if scale.size != 1:
+                raise CompileError(f"{gv.name_hint}: a per-axis QUANTIZE of float inputs")
+            kernels[gv.name_hint] = lambda x, s=scale[0], z=zp[0]: quantize_int8(x, s, z)
+        else:
+            raise CompileError(f"no host kernel for {composite!r} ({gv.name_hint})")
     return kernels
 
 

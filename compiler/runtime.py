@@ -110,10 +110,15 @@ class CompiledNetwork:
     model_file: bytes = field(repr=False, default=b"")  # a TFLite model's own file (LiteRT
     #                                                     checks the layers against it)
 
+    @property
+    def input_dtype(self) -> str:
+        """float32, or an int8 TFLite model's int8."""
+        return str(self._host["main"].params[0].ty.dtype)
+
     def random_inputs(self, n: int, seed: int = 0) -> np.ndarray:
-        """n inputs of the network's own kind: N(0, 1) floats, or a TFLite model's int8."""
+        """n inputs of the network's own kind: int8 over the whole range, or N(0, 1) floats."""
         rng = np.random.default_rng(seed)
-        if self.frontend == "tflite":
+        if self.input_dtype == "int8":
             return rng.integers(-128, 128, (n, *self.input_shape)).astype(np.int8)
         return rng.standard_normal((n, *self.input_shape)).astype(np.float32)
 

@@ -51,12 +51,22 @@ def qdq_patterns() -> list[FusionPattern]:
     avg = is_op("relax.astype")(is_op("relax.nn.avg_pool2d")(is_op("relax.astype")(wildcard())))
     maxp = is_op("relax.nn.max_pool2d")(wildcard())
     softmax = _q(is_op("relax.nn.softmax")(_dq(wildcard())))  # checked: 1/256 from -128
+    quantize = _q(wildcard())  # what is left of them: float inputs quantized on the host
     return [*_weighted("qconv2d", conv), *_weighted("qdense", dense),
             *[FusionPattern(f"{CODEGEN}.qadd", p, {"root": add}) for p in adds],
             FusionPattern(f"{CODEGEN}.qavgpool", avg, {"root": avg}),
             *[FusionPattern(f"{CODEGEN}.qmaxpool", p, {"root": maxp}) for p in _clipped(maxp)],
             FusionPattern(f"{HOST_CODEGEN}.qsoftmax", softmax, {"root": softmax},
-                          _check_softmax)]
+                          _check_softmax),
+            FusionPattern(f"{HOST_CODEGEN}.qquantize", quantize, {"root": quantize},
+                          _check_quantize)]
+
+
+def _check_quantize(ctx) -> bool:
+    """A QUANTIZE of float values to int8 (a float model input's), one scale."""
+    q = ctx.annotated_expr["root"]
+    return str(q.args[0].ty.dtype) == "float32" and str(q.ty.dtype) == "int8" and \
+        q.args[1].value.numpy().size == 1
 
 
 def _check_softmax(ctx) -> bool:

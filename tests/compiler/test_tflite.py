@@ -13,7 +13,7 @@ from compiler.tflite import compile_tflite
 from compiler.tflite.layers import average_multiplier
 from compiler.tflite.litert import LiteRT, compare
 from hw.config import load_accel_config
-from tests.compiler.tflite_graphs import Graph, random_graph
+from tests.compiler.tflite_graphs import Graph, dequantized, quantized_io, random_graph
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "mlperf-tiny"
 
@@ -163,3 +163,22 @@ def test_faults_inject_into_a_tflite_model_through_its_softmax():
     result = analyze(net, images, None, [1e-3], ["weights"], "reference", 30, 0.05, 0.95,
                      None, 0)
     assert result["curves"]["weights"][0]["ccr"] > 0
+
+
+@pytest.mark.rtl
+def test_float_inputs_and_outputs_quantized_as_tflite_does(tmp_path):
+    """QUANTIZE of a float input on the host rounds half away from zero in float32 (TVM's
+    quantize rounds ties to even), DEQUANTIZE at the end: exact with LiteRT, ties included."""
+    g = Graph(np.random.default_rng(4))
+    x = g.input((1, 8, 8, 3), 0.05, 3)
+    quantized_io(g, x, (1, 8, 8, 3))
+    y = g.conv(x, 8, (3, 3), (1, 1), "SAME", "RELU")
+    out = dequantized(g, g.fully_connected(g.reshape(y, (1, 512)), 5))
+    path = tmp_path / "f.tflite"
+    path.write_bytes(g.build([out]))
+    net = compile_tflite(path, load_accel_config("default"))
+    assert net.input_dtype == "float32"
+    xs = net.random_inputs(6, 1) * 3
+    xs[:, 0, 0, :] = (np.arange(3) + 0.5) * 0.05  # exact ties of the quantization steps
+    xs[:, 0, 1, :] = -(np.arange(3) + 0.5) * 0.05
+    _check(net, LiteRT(path), xs)

@@ -344,3 +344,18 @@ def random_graph(seed: int) -> bytes:
     if rng.random() < 0.5:
         x = g.softmax(x)
     return g.build([x])
+
+
+def quantized_io(g: Graph, x: int, shape) -> tuple[int, int]:
+    """A float input quantized into int8 tensor x's format (QUANTIZE), as models with float
+    inputs begin: (the float input, x)."""
+    f = g.tensor(shape, np.float32)
+    g.inputs = [f if t == x else t for t in g.inputs]
+    g.op(Op.QUANTIZE, [f], [x])
+    return f, x
+
+
+def dequantized(g: Graph, x: int) -> int:
+    """The model's int8 output x dequantized to float (DEQUANTIZE), as float outputs end."""
+    out = g.tensor(g.tensors[x].shape, np.float32)
+    return g.op(Op.DEQUANTIZE, [x], [out])
