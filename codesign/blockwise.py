@@ -28,7 +28,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import yaml
 
 from codesign.errors import ConfigError
 from codesign.experiment import read_config
@@ -37,7 +36,7 @@ from codesign.segdata import SegDataset, get_seg_dataset
 from codesign.segnet import OPS, BlockChoice, SegArch, SegBlock, SegNet, default_arch
 from codesign.segtrain import Schedule, distill_block, float_miou, int_miou, train_seg
 from compiler.quantspec import LayerBits, QuantSpec
-from hw.config import FieldReader, load_accel_config
+from hw.config import FieldReader, load_accel_config, read_yaml
 
 MAX_ENUMERATED = 2_000_000  # combinations enumerated exactly; more: NSGA-II on the tables
 
@@ -111,9 +110,7 @@ def parse_segmentation(data, where: str) -> SegExperiment:
                    "eval_images", "rtl_images", "targets"))
     if r.get("task") != "segmentation":
         raise r.fail("task", "must be 'segmentation' for a block-wise search")
-    name = r.get("name")
-    if not isinstance(name, str) or not name:
-        raise r.fail("name", f"must be a non-empty string, not {name!r}")
+    name = r.name()  # the run directory's name and the study's
     dataset = r.get("dataset", "fashion-scenes")
     from codesign.segdata import SEG_LOADERS
     if dataset not in SEG_LOADERS:
@@ -158,9 +155,9 @@ def parse_segmentation(data, where: str) -> SegExperiment:
 
 def is_segmentation(path: str | Path) -> bool:
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
+        data = read_yaml(path, "experiment config")
+    except ConfigError:
+        return False  # the experiment loader says what is wrong
     return isinstance(data, dict) and data.get("task") == "segmentation"
 
 

@@ -18,9 +18,17 @@ DEFAULT_DEMO = Path(__file__).parent / "configs" / "experiments" / "demo.yaml"
 def _demo(args) -> None:
     from codesign.demo import run_demo
     from codesign.experiment import load_experiment
+    from codesign.rundir import claim
+    from compiler.artifacts import writable_dir
 
     exp = load_experiment(args.config)
-    run_dir = Path(args.run_dir or f"runs/{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.trials is not None and args.trials < 1:
+        raise SystemExit(f"error: --trials {args.trials}: give at least 1 trial")
+    # the run directory says what it searched, so `codesign report` and `--resume` take it
+    text = _resolved_config(args.config, args.trials)
+    run_dir = writable_dir(claim(Path(args.run_dir or f"runs/{exp.name}-"
+                                      f"{time.strftime('%Y%m%d-%H%M%S')}"), text), "--run-dir")
+    (run_dir / "config.yaml").write_text(text)
     run_demo(exp, run_dir, args.trials)
 
 
@@ -375,6 +383,13 @@ def _resilience(args) -> int:
         raise SystemExit(f"error: --sites {args.sites!r}: choose from {', '.join(SITES)}")
     if args.images < 1:
         raise SystemExit(f"error: --images {args.images}: give at least 1")
+    if args.injections is not None and args.injections < 1:
+        raise SystemExit(f"error: --injections {args.injections}: give at least 1 per point")
+    for option, value in (("--confidence", args.confidence), ("--margin", args.margin)):
+        if not 0 < value < 1:
+            raise SystemExit(f"error: {option} {value:g}: must lie strictly between 0 and 1")
+    if args.layer_ber is not None and not 0 < args.layer_ber < 1:
+        raise SystemExit(f"error: --layer-ber {args.layer_ber:g}: a bit-error rate is in (0, 1)")
     config = load_accel_config(args.accel)
     labels = None
     if args.model.endswith(".pt") or args.dataset:
@@ -408,11 +423,11 @@ def _resilience(args) -> int:
                             args.quant, cal)
     print(f"{len(net.layers)} accelerator layers on '{config.name}'; {len(images)} inputs; "
           f"engine {args.engine}")
-    if args.stuck_at:
+    if args.stuck_at is not None:
         from codesign.resilience import stuck_at
         try:
             faults = [tuple(int(v) for v in f.split(":")) for f in args.stuck_at.split(",")]
-            assert all(len(f) == 3 for f in faults)
+            assert faults and all(len(f) == 3 for f in faults)
         except (ValueError, AssertionError):
             raise SystemExit(f"error: --stuck-at {args.stuck_at!r}: expected LANE:BIT:VALUE,..."
                              f" such as 0:30:1,5:31:0") from None
@@ -494,6 +509,21 @@ def _same(model):
     yield model.eval()
 
 
+def _resolved_config(path: str, trials: int | None = None) -> str:
+    """An experiment YAML as a run directory keeps it: a search space given by name written
+    inline (the directory alone says, and resumes, what was searched), trials overridden."""
+    import yaml
+
+    from codesign.space import space_path
+    data = yaml.safe_load(Path(path).read_text())
+    search = data["search"]
+    if isinstance(search.get("space"), str):
+        search["space"] = yaml.safe_load(space_path(search["space"]).read_text())
+    if trials is not None:
+        search["trials"] = trials
+    return f"# resolved from {path}\n" + yaml.safe_dump(data, sort_keys=False)
+
+
 def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) -> None:
     from codesign.data import get_dataset
     from codesign.experiment import load_experiment
@@ -512,9 +542,9 @@ def _search(args) -> int:
 
     from codesign.experiment import load_experiment
     from codesign.report import write_report
+    from codesign.rundir import claim, refuse_links
     from codesign.search import SearchStalled, score_front, trials_table
     from codesign.study import fail_orphaned_trials, open_storage, open_study
-    from codesign.space import space_path
     from compiler.artifacts import writable_dir
 
     from codesign.blockwise import is_segmentation
@@ -532,22 +562,19 @@ def _search(args) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise SystemExit(f"error: {run_dir}: not a search run directory (no config.yaml)")
+        refuse_links(run_dir)
         config = str(run_dir / "config.yaml")
         exp = load_experiment(config)
     else:
         exp = load_experiment(args.config)
-        run_dir = writable_dir(args.run_dir or f"runs/{exp.name}-search-"
-                               f"{time.strftime('%Y%m%d-%H%M%S')}", "--run-dir")
-        # The resolved config: a space given by name is written inline, so that the run
-        # directory alone says (and resumes) what was searched.
-        data = yaml.safe_load(Path(args.config).read_text())
-        search = data["search"]
-        if isinstance(search.get("space"), str):
-            search["space"] = yaml.safe_load(space_path(search["space"]).read_text())
-        (run_dir / "config.yaml").write_text(f"# resolved from {args.config}\n"
-                                             + yaml.safe_dump(data, sort_keys=False))
+        text = _resolved_config(args.config, args.trials)
+        run_dir = claim(Path(args.run_dir or f"runs/{exp.name}-search-"
+                             f"{time.strftime('%Y%m%d-%H%M%S')}"), text, args.force)
+        run_dir = writable_dir(run_dir, "--run-dir")
+        (run_dir / "config.yaml").write_text(text)
         config = str(run_dir / "config.yaml")
-    if args.trials is not None:
+        exp = load_experiment(config)
+    if args.trials is not None and args.resume:
         data = yaml.safe_load(Path(config).read_text())
         data["search"]["trials"] = args.trials
         (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -636,8 +663,11 @@ def _stored_study(run_dir: Path, storage: str | None):
 def _report(args) -> int:
     from codesign.report import write_report
 
+    from codesign.rundir import refuse_links
+
     run_dir = Path(args.run_dir)
     exp, study = _stored_study(run_dir, args.storage)
+    refuse_links(run_dir)
     print(f"report: {write_report(study, run_dir, exp.search.objectives)}")
     return 0
 
@@ -780,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="processes sharing the study")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
     p.add_argument("--trials", type=int, help="completed trials wanted (overrides the config)")
+    p.add_argument("--force", action="store_true", help="a --run-dir holding another search: "
+                                                        "run in a new subdirectory of it")
     p.set_defaults(func=_search)
     p = sub.add_parser("report", help="regenerate a search run's report from its study")
     p.add_argument("run_dir")

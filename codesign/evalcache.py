@@ -6,11 +6,14 @@ milliseconds), the quantization spec, the calibration data, the accelerator conf
 and clock included), the fidelity, and the source of the compiler and of the hardware model
 (RTL, golden model, energy model). SQLite in WAL mode: several processes may read and write at
 once; a write is one transaction, so a killed process leaves either the whole entry or none.
+Each entry carries an HMAC under a key of this user's (`user_key`): an entry edited in the file,
+or written by someone else into a shared cache, is a miss, never served.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import inspect
 import json
 import os
@@ -143,8 +146,15 @@ class EvalCache:
             return None
         try:
             row = self.db.execute("SELECT value FROM costs WHERE key = ?", (key,)).fetchone()
-            value = json.loads(row[0]) if row else None
-        except (sqlite3.Error, ValueError) as exc:
+            if row is None:
+                return None
+            mac, _, text = row[0].partition("\n")
+            if not hmac.compare_digest(mac, self._mac(key, text)):
+                self.warn(f"evaluation cache {self.path}: an entry fails its check (edited, "
+                          f"or written by another user's key); evaluating anew")
+                return None
+            value = json.loads(text)
+        except (sqlite3.Error, ValueError, OSError) as exc:
             self.warn(f"evaluation cache {self.path}: entry unreadable ({exc}); evaluating anew")
             return None
         return value if isinstance(value, dict) else None
@@ -154,11 +164,43 @@ class EvalCache:
         if self.db is None:
             return
         try:
+            text = json.dumps(value)
             self.db.execute("INSERT OR REPLACE INTO costs VALUES (?, ?, ?)",
-                            (key, json.dumps(value), time.time()))
+                            (key, f"{self._mac(key, text)}\n{text}", time.time()))
+        except OSError as exc:  # the key file
+            self._disable(exc)
         except sqlite3.Error as exc:  # full disk, read-only file, locked too long
             self._disable(exc)
+
+    def _mac(self, key: str, text: str) -> str:
+        """HMAC-SHA256 of an entry under this user's key (`key_path`): an entry someone else
+        edited or wrote fails it."""
+        return hmac.new(user_key(self.path.parent), f"{key}\n{text}".encode(),
+                        hashlib.sha256).hexdigest()
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
+
+
+KEY_FILE = "evaluations.key"
+
+
+@lru_cache(maxsize=4)
+def user_key(directory: Path) -> bytes:
+    """32 random bytes in `directory`/evaluations.key, readable by this user only, made on
+    first use. What it protects: entries of a cache file others can write (a shared or copied
+    cache) are served only if this user's process wrote them; it is no defence against someone
+    who can read this user's files."""
+    path = directory / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        data = path.read_bytes()
+        if len(data) < 32:
+            raise OSError(f"{path}: a key file of {len(data)} bytes (remove it)") from None
+        return data
+    with os.fdopen(fd, "wb") as f:
+        data = os.urandom(32)
+        f.write(data)
+    return data

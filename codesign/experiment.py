@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
 
 from codesign.data import LOADERS
 from codesign.errors import ConfigError
@@ -16,7 +15,7 @@ from codesign.modes import SEARCH as FIDELITIES
 from codesign.objectives import OBJECTIVES
 from codesign.space import SearchSpace, load_space, parse_space
 from codesign.train import TrainConfig
-from hw.config import FieldReader, load_accel_config
+from hw.config import FieldReader, load_accel_config, read_yaml
 
 SAMPLERS = ("nsga2", "gp", "botorch", "tpe", "ehvi", "random")
 
@@ -201,9 +200,7 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
                         t.int("pretrain_epochs", 0, default=0),
                         _flag(t, "two_step"))
     search = parse_search(r.get("search"), f"{where}: search", train)
-    name = r.get("name")
-    if not isinstance(name, str) or not name:
-        raise r.fail("name", f"must be a non-empty string, not {name!r}")
+    name = r.name()  # the run directory's name and the study's
     accel = r.get("accelerator")
     if not isinstance(accel, str):
         raise r.fail("accelerator", f"must be a config name or path, not {accel!r}")
@@ -217,13 +214,7 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
 
 def read_config(path: str | Path):
     """An experiment config's YAML data, or a one-line error naming the file."""
-    p = Path(path)
-    try:
-        return yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read experiment config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return read_yaml(path, "experiment config")
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

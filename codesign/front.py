@@ -26,6 +26,8 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The non-dominated distinct completed trials that meet every constraint (whatever the
     sampler knows of constraints)."""
     trials = [t for t in distinct_completed(study) if feasible(t)]
+    if not trials:  # an empty run: nothing completed (pruned, failed, or killed early)
+        return []
     sign = np.array([-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0
                      for d in study.directions])
     loss = np.array([t.values for t in trials], np.float64).reshape(len(trials), -1) * sign

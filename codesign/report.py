@@ -93,12 +93,14 @@ def write_report(study: optuna.Study, run_dir: Path, objectives: tuple[str, ...]
         others += (f"; {n} of {len(trained)} trained candidates ({100 * n / len(trained):.0f}%) "
                    f"stayed within 2x chance accuracy (untrained at their budget)")
     # The hardware figures that are not objectives, next to them (energy in nJ).
-    # The hardware figures that are not objectives, next to them.
     shown = [*objectives, *(o for o in ("cycles", "energy") if o not in objectives)]
     lines = [f"# Search {study.study_name}", "",
              f"{len(trials)} distinct completed trials meeting the constraints, of "
              f"{len(study.trials)}{others}; "
              f"objectives: {', '.join(objectives)}; Pareto front: {len(front)} trials.", "",
+             *([f"**This run is empty**: no trial completed (of {len(study.trials)} started; "
+                f"their states and reasons are in trials.json). `codesign search --resume` "
+                f"continues it.", ""] if not trials else []),
              "## Pareto front", "",
              "| trial | " + " | ".join(OBJECTIVES[o].label for o in shown)
              + " | test accuracy | fidelity | accelerator |",

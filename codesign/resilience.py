@@ -528,7 +528,9 @@ def plot(result: dict, path) -> None:
         ber = [p["ber"] for p in pts]
         ccr = np.array([p["ccr"] for p in pts])
         lo, hi = (np.array([p["ccr_ci"][k] for p in pts]) for k in (0, 1))
-        ax.errorbar(ber, ccr, yerr=[ccr - lo, hi - ccr], marker="o", capsize=3, label=key)
+        # (a rate of 0 or 1 has an interval that ends there: rounding must not go past it)
+        ax.errorbar(ber, ccr, yerr=[np.maximum(ccr - lo, 0), np.maximum(hi - ccr, 0)],
+                    marker="o", capsize=3, label=key)
     ax.set_xscale("log")
     ax.set_xlabel("bit-error rate")
     ax.set_ylabel("classification change rate")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -176,7 +177,7 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         trial.set_user_attr("description", candidate.describe())
         trial.set_user_attr("accelerator", config.name)
         where = f" on {config.name}" if accel_params else ""
-        twin = _finished_twin(study, twin_key)
+        twin = _finished_twin(study, twin_key) or _awaited_twin(study, trial, twin_key, progress)
         if twin is not None and "stopped_early" in twin.user_attrs:  # seeded: stops alike
             trial.set_user_attr("duplicate_of", twin.number)
             progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
@@ -423,6 +424,29 @@ def load_model(path: Path, classes: int) -> QuantNet:
     model.load_state_dict(saved["state_dict"])
     model.ptq = saved["ptq"]
     return model.eval()
+
+
+TWIN_POLL_S = 2.0  # how often a trial looks whether the running twin it waits for finished
+
+
+def _awaited_twin(study: optuna.Study, trial: optuna.Trial, key: str,
+                  progress) -> optuna.trial.FrozenTrial | None:
+    """The same candidate running in another process (an earlier trial): waited for, so that
+    processes sharing a study never train one candidate twice; None when there is none or it
+    ends without a result (this trial then trains it)."""
+    running = optuna.trial.TrialState.RUNNING
+    others = [t for t in study.get_trials(deepcopy=False, states=(running,))
+              if t.number < trial.number and t.user_attrs.get("key") == key]
+    if not others:
+        return None
+    number = others[0].number
+    progress(f"trial {trial.number}: the same candidate as trial {number}, running in "
+             f"{others[0].user_attrs.get('worker', 'another process')}: waiting for it")
+    while True:
+        t = study._storage.get_trial(others[0]._trial_id)
+        if t.state != running:
+            return t if t.state == optuna.trial.TrialState.COMPLETE else None
+        time.sleep(TWIN_POLL_S)
 
 
 def _finished_twin(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
 from codesign.errors import ConfigError
 from codesign.models import BINARIZERS, BITS, HEADS, BlockSpec, Candidate
-from hw.config import PROTECTION, AccelConfig, FieldReader, parse_accel_config
+from hw.config import PROTECTION, AccelConfig, FieldReader, parse_accel_config, read_yaml
 
 BLOCK_FIELDS = ("width", "kernel", "stride", "depthwise", "residual", "bits", "binarizer",
                 "norm", "shortcut8")
@@ -249,12 +248,5 @@ def space_path(path: str | Path) -> Path:
 
 def load_space(path: str | Path) -> SearchSpace:
     p = space_path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        known = ", ".join(sorted(f.stem for f in SPACE_DIR.glob("*.yaml")))
-        raise ConfigError(f"{p}: cannot read search space ({exc.strerror}); shipped spaces: "
-                          f"{known}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_space(data, str(p))
+    known = ", ".join(sorted(f.stem for f in SPACE_DIR.glob("*.yaml")))
+    return parse_space(read_yaml(p, f"search space (shipped: {known})"), str(p))

@@ -72,13 +72,25 @@ def open_storage(run_dir: Path, url: str | None = None) -> optuna.storages.RDBSt
                          ).render_as_string(hide_password=False)
     with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90,
-                                              engine_kwargs={"connect_args": {"timeout": 60}}
-                                              if url.startswith("sqlite") else None)
-        except Exception as exc:  # SQLAlchemy: unknown dialect, bad URL, unreachable server
-            raise CodesignError(f"storage {url!r}: cannot open it ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0][:300]})") from None
+        for attempt in range(SCHEMA_RACE_TRIES):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=30, grace_period=90,
+                    engine_kwargs={"connect_args": {"timeout": 60}}
+                    if url.startswith("sqlite") else None)
+            except Exception as exc:  # SQLAlchemy: unknown dialect, bad URL, no server
+                text = str(exc)
+                # processes that start together on a new database race to create its
+                # schema: the losers find it made and open it on a second try
+                if attempt + 1 < SCHEMA_RACE_TRIES and any(
+                        m in text for m in ("alembic_version", "already exists", "locked")):
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise CodesignError(f"storage {url!r}: cannot open it ({type(exc).__name__}: "
+                                    f"{text.splitlines()[0][:300]})") from None
+
+
+SCHEMA_RACE_TRIES = 8
 
 
 def sampler_seed(seed: int, trials_before: int, worker: int) -> int:
@@ -87,6 +99,42 @@ def sampler_seed(seed: int, trials_before: int, worker: int) -> int:
     if trials_before == 0 and worker == 0:
         return seed
     return int(np.random.SeedSequence([seed, trials_before, worker]).generate_state(1)[0])
+
+
+def trial_seed(seed: int, number: int) -> int:
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def seed_per_trial(sampler: optuna.samplers.BaseSampler, seed: int
+                   ) -> optuna.samplers.BaseSampler:
+    """The sampler's random streams restart for every trial from (seed, trial number), which
+    the storage hands out once across every process of a study: processes that start together
+    on one new study never draw alike, and a trial's draws follow from its number (recorded
+    as its `sampler_seed`)."""
+    before = sampler.before_trial
+
+    def before_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        s = trial_seed(seed, trial.number)
+        _reseed(sampler, s)
+        study._storage.set_trial_system_attr(trial._trial_id, "sampler_seed", s)
+        before(study, trial)
+
+    sampler.before_trial = before_trial  # an instance hook: the sampler keeps its own type
+    return sampler
+
+
+def _reseed(sampler, seed: int) -> None:
+    """Seed the random streams of Optuna's samplers and of this project's."""
+    rng = getattr(sampler, "_rng", None)
+    if isinstance(rng, np.random.Generator):
+        sampler._rng = np.random.default_rng(seed)
+    elif rng is not None and hasattr(rng, "rng"):  # Optuna's LazyRandomState
+        rng.rng.seed(seed % 2**32)
+    if isinstance(getattr(sampler, "_seed", None), int):
+        sampler._seed = seed % 2**32
+    for sub in ("_random_sampler", "_independent_sampler", "_random"):
+        if getattr(sampler, sub, None) is not None:
+            _reseed(getattr(sampler, sub), seed + 1)
 
 
 def worker_id() -> str:
@@ -154,9 +202,9 @@ def open_study(exp: ExperimentConfig, run_dir: Path, storage: str | None = None,
             study.set_metric_names([OBJECTIVES[o].label for o in exp.search.objectives])
     fail_orphaned_trials(study)
     before = len(study.get_trials(deepcopy=False))
-    study.sampler = make_sampler(exp.search.sampler, sampler_seed(exp.seed, before, worker),
-                                 bool(exp.search.constraints), exp.search.population,
-                                 len(exp.search.objectives))
+    study.sampler = seed_per_trial(make_sampler(
+        exp.search.sampler, sampler_seed(exp.seed, before, worker), bool(exp.search.constraints),
+        exp.search.population, len(exp.search.objectives)), exp.seed)
     if exp.search.warm_start and before == 0:
         _warm_start(study, exp, Path(exp.search.warm_start))
     if exp.search.enqueue:

@@ -59,11 +59,11 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
         raise CompileError(f"layers share a name ({', '.join(repeated) or 'a shared function'}"
                            f"): each call site must be a layer of its own")
     weighted = [names[f] for f in order if get_kind(floats[f].kind).weighted]
-    unused = spec.unused_keys(weighted)
+    unused = spec.unused_keys(weighted, list(names.values()))
     if unused:
-        raise CompileError(f"{spec.source}: layers {', '.join(unused)} match no conv/dense "
-                           f"layer on the accelerator (layers: "
-                           f"{', '.join(n for f, n in names.items())})")
+        raise CompileError(f"{spec.source}: layers {', '.join(unused)} match no layer on the "
+                           f"accelerator that takes them (conv/dense layers: "
+                           f"{', '.join(weighted)}; all: {', '.join(names.values())})")
     consumers, host_use, from_input = dataflow(mod, set(order))
     nodes = []
     for f in order:

@@ -18,7 +18,6 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from compiler.errors import CompileError
 from compiler.intsem import BITS
@@ -46,9 +45,13 @@ class QuantSpec:
                 return bits
         return self.default
 
-    def unused_keys(self, names: list[str]) -> list[str]:
-        return [k for k in self.layers
-                if not any(k == n or fnmatch.fnmatchcase(n, k) for n in names)]
+    def unused_keys(self, weighted: list[str], every: list[str] | None = None) -> list[str]:
+        """Keys of `layers` that name none of the weighted layers, and of `act_scales` none of
+        the layers (`every`, default the weighted ones)."""
+        def unused(keys, names):
+            return [k for k in keys if not any(k == n or fnmatch.fnmatchcase(n, k)
+                                               for n in names)]
+        return unused(self.layers, weighted) + unused(self.act_scales, every or weighted)
 
     @classmethod
     def from_dict(cls, data: dict | None, source: str = "<spec>") -> "QuantSpec":
@@ -63,16 +66,30 @@ class QuantSpec:
         default = _bits(data.get("default", {}), f"{source}: default")
         layers = {str(k): _bits(v, f"{source}: layers.{k}", default)
                   for k, v in (data.get("layers") or {}).items()}
-        scales = {str(k): float(v) for k, v in (data.get("act_scales") or {}).items()}
+        raw = data.get("act_scales") or {}
+        if not isinstance(raw, dict):
+            raise CompileError(f"{source}: act_scales: a mapping of layer to scale, not "
+                               f"{raw!r}")
+        scales = {}
+        for k, v in raw.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+                raise CompileError(f"{source}: act_scales.{k}: {v!r}; a scale is a positive "
+                                   f"number")
+            scales[str(k)] = float(v)
+        layers_raw = data.get("layers") or {}
+        if not isinstance(layers_raw, dict):
+            raise CompileError(f"{source}: layers: a mapping of layer to bits, not "
+                               f"{layers_raw!r}")
         return cls(default, layers, scales, source)
 
     @classmethod
     def load(cls, path: str | Path) -> "QuantSpec":
-        path = Path(path)
+        from hw.config import read_yaml
+        from hw.errors import ConfigError
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise CompileError(f"{path}: cannot read the quantization spec: {exc}") from exc
+            data = read_yaml(path, "quantization spec")
+        except ConfigError as exc:
+            raise CompileError(str(exc)) from None
         return cls.from_dict(data, str(path))
 
 

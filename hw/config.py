@@ -164,6 +164,16 @@ class FieldReader:
             raise self.fail(field, f"must be a finite non-negative number, not {value!r}")
         return float(value)
 
+    def name(self, field: str = "name") -> str:
+        """A name that becomes file and directory names (and SystemVerilog identifiers): 1-64
+        letters, digits or _ . + -, not starting with a dot (no '..', no hidden files)."""
+        value = self.get(field)
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,63}",
+                                                          value):
+            raise self.fail(field, f"must be 1-64 letters, digits or _ . + - (not starting "
+                                   f"with a dot), not {value!r}")
+        return value
+
     def check_known(self, allowed: tuple[str, ...]) -> None:
         for key in self.data:
             if key not in allowed:
@@ -218,10 +228,7 @@ def parse_accel_config(data: Any, where: str = "accelerator config") -> AccelCon
     e.check_known(ENERGY_EVENTS)
     energy = tuple((event, e.number(event)) for event in ENERGY_EVENTS)
 
-    name = r.get("name")
-    # the name goes into generated SystemVerilog, file names and reports
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", name):
-        raise r.fail("name", f"must be 1-64 letters, digits or _ . + -, not {name!r}")
+    name = r.name()  # it goes into generated SystemVerilog, file names and reports
     rows = r.int("dmem_rows", 2, 1 << 20, pow2=True)
     return AccelConfig(
         name=name,
@@ -259,14 +266,38 @@ def load_accel_config(path: str | Path) -> AccelConfig:
     p = Path(path)
     if not p.suffix and not p.exists():
         p = CONFIG_DIR / f"{p}.yaml"
+    known = ", ".join(sorted(f.stem for f in CONFIG_DIR.glob("*.yaml")))
+    return parse_accel_config(read_yaml(p, f"accelerator config (shipped: {known})"), str(p))
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """yaml.safe_load, refusing a mapping that names one key twice (the second would win
+    silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | Path, what: str):
+    """A YAML file's data (no Python objects, no repeated keys), or one line naming the file:
+    unreadable, not YAML, a key given twice (with its line)."""
+    p = Path(path)
     try:
         text = p.read_text()
-    except OSError as exc:
-        known = ", ".join(sorted(f.stem for f in CONFIG_DIR.glob("*.yaml")))
-        raise ConfigError(f"{p}: cannot read accelerator config ({exc.strerror}); "
-                          f"shipped configs: {known}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(f"{p}: cannot read the {what} ({why})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeys)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_accel_config(data, str(p))
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{p}: not valid YAML{line}: {problem}") from None

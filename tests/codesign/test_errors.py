@@ -188,8 +188,9 @@ def test_a_failing_write_keeps_the_result_and_says_so(tmp_path):
 def test_an_entry_of_another_shape_is_a_miss(tmp_path):
     said = []
     cache = EvalCache(tmp_path / "e.sqlite", warn=said.append)
-    cache.db.execute("INSERT INTO costs VALUES ('k', '{broken', 0)")
-    cache.db.execute("INSERT INTO costs VALUES ('l', '[1, 2]', 0)")
+    for key, text in (("k", "{broken"), ("l", "[1, 2]")):  # entries this user wrote
+        cache.db.execute("INSERT INTO costs VALUES (?, ?, 0)",
+                         (key, f"{cache._mac(key, text)}\n{text}"))
     assert cache.get("k") is None and "unreadable" in said[0]
     assert cache.get("l") is None  # valid JSON, but not a mapping
 

@@ -49,7 +49,8 @@ def test_official_model_bit_exact_against_litert_on_the_rtl(model):
     _check(net, LiteRT(path), _inputs(net, 3, 0))
 
 
-@pytest.mark.parametrize("model", ["vww_96_int8", "ad01_int8"])
+@pytest.mark.parametrize("model", [pytest.param("vww_96_int8", marks=pytest.mark.slow),
+                                   "ad01_int8"])
 def test_official_model_bit_exact_against_litert_in_the_reference(model):
     path = MODELS / f"{model}.tflite"
     net = compile_tflite(path, load_accel_config("default"))
