@@ -111,28 +111,31 @@ def parse_segmentation(data, where: str) -> SegExperiment:
     if r.get("task") != "segmentation":
         raise r.fail("task", "must be 'segmentation' for a block-wise search")
     name = r.name()  # the run directory's name and the study's
-    dataset = r.get("dataset", "fashion-scenes")
     from codesign.segdata import SEG_LOADERS
-    if dataset not in SEG_LOADERS:
-        raise r.fail("dataset", f"unknown segmentation data set {dataset!r}; allowed: "
-                                f"{', '.join(SEG_LOADERS)}")
+    dataset = r.choice("dataset", tuple(SEG_LOADERS), "fashion-scenes", "segmentation data set")
     d = r.get("data", {}) or {}
     if not isinstance(d, dict):
         raise r.fail("data", f"must be a mapping of loader arguments, not {d!r}")
+    _check_loader_args(SEG_LOADERS[dataset], FieldReader(d, f"{where}: data"))
     lib = FieldReader(r.get("library", {}) or {}, f"{where}: library")
     lib.check_known(("ops", "expand", "kernel", "dilation", "bits"))
-    ops = tuple(lib.get("ops", list(OPS)))
-    if not ops or any(o not in OPS for o in ops):
+    ops = tuple(lib.list("ops", list(OPS)))
+    if not ops or any(not isinstance(o, str) or o not in OPS for o in ops):
         raise lib.fail("ops", f"must be a list drawn from {', '.join(OPS)}, not {list(ops)!r}")
     dil = lib.get("dilation", "teacher")
-    library = Library(ops, tuple(lib.get("expand", [2, 4])), tuple(lib.get("kernel", [3])),
+    if dil != "teacher":
+        dil = lib.list("dilation")
+    library = Library(ops, tuple(lib.list("expand", [2, 4])), tuple(lib.list("kernel", [3])),
                       None if dil == "teacher" else tuple(dil),
                       tuple(_bits(b, f"{where}: library") for b in
-                            lib.get("bits", ["8/8", "2/8", "2/2", "1/8"])))
-    for f in ("expand", "kernel"):
+                            lib.list("bits", ["8/8", "2/8", "2/2", "1/8"])))
+    for f in ("expand", "kernel", "dilation"):
         v = getattr(library, f)
-        if not v or any(not isinstance(x, int) or x < 1 for x in v):
-            raise lib.fail(f, f"must be a list of integers >= 1, not {list(v)!r}")
+        if f == "dilation" and v is None:
+            continue
+        if not v or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in v):
+            raise lib.fail(f, f"must be a list of integers >= 1{' or teacher' * (f == 'dilation')}"
+                              f", not {list(v)!r}")
     accel = r.get("accelerator", "default")
     load_accel_config(accel)
     tg = FieldReader(r.get("targets", {}) or {}, f"{where}: targets")
@@ -151,6 +154,32 @@ def parse_segmentation(data, where: str) -> SegExperiment:
         _schedule(r, "finetune", Schedule(2, lr=1e-3)), r.int("picks", 2, default=12),
         r.int("eval_images", 1, default=300), r.int("rtl_images", 0, default=2),
         r.get("directory", None), targets)
+
+
+def _check_loader_args(loader, r: FieldReader) -> None:
+    """The `data` arguments a segmentation loader takes, of its parameters' types (counts at
+    least 1, a seed at least 0); `directory` is the experiment's own field."""
+    import inspect
+    params = {k: p.default for k, p in inspect.signature(loader).parameters.items()
+              if k != "directory"}
+    r.check_known(tuple(params))
+    for k, default in params.items():
+        if k not in r.data:
+            continue
+        if isinstance(default, bool):
+            if not isinstance(r.data[k], bool):
+                raise r.fail(k, f"must be true or false, not {r.data[k]!r}")
+        elif isinstance(default, int) or (default is None and k == "limit"):
+            r.int(k, 0 if k == "seed" else 1)
+        elif isinstance(default, float):
+            v = r.number(k)
+            if not 0 <= v <= 1e6:
+                raise r.fail(k, f"must be a number in [0, 1e6], not {v!r}")
+        elif isinstance(default, tuple):
+            v = r.list(k)
+            if len(v) != len(default) or any(not isinstance(x, int) or isinstance(x, bool)
+                                              or x < 1 for x in v):
+                raise r.fail(k, f"must be a list of {len(default)} integers >= 1, not {v!r}")
 
 
 def is_segmentation(path: str | Path) -> bool:

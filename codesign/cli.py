@@ -260,6 +260,9 @@ def _evaluate(args) -> int:
     from hw.config import load_accel_config
 
     config = load_accel_config(args.accel)
+    for option in ("json", "plot", "html"):  # before the work, not after
+        if getattr(args, option):
+            _writable_file(getattr(args, option), f"--{option}")
     start = time.perf_counter()
     if args.model.endswith(".tflite"):
         key = tflite_key(Path(args.model), config.to_dict(), args.fidelity)
@@ -335,8 +338,14 @@ def _model_on_dataset(args, config):
         from codesign.search import load_model
         try:
             model = load_model(Path(args.model), data.classes)
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise SystemExit(f"error: {args.model}: not a model a search saved ({exc})")
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()
+            raise SystemExit(f"error: {args.model}: not a model a search saved for "
+                             f"{args.dataset} ({first[0] if first else type(exc).__name__})")
+        if tuple(model.input_shape) != tuple(data.x_train.shape[1:]):
+            raise SystemExit(f"error: {args.model}: takes inputs of {tuple(model.input_shape)}; "
+                             f"data set {args.dataset} has {tuple(data.x_train.shape[1:])} "
+                             f"(give the data set it was trained on)")
         return model, model.quant_spec(), data, lambda m: compile_quantnet(m, config, cal)
     from compiler import artifacts
     model, _ = artifacts.load_model(args.model, _shape(args.input_shape))
@@ -524,15 +533,39 @@ def _resolved_config(path: str, trials: int | None = None) -> str:
     return f"# resolved from {path}\n" + yaml.safe_dump(data, sort_keys=False)
 
 
-def _search_worker(config: str, run_dir: str, storage: str | None, worker: int) -> None:
+def _search_worker(config: str, run_dir: str, storage: str | None, worker: int,
+                   watch_parent: bool = False) -> None:
     from codesign.data import get_dataset
     from codesign.experiment import load_experiment
     from codesign.search import run_search
 
+    if watch_parent:
+        _stop_with_parent()
     exp = load_experiment(config)
     data = get_dataset(exp.dataset)
-    run_search(exp, data, Path(run_dir), storage=storage, total=True, worker=worker,
-               progress=lambda m: print(f"[worker {worker}] {m}", flush=True))
+    try:
+        run_search(exp, data, Path(run_dir), storage=storage, total=True, worker=worker,
+                   progress=lambda m: print(f"[worker {worker}] {m}", flush=True))
+    except KeyboardInterrupt:  # its trial is recorded as failed; the study keeps the rest
+        raise SystemExit(130) from None
+
+
+def _stop_with_parent(poll_s: float = 1.0) -> None:
+    """A worker process ends (its trial recorded as interrupted, like Ctrl-C) when the search
+    that started it is killed, rather than running on with nobody to write the report."""
+    import _thread
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        print(f"worker {os.getpid()}: the search that started it ended; stopping "
+              f"(--resume continues)", file=sys.stderr, flush=True)
+        _thread.interrupt_main()
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _search(args) -> int:
@@ -591,7 +624,8 @@ def _search(args) -> int:
             status = 1
     else:
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_search_worker, args=(config, str(run_dir), args.storage, w))
+        procs = [ctx.Process(target=_search_worker,
+                             args=(config, str(run_dir), args.storage, w, True))
                  for w in range(args.workers)]
         for p in procs:
             p.start()
@@ -676,6 +710,9 @@ def _dashboard(args) -> int:
     import optuna_dashboard
 
     from codesign.study import open_storage
+
+    if not 1 <= args.port <= 65535:
+        raise SystemExit(f"error: --port {args.port}: a TCP port is 1..65535")
 
     if args.run_dir:
         _, study = _stored_study(Path(args.run_dir), args.storage)
@@ -834,4 +871,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the command writes: read-only directory, full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2

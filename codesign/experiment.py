@@ -88,15 +88,11 @@ def parse_search(data, where: str, train: TrainConfig) -> SearchConfig:
                    "epochs", "time_limit_s", "eval_images", "fidelity", "enqueue",
                    "population", "shared_parent", "validation", "prune", "warm_start",
                    "resilience", "two_step", "time_budget_s"))
-    fidelity = s.get("fidelity", "rtl")
-    if fidelity not in FIDELITIES:
-        raise s.fail("fidelity", f"unknown fidelity {fidelity!r}; allowed: {', '.join(FIDELITIES)}")
-    sampler = s.get("sampler", "nsga2")
-    if sampler not in SAMPLERS:
-        raise s.fail("sampler", f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+    fidelity = s.choice("fidelity", FIDELITIES, "rtl", "fidelity")
+    sampler = s.choice("sampler", SAMPLERS, "nsga2", "sampler")
     objectives = s.get("objectives")
     if not isinstance(objectives, list) or not objectives \
-            or any(o not in OBJECTIVES for o in objectives):
+            or any(not isinstance(o, str) or o not in OBJECTIVES for o in objectives):
         raise s.fail("objectives", f"must be a list drawn from {', '.join(OBJECTIVES)}, "
                                    f"not {objectives!r}")
     if len(set(objectives)) != len(objectives):
@@ -182,9 +178,7 @@ def parse_experiment(data, where: str) -> ExperimentConfig:
     r = FieldReader(data, where)
     r.check_known(("name", "dataset", "accelerator", "seed", "model", "train", "eval_images",
                    "search"))
-    dataset = r.get("dataset")
-    if dataset not in LOADERS:
-        raise r.fail("dataset", f"unknown data set {dataset!r}; allowed: {', '.join(LOADERS)}")
+    dataset = r.choice("dataset", tuple(LOADERS), what="data set")
     m = FieldReader(r.get("model"), f"{where}: model")
     m.check_known(("widths", "strides", "kernel"))
     try:

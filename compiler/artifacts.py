@@ -150,6 +150,21 @@ def save(net, directory: str | Path) -> Path:
     return d
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as exc:
+        raise CompileError(f"{path}: not text ({exc.reason} at byte {exc.start}); compile "
+                           f"again") from None
+
+
+def _json(path: Path):
+    try:
+        return json.loads(_text(path))
+    except ValueError as exc:
+        raise CompileError(f"{path}: not JSON ({exc}); compile again") from None
+
+
 def _write(path: Path, data: str | bytes) -> None:
     """Write a file of the directory itself: a symbolic link there is replaced, never
     followed out of it."""
@@ -196,7 +211,7 @@ def load(directory: str | Path):
     if missing:
         raise CompileError(f"{d}: not a compiled directory (missing {', '.join(missing)})")
     try:
-        man = json.loads((d / "manifest.json").read_text())
+        man = json.loads((d / "manifest.json").read_bytes())
         hashes = man["files"]
         frontend = man.get("frontend", "torch")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -217,13 +232,13 @@ def load(directory: str | Path):
     config: AccelConfig = load_accel_config(d / "accel.yaml")
     if man["hardware_hash"] != config.hardware_hash():
         raise CompileError(f"{d}/accel.yaml: does not match the manifest's hardware hash")
-    listing = (d / "program.s").read_text()
+    listing = _text(d / "program.s")
     program = assemble(listing, Encoding(config), name=str(d / "program.s"))
     if program.harness_words().tobytes() != (d / "program.bin").read_bytes():
         raise CompileError(f"{d}/program.bin: differs from program.s assembled for "
                            f"'{config.name}'")
     arrays = load_arrays((d / "arrays.npz").read_bytes(), f"{d}/arrays.npz")
-    saved = from_data(json.loads((d / "layers.json").read_text()), arrays, f"{d}/layers.json")
+    saved = from_data(_json(d / "layers.json"), arrays, f"{d}/layers.json")
     image = (d / "dmem.bin").read_bytes()
     offchip = (d / "offchip.bin").read_bytes()
     layers = {layer.name: layer for layer in saved["layers"]}
@@ -236,11 +251,7 @@ def load(directory: str | Path):
     compiled = CompiledProgram(config, program, listing, [(0, image)], bindings,
                                [(0, offchip)] if offchip else [], segments)
     constants = load_arrays((d / "host.npz").read_bytes(), f"{d}/host.npz")
-    try:
-        host = json.loads((d / "host.json").read_text())
-    except ValueError as exc:
-        raise CompileError(f"{d}/host.json: not JSON ({exc})") from None
-    source = load_main(host, constants, f"{d}/host.json")
+    source = load_main(_json(d / "host.json"), constants, f"{d}/host.json")
     if frontend == "tflite":
         from compiler.tflite.patterns import partition_qdq
         mod = partition_qdq(source)

@@ -64,8 +64,12 @@ class QuantSpec:
             raise CompileError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}; "
                                f"allowed: default, layers, act_scales")
         default = _bits(data.get("default", {}), f"{source}: default")
+        layers_raw = data.get("layers") or {}
+        if not isinstance(layers_raw, dict):
+            raise CompileError(f"{source}: layers: a mapping of layer to bits, not "
+                               f"{layers_raw!r}")
         layers = {str(k): _bits(v, f"{source}: layers.{k}", default)
-                  for k, v in (data.get("layers") or {}).items()}
+                  for k, v in layers_raw.items()}
         raw = data.get("act_scales") or {}
         if not isinstance(raw, dict):
             raise CompileError(f"{source}: act_scales: a mapping of layer to scale, not "
@@ -76,10 +80,6 @@ class QuantSpec:
                 raise CompileError(f"{source}: act_scales.{k}: {v!r}; a scale is a positive "
                                    f"number")
             scales[str(k)] = float(v)
-        layers_raw = data.get("layers") or {}
-        if not isinstance(layers_raw, dict):
-            raise CompileError(f"{source}: layers: a mapping of layer to bits, not "
-                               f"{layers_raw!r}")
         return cls(default, layers, scales, source)
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -93,5 +94,5 @@ def load_arrays(raw: bytes, where: str) -> dict[str, np.ndarray]:
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise CompileError(f"{where}: not a data-only npz archive ({exc})") from None

@@ -164,6 +164,22 @@ class FieldReader:
             raise self.fail(field, f"must be a finite non-negative number, not {value!r}")
         return float(value)
 
+    def choice(self, field: str, allowed, default: Any = ..., what: str = "") -> Any:
+        """A value among `allowed` (a wrong type is refused like a wrong value)."""
+        value = self.get(field, default)
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) \
+                or value not in allowed:
+            raise self.fail(field, f"unknown {what or field} {value!r}; allowed: "
+                                   f"{', '.join(map(str, allowed))}")
+        return value
+
+    def list(self, field: str, default: Any = ...) -> list:
+        """A list (a mapping or a scalar where a list belongs is refused, naming the field)."""
+        value = self.get(field, default)
+        if not isinstance(value, (list, tuple)):
+            raise self.fail(field, f"must be a list, not {value!r}")
+        return list(value)
+
     def name(self, field: str = "name") -> str:
         """A name that becomes file and directory names (and SystemVerilog identifiers): 1-64
         letters, digits or _ . + -, not starting with a dot (no '..', no hidden files)."""
@@ -263,6 +279,9 @@ CONFIG_DIR = Path(__file__).parent / "configs"  # configs/accel (a symlink; a co
 
 def load_accel_config(path: str | Path) -> AccelConfig:
     """Load a config file; a bare name such as `tiny` means `configs/accel/tiny.yaml`."""
+    if not isinstance(path, (str, Path)) or not str(path).isprintable() or not str(path):
+        raise ConfigError(f"accelerator {path!r}: expected a config name (such as tiny) or a "
+                          f"YAML path")
     p = Path(path)
     if not p.suffix and not p.exists():
         p = CONFIG_DIR / f"{p}.yaml"
@@ -289,15 +308,16 @@ def read_yaml(path: str | Path, what: str):
     """A YAML file's data (no Python objects, no repeated keys), or one line naming the file:
     unreadable, not YAML, a key given twice (with its line)."""
     p = Path(path)
+    shown = str(p) if str(p).isprintable() else repr(str(p))  # one line, whatever the name
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         why = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ConfigError(f"{p}: cannot read the {what} ({why})") from None
+        raise ConfigError(f"{shown}: cannot read the {what} ({why})") from None
     try:
         return yaml.load(text, Loader=_UniqueKeys)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{p}: not valid YAML{line}: {problem}") from None
+        raise ConfigError(f"{shown}: not valid YAML{line}: {problem}") from None

@@ -29,10 +29,15 @@ class LiteRT:
         resolver = {"reference": OpResolverType.BUILTIN_REF,
                     "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
                     "default": OpResolverType.AUTO}[kernels]
-        self.interpreter = Interpreter(model_path=str(path),
-                                       experimental_op_resolver_type=resolver,
-                                       experimental_preserve_all_tensors=True)
-        self.interpreter.allocate_tensors()
+        try:
+            self.interpreter = Interpreter(model_path=str(path),
+                                           experimental_op_resolver_type=resolver,
+                                           experimental_preserve_all_tensors=True)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            text = str(exc).strip().splitlines()
+            raise CompileError(f"{path}: LiteRT cannot load it "
+                               f"({text[0] if text else type(exc).__name__})") from None
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
         self.ops = self.interpreter._get_ops_details()

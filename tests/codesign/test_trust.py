@@ -161,3 +161,36 @@ def test_an_edited_evaluation_cache_entry_is_never_served(tmp_path):
     key = (tmp_path / "evaluations.key")
     assert key.stat().st_mode & 0o077 == 0 and len(mac) == 64
     np.testing.assert_equal(cache.get("missing"), None)
+
+
+@pytest.mark.slow
+def test_workers_stop_when_the_search_that_started_them_is_killed(tmp_path):
+    """Killing the main process of --workers once left its workers running to the end with
+    nobody to write the report: they now stop within seconds; --resume continues."""
+    import os
+    import signal
+    import time
+
+    from tests.codesign.test_search import QUICK, _search, _spawned_children
+    (tmp_path / "quick.yaml").write_text(QUICK)
+    proc = _search(str(tmp_path / "quick.yaml"), "--run-dir", str(tmp_path / "run"),
+                   "--trials", "80", "--workers", "2", stdout=open(tmp_path / "log", "w"))
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_spawned_children(proc.pid)) < 2:
+        time.sleep(0.2)
+    workers = _spawned_children(proc.pid)
+    assert len(workers) == 2, (tmp_path / "log").read_text()[-2000:]
+    time.sleep(3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+            return open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+    deadline = time.time() + 15  # 80 trials would take minutes
+    while time.time() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.5)
+    assert not any(alive(w) for w in workers)

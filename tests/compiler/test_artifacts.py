@@ -167,3 +167,20 @@ def test_a_truncated_manifest_is_one_clear_error(compiled, tmp_path):
     (d / "manifest.json").write_text(text[:len(text) // 2])
     with pytest.raises(CompileError, match="manifest.json: unreadable .*compile again"):
         artifacts.load(d)
+
+
+@pytest.mark.parametrize("name", artifacts.FILES)
+@pytest.mark.parametrize("content", [b"", b"\x00\xff not {text", None])
+def test_a_damaged_file_with_a_rewritten_hash_is_one_clear_error(compiled, tmp_path, name,
+                                                                 content):
+    """Someone who rewrites the manifest's hash gets no traceback either: each file is read as
+    data and checked for what it must hold (or it is a memory image, whatever its bytes)."""
+    from hw.errors import CodesignError
+    d = copy(compiled[1], tmp_path)
+    data = (d / name).read_bytes()
+    (d / name).write_bytes(data[:len(data) // 2] if content is None else content)
+    rehash(d, name)
+    try:
+        artifacts.load(d)
+    except CodesignError as exc:
+        assert "\n" not in str(exc).strip()
