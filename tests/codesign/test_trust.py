@@ -194,3 +194,32 @@ def test_workers_stop_when_the_search_that_started_them_is_killed(tmp_path):
     while time.time() < deadline and any(alive(w) for w in workers):
         time.sleep(0.5)
     assert not any(alive(w) for w in workers)
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_report_takes_the_run_directory_demo_writes(tmp_path):
+    from tests.codesign.test_search import QUICK
+    (tmp_path / "quick.yaml").write_text(QUICK)
+    out = run("demo", "--config", tmp_path / "quick.yaml", "--run-dir", tmp_path / "d",
+              "--trials", 1)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert run("report", tmp_path / "d").returncode == 0
+
+
+def test_a_crafted_model_file_in_a_run_directory_runs_no_code(tmp_path):
+    """A run directory's models/trialN.pt is read with torch's tensors-only unpickler."""
+    import os
+
+    import torch
+
+    from codesign.search import load_model
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+    torch.save({"candidate": Evil(), "state_dict": {}, "input_shape": (1, 8, 8), "ptq": {}},
+               tmp_path / "trial0.pt")
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported"):
+        load_model(tmp_path / "trial0.pt", 10)
+    assert not (tmp_path / "ran").exists()
