@@ -271,10 +271,11 @@ class GoldenModel(Machine):
         if "vmac" in triggers:
             op, value = triggers["vmac"]
             spec, acc = op_spec("vmac", op), []
-            if spec.row_read:
-                acc.append(("read", value % rows // per_bank))
+            ops = self.units["vmac"].operands
+            if spec.row_read:  # offset by wb, as the unit reads it
+                wb = operand_w.get(("vmac", "wb"), ops["wb"])
+                acc.append(("read", (value + wb) % rows // per_bank))
             if spec.window_read:
-                ops = self.units["vmac"].operands
                 addr = sum(operand_w.get(("vmac", p), ops[p]) for p in ("x", "xb"))
                 row = (addr & M32) // (c.vector_width // 32) % rows
                 acc += [("read", row // per_bank), ("read", (row + 1) % rows // per_bank)]
@@ -409,10 +410,16 @@ class VectorUnit:
     def execute(self, op: str, value: int, ops: dict[str, int], read_row):
         if op == "get":
             return int(self.acc[value % self.width]) & M32, None
+        # ab offsets the accumulator base; wb every row the row port reads (not the window's,
+        # not the rows written)
+        ops = {**ops, "base": (ops["base"] + ops["ab"]) & M32}
+
+        def port(r: int) -> np.ndarray:
+            return read_row((r + ops["wb"]) % self.rows)
         if op in _MAC_FORMS:
-            self._mac(op, value, ops, read_row)
+            self._mac(op, value, ops, port, read_row)
             return None, None
-        return None, self._post_process(op, value, ops, read_row)
+        return None, self._post_process(op, value, ops, port)
 
     def window(self, ops: dict[str, int], read_row) -> tuple[np.ndarray, int]:
         """The activation window: rows R and R + 1 (mod rows) as one little-endian byte string,
@@ -422,9 +429,9 @@ class VectorUnit:
         return np.concatenate([read_row(row % self.rows), read_row((row + 1) % self.rows)]), \
             addr % self.words
 
-    def _mac(self, op: str, value: int, ops: dict[str, int], read_row) -> None:
+    def _mac(self, op: str, value: int, ops: dict[str, int], port, read_row) -> None:
         form, bits = _MAC_FORMS[op]
-        w = _values(read_row(value % self.rows), bits)
+        w = _values(port(value), bits)
         if form == "broadcast":  # the signed low byte of x times every lane's weight
             terms, lanes = _s8(ops["x"]) * w, np.arange(len(w))
         else:
@@ -457,12 +464,12 @@ class VectorUnit:
             bank[value % g] = ((prm & 63) ^ 32) - 32 if op == "sshift" else s32(prm)
             return None
         if op in ("lbias", "lmul"):  # part prm mod 4 of the bank from the row's int32 words
-            words = read_row(value % self.rows).view("<i4").astype(np.int64)
+            words = read_row(value).view("<i4").astype(np.int64)
             part = ops["prm"] % (g // self.words)
             self.bank[op[1:]][part * self.words:(part + 1) * self.words] = words
             return None
         if op == "lshift":  # every entry from the low 6 bits of one byte, signed
-            self.bank["shift"][:] = ((read_row(value % self.rows).astype(np.int64) & 63) ^ 32) - 32
+            self.bank["shift"][:] = ((read_row(value).astype(np.int64) & 63) ^ 32) - 32
             return None
         if op == "racc":  # W/32 lanes + bias as int32 words of a row
             base = (ops["base"] % self.width) // self.words * self.words
@@ -474,7 +481,7 @@ class VectorUnit:
         acc = self.acc[lanes]
         rounding = _rounding(ops["cfg"])
         if op in ("aset", "radd", "amax", "rsc0", "rsc"):
-            x = read_row(value % self.rows).view(np.int8).astype(np.int64)
+            x = read_row(value).view(np.int8).astype(np.int64)
             if op in ("rsc0", "rsc"):  # each byte offset, shifted and rescaled by scalars
                 offset, left, shift = _s9(ops["x"] >> 16), ops["x"] >> 8 & 31, _s6(ops["x"])
                 y = requantize(_wrap((x + offset) << left), s32(ops["prm"]), shift, rounding)

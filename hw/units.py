@@ -121,7 +121,9 @@ UNITS: dict[str, UnitSpec] = {
         # scalar load-store unit on the data memory; byte address = base + trigger
         UnitSpec("lsu", ("data", "base"), LSU_OPS, ("res",), 1),
         # vector unit: MACs in three forms and post-processing of W int32 accumulators
-        UnitSpec("vmac", ("x", "xb", "base", "prm", "cfg", "vg"), VMAC_OPS, ("res",), 1),
+        # (wb: added to every row the row port reads; ab: added to base)
+        UnitSpec("vmac", ("x", "xb", "base", "prm", "cfg", "vg", "wb", "ab"), VMAC_OPS,
+                 ("res",), 1),
         # DMA: `shape` rows between the data memory (trigger = first row) and off-chip bytes
         # from `ext`; wait stalls until it is idle
         UnitSpec("dma", ("ext", "shape"), tuple(OpSpec(op) for op in DMA_OPS), (), 1),

@@ -63,6 +63,16 @@ class Memory:
         return self.pool[data]
 
 
+def _bank_bytes(bias, mul=None, shift=None) -> dict[str, bytes]:
+    """Per-lane bank values as the rows' bytes: bias and mul int32 words, shift a byte each."""
+    out = {"bias": np.asarray(bias, np.int64).astype("<u4").tobytes()}
+    if mul is not None:
+        out["mul"] = np.asarray(mul, np.int64).astype("<u4").tobytes()
+    if shift is not None:
+        out["shift"] = (np.asarray(shift, np.int64) & 63).astype(np.uint8).tobytes()
+    return out
+
+
 def align_up(n: int, a: int) -> int:
     return -(-n // a) * a
 
@@ -150,19 +160,29 @@ class Plan:
                    shift: np.ndarray | None = None) -> dict[str, list[int]]:
         """One group's per-lane banks as rows (bias and mul: 4 rows of int32 words, shift: a
         row of bytes), identical rows shared; returns each bank's rows, part by part."""
-        rows = {"bias": np.asarray(bias, np.int64)}
-        if mul is not None:
-            rows["mul"] = np.asarray(mul, np.int64)
-        if shift is not None:
-            rows["shift"] = np.asarray(shift, np.int64)
         out = {}
-        for bank, values in rows.items():
-            data = (values & 63).astype(np.uint8) if bank == "shift" \
-                else values.astype(np.int64).astype("<u4").view(np.uint8)
-            data = data.tobytes()
+        for bank, data in _bank_bytes(bias, mul, shift).items():
             out[bank] = [self.mem.shared_row(data[k:k + self.row],
                                              f"layer {self.layer.name}: {bank} row")
                          for k in range(0, len(data), self.row)]
+        return out
+
+    def uniform_param_rows(self, sets: list[tuple]) -> list[dict[str, list[int]]]:
+        """Several groups' banks (each (bias, mul, shift)), set r's rows `param_stride` rows
+        after set r - 1's in one block: a loop over groups reads them from a moving base
+        (the vector unit's wb)."""
+        banks = [_bank_bytes(*values) for values in sets]
+        per_set = b"".join(banks[0].values())
+        self.param_stride = len(per_set) // self.row
+        first = self.mem.rows(b"".join(b"".join(b.values()) for b in banks),
+                              f"layer {self.layer.name}: parameter rows")
+        out = []
+        for r, b in enumerate(banks):
+            at, rows = first + r * self.param_stride, {}
+            for bank, data in b.items():
+                rows[bank] = list(range(at, at + len(data) // self.row))
+                at += len(data) // self.row
+            out.append(rows)
         return out
 
     def tile_rows(self, scratch: int, oh: int, in_rows, in_row_bytes: int,

@@ -19,6 +19,8 @@ positions of A elements (A * bits), whole rows per iteration.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from compiler.layer_ir import Conv2d
@@ -79,7 +81,9 @@ class WindowPlan(Plan):
         self.macs = int(conv.weight.size) * oh * ow
         # Parameter rows: one set when positions repeat the channel pattern within a group,
         # else one per group of G channels, loaded before that group's post-processing.
-        self.param_sets = [self._params(r) for r in range(max(1, A // G))]
+        sets = [self._param_values(r) for r in range(max(1, A // G))]
+        self.param_sets = [self.param_rows(*sets[0])] if len(sets) == 1 else \
+            self.uniform_param_rows(sets)
         # Weights: resident, or in segments loaded while the layer computes.
         act_min = align_up(((kh - 1) * dy + 1) * self.cols * self.s * 4, self.row) + \
             align_up(self.cols_out * A * self.ebits // 8, self.row)
@@ -149,9 +153,9 @@ class WindowPlan(Plan):
         return self.conv.bias.astype(np.int64)
 
     # --- parameters ---------------------------------------------------------------------------
-    def _params(self, r: int) -> dict[str, int]:
-        """Rows of the banks for lane group r of a position (channels r*G .. r*G + G - 1; or
-        the pattern of A channels repeated when A < G)."""
+    def _param_values(self, r: int) -> tuple:
+        """(bias, mul, shift) of the banks for lane group r of a position (channels r*G ..
+        r*G + G - 1; or the pattern of A channels repeated when A < G); None: a bank unused."""
         G, A, o, out = self.group, self.A, self.conv.out_shape[0], self.conv.out
         ch = (np.arange(G) % A if A < G else r * G + np.arange(G))
         valid = ch < o
@@ -162,16 +166,14 @@ class WindowPlan(Plan):
 
         bias = per_lane(self.bias())
         if out.kind == "int8":
-            return self.param_rows(bias, per_lane(out.requant.multiplier),
-                                   per_lane(out.requant.shift))
+            return bias, per_lane(out.requant.multiplier), per_lane(out.requant.shift)
         if out.kind == "ternary":
-            return self.param_rows(bias, per_lane(out.thresholds))
-        return self.param_rows(bias)
+            return bias, per_lane(out.thresholds), None
+        return bias, None, None
 
     # --- code ---------------------------------------------------------------------------------
     def emit(self, scratch: int, enc: Encoding) -> tuple[list[str], LayerBinding]:
-        conv, cfg = self.conv, self.config
-        la = self.lat["alu"]
+        conv = self.conv
         G, L, A, P = self.group, self.chunk, self.A, self.p
         o, oh, ow = conv.out_shape
         (sy, sx), (kh, _), (dy, _) = conv.stride, conv.kernel, conv.dilation
@@ -199,57 +201,20 @@ class WindowPlan(Plan):
         rin, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
         cycles = em.start()
         segs = [seg for ss in self.segments for seg in ss]
-        overlap = self.overlap  # the DMA fills one buffer while the core computes
         if segs[0].ext is not None:
             cycles += em.dma_load(segs[0].ext, len(segs[0].rows), segs[0].first_row)
-        for j, seg in enumerate(segs):
-            nxt = segs[j + 1] if j + 1 < len(segs) and segs[j + 1].ext is not None else None
-            if nxt is not None and overlap:
-                cycles += em.dma_trigger(nxt.ext, len(nxt.rows), nxt.first_row)
-            pro = Timeline(cfg)
-            em.value(pro, self.vg, "vmac.vg")
-            part = int(self.partial(seg)) << 17
-            if out.kind == "int8":
-                em.value(pro, out.requant.cfg() | part, "vmac.cfg")
-            elif out.kind in ("ternary", "binary"):  # set always: a chained layer before
-                #                                        may have left bit 17 set
-                em.value(pro, part | int(bool(out.relu)) << 18, "vmac.cfg")
-            if len(self.param_sets) == 1:
-                em.load_params(pro, self.param_sets[0])
-            start = out_addr // self.row if op in ("rq", "racc") else out_addr
-            em.value(pro, in_l.addr // 4, rin)
-            em.value(pro, start, rout)
-            # one iteration per row: a single loop over the rows (no row tail)
-            ny, nx = (1, rows) if self.nx == 1 else (rows, self.nx)
-            em.value(pro, ny, ry)
-            pro.barrier()
-
-            body = Timeline(cfg)
-            base = None
-            for k, (mac, x_off, wrow, acc) in enumerate(self.triggers(seg)):
-                at = int(k == 0 and cfg.buses < 4)  # xb, x, base and trigger in one cycle
-                chain = [M(at, em.imm(x_off), "vmac.x"), M(at, em.imm(wrow), f"vmac.{mac}")]
-                if acc != base:
-                    chain.append(M(at, em.imm(acc), "vmac.base"))
-                    base = acc
-                if k == 0:
-                    chain.append(M(0, rin, "vmac.xb"))
-                body.place(chain)
-            last_read = self._outputs(em, body, op, per_out, unit, rout, seg) if seg.write else 0
-            em.add(body, rin, (sy * self.cols if self.nx == 1 else P * sx) * self.s)
-            if seg.write:
-                em.add(body, rout, window_units, min_start=max(0, last_read - la))
-            em.loop_control(body, rx, f"{self.label}_s{j}_x")
-
-            def row_tail(tl, rin=rin):
-                em.add(tl, rin, (sy * self.cols - self.nx * P * sx) * self.s)
-
-            code = em.nest(pro, body, row_tail if ny > 1 else (lambda tl: None), ny, nx,
-                           f"{self.label}_s{j}", rx, ry)
-            cycles += code
-            if nxt is not None:  # its load ran during this segment's code (or runs now)
-                cycles += em.dma_wait(len(nxt.rows), code) if overlap else \
-                    em.dma_load(nxt.ext, len(nxt.rows), nxt.first_row)
+        ny, nx = (1, rows) if self.nx == 1 else (rows, self.nx)  # a single loop over the
+        #                                                          rows when one iteration each
+        geo = _Geometry(op, per_out, unit, window_units, in_l.addr // 4,
+                        out_addr // self.row if op in ("rq", "racc") else out_addr, ny, nx,
+                        (sy * self.cols if self.nx == 1 else P * sx) * self.s,
+                        (sy * self.cols - self.nx * P * sx) * self.s, (rin, rout, rx, ry))
+        j = 0
+        while j < len(segs):
+            n = self._loop_length(segs, j)
+            cycles += self._segment_loop(em, geo, segs, j, n) if n else \
+                self._segment(em, geo, segs, j)
+            j += n or 1
         cycles += em.halt()
         tiles = -(-oh // rows)
         tiling = RowTiling(rows, tiles, rows * sy, in_rows(rows), conv.padding,
@@ -267,6 +232,75 @@ class WindowPlan(Plan):
                     "macs_per_iteration": n_macs, "row_tiles": tiles, "rows_per_tile": rows,
                     "im2col": self.im2col is not None})
         return indent(em.lines), self.looped(em, binding)
+
+    def _loop_length(self, segs: list[Segment], j: int) -> int:
+        """How many segments from j run as one loop (0: segment j on its own)."""
+        return 0
+
+    def _segment(self, em: Emitter, geo: "_Geometry", segs: list[Segment], j: int) -> int:
+        """Segment j's code: the next segment's load started (or, without overlap, made after),
+        then its loop nest over the output positions."""
+        seg = segs[j]
+        nxt = segs[j + 1] if j + 1 < len(segs) and segs[j + 1].ext is not None else None
+        cycles = 0
+        if nxt is not None and self.overlap:
+            cycles += em.dma_trigger(nxt.ext, len(nxt.rows), nxt.first_row)
+        pro = Timeline(self.config)
+        self._setup(em, pro, seg)
+        if len(self.param_sets) == 1:
+            em.load_params(pro, self.param_sets[0])
+        em.value(pro, geo.out_start, geo.regs[1])
+        code = self._nest(em, geo, pro, seg, _Relative(), f"{self.label}_s{j}")
+        cycles += code
+        if nxt is not None:  # its load ran during this segment's code (or runs now)
+            cycles += em.dma_wait(len(nxt.rows), code) if self.overlap else \
+                em.dma_load(nxt.ext, len(nxt.rows), nxt.first_row)
+        return cycles
+
+    def _setup(self, em: Emitter, pro: Timeline, seg: Segment) -> None:
+        """The unit's geometry and output configuration for a segment."""
+        out = self.conv.out
+        em.value(pro, self.vg, "vmac.vg")
+        part = int(self.partial(seg)) << 17
+        if out.kind == "int8":
+            em.value(pro, out.requant.cfg() | part, "vmac.cfg")
+        elif out.kind in ("ternary", "binary"):  # set always: a chained layer before may
+            #                                      have left bit 17 set
+            em.value(pro, part | int(bool(out.relu)) << 18, "vmac.cfg")
+
+    def _nest(self, em: Emitter, geo: "_Geometry", pro: Timeline, seg: Segment,
+              rel: "_Relative", label: str) -> int:
+        """The loop nest of one segment over the output positions (prologue `pro` holds what
+        comes before: rout must be set); rel: offsets a loop over segments moves."""
+        cfg, la = self.config, self.lat["alu"]
+        rin, rout, rx, ry = geo.regs
+        em.value(pro, geo.in_start, rin)
+        em.value(pro, geo.ny, ry)
+        pro.barrier()
+        body = Timeline(cfg)
+        base = None
+        for k, (mac, x_off, wrow, acc) in enumerate(self.triggers(seg)):
+            at = int(k == 0 and cfg.buses < 4)  # xb, x, base and trigger in one cycle
+            chain = [M(at, em.imm(x_off), "vmac.x"),
+                     M(at, em.imm(wrow - rel.row), f"vmac.{mac}")]
+            if acc != base:
+                chain.append(M(at, em.imm(acc - rel.lane), "vmac.base"))
+                base = acc
+            if k == 0:
+                chain.append(M(0, rin, "vmac.xb"))
+            body.place(chain)
+        last_read = self._outputs(em, body, geo.op, geo.per_out, geo.unit, rout, seg, rel) \
+            if seg.write else 0
+        em.add(body, rin, geo.in_step)
+        if seg.write:
+            em.add(body, rout, geo.window_units, min_start=max(0, last_read - la))
+        em.loop_control(body, rx, f"{label}_x")
+
+        def row_tail(tl):
+            em.add(tl, rin, geo.row_step)
+
+        return em.nest(pro, body, row_tail if geo.ny > 1 else (lambda tl: None), geo.ny,
+                       geo.nx, label, rx, ry)
 
     def _lanes(self, seg: Segment) -> tuple[int, int, int]:
         """(first, end) of the segment's lanes within its pass's, and the pass's lanes used."""
@@ -286,7 +320,7 @@ class WindowPlan(Plan):
         return lo % self.group != 0 or (hi % self.group != 0 and hi != used)
 
     def _outputs(self, em: Emitter, body: Timeline, op: str, per_out: int, unit: int,
-                 rout: str, seg: Segment) -> int:
+                 rout: str, seg: Segment, rel: "_Relative") -> int:
         """Post-processing of the iteration's positions for the lanes of segment `seg`, group
         by group (with several parameter sets, each set loaded before its groups). Returns the
         last cycle that reads rout."""
@@ -304,9 +338,10 @@ class WindowPlan(Plan):
                            (pos * A + full) // per_out * unit))
         last, loaded = 0, None
         for r, acc, offset in sorted(groups, key=lambda t: t[0]):
-            if len(self.param_sets) > 1 and r != loaded:
+            if len(self.param_sets) > 1 and r != loaded and not rel.params:
                 em.load_params(body, self.param_sets[r])
                 loaded = r
+            acc, offset = acc - rel.lane, offset - rel.out
             if offset == 0:
                 chain = [M(0, em.imm(acc), "vmac.base"), M(0, rout, f"vmac.{op}")]
             else:
@@ -314,3 +349,33 @@ class WindowPlan(Plan):
                          M(la, em.imm(acc), "vmac.base"), M(la, "alu.res", f"vmac.{op}")]
             last = max(last, body.place(chain))
         return last
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """What every segment's loop nest shares: the output operation and its address units, the
+    input and output buffers' starts, the loop counts and strides, the registers."""
+
+    op: str
+    per_out: int
+    unit: int
+    window_units: int
+    in_start: int
+    out_start: int
+    ny: int
+    nx: int
+    in_step: int
+    row_step: int
+    regs: tuple[str, str, str, str]  # rin, rout, rx, ry
+
+
+@dataclass(frozen=True)
+class _Relative:
+    """Offsets the code of a loop over segments leaves to registers: weight rows from wb
+    (`row`), accumulator lanes from ab (`lane`), output addresses from rout's start (`out`),
+    and the parameters loaded by the loop, not the nest (`params`)."""
+
+    row: int = 0
+    lane: int = 0
+    out: int = 0
+    params: bool = False

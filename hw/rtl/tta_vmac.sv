@@ -50,6 +50,10 @@ module tta_vmac #(
     input  logic [31:0]       cfg_d,
     input  logic              vg_we,
     input  logic [31:0]       vg_d,
+    input  logic              wb_we,  // added to every row the row port reads (a loop's base)
+    input  logic [31:0]       wb_d,
+    input  logic              ab_we,  // added to base (the accumulator lanes a trigger names)
+    input  logic [31:0]       ab_d,
     input  logic              trig,
     input  logic [31:0]       trig_d,
     input  logic [OPB_VMAC-1:0] op,
@@ -88,7 +92,8 @@ module tta_vmac #(
   // The datapath is built from identical instances (W/32 columns of 32 accumulator lanes, G
   // post-processing groups, L dot-product lanes) wired by constant indices: Yosys synthesizes
   // each kind once, so whole syntheses of wide units finish, and the area is linear in W.
-  logic [31:0] x, xv, xb, xbv, base, basev, prm, prmv, cfg, cfgv, vg, vgv, waddr;
+  logic [31:0] x, xv, xb, xbv, base, basev, prm, prmv, cfg, cfgv, vg, vgv, wb, wbv, ab, abv,
+      waddr;
   logic [31:0] gacc[G];  // accumulator j of the block read out (stuck-at faults applied)
   logic [2:0] rsel;  // that block
   logic [31:0] bias[G], mul[G];
@@ -107,7 +112,9 @@ module tta_vmac #(
   always_comb begin
     xv = x_we ? x_d : x;  // operands moved with the trigger are used at once
     xbv = xb_we ? xb_d : xb;
-    basev = base_we ? base_d : base;
+    wbv = wb_we ? wb_d : wb;
+    abv = ab_we ? ab_d : ab;
+    basev = (base_we ? base_d : base) + abv;
     prmv = prm_we ? prm_d : prm;
     cfgv = cfg_we ? cfg_d : cfg;
     vgv = vg_we ? vg_d : vg;
@@ -135,7 +142,7 @@ module tta_vmac #(
     mem_read = mac8 || mac2 || mac1 || rows_in
         || (trig && (op == OP_VMAC_LBIAS || op == OP_VMAC_LMUL || op == OP_VMAC_LSHIFT));
     win_read = dot8 || dot2 || dot1 || ew8 || ew2 || ew1;
-    mem_row = trig_d[ROW_AW-1:0];
+    mem_row = ROW_AW'(trig_d + wbv);
     win_row = waddr[LW+ROW_AW-1:LW];
     gsel = basev[LB-1:GB];
     lsub = basev[GB-1:LW];
@@ -305,7 +312,7 @@ module tta_vmac #(
 
   always_ff @(posedge clk) begin
     if (rst) begin
-      {x, xb, base, prm, cfg, vg} <= '0;
+      {x, xb, base, prm, cfg, vg, wb, ab} <= '0;
       for (int j = 0; j < G; j++) {bias[j], mul[j], shift[j]} <= '0;
     end else if (en) begin
       if (x_we) x <= x_d;
@@ -314,6 +321,8 @@ module tta_vmac #(
       if (prm_we) prm <= prm_d;
       if (cfg_we) cfg <= cfg_d;
       if (vg_we) vg <= vg_d;
+      if (wb_we) wb <= wb_d;
+      if (ab_we) ab <= ab_d;
       if (trig && op == OP_VMAC_SBIAS) bias[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SMUL) mul[trig_d[GB-1:0]] <= prmv;
       if (trig && op == OP_VMAC_SSHIFT) shift[trig_d[GB-1:0]] <= prmv[5:0];

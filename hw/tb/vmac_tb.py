@@ -17,7 +17,7 @@ from hw.units import UNITS
 
 VMAC_OPS = UNITS["vmac"].opcodes
 
-OPERANDS = ("x", "xb", "base", "prm", "cfg", "vg")
+OPERANDS = ("x", "xb", "base", "prm", "cfg", "vg", "wb", "ab")
 
 
 @cocotb.test()

@@ -453,6 +453,28 @@ def test_tflite_rounding_and_rescaled_sums(tiny, rtl_tiny):
     assert [_tflite_scale(v, 2**30, 1) for v in (6, -6, 2, -2)] == [2, -2, 1, -1]
 
 
+def test_row_and_lane_offsets_wb_and_ab(tiny, rtl_tiny):
+    """wb offsets the rows the row port reads (weights, parameter rows), not the window nor the
+    rows written; ab offsets base: one loop body serves several chunks of a layer."""
+    g, row = tiny.vector_width // 8, tiny.vector_width // 8
+    rng = np.random.default_rng(11)
+    dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
+    lines = ["5 -> vmac.wb", "3 -> vmac.x, 2 -> vmac.mac0",  # weights of row 7
+             "0 -> vmac.wb, 3 -> vmac.x, 7 -> vmac.mac",   # the same row, named directly
+             "0 -> vmac.get", "vmac.res -> r1",
+             f"{g} -> vmac.ab, 0 -> vmac.base, 2 -> vmac.wb",
+             "7 -> vmac.aset",  # row 9 into lanes g..2g-1
+             f"{g} -> vmac.get", "vmac.res -> r2", "0 -> vmac.ab", "0 -> vmac.get",
+             "vmac.res -> r3", "0 -> ctrl.halt"]
+    golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
+    w7 = dmem[7 * row:8 * row].view(np.int8).astype(np.int64)
+    w9 = dmem[9 * row:10 * row].view(np.int8).astype(np.int64)
+    regs = golden[1].regs
+    assert regs[1] == (2 * 3 * w7[0]) & M32  # twice row 7's lane 0 times x
+    assert regs[2] == w9[0] & M32  # row 9's byte 0, landed on lane g (base 0 + ab g)
+    assert regs[3] == regs[1]  # lane 0 kept its sum
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "wide"])
 def test_random_programs_on_wide_datapaths(name):
