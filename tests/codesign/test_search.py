@@ -45,7 +45,8 @@ def test_search_persists_and_resumes(tmp_path):
     study = run_search(small_experiment(1), data, tmp_path, progress=lambda m: None,
                        evaluator=evaluator)
     stored = optuna.load_study(study_name="test", storage=f"sqlite:///{tmp_path / 'study.db'}")
-    assert len(stored.trials) == 3
+    from codesign.front import distinct_completed
+    assert len(distinct_completed(stored)) == 3  # (a repeat drawn again is not counted)
     for t in stored.trials:
         assert t.state == optuna.trial.TrialState.COMPLETE
         m = t.user_attrs["metrics"]
@@ -159,7 +160,8 @@ def test_accelerator_parameters_are_searched_with_the_network(tmp_path):
         assert t.user_attrs["accelerator"] == f"tiny-vector_width{t.params['accel.vector_width']}"
         assert t.user_attrs["metrics"]["fidelity"] == "estimate"
         seen.setdefault(t.params["accel.vector_width"], []).append(t.user_attrs["metrics"])
-    assert len(study.trials) == 4 and set(seen) == {64, 128}
+    from codesign.front import distinct_completed
+    assert len(distinct_completed(study)) == 4 and set(seen) == {64, 128}
 
 
 def test_a_retrained_candidate_is_served_by_the_evaluation_cache(tmp_path, monkeypatch):

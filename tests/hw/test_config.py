@@ -38,7 +38,7 @@ def test_broken_config_names_the_field(tmp_path, edit, fragment):
 
 
 def test_missing_file_lists_shipped_configs(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read accelerator config.*tiny"):
+    with pytest.raises(ConfigError, match="cannot read the accelerator config.*tiny"):
         load_accel_config(tmp_path / "nope.yaml")
 
 
