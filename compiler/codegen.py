@@ -41,7 +41,8 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                    host_inputs: frozenset[str] = frozenset(),
                    overlap: bool = True, share_rows: bool = True,
                    sources: dict[str, tuple] | None = None,
-                   host_reads: frozenset[str] = frozenset()) -> CompiledProgram:
+                   host_reads: frozenset[str] = frozenset(),
+                   compact: bool = False) -> CompiledProgram:
     """Constants stay resident when all layers' fit beside the activations. Otherwise the
     one layer with the fewest constants that makes the rest fit is streamed, or failing that
     the layers with the largest, as few as needed (all of them with stream_weights=True):
@@ -86,6 +87,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
             i, layer, config, mem, layer.name in host_inputs,
             Hints(row_positions=layer.name in row_out, word_positions=layer.name in word_out,
                   input_grid=grid))
+        p.compact = compact
         return p
 
     # constants of each layer alone, largest first: the order in which layers are streamed
@@ -125,9 +127,13 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         bindings[layer.name] = binding
     text = "\n".join(listing) + "\n"
     n_instr = sum(1 for line in listing if not line.endswith(":") and not line.startswith("#"))
+    if not compact and n_instr > min(config.imem_depth, enc.imm_range[1] + 1):
+        return compile_layers(layers, config, stream_weights, host_inputs, overlap, share_rows,
+                              sources, host_reads, compact=True)
     if sources and n_instr > min(config.imem_depth, enc.imm_range[1] + 1):
         # the hand-over code does not fit the instruction memory: layer by layer instead
-        alone = compile_layers(layers, config, stream_weights, host_inputs, overlap, share_rows)
+        alone = compile_layers(layers, config, stream_weights, host_inputs, overlap, share_rows,
+                               compact=True)
         why = f"whole-network code needs {n_instr} instructions (of {config.imem_depth})"
         alone.segments = [replace(s, why=why) for s in alone.segments]
         return alone
@@ -151,7 +157,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         # activations fit. The faster of the two, unless it takes more energy.
         try:
             alt = compile_layers(layers, config, True, host_inputs, overlap, share_rows,
-                                 sources, host_reads)
+                                 sources, host_reads, compact)
         except CompileError:
             return compiled
         return alt if _faster(alt, compiled) else compiled
@@ -268,7 +274,9 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     the lowest or highest free place, each checked by emitting the plan there. A layer that
     cannot chain (an input from the host, row tiles, a format the host changes, a copy that
     is not affine in whole bytes, no room) starts a new run; runs read their inputs from and
-    store their results to the off-chip memory."""
+    store their results to the off-chip memory. A program larger than the instruction memory
+    is compiled again `compact`: the plans loop wherever their code repeats (a few cycles per
+    loop iteration for code a fraction of the size)."""
     first = [p.emit(s, enc) for p, s in zip(plans, scratch)]
     names = [p.layer.name for p in plans]
     if not sources:

@@ -132,6 +132,7 @@ class Plan:
         self.handover_cycles = 0
         self.zero_row: int | None = None  # a row of zeros (the vector unit's copies need one)
         self.fill_rows: dict[int, int] = {}  # byte -> a row of it (padding the copies write)
+        self.compact = False  # loop wherever code repeats (the program is past the memory)
 
     def adopt_grid(self, cols: int, pos_bits: int) -> bool:
         """Read its input from a grid `cols` positions wide of `pos_bits` positions; False
@@ -217,6 +218,14 @@ class Emitter:
         except StopIteration:
             raise CompileError(f"layer {self.plan.layer.name}: out of registers") from None
 
+    def regs_for(self, purpose: str, n: int) -> tuple[str, ...]:
+        """n registers kept for one purpose over the layer's code (each loop of that kind
+        uses them in turn, none live across another)."""
+        kept = self.__dict__.setdefault("_kept", {})
+        if purpose not in kept:
+            kept[purpose] = tuple(self.reg() for _ in range(n))
+        return kept[purpose]
+
     def imm(self, value: int) -> str:
         if not self.lo <= value <= self.hi:
             raise CompileError(f"layer {self.plan.layer.name}: immediate {value} is outside "
@@ -285,9 +294,9 @@ class Emitter:
                 self.dma_wait(io.load, 0)
         return cycles
 
-    def dma_trigger(self, ext: int | str, n: int, first: int, op: str = "load") -> int:
-        """A DMA load of n rows from off-chip address ext (or a register holding it) into rows
-        first.. (or a store of them there); returns cycles."""
+    def dma_trigger(self, ext: int | str, n: int, first: int | str, op: str = "load") -> int:
+        """A DMA load of n rows from off-chip address ext into rows first.. (or a store of them
+        there), either given as a register; returns cycles."""
         c = self.plan.config
         setup = Timeline(c)
         if isinstance(ext, str):
@@ -296,7 +305,7 @@ class Emitter:
             self.value(setup, ext, "dma.ext")
         self.value(setup, n, "dma.shape")
         setup.barrier()
-        setup.place([M(0, self.imm(first), f"dma.{op}")])
+        setup.place([M(0, first if isinstance(first, str) else self.imm(first), f"dma.{op}")])
         bits = n * c.vector_width
         events = (("dmem_write_bits", bits), ("offchip_read_bits", bits)) if op == "load" else \
             (("dmem_read_bits", bits), ("offchip_write_bits", bits))
@@ -338,9 +347,7 @@ class Emitter:
         block since the tile's start runs once per tile."""
         cycles = self.dma_trigger(self.r_out, io.store, io.first_out, "store") + \
             self.dma_wait(io.store, 0)
-        self.blocks[self.tile_from:] = [
-            ExecBlock(b.start, b.length, b.count * io.tiles, b.exits * io.tiles, b.stall, b.events)
-            for b in self.blocks[self.tile_from:]]
+        self.repeat(self.tile_from, io.tiles)
         tail = Timeline(self.plan.config)
         for reg, step in ((self.r_in, io.step_in), (self.r_out, io.step_out)):
             if self.lo <= step <= self.hi:
@@ -353,6 +360,21 @@ class Emitter:
                 tail.place([M(0, reg, "alu.in1"), M(0, tmp, "alu.add"), M(la, "alu.res", reg)])
         self.loop_control(tail, self.r_tile, f"{self.plan.label}_tile")
         return cycles + self.block(tail, count=io.tiles, exits=1)
+
+    def repeat(self, since: int, times: int) -> None:
+        """The blocks emitted since block `since` run `times` times (a loop around them)."""
+        self.blocks[since:] = [
+            ExecBlock(b.start, b.length, b.count * times, b.exits * times, b.stall, b.events)
+            for b in self.blocks[since:]]
+
+    def alu(self, tl: Timeline, a: str, op: str, b: str | int, dst: str,
+            min_start: int = 0) -> int:
+        """dst = a <op> b on the ALU (b a register or an immediate); returns the cycle of its
+        trigger."""
+        la = self.plan.lat["alu"]
+        b = b if isinstance(b, str) else self.imm(b)
+        return tl.place([M(0, a, "alu.in1"), M(0, b, f"alu.{op}"), M(la, "alu.res", dst)],
+                        min_start=min_start)
 
     def total_cycles(self) -> int:
         """Cycles of one run of the code emitted so far, from its blocks' counts."""

@@ -33,6 +33,7 @@ from hw.isa import Encoding
 
 EBITS = {"int8": 8, "ternary": 2, "binary": 1, "int32": 32}
 MAX_BODY = 768  # MAC triggers per iteration: longer bodies only grow the program
+MIN_LOOP = 3  # segments of one shape that run as a loop rather than each in its own code
 
 
 class WindowPlan(Plan):
@@ -234,8 +235,109 @@ class WindowPlan(Plan):
         return indent(em.lines), self.looped(em, binding)
 
     def _loop_length(self, segs: list[Segment], j: int) -> int:
-        """How many segments from j run as one loop (0: segment j on its own)."""
-        return 0
+        """How many segments from j run as one loop (0: segment j on its own): streamed
+        segments of one shape, each within one output group and followed by a segment to load
+        while it computes, their loads a fixed stride apart, the two buffers in turn. Their
+        code is the same but for the weight rows' buffer (wb), the accumulator lanes (ab), the
+        output addresses and the parameter set (a base register each)."""
+        t = segs[j]
+        if not (self.dma_segments and self.chunks > 1 and t.ext is not None
+                and self.A % self.group == 0 and len(self.param_sets) > 1
+                and self.conv.out.kind != "int32" and j + 1 < len(segs)):
+            return 0
+        ref = self._relative_triggers(t)
+        n = 0
+        while j + n + 1 < len(segs):
+            s, nxt = segs[j + n], segs[j + n + 1]
+            lo, hi, _ = self._lanes(s)
+            if not (s.lane_pass == t.lane_pass and len(s.chunks) == len(t.chunks)
+                    and s.start and s.write and s.entries == slice(None)
+                    and len(s.rows) == len(t.rows) and nxt.ext is not None
+                    and len(nxt.rows) == len(t.rows)
+                    and nxt.ext - s.ext == len(t.rows) * self.row
+                    and nxt.first_row == segs[j + (n + 1) % 2 * self.overlap].first_row
+                    and self.partial(s) == self.partial(t)
+                    and lo // self.group == (hi - 1) // self.group
+                    and self._relative_triggers(s) == ref):
+                break
+            n += 1
+        return n if n >= MIN_LOOP else 0
+
+    def _relative_triggers(self, seg: Segment) -> list:
+        lane = self._lanes(seg)[0]
+        return [(op, x, row - seg.first_row, acc - lane)
+                for op, x, row, acc in self.triggers(seg)]
+
+    def _segment_loop(self, em: Emitter, geo: "_Geometry", segs: list[Segment], j: int,
+                      n: int) -> int:
+        """Segments j .. j + n - 1 as one loop: each iteration starts the next segment's load
+        into the other buffer (or, with one buffer, loads it after), points wb at its own
+        buffer and at its parameter set, ab at its lanes, rout at its outputs, and runs the
+        position nest (`_loop_length`)."""
+        t, cfg = segs[j], self.config
+        G, lanes = self.group, self.pass_lanes
+        lane0 = self._lanes(t)[0]
+        p0 = t.lane_pass * lanes  # the pass's first lane of a position
+        rcnt, rext, rbuf, rsum, rab, rtmp = em.regs_for("segment loop", 6)
+        pre = Timeline(cfg)
+        em.value(pre, n, rcnt)
+        em.value(pre, segs[j + 1].ext, rext)
+        em.value(pre, t.first_row, rbuf)
+        em.value(pre, t.first_row + segs[j + 1].first_row, rsum)
+        em.value(pre, lane0, rab)
+        pre.barrier()
+        cycles = em.block(pre)
+        since = len(em.blocks)
+        em.lines.append(f"{self.label}_loop{j}:")
+        rows, cycles_head = len(t.rows), 0
+        if self.overlap:
+            head = Timeline(cfg)
+            em.alu(head, rsum, "sub", rbuf, rtmp)  # the other buffer
+            head.barrier()
+            cycles_head = em.block(head) + em.dma_trigger(rext, rows, rtmp)
+        setup = Timeline(cfg)
+        self._setup(em, setup, t)
+        if self.overlap:
+            em.alu(setup, rext, "add", rows * self.row, rext)
+        # the parameter set of the segment's group: rows first0 + group * stride
+        first0 = self.param_sets[0]["bias"][0]
+        rout = geo.regs[1]
+        for reg, per, stride, start in (  # each a chain of dependent ALU steps
+                (rtmp, G, self.param_stride, first0 + p0 // G * self.param_stride),
+                (rout, geo.per_out, geo.unit, geo.out_start + p0 // geo.per_out * geo.unit)):
+            em.alu(setup, rab, "shr", per.bit_length() - 1, reg)
+            setup.barrier()
+            em.alu(setup, reg, "mul", stride, reg)
+            setup.barrier()
+            em.alu(setup, reg, "add", start, reg)
+            setup.barrier()
+        setup.place([M(0, rtmp, "vmac.wb")])  # its group's parameter set, then its buffer
+        setup.barrier()
+        em.load_params(setup, {b: [r - first0 for r in rs]
+                               for b, rs in self.param_sets[0].items()})
+        setup.barrier()
+        setup.place([M(0, rbuf, "vmac.wb"), M(0, rab, "vmac.ab")])
+        rel = _Relative(t.first_row, lane0, (p0 + lane0) // geo.per_out * geo.unit, True,
+                        rbuf, rab)
+        code = self._nest(em, geo, setup, t, rel, f"{self.label}_l{j}")
+        cycles_head += code
+        if self.overlap:
+            tail_cycles = em.dma_wait(rows, code)
+        else:  # one buffer: the next segment's weights once this one is done
+            tail_cycles = em.dma_load(rext, rows, rbuf)
+        em.repeat(since, n)
+        tail = Timeline(cfg)
+        if self.overlap:
+            em.alu(tail, rsum, "sub", rbuf, rbuf)
+        else:
+            em.alu(tail, rext, "add", rows * self.row, rext)
+        em.alu(tail, rab, "add", len(t.chunks) * self.chunk_lanes, rab)
+        em.loop_control(tail, rcnt, f"{self.label}_loop{j}")
+        tail_cycles += em.block(tail, count=n, exits=1)
+        done = Timeline(cfg)  # the offsets back to none: later code names rows and lanes
+        done.place([M(0, "0", "vmac.wb"), M(0, "0", "vmac.ab")])
+        cycles += n * (cycles_head + tail_cycles) + em.block(done)
+        return cycles
 
     def _segment(self, em: Emitter, geo: "_Geometry", segs: list[Segment], j: int) -> int:
         """Segment j's code: the next segment's load started (or, without overlap, made after),
@@ -268,10 +370,32 @@ class WindowPlan(Plan):
             #                                      have left bit 17 set
             em.value(pro, part | int(bool(out.relu)) << 18, "vmac.cfg")
 
+    def _chunk_stride(self, seg: Segment) -> int | None:
+        """Weight rows per chunk when the segment's chunks run as a loop inside each
+        iteration (their code the same but for wb and ab: same entries, rows in order), and
+        unrolled they would make a long body; else None."""
+        q0, qs, sl = seg.chunks.start, seg.chunks, seg.entries
+        if len(qs) < 2:
+            return None
+        keys = [k for k, _ in self.entries[q0][sl]]
+        e = len(keys)
+        blocks = self.p // self.n
+        if blocks * e < 16 or (not self.compact and blocks * len(qs) * e <= MAX_BODY):
+            return None
+        for q in qs:
+            if [k for k, _ in self.entries[q][sl]] != keys or [
+                    seg.row(r) for _, r in self.entries[q][sl]] != list(
+                    range(seg.first_row + (q - q0) * e, seg.first_row + (q - q0 + 1) * e)):
+                return None
+        return e
+
     def _nest(self, em: Emitter, geo: "_Geometry", pro: Timeline, seg: Segment,
               rel: "_Relative", label: str) -> int:
         """The loop nest of one segment over the output positions (prologue `pro` holds what
         comes before: rout must be set); rel: offsets a loop over segments moves."""
+        stride = self._chunk_stride(seg)
+        if stride is not None:
+            return self._nest_chunked(em, geo, pro, seg, rel, label, stride)
         cfg, la = self.config, self.lat["alu"]
         rin, rout, rx, ry = geo.regs
         em.value(pro, geo.in_start, rin)
@@ -301,6 +425,67 @@ class WindowPlan(Plan):
 
         return em.nest(pro, body, row_tail if geo.ny > 1 else (lambda tl: None), geo.ny,
                        geo.nx, label, rx, ry)
+
+    def _nest_chunked(self, em: Emitter, geo: "_Geometry", pro: Timeline, seg: Segment,
+                      rel: "_Relative", label: str, stride: int) -> int:
+        """`_nest` with the segment's chunks as a loop inside each iteration: one chunk's
+        triggers, wb and ab moved on by a chunk's rows and lanes each time round."""
+        cfg, la = self.config, self.lat["alu"]
+        rin, rout, rx, ry = geo.regs
+        rq, rw, ra = em.regs_for("chunk loop", 3)
+        lane0 = self._lanes(seg)[0]
+        wb0 = rel.wb if rel.wb is not None else em.imm(seg.first_row)
+        ab0 = rel.ab if rel.ab is not None else em.imm(lane0)
+        rel = _Relative(seg.first_row, lane0, rel.out if rel.ab is not None else 0, rel.params,
+                        wb0, ab0)
+        em.value(pro, geo.in_start, rin)
+        em.value(pro, geo.ny, ry)
+        pro.barrier()
+        cycles = em.block(pro)
+        head = Timeline(cfg)
+        head.place([M(0, str(geo.nx), rx)])
+        h_len = em.block(head, f"{label}_y", geo.ny)
+        iters, chunks = geo.ny * geo.nx, len(seg.chunks)
+        pre = Timeline(cfg)  # each iteration: its chunks from the first
+        for move in (M(0, wb0, rw), M(0, ab0, ra), M(0, str(chunks), rq), M(0, rin, "vmac.xb")):
+            pre.place([move])
+        pre_len = em.block(pre, f"{label}_x", iters)
+        one = Segment(seg.lane_pass, range(seg.chunks.start, seg.chunks.start + 1), seg.entries,
+                      seg.start, seg.write, seg.rows, seg.first_row, seg.ext)
+        loop = Timeline(cfg)
+        loop.place([M(0, rw, "vmac.wb"), M(0, ra, "vmac.ab")])
+        base, last = None, 0
+        for mac, x_off, wrow, acc in self.triggers(one):
+            chain = [M(0, em.imm(x_off), "vmac.x"),
+                     M(0, em.imm(wrow - rel.row), f"vmac.{mac}")]
+            if acc != base:
+                chain.append(M(0, em.imm(acc - rel.lane), "vmac.base"))
+                base = acc
+            last = max(last, loop.place(chain, min_start=1))
+        em.add(loop, rw, stride, min_start=max(0, last - la))
+        em.add(loop, ra, self.chunk_lanes, min_start=max(0, last - la))
+        em.loop_control(loop, rq, f"{label}_c")
+        em.lines.append(f"{label}_c:")
+        loop_len = em.block(loop, None, iters * chunks, iters)
+        post = Timeline(cfg)  # the outputs read lanes from ab's base; parameters from row 0
+        post.place([M(0, "0", "vmac.wb"), M(0, ab0, "vmac.ab")])
+        last_read = self._outputs(em, post, geo.op, geo.per_out, geo.unit, rout, seg, rel) \
+            if seg.write else 0
+        em.add(post, rin, geo.in_step)
+        if seg.write:
+            em.add(post, rout, geo.window_units, min_start=max(0, last_read - la))
+        em.loop_control(post, rx, f"{label}_x")
+        post_len = em.block(post, None, iters, geo.ny)
+        tail = Timeline(cfg)
+        if geo.ny > 1:
+            em.add(tail, rin, geo.row_step)
+        em.loop_control(tail, ry, f"{label}_y")
+        t_len = em.block(tail, None, geo.ny, 1)
+        done = Timeline(cfg)  # no offsets left for the code after it
+        done.place([M(0, "0", "vmac.ab")])
+        cycles += em.block(done)
+        return cycles + geo.ny * (h_len + geo.nx * (pre_len + chunks * loop_len + post_len)
+                                  + t_len)
 
     def _lanes(self, seg: Segment) -> tuple[int, int, int]:
         """(first, end) of the segment's lanes within its pass's, and the pass's lanes used."""
@@ -379,3 +564,5 @@ class _Relative:
     lane: int = 0
     out: int = 0
     params: bool = False
+    wb: str | None = None  # the register holding the weight rows' base (a segment loop's)
+    ab: str | None = None  # ... the lanes' base

@@ -59,8 +59,8 @@ def random_input(rng, layer):
     return rng.integers(lo, hi + 1, layer.in_shape).astype(np.int8)
 
 
-def check(layers, config, rng, images=2, host_inputs=frozenset()):
-    compiled = compile_layers(layers, config, host_inputs=host_inputs)
+def check(layers, config, rng, images=2, host_inputs=frozenset(), compact=False):
+    compiled = compile_layers(layers, config, host_inputs=host_inputs, compact=compact)
     backends = [get_backend(n, compiled) for n in ("reference", "golden", "rtl")]
     for layer in layers:
         for _ in range(images):
@@ -352,3 +352,44 @@ def test_weights_past_the_data_memory_stream_in_segments():
     assert b.tiling["weight_segments"] > 1
     stalls = sum(blk.stall * blk.count for blk in b.blocks)
     assert stalls < 0.05 * b.cycles  # compute dominates: the loads hide behind it
+
+
+def n_instructions(compiled) -> int:
+    return sum(1 for line in compiled.listing.splitlines()
+               if line and not line.endswith(":") and not line.startswith("#"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(2))
+def test_compact_code_loops_and_stays_exact(tiny, seed):
+    """Compiled compact (what a program past the instruction memory gets), the same random
+    layers loop over their segments and chunks: still bit-exact, the estimate still the RTL's
+    cycles and counters, and the code no larger."""
+    rng = np.random.default_rng(100 + seed)
+    for i in range(4):
+        layer = random_conv(rng, f"conv{i}")
+        full = compile_layers([layer], tiny)
+        small = check([layer], tiny, rng, images=1, compact=True)
+        assert n_instructions(small) <= n_instructions(full)
+
+
+@pytest.mark.slow
+def test_streamed_layers_compact_are_a_fraction_of_the_code():
+    """A 3x3 conv 64 -> 512 whose weights stream in segments, and a dense layer split by input
+    words: compact code loops over the segments (a fraction of the instructions) and stays
+    exact, DMA waits and all."""
+    from hw.config import load_accel_config
+    config = load_accel_config("default")
+    rng = np.random.default_rng(22)
+    conv = Conv2d("wide", (64, 8, 8), (512, 8, 8), random_weights(rng, (512, 64, 3, 3), 8),
+                  rng.integers(-500, 500, 512).astype(np.int32), (1, 1), (1, 1, 1, 1), (1, 1), 1,
+                  8, 8, 0.1, random_output(rng, 512, "int8"))
+    fc = Dense("fc", (2048,), 1024, random_weights(rng, (1024, 2048), 8),
+               rng.integers(-900, 900, 1024).astype(np.int32), 8, 8, 0.1,
+               random_output(rng, 1024, "int8"))
+    for layer in (conv, fc):
+        full = compile_layers([layer], config)
+        small = check([layer], config, rng, images=1, compact=True)
+        assert small.layers[layer.name].tiling["weight_segments"] > 1
+        assert n_instructions(small) < 0.5 * n_instructions(full), layer.name
+        assert small.layers[layer.name].cycles < 1.2 * full.layers[layer.name].cycles

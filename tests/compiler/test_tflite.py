@@ -183,3 +183,28 @@ def test_float_inputs_and_outputs_quantized_as_tflite_does(tmp_path):
     xs[:, 0, 0, :] = (np.arange(3) + 0.5) * 0.05  # exact ties of the quantization steps
     xs[:, 0, 1, :] = -(np.arange(3) + 0.5) * 0.05
     _check(net, LiteRT(path), xs)
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_a_network_past_the_instruction_memory_loops_and_stays_exact(tmp_path):
+    """A wider, deeper ResNet (32..256 channels; its 1.2 MB of weights past the data memory):
+    unrolled, its code would not fit the instruction memory, so its streamed layers loop over
+    their weight segments and chunks. Every tensor equals LiteRT's on the RTL, the estimate
+    equals the RTL's cycles."""
+    g = Graph(np.random.default_rng(2))
+    y = g.conv(g.input((1, 32, 32, 3), 1.0, -128), 32, (3, 3), (1, 1), "SAME", "RELU")
+    for c, s in ((32, 1), (64, 2), (128, 2), (256, 2)):
+        a = g.conv(y, c, (3, 3), (s, s), "SAME", "RELU")
+        b = g.conv(a, c, (3, 3), (1, 1), "SAME", "NONE")
+        y = g.add(b, y if s == 1 else g.conv(y, c, (1, 1), (s, s), "SAME", "NONE"), "RELU")
+    y = g.pool(y, "avg", g.tensors[y].shape[1:3], (1, 1))
+    y = g.softmax(g.fully_connected(g.reshape(y, (1, 256)), 10))
+    path = tmp_path / "deep.tflite"
+    path.write_bytes(g.build([y]))
+    config = load_accel_config("default")
+    net = compile_tflite(path, config)
+    assert sum(len(d) for _, d in net.program.offchip) > config.dmem_bytes
+    assert len(net.program.program.words) <= config.imem_depth
+    assert all(p.where == "tta" for p in net.placement if "softmax" not in p.op)
+    _check(net, LiteRT(path), net.random_inputs(2, 3))
