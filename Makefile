@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-whole bench-tflite bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-whole bench-tflite bench-thirdparty bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	# torchvision's model code only: its wheel's CUDA extension is never imported (compiler/thirdparty.py)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps torchvision==0.28.0
 	command -v yosys >/dev/null || \
 	  (apt-get update -qq && $(APT_INSTALL) yosys >/dev/null)
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
@@ -33,7 +35,7 @@ $(STAMP): pyproject.toml requirements.lock
 	  (apt-get update -qq && $(APT_INSTALL) chromium >/dev/null)
 	test -d /usr/share/datasets/fashion-mnist || \
 	  (apt-get update -qq && $(APT_INSTALL) dataset-fashion-mnist >/dev/null)
-	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2, plotly, optuna_dashboard, playwright, tflite, ai_edge_litert; from sklearn.datasets import load_digits; load_digits()"
+	$(PY) -c "import torch, tvm, verilator, cocotb, optuna, sklearn, psycopg2, plotly, optuna_dashboard, playwright, tflite, ai_edge_litert; from sklearn.datasets import load_digits; load_digits(); from compiler.thirdparty import torchvision_models; torchvision_models()"
 	mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
 test: install ## run the whole test suite (RTL, compiler, search)
@@ -72,6 +74,9 @@ bench-tiny: install ## MLPerf Tiny models (int8, mixed) on tiny/default/wide: RT
 
 bench-tflite: install ## the official MLPerf Tiny int8 TFLite models on tiny/default/wide: RTL cycles, utilization, energy, LiteRT agreement on 100 inputs (bench/results/tflite.json)
 	$(PY) bench/tflite_bench.py
+
+bench-thirdparty: install ## torchvision's classification models, int8 and mixed, 3x32x32 and 3x64x64 on default: code size, runs, host ops, RTL cycles, utilization, energy, bit-exactness (bench/results/thirdparty.json)
+	$(PY) bench/thirdparty_bench.py
 
 bench-resilience: install ## fault injection on Fashion-MNIST: CCR vs BER, RTL = reference, protection, predictor rho (bench/results/resilience.json)
 	$(PY) bench/resilience_bench.py

@@ -408,7 +408,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
                 if (k, i) not in alias:
                     copies.setdefault(i, []).append((j, k))
         where[j] = at
-        placed = parts(b)
+        placed = parts(b, keep)  # keep: as chosen above (0 when only that fitted)
         if keep and not arena.fits(at, placed, limit):
             placed = parts(b, 0)
         arena.place(j, at, placed)

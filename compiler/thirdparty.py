@@ -61,3 +61,16 @@ TORCHVISION = [
     ThirdPartyEntry("regnet_x_400mf", _tv("regnet_x_400mf")),
     ThirdPartyEntry("efficientnet_b0", _tv("efficientnet_b0")),
 ]
+
+
+def mixed_spec(model) -> dict:
+    """The mixed-precision version of a model nobody here wrote: ternary weights and
+    activations inside, 8-bit in the layer that reads the input and the one that writes the
+    output (as the MLPerf Tiny models' mixed versions)."""
+    import torch
+
+    weighted = [n for n, m in model.named_modules()
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    eight = {"weights": 8, "activations": 8}
+    return {"default": {"weights": 2, "activations": 2},
+            "layers": {weighted[0]: eight, weighted[-1]: eight}}

@@ -303,3 +303,47 @@ def test_dense_reads_its_flattened_input_where_its_producer_left_it(engine, spec
     assert conv.tiling["handover_cycles"] == 0 and dense.inputs[0].addr == conv.output.addr
     assert dense.inputs[0].shape == (24, 5, 5)
     _runs_exactly(net, engine, cal[:2])
+
+
+class _Fire(torch.nn.Module):
+    def __init__(self, cin, squeeze, expand):
+        super().__init__()
+        self.squeeze = torch.nn.Conv2d(cin, squeeze, 1)
+        self.expand1x1 = torch.nn.Conv2d(squeeze, expand, 1)
+        self.expand3x3 = torch.nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x):
+        x = torch.relu(self.squeeze(x))
+        return torch.cat([torch.relu(self.expand1x1(x)), torch.relu(self.expand3x3(x))], 1)
+
+
+class _FireNet(torch.nn.Module):
+    """SqueezeNet's fire modules on a 1x1 map: 320 kB of weights (past the data memory)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 128, 3, padding=1)
+        self.fires = torch.nn.Sequential(_Fire(128, 32, 128), _Fire(256, 48, 192),
+                                         _Fire(384, 48, 192), _Fire(384, 64, 256))
+        self.fc = torch.nn.Linear(512, 10)
+
+    def forward(self, x):
+        return self.fc(self.fires(torch.relu(self.stem(x))).flatten(1))
+
+
+@pytest.mark.parametrize("engine", ["golden", "rtl"])
+def test_an_output_kept_for_a_concatenation_survives_the_next_layers_constants(engine):
+    """expand1x1's output waits for the concatenation while expand3x3 loads its streamed
+    constants: the place it is kept in must not be where they land (it was: a wrong answer
+    from fires.1 on, found on torchvision's squeezenet1_1)."""
+    torch.manual_seed(0)
+    cal = torch.randn(8, 3, 1, 1)
+    net = compile_model(_FireNet().eval(), cal[:1], load_accel_config("default"), None,
+                        cal.numpy())
+    assert sum(len(d) for _, d in net.program.offchip) > net.config.dmem_bytes
+    with net.runner(engine) as acc, net.runner("reference") as ref:
+        for x in net.random_inputs(2, 5):
+            np.testing.assert_array_equal(acc(x[None]), ref(x[None]))
+            for layer in net.layers:
+                np.testing.assert_array_equal(acc.int_outputs[layer.name],
+                                              ref.int_outputs[layer.name], err_msg=layer.name)
