@@ -387,7 +387,21 @@ class WindowPlan(Plan):
                     seg.row(r) for _, r in self.entries[q][sl]] != list(
                     range(seg.first_row + (q - q0) * e, seg.first_row + (q - q0 + 1) * e)):
                 return None
+        # each chunk's triggers are the first's moved on by wb and ab alone: the same window
+        # offsets (an element-wise form reads each chunk's own channels: not the same)
+        first = self.triggers(self._one_chunk(seg, q0))
+        for q in qs[1:]:
+            moved = [(op, x, r - (q - q0) * e, a - (q - q0) * self.chunk_lanes)
+                     for op, x, r, a in self.triggers(self._one_chunk(seg, q))]
+            if moved != first:
+                return None
         return e
+
+    @staticmethod
+    def _one_chunk(seg: Segment, q: int) -> Segment:
+        """Segment `seg` reduced to its chunk q."""
+        return Segment(seg.lane_pass, range(q, q + 1), seg.entries, seg.start, seg.write,
+                       seg.rows, seg.first_row, seg.ext)
 
     def _nest(self, em: Emitter, geo: "_Geometry", pro: Timeline, seg: Segment,
               rel: "_Relative", label: str) -> int:
@@ -450,8 +464,7 @@ class WindowPlan(Plan):
         for move in (M(0, wb0, rw), M(0, ab0, ra), M(0, str(chunks), rq), M(0, rin, "vmac.xb")):
             pre.place([move])
         pre_len = em.block(pre, f"{label}_x", iters)
-        one = Segment(seg.lane_pass, range(seg.chunks.start, seg.chunks.start + 1), seg.entries,
-                      seg.start, seg.write, seg.rows, seg.first_row, seg.ext)
+        one = self._one_chunk(seg, seg.chunks.start)
         loop = Timeline(cfg)
         loop.place([M(0, rw, "vmac.wb"), M(0, ra, "vmac.ab")])
         base, last = None, 0

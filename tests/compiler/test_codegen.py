@@ -373,6 +373,25 @@ def test_compact_code_loops_and_stays_exact(tiny, seed):
         assert n_instructions(small) <= n_instructions(full)
 
 
+@pytest.mark.parametrize("channels,groups,stride,bits", [
+    (144, 144, 1, 8), (200, 200, 2, 8), (144, 144, 1, 2), (96, 4, 1, 8), (160, 1, 1, 8)])
+def test_compact_code_on_channels_past_one_chunk(channels, groups, stride, bits):
+    """Depthwise (element-wise: each chunk reads its own channels, so its chunks cannot share
+    one loop body), grouped and full convolutions wider than a trigger's lanes, compact: exact
+    on the RTL (the depthwise case was a wrong answer in EfficientNet-B0)."""
+    from hw.config import load_accel_config
+    config = load_accel_config("default")
+    rng = np.random.default_rng(channels + groups)
+    conv = Conv2d("c", (channels, 8, 8), (channels, 8 // stride, 8 // stride),
+                  random_weights(rng, (channels, channels // groups, 3, 3), bits),
+                  rng.integers(-500, 500, channels).astype(np.int32), (stride, stride),
+                  (1, 1, 1, 1), (1, 1), groups, bits, 8, 0.1,
+                  random_output(rng, channels, "int8"))
+    full = compile_layers([conv], config)
+    small = check([conv], config, rng, images=1, compact=True)
+    assert n_instructions(small) <= n_instructions(full)
+
+
 @pytest.mark.slow
 def test_streamed_layers_compact_are_a_fraction_of_the_code():
     """A 3x3 conv 64 -> 512 whose weights stream in segments, and a dense layer split by input
