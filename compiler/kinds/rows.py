@@ -19,19 +19,38 @@ from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, bilinear_taps
 from compiler.reference import windows
 
 
+def _pool_padding(pool) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) padding of a pooling, ceil mode's as more at the bottom and
+    right: the windows its output size implies past the padded input."""
+    a = pool.attrs
+    pt, pl, pb, pr = (int(p) for p in a.padding)
+    (_, _, h, w), (_, _, oh, ow) = ([int(d) for d in e.ty.shape] for e in (pool.args[0], pool))
+    (kh, kw), (sh, sw) = ([int(v) for v in a.pool_size], [int(v) for v in a.strides])
+    return (pt, pl, pb + max(0, (oh - 1) * sh + kh - (h + pt + pb)),
+            pr + max(0, (ow - 1) * sw + kw - (w + pl + pr)))
+
+
 def _check_pool(ctx: PatternCheckContext) -> bool:
+    """NCHW pooling, batch 1, no dilation. Average pooling divides by the whole window: its
+    padding counts (count_include_pad) and ceil mode adds no window past it (PyTorch divides
+    those by the part inside)."""
     pool = ctx.annotated_expr["root"]
     a = pool.attrs
-    return (a.layout == "NCHW" and not a.ceil_mode and all(int(d) == 1 for d in a.dilation)
-            and batch_one(pool.args[0]))
+    if not (a.layout == "NCHW" and all(int(d) == 1 for d in a.dilation)
+            and batch_one(pool.args[0]) and pool.ty.shape is not None):
+        return False
+    if pool.op.name == "relax.nn.max_pool2d":
+        return True
+    padded = tuple(int(p) for p in a.padding)
+    return (bool(a.count_include_pad) or not any(padded)) and _pool_padding(pool) == padded
 
 
 def _check_mean(ctx: PatternCheckContext) -> bool:
-    """Global average pooling: a mean over both spatial axes of an NCHW tensor."""
+    """Global average pooling: a mean over both spatial axes of an NCHW tensor (the output
+    keeping them or not)."""
     mean = ctx.annotated_expr["root"]
     axes = sorted(int(a) % 4 for a in mean.attrs.axis) if mean.attrs.axis is not None else []
-    return len(mean.args[0].ty.shape) == 4 and axes == [2, 3] and bool(mean.attrs.keepdims) \
-        and batch_one(mean.args[0])
+    return len(mean.args[0].ty.shape) == 4 and axes == [2, 3] and batch_one(mean.args[0])
 
 
 def _depthwise(layer: Pool, config) -> bool:
@@ -67,12 +86,12 @@ class PoolKind(LayerKind):
         core, act = calls[0], activation(calls)
         if core.op.name == "relax.mean":
             s = shape(core.args[0])
-            return FloatLayer(self.name, func, (s,), shape(calls[-1]), act=act, kernel=s[1:],
+            return FloatLayer(self.name, func, (s,), (s[0], 1, 1), act=act, kernel=s[1:],
                               strides=s[1:], pool="avg")
         a = core.attrs
         return FloatLayer(self.name, func, (shape(core.args[0]),), shape(calls[-1]), act=act,
                           strides=tuple(int(s) for s in a.strides),
-                          padding=tuple(int(p) for p in a.padding),
+                          padding=_pool_padding(core),
                           kernel=tuple(int(k) for k in a.pool_size),
                           pool="max" if "max" in core.op.name else "avg")
 

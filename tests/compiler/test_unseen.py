@@ -1,8 +1,9 @@
 """Networks the compiler was not written for: random layer stacks with the shapes deployed edge
 networks use (stems of 1-3 channels, any kernel shape and stride, dilation, explicit asymmetric
 padding, grouped and depthwise convolutions with multipliers, batch norm everywhere, standalone
-batch norm, pools with padding, residual adds, 4..200 channels, dense heads), each compiled from
-its `.pt2` and run on the RTL: bit-exact against the integer reference, nothing on the host."""
+batch norm, pools with padding and ceil mode, `mean` heads, residual adds, 4..200 channels,
+dense heads), each compiled from its `.pt2` and run on the RTL: bit-exact against the integer
+reference, nothing on the host."""
 
 import random
 
@@ -38,9 +39,11 @@ class _Block(nn.Module):
         dil = rng.choice([1, 1, 2]) if kind in ("conv", "dw") and kh > 1 else 1
         self.kind, self.pad, self.residual, self.act = kind, None, False, rng.choice(
             ["relu", "relu6", "none"])
-        if kind == "pool":
-            self.op = nn.MaxPool2d(2, stride, padding=rng.choice([0, 1])) \
-                if rng.random() < 0.5 else nn.AvgPool2d(2, stride)
+        if kind == "pool":  # torchvision's: 2x2 and 3x3, padded, ceil mode (max)
+            k = rng.choice([2, 3])
+            self.op = nn.MaxPool2d(k, stride, rng.choice([0, k // 2]),
+                                   ceil_mode=rng.random() < 0.5) \
+                if rng.random() < 0.5 else nn.AvgPool2d(k, stride, rng.choice([0, k // 2]))
             self.out = c
             return
         groups, out = 1, rng.choice([4, 8, 12, 16, 24, 32, 48, 64, 100, 200])
@@ -89,7 +92,7 @@ class _Net(nn.Module):
             blocks.append(block)
             c, h, w = y.shape[1:]
         self.blocks = nn.ModuleList(blocks)
-        self.head = rng.choice(["flatten", "pool"])
+        self.head = rng.choice(["flatten", "pool", "mean"])
         self.fc = nn.Linear(c * (h * w if self.head == "flatten" else 1), rng.choice([2, 10, 33]))
 
     def forward(self, x):
@@ -97,6 +100,8 @@ class _Net(nn.Module):
             x = self.pre(x)
         for block in self.blocks:
             x = block(x)
+        if self.head == "mean":  # as MnasNet, ShuffleNetV2: the spatial axes dropped
+            return self.fc(x.mean([2, 3]))
         x = torch.flatten(x if self.head == "flatten" else F.adaptive_avg_pool2d(x, 1), 1)
         return self.fc(x)
 
