@@ -7,13 +7,15 @@ host graph -> formats of every tensor between layers -> layer IR -> code generat
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import tvm
 from tvm import relax
 
 from compiler.codegen import compile_layers
-from compiler.errors import CompileError
+from compiler.errors import CompileError, CompileWarning
 from compiler.estimate import event_table
 from compiler.fold import fold_for_tta
 from compiler.frontend import eval_mode, export, to_relax
@@ -80,8 +82,40 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     program = compile_layers(layers, config, host_inputs=frozenset(names[f] for f in from_input),
                              sources=sources, host_reads=frozenset(names[f] for f in host_use))
     event_table(program)  # the estimator's per-instruction events, decoded once at compile time
-    return CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
-                           mod, {f: names[f] for f in order}, folded.mod)
+    net = CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
+                          mod, {f: names[f] for f in order}, folded.mod)
+    if any(la.kind != "pool" and min(getattr(la, "w_bits", 8), getattr(la, "a_bits", 8)) < 8
+           for la in layers):
+        _warn_dead_signal(net, example.numpy() if calibration is None else calibration,
+                          spec.source)
+    return net
+
+
+def _warn_dead_signal(net: CompiledNetwork, calibration: np.ndarray, source: str) -> None:
+    """Warn (CompileWarning) when the quantized network gives one output for calibration
+    inputs that differ, naming the first layer whose integer output no
+    longer depends on the input: where a low-bit format or its scale loses the signal."""
+    xs = np.asarray(calibration, np.float32)[:8]
+    if len(xs) < 2 or all(np.array_equal(xs[0], x) for x in xs[1:]):
+        return
+    outputs: dict[str, list[np.ndarray]] = {}
+    finals = []
+    with net.runner("reference") as ref:
+        for x in xs:
+            finals.append(ref(x[None]))
+            for name, y in ref.int_outputs.items():
+                outputs.setdefault(name, []).append(y)
+    if not all(np.array_equal(finals[0], y) for y in finals[1:]):
+        return
+    dead = next((la for la in net.layers
+                 if all(np.array_equal(outputs[la.name][0], y) for y in outputs[la.name][1:])),
+                None)
+    where = f"layer {dead.name} ({get_kind(dead.kind).describe(dead)}) is the first whose " \
+        f"integer output is the same for all of them" if dead else "no layer's alone"
+    warnings.warn(CompileWarning(
+        f"{source}: the quantized network gives one output for all {len(xs)} calibration "
+        f"inputs: {where}; its input's or output's bit width or scale loses the signal"),
+        stacklevel=3)
 
 
 def dataflow(mod: tvm.IRModule, offloaded: set[str]):

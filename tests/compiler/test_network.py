@@ -88,3 +88,26 @@ def test_spec_entries_must_name_layers():
     with pytest.raises(CompileError, match="layers fc2 match no layer on the accelerator"):
         compile_model(model, torch.zeros(1, 1, 8, 8), load_accel_config("default"),
                       {"layers": {"fc2": {"weights": 1}}})
+
+
+def test_a_signal_lost_to_a_low_bit_format_is_named():
+    """A ReLU's output binarized is +1 everywhere: the compiler warns, naming the layer reading
+    it (the first whose output no longer depends on the input); with ternary activations the
+    signal survives and nothing is said."""
+    import warnings
+
+    from compiler.errors import CompileWarning
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 6 * 6, 4)).eval()
+    cal = torch.randn(6, 3, 6, 6)
+    config = load_accel_config("default")
+    with pytest.warns(CompileWarning, match=r"one output for all 6 calibration inputs: layer 2 "):
+        compile_model(model, cal[:1], config, {"layers": {"2": {"weights": 1, "activations": 1}}},
+                      cal.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileWarning)
+        compile_model(model, cal[:1], config, {"layers": {"2": {"weights": 2, "activations": 2}}},
+                      cal.numpy())
