@@ -50,9 +50,12 @@ class Offchip:
 
 
 def plan_segments(plan, entries: list[list], chunks_of_pass: list[range], one_window: bool,
-                  act_min: int) -> list[list[Segment]]:
+                  act_min: int, act_full: int | None = None) -> list[list[Segment]]:
     """Segments per lane pass. `entries[q]`: (key, weight row index) of chunk q; `act_min`:
-    bytes the layer's activations need at least."""
+    bytes the layer's activations need at least (one row tile), `act_full`: all of them. The
+    segments leave room for all of them when one chunk's buffer fits beside them (two when
+    they fit): loads waited for cost less than row tiles, which load every segment again per
+    tile."""
     mem, rows = plan.mem, plan.weight_rows
     row_bytes = mem.row
     avail = mem.limit - mem.top - act_min
@@ -68,8 +71,14 @@ def plan_segments(plan, entries: list[list], chunks_of_pass: list[range], one_wi
     # the core computes); or, when that leaves no room for a chunk, one buffer filled and
     # waited for in turn.
     config, largest = plan.config, max(len(e) for e in entries)
+    two = mem.overlap and config.dmem_banks > 1
+    full = avail + act_min - (act_full or act_min)  # room with all the activations
+    if act_full is not None and act_full > act_min and full // row_bytes >= largest:
+        # one buffer waited for beats row tiles, which would load every segment once per tile
+        two = two and (full - config.bank_bytes) // 2 // row_bytes >= largest
+        avail = full
     budget = max(0, (avail - config.bank_bytes) // 2 // row_bytes)
-    overlap = mem.overlap and config.dmem_banks > 1 and budget >= largest
+    overlap = two and budget >= largest
     if not overlap:
         budget = max(0, avail // row_bytes)
     out = []

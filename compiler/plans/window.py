@@ -86,13 +86,15 @@ class WindowPlan(Plan):
         self.param_sets = [self.param_rows(*sets[0])] if len(sets) == 1 else \
             self.uniform_param_rows(sets)
         # Weights: resident, or in segments loaded while the layer computes.
-        act_min = align_up(((kh - 1) * dy + 1) * self.cols * self.s * 4, self.row) + \
-            align_up(self.cols_out * A * self.ebits // 8, self.row)
+        def act_bytes(t: int) -> int:  # input window and output of t output rows
+            return align_up(((t - 1) * conv.stride[0] + (kh - 1) * dy + 1) * self.cols * self.s * 4,
+                            self.row) + align_up(t * self.cols_out * A * self.ebits // 8, self.row)
         self.segments = plan_segments(
             self, self.entries,
             [range(p * self.per_pass, min(self.chunks, (p + 1) * self.per_pass))
              for p in range(self.passes)],
-            one_window=oh == 1 and self.nx == 1, act_min=act_min)
+            one_window=oh == 1 and self.nx == 1, act_min=act_bytes(1),
+            act_full=act_bytes(oh) + getattr(self, "lead", 0))
         if not self.dma_segments:
             self.preload_top = self.mem.top
 
