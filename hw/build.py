@@ -27,7 +27,8 @@ HW_DIR = Path(__file__).resolve().parent
 RTL_DIR = HW_DIR / "rtl"
 HARNESS = HW_DIR / "harness" / "harness.cpp"
 # The vector unit and the modules it instantiates (each synthesized once: see hw/area.py).
-VMAC_SOURCES = ("tta_vmac_column.sv", "tta_vmac_dot.sv", "tta_vmac_group.sv", "tta_vmac.sv")
+VMAC_SOURCES = ("tta_vmac_column.sv", "tta_vmac_dot.sv", "tta_vmac_group.sv", "tta_vmac_lut.sv",
+                "tta_vmac.sv")
 CORE_SOURCES = ("tta_pipe.sv", "tta_mem.sv", "tta_alu.sv", "tta_lsu.sv", *VMAC_SOURCES,
                 "tta_dma.sv", "tta_core.sv")
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",

@@ -280,8 +280,8 @@ class GoldenModel(Machine):
                 row = (addr & M32) // (c.vector_width // 32) % rows
                 acc += [("read", row // per_bank), ("read", (row + 1) % rows // per_bank)]
             if spec.write:
-                row = value % rows if spec.write == "row" else value % (rows * row_bytes) \
-                    // row_bytes
+                row = value % rows if spec.write in ("row", "lanes") else \
+                    value % (rows * row_bytes) // row_bytes
                 acc.append(("write", row // per_bank))
             out["vmac"] = acc
         return out
@@ -406,6 +406,7 @@ class VectorUnit:
         self.words = width // 32  # L: 32-bit words per row, output lanes of the dot form
         self.acc = np.zeros(width, np.int64)  # one accumulator per binary lane
         self.bank = {name: np.zeros(self.group, np.int64) for name in ("bias", "mul", "shift")}
+        self.table = np.zeros(256, np.uint8)  # the lookup table of lut
 
     def execute(self, op: str, value: int, ops: dict[str, int], read_row):
         if op == "get":
@@ -471,6 +472,17 @@ class VectorUnit:
         if op == "lshift":  # every entry from the low 6 bits of one byte, signed
             self.bank["shift"][:] = ((read_row(value).astype(np.int64) & 63) ^ 32) - 32
             return None
+        if op == "llut":  # part prm mod (256 / G) of the table: the row's first G bytes
+            n = min(g, 256)
+            part = ops["prm"] % (256 // n)
+            self.table[part * n:(part + 1) * n] = read_row(value)[:n]
+            return None
+        if op == "lut":  # the W/32 bytes of the block base points into, through the table
+            part = (ops["base"] % self.width) % g // self.words * self.words
+            data, mask = np.zeros(g, np.uint8), np.zeros(g, np.uint8)
+            lanes = slice(part, part + self.words)
+            data[lanes], mask[lanes] = self.table[read_row(value)[lanes]], 255
+            return value % self.rows, 0, data, mask
         if op == "racc":  # W/32 lanes + bias as int32 words of a row
             base = (ops["base"] % self.width) // self.words * self.words
             bias = self.bank["bias"][base % g:base % g + self.words]

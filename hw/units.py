@@ -20,14 +20,15 @@ class OpSpec:
     row_read: bool = False  # reads row[trigger value] through the unit's row port (W bits)
     window_read: bool = False  # reads the activation window at word address xb + x (W bits)
     write: str = ""  # "row": W bits at row[trigger]; "bits": W/8 bits, "codes": W/4 bits at a
-    #                  byte address; "word" / "byte": the LSU's 32 / 8 bits
+    #                  byte address; "lanes": the W/32 bytes of one block of a row; "word" /
+    #                  "byte": the LSU's 32 / 8 bits
     read: int = 0  # bits the LSU loads
     mac_bits: int = 0  # a vector MAC at this weight precision (counts vmac_mac<bits>)
     group: bool = False  # post-processing of a group of accumulator lanes (counts vpp_groups)
 
     def write_bits(self, width: int) -> int:
-        return {"": 0, "row": width, "bits": width // 8, "codes": width // 4, "word": 32,
-                "byte": 8}[self.write]
+        return {"": 0, "row": width, "bits": width // 8, "codes": width // 4,
+                "lanes": width // 4, "word": 32, "byte": 8}[self.write]
 
     def events(self, width: int) -> dict[str, int]:
         """Counter increments of one trigger on a W = `width` datapath (besides trig_<unit>)."""
@@ -105,6 +106,9 @@ VMAC_OPS = (
     OpSpec("aset", row_read=True, group=True), OpSpec("radd", row_read=True, group=True),
     OpSpec("amax", row_read=True, group=True),
     OpSpec("rsc0", row_read=True, group=True), OpSpec("rsc", row_read=True, group=True),
+    # a 256-entry byte table: llut loads part of it from a row; lut maps W/32 bytes of a row
+    # through it (element-wise activations: one table per function and scales)
+    OpSpec("llut", row_read=True), OpSpec("lut", row_read=True, write="lanes", group=True),
 )
 CTRL_OPS = ("jump", "halt")
 # The DMA unit moves whole data-memory rows to and from the off-chip memory in the background;

@@ -30,6 +30,9 @@
 //   ter:  G 2-bit codes, +1 above mul[j], -1 below -mul[j] unless cfg bit 18 (aligned to
 //         G/4 bytes)
 //   aset / radd / amax: acc = x / acc + x * prm / max(acc, x), x = signed byte j of row[trigger]
+//   llut: table entries q G .. q G + G - 1 (q = prm mod 256 / G; all 256 when G >= 256) = the
+//         row's bytes; lut: row[trigger] byte j = table[byte j of the row read] for the W/32
+//         bytes of the block base points into (the others keep their memory)
 module tta_vmac #(
     parameter int LAT = 1,
     parameter int W = 64,
@@ -98,6 +101,9 @@ module tta_vmac #(
   logic [2:0] rsel;  // that block
   logic [31:0] bias[G], mul[G];
   logic [5:0] shift[G];
+  localparam int TN = G < 256 ? G : 256;  // table entries one llut loads
+  logic [2047:0] table_bits;  // the lookup table: entry e is bits [8e, 8e + 8)
+  logic [7:0] lut_in[L], lut_out[L];
   logic start, rows_in, rsc, bc8, bc2, bc1, dot8, dot2, dot1, ew8, ew2, ew1, post;
   logic [3:0] lk;
   logic [7:0] shv;
@@ -138,9 +144,10 @@ module tta_vmac #(
     rsc = trig && (op == OP_VMAC_RSC0 || op == OP_VMAC_RSC);
     rows_in = trig && (op == OP_VMAC_ASET || op == OP_VMAC_RADD || op == OP_VMAC_AMAX) || rsc;
     post = trig && (op == OP_VMAC_RQ || op == OP_VMAC_BIN || op == OP_VMAC_TER);
-    group = rows_in || post || (trig && op == OP_VMAC_RACC);
+    group = rows_in || post || (trig && (op == OP_VMAC_RACC || op == OP_VMAC_LUT));
     mem_read = mac8 || mac2 || mac1 || rows_in
-        || (trig && (op == OP_VMAC_LBIAS || op == OP_VMAC_LMUL || op == OP_VMAC_LSHIFT));
+        || (trig && (op == OP_VMAC_LBIAS || op == OP_VMAC_LMUL || op == OP_VMAC_LSHIFT
+                     || op == OP_VMAC_LLUT || op == OP_VMAC_LUT));
     win_read = dot8 || dot2 || dot1 || ew8 || ew2 || ew1;
     mem_row = ROW_AW'(trig_d + wbv);
     win_row = waddr[LW+ROW_AW-1:LW];
@@ -191,6 +198,18 @@ module tta_vmac #(
         .rsc_off(xv[24:16]), .rsc_ls(xv[12:8]), .rsc_sh(xv[5:0]),
         .acc(gacc[j]), .bias(bias[j]), .mul(mul[j]), .shift(shift[j]), .cfg(cfgv),
         .p8(gp8[j]), .prod(gprod[j]), .q8(gbyte[j]), .qbit(gbit[j]), .qcode(gcode[j]));
+  end
+
+  // Lookup lanes: the W/32 bytes of block lsub of the row read, each through the table.
+  always_comb begin
+    for (int i = 0; i < L; i++) begin
+      lut_in[i] = '0;
+      for (int q = 0; q < G / L; q++)
+        if (lsub == (GB - LW)'(q)) lut_in[i] = mem_rdata[8*(q*L+i)+:8];
+    end
+  end
+  for (genvar i = 0; i < L; i++) begin : g_lut
+    tta_vmac_lut u_lut (.table_bits, .index(lut_in[i]), .value(lut_out[i]));
   end
 
   // Which accumulators a trigger writes: each form's lanes are blocks of G (the dot form's a
@@ -283,6 +302,16 @@ module tta_vmac #(
       mem_wmask = '1;
       write_bits = 32'(W);
     end
+    if (trig && op == OP_VMAC_LUT) begin
+      mem_we = 1'b1;
+      for (int i = 0; i < L; i++)
+        for (int q = 0; q < G / L; q++)
+          if (lsub == (GB - LW)'(q)) begin
+            mem_wdata[8*(q*L+i)+:8] = lut_out[i];
+            mem_wmask[8*(q*L+i)+:8] = 8'hFF;
+          end
+      write_bits = 32'(W / 4);
+    end
     if (post) begin
       mem_we = 1'b1;
       if (op != OP_VMAC_RQ) mem_wrow = trig_d[GB+ROW_AW-1:GB];
@@ -313,6 +342,7 @@ module tta_vmac #(
   always_ff @(posedge clk) begin
     if (rst) begin
       {x, xb, base, prm, cfg, vg, wb, ab} <= '0;
+      table_bits <= '0;
       for (int j = 0; j < G; j++) {bias[j], mul[j], shift[j]} <= '0;
     end else if (en) begin
       if (x_we) x <= x_d;
@@ -336,6 +366,9 @@ module tta_vmac #(
             if (prmv[1:0] == 2'(q)) mul[q * L + i] <= mem_rdata[32*i+:32];
       if (trig && op == OP_VMAC_LSHIFT)
         for (int j = 0; j < G; j++) shift[j] <= mem_rdata[8*j+:6];
+      if (trig && op == OP_VMAC_LLUT)
+        for (int q = 0; q < 256 / TN; q++)
+          if (prmv % (256 / TN) == 32'(q)) table_bits[8*TN*q+:8*TN] <= mem_rdata[0+:8*TN];
     end
   end
 

@@ -475,6 +475,34 @@ def test_row_and_lane_offsets_wb_and_ab(tiny, rtl_tiny):
     assert regs[3] == regs[1]  # lane 0 kept its sum
 
 
+def test_lookup_table_loads_and_maps_bytes(tiny, rtl_tiny):
+    """llut loads the 256-entry table G bytes at a time (part prm); lut maps the W/32 bytes of
+    the block base points into, reading the row wb names and writing the row triggered, the
+    other bytes kept."""
+    g, lanes = tiny.vector_width // 8, tiny.vector_width // 32
+    rng = np.random.default_rng(12)
+    dmem = rng.integers(0, 256, tiny.dmem_bytes, dtype=np.uint8)
+    table = rng.permutation(256).astype(np.uint8)
+    first = 40  # table rows
+    dmem[first * g:first * g + 256] = table
+    lines = [f"{q} -> vmac.prm, {first + q} -> vmac.llut" for q in range(256 // g)]
+    lines += ["-2 -> vmac.wb, 0 -> vmac.base", "12 -> vmac.lut",  # row 10 -> row 12, block 0
+              f"{2 * lanes} -> vmac.base", "12 -> vmac.lut",  # block 2
+              "0 -> vmac.wb"]
+    lines += [f"{b * lanes} -> vmac.base, 14 -> vmac.lut" for b in range(g // lanes)]
+    lines += ["0 -> ctrl.halt"]
+    before = dmem.copy()
+    golden = run_both(tiny, rtl_tiny, "\n".join(lines), dmem)
+    mem = np.frombuffer(golden[2], np.uint8)
+    want = before[12 * g:13 * g].copy()
+    for b in (0, 2):
+        block = slice(b * lanes, (b + 1) * lanes)
+        want[block] = table[before[10 * g:11 * g][block]]
+    np.testing.assert_array_equal(mem[12 * g:13 * g], want)
+    np.testing.assert_array_equal(mem[14 * g:15 * g], table[before[14 * g:15 * g]])
+    assert golden[1].counters["vpp_groups"] == 2 + g // lanes
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "wide"])
 def test_random_programs_on_wide_datapaths(name):
