@@ -300,10 +300,39 @@ class Concat:
         return tuple(int(x) for x in np.cumsum([0] + [s[0] for s in self.in_shapes[:-1]]))
 
 
+@dataclass(frozen=True, eq=False)
+class Lut:
+    """An element-wise function of one int8 tensor through the vector unit's lookup table:
+    y = table[x] (indexed by x's byte, unsigned), the table computed from the function and
+    the input's and output's scales."""
+
+    name: str
+    shape: tuple[int, int, int]  # the tensor as C, H, W
+    table: np.ndarray  # int8 [256]
+    in_scale: float
+    out: Output  # int8; the table holds the requantization
+    source: str = ""
+    dims: tuple[int, ...] = ()  # the tensor's own shape when it is not C, H, W
+
+    kind = "lut"
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.dims or self.shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.dims or self.shape
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.shape
+
+
 def input_grid(layer, k: int) -> tuple[int, int, int]:
     """Input k's (C, H, W): one grid for all inputs but a concatenation's."""
     grids = getattr(layer, "in_grids", None)
     return tuple(grids[k]) if grids else layer.in_grid
 
 
-Layer = Conv2d | Dense | Pool | Add | Affine | Resize | Bilinear | Concat
+Layer = Conv2d | Dense | Pool | Add | Affine | Resize | Bilinear | Concat | Lut

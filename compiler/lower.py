@@ -21,7 +21,7 @@ from compiler import intsem
 from compiler.errors import CompileError
 from compiler.fold import weight_key
 from compiler.kinds import FloatLayer, TensorQuant, get_kind, kind_of_composite
-from compiler.kinds.base import op_calls, relu_like
+from compiler.kinds.base import relu_like
 from compiler.layer_ir import Layer
 from compiler.partition import composite_name
 from compiler.quantspec import QuantSpec
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def read_function(name: str, func: relax.Function) -> FloatLayer:
     """The float layer inside one offloaded function, read by the kind its composite names."""
-    return kind_of_composite(composite_name(func)).read(name, op_calls(func))
+    return kind_of_composite(composite_name(func)).read_function(name, func)
 
 
 def float_forward(f: FloatLayer, *xs: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from compiler.kinds import CODEGEN, pattern_table
 def partition_for_tta(mod: tvm.IRModule) -> tvm.IRModule:
     """Offload what the pattern table matches; every call site gets a function of its own."""
     return unshare_calls(relax.transform.FuseOpsByPattern(
-        pattern_table(), bind_constants=True, annotate_codegen=True)(mod))
+        pattern_table(mod), bind_constants=True, annotate_codegen=True)(mod))
 
 
 def unshare_calls(mod: tvm.IRModule) -> tvm.IRModule:

@@ -16,13 +16,13 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.intsem import Requant
-from compiler.layer_ir import (Add, Affine, Bilinear, Concat, Conv2d, Dense, Output, Pool,
-                               Rescale, Resize)
+from compiler.layer_ir import (Add, Affine, Bilinear, Concat, Conv2d, Dense, Lut, Output,
+                               Pool, Rescale, Resize)
 from compiler.layout import Im2col, Layout, RowTiling
 from compiler.program import ExecBlock, LayerBinding, Segment
 
 CLASSES = {c.__name__: c for c in (Output, Conv2d, Dense, Pool, Add, Affine, Resize, Bilinear,
-                                    Concat, Requant, Rescale, Layout, RowTiling, Im2col,
+                                    Concat, Lut, Requant, Rescale, Layout, RowTiling, Im2col,
                                     ExecBlock, LayerBinding, Segment)}
 
 

@@ -11,13 +11,14 @@ import numpy as np
 from compiler.errors import CompileError
 from compiler.kinds.base import CODEGEN, FloatLayer, LayerKind, TensorQuant
 from compiler.kinds.conv import ConvKind, DenseKind, DepthwiseKind
+from compiler.kinds.lut import LutKind
 from compiler.kinds.moves import ConcatKind, ResizeKind
 from compiler.kinds.rows import AddKind, AffineKind, BilinearKind, PoolKind
 from compiler.layer_ir import Layer
 
 KINDS: dict[str, LayerKind] = {k.name: k for k in (
     ConvKind(), DepthwiseKind(), DenseKind(), PoolKind(), AddKind(), AffineKind(), ResizeKind(),
-    BilinearKind(), ConcatKind())}
+    BilinearKind(), ConcatKind(), LutKind())}
 
 __all__ = ["CODEGEN", "FloatLayer", "KINDS", "LayerKind", "TensorQuant", "get_kind",
            "kind_of_composite", "pattern_table", "reference", "fake_quant"]
@@ -39,9 +40,13 @@ def kind_of_composite(composite: str) -> LayerKind:
                        f"({', '.join(KINDS)})")
 
 
-def pattern_table():
-    """Every kind's fusion patterns; longer patterns of a kind come first."""
-    return [p for kind in KINDS.values() for p in kind.patterns()]
+def pattern_table(mod=None):
+    """The patterns made for module `mod` (`LayerKind.module_patterns`: whole structures
+    found in it, an element-wise chain ending in an add, say), then every kind's own (longer
+    patterns of a kind first)."""
+    table = [p for kind in KINDS.values() for p in kind.module_patterns(mod)] \
+        if mod is not None else []
+    return table + [p for kind in KINDS.values() for p in kind.patterns()]
 
 
 def reference(layer: Layer, *xs: np.ndarray) -> np.ndarray:

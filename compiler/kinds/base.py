@@ -40,6 +40,7 @@ class FloatLayer:
     groups: int = 1
     kernel: tuple[int, int] = (1, 1)
     pool: str = ""  # "max" | "avg"
+    steps: tuple = ()  # lut: the element-wise chain (`compiler.kinds.lut.Step`)
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,18 @@ class LayerKind(ABC):
     def patterns(self) -> list[FusionPattern]:
         """(name, pattern, annotations with the 'root' op, check), names `tta.<kind>...`."""
 
+    def module_patterns(self, mod) -> list[FusionPattern]:
+        """Patterns made for one module (structures found in it), tried after every kind's
+        own."""
+        return []
+
     @abstractmethod
     def read(self, func: str, calls: list[relax.Call]) -> FloatLayer:
         """The float layer inside offloaded function `func` (its op calls in order)."""
+
+    def read_function(self, name: str, func: relax.Function) -> FloatLayer:
+        """The float layer of offloaded function `name` (by default from its op calls)."""
+        return self.read(name, op_calls(func))
 
     @abstractmethod
     def float_forward(self, f: FloatLayer, *xs: np.ndarray) -> np.ndarray: ...
@@ -188,8 +198,19 @@ def is_constant(e) -> bool:
 
 
 def fusion(name: str, pattern, root, check, **annotations) -> FusionPattern:
-    """A pattern named `tta.<name>`; its check sees `root` (and any other annotated pattern)."""
-    return FusionPattern(f"{CODEGEN}.{name}", pattern, {"root": root, **annotations}, check)
+    """A pattern named `tta.<name>`; its check sees `root` (and any other annotated pattern).
+    A match whose values other than its result are used outside it is refused (a conv's
+    pre-activation value that ELU also reads, say): a layer has one output."""
+    return FusionPattern(f"{CODEGEN}.{name}", pattern, {"root": root, **annotations},
+                         lambda ctx: _one_output(ctx) and check(ctx))
+
+
+def _one_output(ctx) -> bool:
+    """At most one value of the match is used outside it."""
+    matched = ctx.matched_bindings
+    escaping = [v for v in matched.keys()
+                if any(u not in matched for u in ctx.var_usages.get(v, []))]
+    return len(escaping) <= 1
 
 
 def op_calls(func: relax.Function) -> list[relax.Call]:

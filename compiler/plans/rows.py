@@ -376,3 +376,61 @@ class BilinearPlan(RowPlan):
         return indent(em.lines), LayerBinding(
             layer, 0, cycles, (in_l,), out_l, 0, 0,
             {"groups": n_groups, "phases": len(phases)}, None, blocks=tuple(em.blocks))
+
+
+class LutPlan(Plan):
+    """y = table[x] over the tensor's bytes in order: the table loaded into the vector unit
+    (llut, 256 / G rows), then per row four lut triggers of W/32 bytes each (base picks the
+    block; wb the input row relative to the output row). The layout is free, as an add's."""
+
+    free_layout = True
+    geometry: tuple[int, int, int] | None = None
+
+    def __init__(self, index, layer, config, mem):
+        super().__init__(index, layer, config, mem)
+        per = min(self.group, 256)
+        table = layer.table.astype(np.int8).view(np.uint8)
+        data = b"".join(table[q * per:(q + 1) * per].tobytes().ljust(self.row, b"\0")
+                        for q in range(256 // per))
+        self.table_row = mem.rows(data, f"layer {layer.name}: lookup table")
+        self.parts = 256 // per
+
+    def emit(self, scratch: int, enc: Encoding):
+        layer, cfg, G = self.layer, self.config, self.group
+        L, la = cfg.vector_width // 32, self.lat["alu"]
+        c, h, w = layer.shape
+        rows, cols, pos_bits = self.geometry or (h, w, 8 * c)
+        n_rows = -(-rows * cols * pos_bits // 8 // G)
+        size = n_rows * self.row
+        at = (self.external or (None,))[0]
+        in_addr, top = (scratch, scratch + size) if at is None else (at, scratch)
+        in_l = Layout(in_addr, (c, h, w), rows, cols, (0, 0), pos_bits, 8)
+        out_l = Layout(top, (c, h, w), rows, cols, (0, 0), pos_bits, 8)
+        if out_l.addr + size > self.mem.limit:
+            raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
+                                 f"of accelerator '{cfg.name}' ({self.mem.limit} bytes, "
+                                 f"{scratch} used by weights); element-wise layers are not tiled")
+        em = Emitter(self, enc)
+        rout, rx = em.reg(), em.reg()
+        cycles = em.start()
+        pro = Timeline(cfg)
+        for q in range(self.parts):
+            pro.place([M(0, str(q), "vmac.prm"), M(0, em.imm(self.table_row + q), "vmac.llut")])
+        pro.barrier()  # wb offsets the table's rows too: set after them
+        em.value(pro, in_l.addr // self.row - out_l.addr // self.row, "vmac.wb")
+        em.value(pro, out_l.addr // self.row, rout)
+        em.value(pro, n_rows, rx)
+        pro.barrier()
+        cycles += em.block(pro)
+        body = Timeline(cfg)
+        last = max(body.place([M(0, em.imm(b * L), "vmac.base"), M(0, rout, "vmac.lut")])
+                   for b in range(G // L))
+        em.add(body, rout, 1, min_start=max(0, last - la))
+        em.loop_control(body, rx, f"{self.label}_x")
+        cycles += n_rows * em.block(body, f"{self.label}_x", n_rows, 1)
+        done = Timeline(cfg)  # no offsets left for the code after it
+        done.place([M(0, "0", "vmac.wb"), M(0, "0", "vmac.base")])
+        cycles += em.block(done) + em.halt()
+        return indent(em.lines), self.looped(em, LayerBinding(
+            layer, 0, cycles, (in_l,), out_l, 0, 0, {"rows": n_rows}, None,
+            blocks=tuple(em.blocks)))

@@ -144,8 +144,12 @@ def test_depthwise_grouped_pool_add_and_mean_patterns():
 
 
 def test_every_kind_has_patterns_named_after_it():
+    from compiler.fold import fold_for_tta
+    from compiler.frontend import export, to_relax
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.Hardswish()).eval()
+    mod = fold_for_tta(to_relax(export(model, torch.randn(1, 3, 4, 4)))).mod
     for name, kind in KINDS.items():
-        pats = kind.patterns()
+        pats = kind.patterns() + kind.module_patterns(mod)  # lut: found in the module
         assert pats, name
         assert all(kind_of_composite(p.name) is kind for p in pats), name
 
