@@ -42,7 +42,7 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                    overlap: bool = True, share_rows: bool = True,
                    sources: dict[str, tuple] | None = None,
                    host_reads: frozenset[str] = frozenset(),
-                   compact: bool = False) -> CompiledProgram:
+                   compact: bool = False, cuts: frozenset[str] = frozenset()) -> CompiledProgram:
     """Constants stay resident when all layers' fit beside the activations. Otherwise the
     one layer with the fewest constants that makes the rest fit is streamed, or failing that
     the layers with the largest, as few as needed (all of them with stream_weights=True):
@@ -110,7 +110,8 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
                 layers, streamed, plan, config, overlap, share_rows,
                 zero=share_rows and (bool(sources) or any(get_kind(la.kind).moves_rows
                                                           for la in layers)))
-            emitted, segments = _emit(plans, scratch, base, enc, sources, area, host_reads)
+            emitted, segments = _emit(plans, scratch, base, enc, sources, area, host_reads,
+                                      cuts)
             offchip = area.image
             break
         except MemoryFitError as exc:
@@ -127,10 +128,28 @@ def compile_layers(layers: list[Layer], config: AccelConfig, stream_weights: boo
         bindings[layer.name] = binding
     text = "\n".join(listing) + "\n"
     n_instr = sum(1 for line in listing if not line.endswith(":") and not line.startswith("#"))
-    if not compact and n_instr > min(config.imem_depth, enc.imm_range[1] + 1):
+    limit = min(config.imem_depth, enc.imm_range[1] + 1)
+    if not compact and n_instr > limit:
         return compile_layers(layers, config, stream_weights, host_inputs, overlap, share_rows,
-                              sources, host_reads, compact=True)
-    if sources and n_instr > min(config.imem_depth, enc.imm_range[1] + 1):
+                              sources, host_reads, compact=True, cuts=cuts)
+    if sources and n_instr > limit:
+        # Runs end before the consumers whose hand-over code is largest, as few as make the
+        # program fit (each cut stores and loads a tensor by DMA instead); failing that,
+        # layer by layer.
+        code = sorted(((n, name) for p in plans for name, n in p.handover_code.items()
+                       if name not in cuts), reverse=True)
+        more, saved = set(), 0
+        for n, name in code:
+            if saved >= n_instr - limit + 16 * (len(more) + 1):
+                break
+            more.add(name)
+            saved += n
+        if more and len(cuts) < len(layers) // 2:
+            try:
+                return compile_layers(layers, config, stream_weights, host_inputs, overlap,
+                                      share_rows, sources, host_reads, True, cuts | more)
+            except CompileError:
+                pass
         # the hand-over code does not fit the instruction memory: layer by layer instead
         alone = compile_layers(layers, config, stream_weights, host_inputs, overlap, share_rows,
                                compact=True)
@@ -263,7 +282,7 @@ def _padding_bytes(layers) -> set[int]:
 
 def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
           sources: dict[str, tuple] | None, area: Offchip,
-          host_reads: frozenset[str] = frozenset()):
+          host_reads: frozenset[str] = frozenset(), cuts: frozenset[str] = frozenset()):
     """Every layer's code and binding, and the segments (layer names run in one go).
 
     With `sources`, one pass in program order decides which layers chain and where each
@@ -307,7 +326,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         b = binds[j]
         src = sources.get(names[j], ())
         producers = [index.get(s.name, -1) if s.kind == "layer" else -1 for s in src]
-        fed = j > 0 and len(src) == len(b.inputs) \
+        fed = j > 0 and len(src) == len(b.inputs) and names[j] not in cuts \
             and all(seg_start <= i < j and binds[i].tiles == 1 for i in producers) \
             and all(_same_values(plans[i].layer, p.layer, k) for k, i in enumerate(producers))
         if fed and p.free_layout:  # take the producers' grid when they share one
@@ -399,6 +418,8 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
             binds[j] = b = p.emit(scratch[j], enc)[1]
         if at is None:
             why = _why_not(j, names, src, producers, seg_start, binds, plans, chain)
+            if names[j] in cuts and why.startswith("no "):
+                why = "the code handing its inputs over would not fit the instruction memory"
             chain, at, t_in = False, scratch[j], 2 * j
             seg_start = j
             starts.append(j)
@@ -445,6 +466,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
     for i, p in enumerate(plans):
         p.handover = [_copy(shifted[i], shifted[j], k, imm, vrow, vfill)
                       for j, k in copies.get(i, [])]
+        p.handover_to = [names[j] for j, _ in copies.get(i, [])]
         p.falls_through = i not in ends
         b = shifted[i]
         p.load_inputs, p.store_output = [], None

@@ -329,10 +329,43 @@ class Lut:
         return self.shape
 
 
+@dataclass(frozen=True, eq=False)
+class Scale:
+    """A feature map times a per-channel vector computed at run time (squeeze-and-excitation's
+    gate): out = requant(x[c, y, x] * s[c])."""
+
+    name: str
+    shape: tuple[int, int, int]  # x's C, H, W
+    x_scale: float
+    s_scale: float
+    out: Output  # int8
+    source: str = ""
+    vector_first: bool = False  # s is input 0 (the model wrote s * x)
+
+    kind = "scale"
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return self.shape
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return self.shape
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.shape
+
+    @property
+    def in_grids(self) -> tuple[tuple[int, int, int], ...]:
+        grids = self.shape, (self.shape[0], 1, 1)
+        return grids[::-1] if self.vector_first else grids
+
+
 def input_grid(layer, k: int) -> tuple[int, int, int]:
     """Input k's (C, H, W): one grid for all inputs but a concatenation's."""
     grids = getattr(layer, "in_grids", None)
     return tuple(grids[k]) if grids else layer.in_grid
 
 
-Layer = Conv2d | Dense | Pool | Add | Affine | Resize | Bilinear | Concat | Lut
+Layer = Conv2d | Dense | Pool | Add | Affine | Resize | Bilinear | Concat | Lut | Scale

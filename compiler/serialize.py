@@ -17,12 +17,12 @@ import numpy as np
 from compiler.errors import CompileError
 from compiler.intsem import Requant
 from compiler.layer_ir import (Add, Affine, Bilinear, Concat, Conv2d, Dense, Lut, Output,
-                               Pool, Rescale, Resize)
+                               Pool, Rescale, Resize, Scale)
 from compiler.layout import Im2col, Layout, RowTiling
 from compiler.program import ExecBlock, LayerBinding, Segment
 
 CLASSES = {c.__name__: c for c in (Output, Conv2d, Dense, Pool, Add, Affine, Resize, Bilinear,
-                                    Concat, Lut, Requant, Rescale, Layout, RowTiling, Im2col,
+                                    Concat, Lut, Scale, Requant, Rescale, Layout, RowTiling, Im2col,
                                     ExecBlock, LayerBinding, Segment)}
 
 

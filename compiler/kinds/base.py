@@ -41,6 +41,7 @@ class FloatLayer:
     kernel: tuple[int, int] = (1, 1)
     pool: str = ""  # "max" | "avg"
     steps: tuple = ()  # lut: the element-wise chain (`compiler.kinds.lut.Step`)
+    vector_first: bool = False  # scale: the per-channel vector is the first argument
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from compiler.kinds.base import (NO_HINTS, FloatLayer, LayerKind, activation, ap
                                  batch_one, clip_bounds, const_value, finish_float, fusion,
                                  is_constant, shape, with_activation)
 from compiler.kinds.moves import Resize2dKind, check_bilinear
-from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, bilinear_taps
+from compiler.layer_ir import Add, Affine, Bilinear, Output, Pool, Scale, bilinear_taps
 from compiler.reference import windows
 
 
@@ -356,3 +356,71 @@ class BilinearKind(Resize2dKind):
 
     def manifest(self, layer):
         return {"method": "bilinear", "factor": list(layer.factor)}
+
+
+def _check_scale(ctx: PatternCheckContext) -> bool:
+    """A computed NCHW tensor times a computed (1, C, 1, 1) one (either order)."""
+    mul = ctx.annotated_expr["root"]
+    shapes = [tuple(int(d) for d in e.ty.shape) if getattr(e.ty, "shape", None) is not None
+              else None for e in mul.args]
+    if any(is_constant(e) for e in mul.args) or None in shapes or \
+            any(len(sh) != 4 or sh[0] != 1 for sh in shapes):
+        return False
+    (c, h, w), (c2, h2, w2) = sorted((sh[1:] for sh in shapes), key=lambda t: t[1] * t[2],
+                                     reverse=True)
+    return c == c2 and (h2, w2) == (1, 1)  # 1 x 1 maps too (the last stages' SE)
+
+
+class ScaleKind(LayerKind):
+    """x * s[c]: a feature map scaled per channel by a vector the network computed (the gate of
+    squeeze-and-excitation), through the element-wise MAC with s's row as the weights."""
+
+    name = "scale"
+
+    def patterns(self):
+        core = is_op("relax.multiply")(wildcard(), wildcard())
+        return [fusion("scale", core, core, _check_scale)]
+
+    def read(self, func, calls):
+        a, b = (shape(e) for e in calls[0].args)
+        first = a[1] * a[2] < b[1] * b[2]  # equal (1 x 1 maps): the model's order, x first
+        return FloatLayer(self.name, func, (a, b), b if first else a, vector_first=first)
+
+    def _ordered(self, layer, xs):
+        """(x, s) from the inputs in the model's order."""
+        return (xs[1], xs[0]) if layer.vector_first else (xs[0], xs[1])
+
+    def float_forward(self, f, *xs):
+        a, b = (np.asarray(x, np.float32).reshape(sh) for x, sh in zip(xs, f.in_shapes))
+        return (a * b).reshape(f.out_shape)
+
+    def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
+        sx, ss = (float(q.scale) for q in (ins[::-1] if f.vector_first else ins))
+        s_out = float(out.scale)
+        rq = Requant.from_scale(sx * ss / s_out)
+        c = f.out_shape[0]
+        return Scale(name, tuple(f.out_shape), sx, ss,
+                     Output("int8", np.full(c, s_out), requant=rq), f.func, f.vector_first)
+
+    def input_formats(self, layer):
+        formats = [(layer.x_scale, 8), (layer.s_scale, 8)]
+        return formats[::-1] if layer.vector_first else formats
+
+    def accumulate(self, layer, *xs):
+        x, s = self._ordered(layer, xs)
+        x = np.asarray(x, np.int64).reshape((-1, *layer.shape))
+        return x * np.asarray(s, np.int64).reshape((-1, layer.shape[0], 1, 1))
+
+    def fake_quant(self, layer, *xs):
+        x, s = self._ordered(layer, xs)
+        x = quantize_act(np.asarray(x).reshape(layer.shape), layer.x_scale) * layer.x_scale
+        s = quantize_act(np.asarray(s).reshape(layer.shape[0], 1, 1), layer.s_scale) * \
+            layer.s_scale
+        return finish_float(layer.out, x * s)
+
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
+        from compiler.plans.rows import ScalePlan
+        return ScalePlan(index, layer, config, mem)
+
+    def describe(self, layer):
+        return f"{layer.shape} x per-channel vector"

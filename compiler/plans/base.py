@@ -130,6 +130,8 @@ class Plan:
         self.store_output: tuple[int, int, int] | None = None  # ... the output it takes out
         self.tile_io: TileIO | None = None  # its row tiles looped in its own code
         self.handover_cycles = 0
+        self.handover_to: list[str] = []  # the consumer of each hand-over copy
+        self.handover_code: dict[str, int] = {}  # instructions handing over to each consumer
         self.zero_row: int | None = None  # a row of zeros (the vector unit's copies need one)
         self.fill_rows: dict[int, int] = {}  # byte -> a row of it (padding the copies write)
         self.compact = False  # loop wherever code repeats (the program is past the memory)
@@ -331,9 +333,12 @@ class Emitter:
         """The end of the layer's code: the hand-over of its output to the consumers that run
         next on the accelerator, then a halt, or nothing when the next layer's code follows."""
         plan = self.plan
-        plan.handover_cycles = sum(
-            (emit_lanes if isinstance(copy, LaneCopy) else emit_copy)(
-                self, copy, f"{plan.label}_h{k}") for k, copy in enumerate(plan.handover))
+        plan.handover_cycles, plan.handover_code = 0, {}
+        for k, (copy, to) in enumerate(zip(plan.handover, plan.handover_to)):
+            before = self.n_instr
+            plan.handover_cycles += (emit_lanes if isinstance(copy, LaneCopy) else emit_copy)(
+                self, copy, f"{plan.label}_h{k}")
+            plan.handover_code[to] = plan.handover_code.get(to, 0) + self.n_instr - before
         cycles = plan.handover_cycles
         if plan.store_output is not None:  # a result the host reads, to off-chip memory
             ext, n, first = plan.store_output

@@ -434,3 +434,71 @@ class LutPlan(Plan):
         return indent(em.lines), self.looped(em, LayerBinding(
             layer, 0, cycles, (in_l,), out_l, 0, 0, {"rows": n_rows}, None,
             blocks=tuple(em.blocks)))
+
+
+class ScalePlan(Plan):
+    """x * s[c] requantized: s's rows are the weights of the element-wise MAC (one trigger per
+    row of x, lanes = channels), then rq. Positions take A bytes (a power of two of at least
+    4 below G channels, whole groups above); below G, a row holds G / A positions, so the
+    code first repeats s across its row (LSU word copies)."""
+
+    def __init__(self, index, layer, config, mem):
+        super().__init__(index, layer, config, mem)
+        rq, G = layer.out.requant, self.group
+        self.params = self.param_rows(np.zeros(G, np.int64), np.full(G, rq.multiplier[0]),
+                                      np.full(G, rq.shift[0]))
+
+    def emit(self, scratch: int, enc: Encoding):
+        layer, cfg, G = self.layer, self.config, self.group
+        L, la, ll = cfg.vector_width // 32, self.lat["alu"], self.lat["lsu"]
+        c, h, w = layer.shape
+        A = max(4, next_pow2(c)) if c < G else align_up(c, G)
+        chunks = max(1, A // G)
+        n_rows = -(-h * w * A // G)
+        x_l = Layout(scratch, (c, h, w), h, w, (0, 0), 8 * A, 8)
+        s_l = Layout(scratch + n_rows * self.row, (c, 1, 1), 1, 1, (0, 0), 8 * A, 8)
+        out_l = Layout(s_l.addr + chunks * self.row, (c, h, w), h, w, (0, 0), 8 * A, 8)
+        if out_l.addr + n_rows * self.row > self.mem.limit:
+            raise MemoryFitError(f"layer {layer.name}: its activations do not fit the data memory "
+                                 f"of accelerator '{cfg.name}' ({self.mem.limit} bytes, "
+                                 f"{scratch} used by weights); element-wise layers are not tiled")
+        em = Emitter(self, enc)
+        rxw, rout, rx, ry = em.reg(), em.reg(), em.reg(), em.reg()
+        cycles = em.start()
+        pro = Timeline(cfg)
+        em.load_params(pro, self.params)
+        em.value(pro, layer.out.requant.cfg(), "vmac.cfg")
+        pro.place([M(0, "0", "vmac.base")])
+        if A < G:  # s repeated across its row: one position's A bytes at every position
+            em.value(pro, s_l.addr, "lsu.base")
+            pro.barrier()
+            for k in range(1, G // A):
+                for i in range(0, A, 4):
+                    pro.place([M(0, em.imm(i), "lsu.ldw"), M(ll, "lsu.res", "lsu.data"),
+                               M(ll, em.imm(k * A + i), "lsu.stw")])
+        em.value(pro, x_l.addr // 4, rxw)
+        em.value(pro, out_l.addr // self.row, rout)
+        em.value(pro, 1, ry)
+        pro.barrier()
+        s_row = s_l.addr // self.row
+        body = Timeline(cfg)
+        last = -1  # each chunk's MAC after the previous chunk's rq has read the accumulators
+        for q in range(chunks):
+            mac = body.place([M(0, rxw, "vmac.xb"), M(0, em.imm(q * L), "vmac.x"),
+                              M(0, em.imm(s_row + q), "vmac.emac0")], min_start=last + 1)
+            if q == 0:
+                last = body.place([M(0, rout, "vmac.rq")], min_start=mac + 1)
+            else:
+                last = body.place([M(0, rout, "alu.in1"), M(0, em.imm(q), "alu.add"),
+                                   M(la, "alu.res", "vmac.rq")],
+                                  min_start=max(0, mac + 1 - la)) + la
+        em.add(body, rxw, chunks * L, min_start=max(0, mac - la))  # after the reads
+        em.add(body, rout, chunks, min_start=max(0, last - la))
+        em.loop_control(body, rx, f"{self.label}_x")
+        n_iter = n_rows // chunks
+        cycles += em.nest(pro, body, lambda tl: None, 1, n_iter, self.label, rx, ry)
+        cycles += em.halt()
+        ins = (s_l, x_l) if layer.vector_first else (x_l, s_l)
+        return indent(em.lines), self.looped(em, LayerBinding(
+            layer, 0, cycles, ins, out_l, h * w * c, 8, {"chunks": chunks, "rows": n_rows},
+            None, blocks=tuple(em.blocks)))
