@@ -5,8 +5,10 @@ at 3x32x32 and 3x64x64.
 Per network, version and size: whether it compiles (else the named reason), instructions (of
 the instruction memory), accelerator runs per inference and the placement report's reasons,
 host ops, RTL cycles (= the estimator's), end-to-end utilization (MACs over cycles x int8 lanes),
-energy, bit-exactness of every layer on the RTL against the integer reference on N inputs, and
-whether the outputs vary with the input (a mixed network whose signal dies gives one output for
+energy, bit-exactness of every layer on the RTL against the integer reference on N inputs, the
+architectural limit (MACs at the int8 peak against the off-chip bytes at the DMA's bandwidth:
+late layers of small maps use each streamed weight once or a few times), and whether the
+outputs vary with the input (a mixed network whose signal dies gives one output for
 all). Writes bench/results/thirdparty.json and thirdparty.png.
 
   python bench/thirdparty_bench.py [--config default] [--sizes 32,64] [--versions int8,mixed]
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import write_results  # noqa: E402
 from codesign.hwcost import network_cost  # noqa: E402
 from compiler.errors import CompileError  # noqa: E402
+from compiler.estimate import estimate  # noqa: E402
 from compiler.pipeline import compile_model  # noqa: E402
 from compiler.thirdparty import TORCHVISION, mixed_spec  # noqa: E402
 from hw.config import load_accel_config  # noqa: E402
@@ -61,6 +64,12 @@ def measure(entry, config, size: int, version: str, n: int) -> dict:
     cost = network_cost(net, "both")
     macs = sum(b.macs for b in net.program.layers.values())
     exact, distinct = exactness(net, n)
+    # the architectural limits: MACs at the int8 peak, and the off-chip bytes (streamed
+    # weights, runs' inputs and results) at the DMA's bandwidth
+    counts = estimate(net.program).values()
+    offchip = sum(c.get("offchip_read_bits", 0) + c.get("offchip_write_bits", 0)
+                  for c in counts)
+    dma_bound = offchip // config.offchip.bits_per_cycle
     return {"instructions": len(net.program.program.words), "imem": config.imem_depth,
             "runs": len(net.program.segments),
             "why_runs": sorted({s.why for s in net.program.segments if s.why}),
@@ -68,6 +77,9 @@ def measure(entry, config, size: int, version: str, n: int) -> dict:
             "estimate_cycles": cost.estimate_cycles, "macs": macs,
             "utilization": round(macs / (cost.cycles * config.lanes), 4),
             "energy_uj": round(cost.energy_j * 1e6, 3), "inputs": n, "bit_exact": exact,
+            "mac_bound_cycles": -(-macs // config.lanes), "offchip_bound_cycles": dma_bound,
+            "utilization_limit": round(macs / config.lanes / max(dma_bound, macs / config.lanes),
+                                       4),
             "distinct_outputs": distinct, "compile_s": round(compile_s, 1)}
 
 
@@ -117,7 +129,8 @@ def main() -> None:
                     continue
                 print(f"{name:<19} {key:<9} {r['instructions']:>6} instr  {r['runs']:>3} runs "
                       f"{r['cycles']:>9} cycles {100 * r['utilization']:5.1f}% util "
-                      f"{r['energy_uj']:8.2f} uJ  estimate "
+                      f"(limit {100 * r['utilization_limit']:5.1f}%: off-chip "
+                      f"{r['offchip_bound_cycles']} cycles) {r['energy_uj']:8.2f} uJ  estimate "
                       f"{'=' if r['estimate_cycles'] == r['cycles'] else '!='} RTL  "
                       f"{r['bit_exact']}/{r['inputs']} bit-exact, {r['distinct_outputs']} "
                       f"distinct outputs  host: {len(r['host_ops'])} ops "

@@ -136,6 +136,29 @@ def affine_batch_norm(folded: Folded) -> Folded:
     return folded
 
 
+def split_to_slices(folded: Folded) -> Folded:
+    """split(x)[i] -> strided_slice(x) of part i: each part a tensor of its own (a layer can
+    take one; a split's tuple would bind all its readers to one function)."""
+    x = wildcard()
+    split = is_op("relax.split")(x)
+    part = is_tuple_get_item(split)
+
+    def rewrite(expr, m):
+        call, i = m[split], int(expr.index)
+        axis = int(call.attrs.axis)
+        n = int(call.args[0].ty.shape[axis])
+        given = call.attrs.indices_or_sections
+        if not hasattr(given, "__len__"):  # a number of equal sections
+            k = int(given)
+            bounds = [j * n // k for j in range(k + 1)]
+        else:
+            bounds = [0, *(int(v) for v in given), n]
+        return relax.op.strided_slice(m[x], [axis], [bounds[i]], [bounds[i + 1]])
+
+    folded.mod = _with_main(folded.mod, rewrite_call(part, rewrite, folded.mod["main"]))
+    return folded
+
+
 def _with_main(mod: tvm.IRModule, func: relax.Function) -> tvm.IRModule:
     mod = tvm.IRModule({**{gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"},
                         mod.get_global_var("main"): func})
@@ -146,6 +169,6 @@ def fold_for_tta(mod: tvm.IRModule) -> Folded:
     """Bindings canonicalized (a tuple built and taken apart again, as torch's max pooling
     with its indices imports, no longer sits between an op and its ReLU), padding folded into
     convolutions, batch norms into the layers before them, and the batch norms left over turned
-    into per-channel affine arithmetic."""
+    into per-channel affine arithmetic; splits into slices."""
     mod = relax.transform.DeadCodeElimination()(relax.transform.CanonicalizeBindings()(mod))
-    return affine_batch_norm(fold_batch_norm(fold_padding(Folded(mod))))
+    return split_to_slices(affine_batch_norm(fold_batch_norm(fold_padding(Folded(mod)))))

@@ -12,13 +12,13 @@ from compiler.errors import CompileError
 from compiler.kinds.base import CODEGEN, FloatLayer, LayerKind, TensorQuant
 from compiler.kinds.conv import ConvKind, DenseKind, DepthwiseKind
 from compiler.kinds.lut import LutKind
-from compiler.kinds.moves import ConcatKind, ResizeKind
+from compiler.kinds.moves import ConcatKind, GatherKind, ResizeKind
 from compiler.kinds.rows import AddKind, AffineKind, BilinearKind, PoolKind, ScaleKind
 from compiler.layer_ir import Layer
 
 KINDS: dict[str, LayerKind] = {k.name: k for k in (
     ConvKind(), DepthwiseKind(), DenseKind(), PoolKind(), AddKind(), AffineKind(), ResizeKind(),
-    BilinearKind(), ConcatKind(), LutKind(), ScaleKind())}
+    BilinearKind(), ConcatKind(), LutKind(), ScaleKind(), GatherKind())}
 
 __all__ = ["CODEGEN", "FloatLayer", "KINDS", "LayerKind", "TensorQuant", "get_kind",
            "kind_of_composite", "pattern_table", "reference", "fake_quant"]

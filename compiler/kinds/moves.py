@@ -13,7 +13,8 @@ from tvm.relax.transform import PatternCheckContext
 
 from compiler.intsem import QMAX, QMIN, quantize_act
 from compiler.kinds.base import NO_HINTS, FloatLayer, LayerKind, batch_one, fusion, shape
-from compiler.layer_ir import Concat, Output, Resize
+from compiler.errors import CompileError
+from compiler.layer_ir import Concat, Conv2d, Output, Resize
 
 MAX_CONCAT = 8  # inputs of one concatenation matched on the accelerator
 
@@ -169,3 +170,88 @@ class ConcatKind(_MoveKind):
 
     def manifest(self, layer):
         return {"inputs": [list(s) for s in layer.in_shapes]}
+
+
+def _ints(e) -> list[int]:
+    """A tuple / shape argument's integers."""
+    items = getattr(e, "fields", None) or getattr(e, "values", None) or []
+    return [int(getattr(v, "value", v)) for v in items]
+
+
+def _check_shuffle(ctx: PatternCheckContext) -> bool:
+    """reshape to (1, g, C / g, H, W), swap axes 1 and 2, reshape back: a channel shuffle."""
+    first, perm, last = (ctx.annotated_expr[k] for k in ("first", "perm", "root"))
+    try:
+        (n, c, h, w), s5, out = ([int(d) for d in e.ty.shape]
+                                 for e in (first.args[0], first, last))
+    except (TypeError, AttributeError):
+        return False
+    return n == 1 and len(s5) == 5 and s5[0] == 1 and s5[1] * s5[2] == c and \
+        s5[3:] == [h, w] and [int(a) for a in perm.attrs.axes] == [0, 2, 1, 3, 4] and \
+        out == [1, c, h, w]
+
+
+def _check_slice(ctx: PatternCheckContext) -> bool:
+    """A slice of the channels of an NCHW tensor (step 1)."""
+    s = ctx.annotated_expr["root"]
+    shape_in = getattr(s.args[0].ty, "shape", None)
+    if shape_in is None or len(shape_in) != 4 or int(shape_in[0]) != 1:
+        return False
+    axes = _ints(s.args[1])
+    steps = _ints(s.args[4]) if len(s.args) > 4 else [1]
+    return axes == [1] and steps in ([], [1])
+
+
+class GatherKind(LayerKind):
+    """Channels picked or reordered (ShuffleNet's channel shuffle, a split's parts, channel
+    slices): out[c] = in[index[c]]. The accelerator runs it as a 1x1 convolution whose
+    weights are the 0/1 selection matrix, requantized from its input's scale to its
+    consumer's (exact where they are equal), so it is a conv layer in the layer IR."""
+
+    name = "gather"
+
+    def patterns(self):
+        first = is_op("relax.reshape")(wildcard(), wildcard())
+        perm = is_op("relax.permute_dims")(first)
+        last = is_op("relax.reshape")(perm, wildcard())
+        core = is_op("relax.strided_slice")(*[wildcard() for _ in range(4)])
+        core5 = is_op("relax.strided_slice")(*[wildcard() for _ in range(5)])
+        return [fusion("gather_shuffle", last, last, _check_shuffle, first=first, perm=perm),
+                fusion("gather_slice", core5, core5, _check_slice),
+                fusion("gather_slice4", core, core, _check_slice)]
+
+    def read(self, func, calls):
+        x = calls[0].args[0]
+        c, h, w = shape(x)
+        if calls[0].op.name == "relax.strided_slice":
+            begin, end = _ints(calls[0].args[2])[0], _ints(calls[0].args[3])[0]
+            index = np.arange(c)[begin:end]
+        else:  # shuffle: output channel j * g + i is input channel i * (C / g) + j
+            g, per = (int(calls[0].ty.shape[k]) for k in (1, 2))
+            index = np.arange(c).reshape(g, per).T.reshape(-1)
+        return FloatLayer(self.name, func, ((c, h, w),), (len(index), h, w), weight=index)
+
+    def float_forward(self, f, *xs):
+        return np.asarray(xs[0], np.float32).reshape(f.in_shapes[0])[f.weight]
+
+    def quantize(self, f, name, w_bits, ins, out, per_tensor=False):
+        from compiler.intsem import Requant
+        c, h, w = f.in_shapes[0]
+        o = len(f.weight)
+        select = np.zeros((o, c, 1, 1), np.int8)
+        select[np.arange(o), f.weight, 0, 0] = 1
+        s_in, s_out = float(ins[0].scale), float(out.scale)
+        return Conv2d(name, (c, h, w), (o, h, w), select, np.zeros(o, np.int32), (1, 1),
+                      (0, 0, 0, 0), (1, 1), 1, 8, 8, s_in, Output(
+                          "int8", np.full(o, s_out),
+                          requant=Requant.from_scale(np.full(o, s_in / s_out))),
+                      f.func, np.ones(o))
+
+    def accumulate(self, layer, *xs):
+        raise CompileError("a gather is a conv layer in the layer IR")
+
+    def fake_quant(self, layer, *xs):
+        raise CompileError("a gather is a conv layer in the layer IR")
+
+    def plan(self, index, layer, config, mem, host_input=False, hints=NO_HINTS):
+        raise CompileError("a gather is a conv layer in the layer IR")
