@@ -534,36 +534,47 @@ def _resolved_config(path: str, trials: int | None = None) -> str:
 
 
 def _search_worker(config: str, run_dir: str, storage: str | None, worker: int,
-                   watch_parent: bool = False) -> None:
-    from codesign.data import get_dataset
-    from codesign.experiment import load_experiment
-    from codesign.search import run_search
-
-    if watch_parent:
-        _stop_with_parent()
-    exp = load_experiment(config)
-    data = get_dataset(exp.dataset)
+                   parent: int | None = None) -> None:
+    if parent is not None:  # first: the imports below take seconds
+        _stop_with_parent(parent)
     try:
+        from codesign.data import get_dataset
+        from codesign.experiment import load_experiment
+        from codesign.search import run_search
+
+        exp = load_experiment(config)
+        data = get_dataset(exp.dataset)
         run_search(exp, data, Path(run_dir), storage=storage, total=True, worker=worker,
                    progress=lambda m: print(f"[worker {worker}] {m}", flush=True))
     except KeyboardInterrupt:  # its trial is recorded as failed; the study keeps the rest
         raise SystemExit(130) from None
 
 
-def _stop_with_parent(poll_s: float = 1.0) -> None:
+def _stop_with_parent(parent: int, poll_s: float = 1.0, grace_s: float = 5.0) -> None:
     """A worker process ends (its trial recorded as interrupted, like Ctrl-C) when the search
-    that started it is killed, rather than running on with nobody to write the report."""
+    that started it is killed, rather than running on with nobody to write the report. The
+    interrupt reaches Python only between bytecodes: a worker still inside a long native call
+    (a training step, a simulation) after `grace_s` exits at once, and the next --resume fails
+    its orphaned trial. `parent` is the search's pid, passed along: a worker still starting
+    when the search is killed already has another parent."""
     import _thread
     import threading
 
-    parent = os.getppid()
+    def stopping():
+        print(f"worker {os.getpid()}: the search that started it ended; stopping "
+              f"(--resume continues)", file=sys.stderr, flush=True)
+
+    if os.getppid() != parent:  # killed while this worker started: nothing begun
+        stopping()
+        os._exit(130)
 
     def watch():
         while os.getppid() == parent:
             time.sleep(poll_s)
-        print(f"worker {os.getpid()}: the search that started it ended; stopping "
-              f"(--resume continues)", file=sys.stderr, flush=True)
+        stopping()
         _thread.interrupt_main()
+        time.sleep(grace_s)
+        os._exit(130)
 
     threading.Thread(target=watch, daemon=True).start()
 
@@ -625,7 +636,7 @@ def _search(args) -> int:
     else:
         ctx = multiprocessing.get_context("spawn")
         procs = [ctx.Process(target=_search_worker,
-                             args=(config, str(run_dir), args.storage, w, True))
+                             args=(config, str(run_dir), args.storage, w, os.getpid()))
                  for w in range(args.workers)]
         for p in procs:
             p.start()

@@ -108,13 +108,14 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
                    spec: QuantSpec) -> dict[str, tuple[list[TensorQuant], TensorQuant]]:
     """(input formats, output format) per layer; see the module docstring."""
     formats: dict[str, tuple[list[TensorQuant], TensorQuant]] = {}
+    by_name = {n.name: n for n in nodes}
     for node in reversed(nodes):  # consumers first
         f, st = node.float_layer, stats[node.name]
         kind = get_kind(f.kind)
         own = TensorQuant(8, intsem.act_scale(st.output.amax, st.output.mean, 8))
-        if len(node.consumers) == 1 and not node.host_use:
-            consumer, index = node.consumers[0]
-            out = formats[consumer][0][index]
+        wanted = _shared_format(node, formats, by_name)
+        if wanted is not None and (not node.host_use or wanted.bits == 8):
+            out = wanted
             relu_ternary = out.bits == 2 and relu_like(f.act, float(out.scale))
             if out.bits < 8 and (not kind.weighted or (f.act and not relu_ternary)):
                 out = own  # a clip, pooling or add feeding 1-2 bit inputs: int8, the
@@ -133,6 +134,35 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
             ins.append(TensorQuant(bits, scale))
         formats[node.name] = (ins, out)
     return formats
+
+
+def _values_pass(node: Node) -> bool:
+    """The layer moves values unchanged: its input's scale is its output's."""
+    return node.float_layer.pool == "max" or get_kind(node.float_layer.kind).passes_values
+
+
+def _shared_format(node: Node, formats, by_name: dict[str, Node]) -> TensorQuant | None:
+    """The one format all of node's offloaded consumers read, made one where it can be, so
+    that nothing requantizes between them and the producer (the host would, ending a run).
+    8-bit inputs of different scales take the largest (none clips more than its own would;
+    a consumer that passes values keeps its scale, then that one is taken), as TFLite gives a
+    tensor one scale for all its readers; None when the consumers' bits differ."""
+    reads = [formats[c][0][i] for c, i in node.consumers]
+    if not reads:
+        return None
+    first = reads[0]
+    if all(r.bits == first.bits and np.array_equal(r.scale, first.scale) for r in reads):
+        return first
+    if any(r.bits != 8 or np.ndim(r.scale) for r in reads):
+        return None
+    fixed = {float(r.scale) for (c, _), r in zip(node.consumers, reads)
+             if _values_pass(by_name[c])}
+    if len(fixed) > 1:
+        return None
+    shared = TensorQuant(8, fixed.pop() if fixed else max(float(r.scale) for r in reads))
+    for c, i in node.consumers:
+        formats[c][0][i] = shared
+    return shared
 
 
 # --- quantization --------------------------------------------------------------------------

@@ -106,6 +106,37 @@ SPACE_CANDIDATES = [  # what the search spaces produce beyond plain convs
 ]
 
 
+@pytest.mark.slow
+def test_a_tensor_read_by_several_int8_layers_has_one_scale_and_the_network_one_run():
+    """The search's residual candidates (issue 40's trial 0: a projection beside the block's
+    convolution, an add feeding the next block): every int8 tensor is written at the scale all
+    its readers take, so nothing is requantized by the host and the network is one run, with
+    the integer reference and the golden model in agreement."""
+    import numpy as np
+    import torch
+
+    from codesign.evaluate import compile_quantnet
+
+    candidate = Candidate((BlockSpec(32, 2, 3), BlockSpec(16, 2, 3, residual=True),
+                           BlockSpec(32, 2, 3, depthwise=True, residual=True)), "flatten", (8, 8))
+    torch.manual_seed(0)
+    model = build_model(candidate, (1, 16, 16), 10)
+    model.train()
+    with torch.no_grad():  # scales as training leaves them: one per quantizer
+        model(torch.randn(16, 1, 16, 16))
+    model.eval()
+    cal = np.random.default_rng(0).standard_normal((8, 1, 16, 16)).astype(np.float32)
+    net = compile_quantnet(model, load_accel_config("default"), cal)
+    assert len(net.program.segments) == 1, net.placement_report()
+    layers = {layer.name: layer for layer in net.layers}
+    for a, b in (("blocks.0.conv", "blocks.1.conv"), ("blocks.0.conv", "blocks.1.proj"),
+                 ("add_0", "blocks.2.dw"), ("add_0", "blocks.2.proj")):
+        assert np.all(layers[a].out.scale == layers[b].in_scale), (a, b)
+    with net.runner("golden") as g, net.runner("reference") as r:
+        for x in cal[:3]:
+            np.testing.assert_array_equal(g(x[None]), r(x[None]))
+
+
 @pytest.mark.parametrize("candidate", SPACE_CANDIDATES, ids=["residual", "depthwise-pool"])
 def test_search_space_candidates_are_bit_exact_on_the_rtl(candidate):
     """Residual adds with 1x1 projections, depthwise-separable blocks, a pooled head and low-bit
