@@ -92,8 +92,8 @@ class DotPlan(WindowPlan):
             # fewer positions share one, worth it while they cost less than the copy.
             wide = 32 // out_bits
             triggers = conv.kernel[0] * conv.kernel[1] * s  # per L // k positions
-            if triggers * (wide - k) / L < 4 * k * out_bits / 8:
-                k = wide
+            if triggers * (wide - k) / L < 4 * k * out_bits / 8 or k * out_bits < 8:
+                k = wide  # (positions of less than a byte: no copy could move them)
         # Lane groups read positions a power of two of words apart (the hardware shifts, it has
         # no crossbar): input positions take `pitch` words, s rounded up to a power of two.
         pitch = next_pow2(s) if k < L else s

@@ -60,7 +60,9 @@ def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int], pad: tuple[
 
     With 8- and 2-bit values a position's channels past C may hold anything (their weights
     are 0, and lanes never mix channels), so whole position slots are copied; binary padding
-    channels must read -1 (their weights are corrected for it), so only the channels are."""
+    channels must read -1 (their weights are corrected for it), which a producer's slot holds
+    (`WindowPlan`), so whole slots are copied when they cover the consumer's, else only the
+    channels."""
     s_off = src.bit_offsets()
     if src.bits != dst.bits or s_off.size != int(np.prod(shape)):
         return None
@@ -76,7 +78,9 @@ def plan_copy(src: Layout, dst: Layout, shape: tuple[int, int, int], pad: tuple[
         s_off = s_off[:, :hv, :wv]
     d_off = inner.bit_offsets().reshape(s_off.shape) + 8 * dst.addr
     s_off = s_off + 8 * src.addr
-    slack = src.bits in (8, 2)
+    # binary slots from a producer's lanes hold -1 past the channels: whole slots may move
+    # where they fill the consumer's (its padding channels must read -1)
+    slack = src.bits in (8, 2) or (src.bits == 1 and src.pos_bits >= dst.pos_bits)
     copy = _position_major(s_off, d_off, src, dst, slack, imm_max, row) or \
         _element_major(s_off, d_off, src.bits, imm_max)
     return None if copy is None else _with_fill(copy, d_off, dst, slack)

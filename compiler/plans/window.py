@@ -167,7 +167,9 @@ class WindowPlan(Plan):
         def per_lane(values, fill=0):
             return np.where(valid, np.asarray(values, np.int64)[ch], fill)
 
-        bias = per_lane(self.bias())
+        # binary: lanes past the channels write -1 (bit 0), as a Layout's padding channels
+        # hold, so that whole positions can be copied to a binary consumer
+        bias = per_lane(self.bias(), -(1 << 30) if out.kind == "binary" else 0)
         if out.kind == "int8":
             return bias, per_lane(out.requant.multiplier), per_lane(out.requant.shift)
         if out.kind == "ternary":

@@ -137,6 +137,35 @@ def test_a_tensor_read_by_several_int8_layers_has_one_scale_and_the_network_one_
             np.testing.assert_array_equal(g(x[None]), r(x[None]))
 
 
+@pytest.mark.slow
+@pytest.mark.rtl
+@pytest.mark.parametrize("width,bits", [(4, (1, 1)), (12, (1, 1)), (4, (2, 2))])
+def test_a_narrow_layer_hands_low_bit_positions_to_the_next_in_one_run(width, bits):
+    """The demo space's conv 4 8/8 -> conv 1/1: the first layer's binary output (4 bits a
+    position) once had no copy into the next layer's word positions and ended the run; it now
+    writes whole words (lanes past the channels -1) that the hand-over moves whole."""
+    import numpy as np
+    import torch
+
+    from codesign.evaluate import compile_quantnet
+
+    candidate = Candidate.plain((width, 24), (1, 2), bits=[(8, 8), bits])
+    torch.manual_seed(width)
+    model = build_model(candidate, (1, 8, 8), 10)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, 1, 8, 8))
+    model.eval()
+    cal = np.random.default_rng(width).standard_normal((8, 1, 8, 8)).astype(np.float32)
+    net = compile_quantnet(model, load_accel_config("default"), cal)
+    assert len(net.program.segments) == 1, net.placement_report()
+    with net.runner("rtl") as rtl, net.runner("reference") as ref:
+        for x in cal[:4]:
+            np.testing.assert_array_equal(rtl(x[None]), ref(x[None]))
+            for name, y in ref.int_outputs.items():
+                np.testing.assert_array_equal(rtl.int_outputs[name], y, err_msg=name)
+
+
 @pytest.mark.parametrize("candidate", SPACE_CANDIDATES, ids=["residual", "depthwise-pool"])
 def test_search_space_candidates_are_bit_exact_on_the_rtl(candidate):
     """Residual adds with 1x1 projections, depthwise-separable blocks, a pooled head and low-bit
