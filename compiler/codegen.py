@@ -555,6 +555,13 @@ def _same_values(producer: Layer, consumer: Layer, k: int) -> bool:
     (binary keeps the sign whatever the scales)."""
     scale, bits = get_kind(consumer.kind).input_formats(consumer)[k]
     out_bits = {"int8": 8, "ternary": 2, "binary": 1}.get(producer.out.kind)
+    stored = mac_bits(consumer.w_bits, bits) if hasattr(consumer, "w_bits") else bits
+    rq, thresholds = producer.out.requant, producer.out.thresholds
+    if (bits, stored, out_bits) == (2, 8, 8) and rq is not None and np.all(rq.lo >= -1) \
+            and np.all(rq.hi <= 1):  # ternary values as bytes
+        return bool(np.all(np.asarray(producer.out.scale, np.float64) == scale))
+    if (bits, stored, out_bits) == (1, 2, 2) and np.all(thresholds == -1):
+        return True  # binary values as ternary codes (a sign at any scale)
     if out_bits != bits:
         return False
     return bits == 1 or bool(np.all(np.asarray(producer.out.scale, np.float64) == scale))

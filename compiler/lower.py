@@ -21,8 +21,9 @@ from compiler import intsem
 from compiler.errors import CompileError
 from compiler.fold import weight_key
 from compiler.kinds import FloatLayer, TensorQuant, get_kind, kind_of_composite
-from compiler.kinds.base import relu_like
+from compiler.kinds.base import relu_like, sign_like
 from compiler.layer_ir import Layer
+from compiler.plans.base import mac_bits
 from compiler.partition import composite_name
 from compiler.quantspec import QuantSpec
 
@@ -114,13 +115,22 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
         kind = get_kind(f.kind)
         own = TensorQuant(8, intsem.act_scale(st.output.amax, st.output.mean, 8))
         wanted = _shared_format(node, formats, by_name)
-        if wanted is not None and (not node.host_use or wanted.bits == 8):
+        if wanted is not None and (wanted.bits, wanted.storage) == (1, 8):
+            out = own  # binary values as bytes: the host widens them
+        elif wanted is not None and wanted.storage and kind.weighted and not node.host_use \
+                and (wanted.bits == 2 or not f.act or sign_like(f.act)):
+            out = wanted  # values as their reader stores them (an int8 output clipped to +-1,
+            #               a ternary one that never writes 0)
+        elif wanted is not None and (not node.host_use or wanted.bits == 8):
             out = wanted
             relu_ternary = out.bits == 2 and relu_like(f.act, float(out.scale))
-            if out.bits < 8 and (not kind.weighted or (f.act and not relu_ternary)):
+            sign_kept = out.bits == 1 and sign_like(f.act)
+            if out.bits < 8 and (not kind.weighted or (f.act and not (relu_ternary
+                                                                       or sign_kept))):
                 out = own  # a clip, pooling or add feeding 1-2 bit inputs: int8, the
                 # consumer's quantizer runs on the host between the layer runs (a ReLU
-                # before a ternary input is the ternary output's `relu`: no -1)
+                # before a ternary input is the ternary output's `relu`: no -1; a clip around
+                # 0 before a binary input keeps the sign: the output is the accumulator's)
         elif kind.weighted and not node.consumers and not f.act:
             out = TensorQuant(32, 0.0)  # exact accumulators to the host
         else:
@@ -131,9 +141,17 @@ def assign_formats(nodes: list[Node], stats: dict[str, LayerStats],
             scale = given if given is not None else intsem.act_scale(s.amax, s.mean, bits)
             if f.pool == "max" or kind.passes_values:  # values pass: one scale in and out
                 scale = out.scale
-            ins.append(TensorQuant(bits, scale))
+            ins.append(TensorQuant(bits, scale, stored_bits(kind.weighted, node.bits[0], bits)))
         formats[node.name] = (ins, out)
     return formats
+
+
+def stored_bits(weighted: bool, w_bits: int, bits: int) -> int:
+    """The bits a `bits`-bit input value takes in its reader's memory (`TensorQuant.storage`;
+    0: `bits` themselves). A producer writes ternary values as bytes and binary ones as 2-bit
+    codes; binary values as bytes (+-1, an 8-bit-weight layer's) the host widens."""
+    stored = mac_bits(w_bits, bits) if weighted and bits < 8 else bits
+    return 0 if stored == bits else stored
 
 
 def _values_pass(node: Node) -> bool:
@@ -151,7 +169,9 @@ def _shared_format(node: Node, formats, by_name: dict[str, Node]) -> TensorQuant
     if not reads:
         return None
     first = reads[0]
-    if all(r.bits == first.bits and np.array_equal(r.scale, first.scale) for r in reads):
+    if all(r.bits == first.bits and r.storage == first.storage
+           and (r.bits == 1 or np.array_equal(r.scale, first.scale))
+           for r in reads):  # (a sign is the same at any scale)
         return first
     if any(r.bits != 8 or np.ndim(r.scale) for r in reads):
         return None

@@ -15,6 +15,8 @@ import tvm
 from tvm import relax
 
 from compiler.codegen import compile_layers
+from compiler.convert import PREFIX as CONVERT
+from compiler.convert import conversions, insert_conversions
 from compiler.errors import CompileError, CompileWarning
 from compiler.estimate import event_table
 from compiler.fold import fold_for_tta
@@ -22,7 +24,8 @@ from compiler.frontend import eval_mode, export, to_relax
 from compiler.graph import layer_sources
 from compiler.kinds import CODEGEN, FloatLayer, get_kind
 from compiler.lower import (LayerStats, Node, Stats, assign_formats, float_forward,
-                            match_module, module_weights, quantize, read_function)
+                            match_module, module_weights, quantize, read_function,
+                            stored_bits)
 from compiler.partition import offloaded_functions, partition_for_tta, placement
 from compiler.quantspec import QuantSpec, as_spec
 from compiler.runtime import CompiledNetwork, HostGraph
@@ -43,38 +46,19 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     model = eval_mode(model)
     folded = fold_for_tta(to_relax(export(model, example)))
     mod = partition_for_tta(folded.mod)
-    funcs = offloaded_functions(mod)
-    order = [p.layer for p in placement(mod) if p.where == CODEGEN]
-    floats = {f: read_function(f, funcs[f]) for f in order}
     weights = module_weights(model)
-    names, counts = {}, {}
-    for f in order:
-        fl = floats[f]
-        if get_kind(fl.kind).weighted:
-            names[f] = match_module(fl, weights, folded.origins)
-        else:
-            stem = f"{fl.pool}_{fl.kind}" if fl.pool else fl.kind
-            i = counts[stem] = counts.get(stem, -1) + 1
-            names[f] = f"{stem}_{i}"
-    repeated = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
-    if len(set(order)) != len(order) or repeated:  # partition_for_tta gives each call its own
-        raise CompileError(f"layers share a name ({', '.join(repeated) or 'a shared function'}"
-                           f"): each call site must be a layer of its own")
-    weighted = [names[f] for f in order if get_kind(floats[f].kind).weighted]
-    unused = spec.unused_keys(weighted, list(names.values()))
-    if unused:
-        raise CompileError(f"{spec.source}: layers {', '.join(unused)} match no layer on the "
-                           f"accelerator that takes them (conv/dense layers: "
-                           f"{', '.join(weighted)}; all: {', '.join(names.values())})")
+    order, floats, names, nodes = _layers(mod, weights, folded.origins, spec, {})
+    funcs, by_name = {names[f]: f for f in order}, {n.name: n for n in nodes}
+
+    def in_format(name: str, i: int) -> tuple[int, int]:
+        kind, bits = get_kind(floats[funcs[name]].kind), by_name[name].bits
+        b = kind.in_bits(floats[funcs[name]], bits[1])[i]
+        return b, stored_bits(kind.weighted, bits[0], b)
+    wanted = conversions(nodes, funcs, in_format)
+    if wanted:
+        mod, made = insert_conversions(mod, wanted)
+        order, floats, names, nodes = _layers(mod, weights, folded.origins, spec, made)
     consumers, host_use, from_input = dataflow(mod, set(order))
-    nodes = []
-    for f in order:
-        fl = floats[f]
-        bits = spec.bits(names[f])
-        pair = (bits.weights, bits.activations) if get_kind(fl.kind).weighted else (8, 8)
-        nodes.append(Node(fl, names[f], pair,
-                          tuple((names[c], i) for c, i in consumers.get(f, [])), f in host_use,
-                          bits.scales == "per_tensor"))
     stats = calibrate(mod, floats, names, example if calibration is None else calibration)
     formats = assign_formats(nodes, stats, spec)
     layers = [quantize(n, *formats[n.name]) for n in nodes]
@@ -87,11 +71,52 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
     if any(la.kind != "pool" and min(getattr(la, "w_bits", 8), getattr(la, "a_bits", 8)) < 8
            for la in layers):
         _warn_dead_signal(net, example.numpy() if calibration is None else calibration,
-                          spec.source)
+                          spec.source, sources)
     return net
 
 
-def _warn_dead_signal(net: CompiledNetwork, calibration: np.ndarray, source: str) -> None:
+def _layers(mod: tvm.IRModule, weights, origins, spec: QuantSpec, converts: dict):
+    """The offloaded layers of `mod` in order: functions, float layers, names (weighted ones
+    by module path, inserted conversions by their own, the rest by kind), and dataflow nodes."""
+    funcs = offloaded_functions(mod)
+    order = [p.layer for p in placement(mod) if p.where == CODEGEN]
+    floats = {f: read_function(f, funcs[f]) for f in order}
+    names, counts = {}, {}
+    for f in order:
+        fl = floats[f]
+        if f in converts:
+            names[f] = f
+        elif get_kind(fl.kind).weighted:
+            names[f] = match_module(fl, weights, origins)
+        else:
+            stem = f"{fl.pool}_{fl.kind}" if fl.pool else fl.kind
+            i = counts[stem] = counts.get(stem, -1) + 1
+            names[f] = f"{stem}_{i}"
+    repeated = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+    if len(set(order)) != len(order) or repeated:  # partition_for_tta gives each call its own
+        raise CompileError(f"layers share a name ({', '.join(repeated) or 'a shared function'}"
+                           f"): each call site must be a layer of its own")
+    weighted = [names[f] for f in order
+                if get_kind(floats[f].kind).weighted and f not in converts]
+    unused = spec.unused_keys(weighted, [names[f] for f in order if f not in converts])
+    if unused:
+        raise CompileError(f"{spec.source}: layers {', '.join(unused)} match no layer on the "
+                           f"accelerator that takes them (conv/dense layers: "
+                           f"{', '.join(weighted)}; all: {', '.join(names.values())})")
+    consumers, host_use, _ = dataflow(mod, set(order))
+    nodes = []
+    for f in order:
+        fl = floats[f]
+        bits = spec.bits(names[f])
+        pair = (bits.weights, bits.activations) if get_kind(fl.kind).weighted else (8, 8)
+        nodes.append(Node(fl, names[f], (8, 8) if f in converts else pair,
+                          tuple((names[c], i) for c, i in consumers.get(f, [])), f in host_use,
+                          bits.scales == "per_tensor" and f not in converts))
+    return order, floats, names, nodes
+
+
+def _warn_dead_signal(net: CompiledNetwork, calibration: np.ndarray, source: str,
+                      sources: dict) -> None:
     """Warn (CompileWarning) when the quantized network gives one output for calibration
     inputs that differ, naming the first layer whose integer output no
     longer depends on the input: where a low-bit format or its scale loses the signal."""
@@ -110,8 +135,13 @@ def _warn_dead_signal(net: CompiledNetwork, calibration: np.ndarray, source: str
     dead = next((la for la in net.layers
                  if all(np.array_equal(outputs[la.name][0], y) for y in outputs[la.name][1:])),
                 None)
-    where = f"layer {dead.name} ({get_kind(dead.kind).describe(dead)}) is the first whose " \
-        f"integer output is the same for all of them" if dead else "no layer's alone"
+    what = get_kind(dead.kind).describe(dead) if dead else ""
+    if dead and dead.name.startswith(CONVERT):  # name the layers it writes the bits of
+        readers = [n for n, srcs in sources.items()
+                   if any(s.name == dead.name for s in srcs)]
+        what = f"{dead.out.kind} values for {', '.join(readers)}"
+    where = f"layer {dead.name} ({what}) is the first whose integer output is the same for " \
+        f"all of them" if dead else "no layer's alone"
     warnings.warn(CompileWarning(
         f"{source}: the quantized network gives one output for all {len(xs)} calibration "
         f"inputs: {where}; its input's or output's bit width or scale loses the signal"),

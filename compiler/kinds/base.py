@@ -48,6 +48,10 @@ class FloatLayer:
 class TensorQuant:
     bits: int  # 8, 2, 1; 32: int32 accumulators
     scale: float | np.ndarray
+    # bits a value takes in its reader's memory, when not `bits` (compiler.plans.base.mac_bits:
+    # an 8-bit-weight layer reads ternary values as bytes, a ternary-weight one binary values
+    # as 2-bit codes)
+    storage: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,11 @@ def relu_like(act: tuple | None, scale: float) -> bool:
     """A ReLU, or a clip from 0 that a ternary output at `scale` cannot tell from one (it
     saturates above half a step)."""
     return bool(act) and (act[0] == "relu" or (act[1] == 0 and act[2] > scale / 2))
+
+
+def sign_like(act: tuple | None) -> bool:
+    """A clip around 0 (hardtanh): the sign of its output is its input's."""
+    return bool(act) and act[0] == "clip" and act[1] < 0 <= act[2]
 
 
 def clip_bounds(act: tuple | None, scale: float) -> tuple[int, int]:

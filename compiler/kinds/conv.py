@@ -42,13 +42,16 @@ def output_format(f: FloatLayer, out: TensorQuant, acc_scale: np.ndarray, o: int
         return Output("int32", np.asarray(acc_scale, np.float64))
     s_out = float(out.scale)
     scale = np.full(o, s_out)
-    if out.bits == 8:
+    if out.bits == 8 or out.storage == 8:  # (ternary values as bytes: clipped to +-1)
         lo, hi = clip_bounds(f.act, s_out)
+        lo, hi = (max(lo, -1), min(hi, 1)) if out.bits == 2 else (lo, hi)
         rq = Requant.from_scale(np.asarray(acc_scale) / s_out)
         return Output("int8", scale, requant=Requant(rq.multiplier, rq.shift, lo, hi))
     if out.bits == 2:  # after a ReLU (assign_formats lets only ReLU-like ones through)
         return Output("ternary", scale, thresholds=intsem.ternary_thresholds(s_out, acc_scale),
                       relu=bool(f.act))
+    if out.storage == 2:  # binary values as ternary codes: a threshold of -1 is the sign
+        return Output("ternary", scale, thresholds=np.full(o, -1, np.int64))
     return Output("binary", scale)
 
 

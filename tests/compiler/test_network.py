@@ -91,9 +91,9 @@ def test_spec_entries_must_name_layers():
 
 
 def test_a_signal_lost_to_a_low_bit_format_is_named():
-    """A ReLU's output binarized is +1 everywhere: the compiler warns, naming the layer reading
-    it (the first whose output no longer depends on the input); with ternary activations the
-    signal survives and nothing is said."""
+    """A ReLU's output binarized is +1 everywhere: the compiler warns, naming the conversion
+    before the layer reading it (the first whose output no longer depends on the input);
+    with ternary activations the signal survives and nothing is said."""
     import warnings
 
     from compiler.errors import CompileWarning
@@ -104,7 +104,8 @@ def test_a_signal_lost_to_a_low_bit_format_is_named():
                                 torch.nn.Linear(8 * 6 * 6, 4)).eval()
     cal = torch.randn(6, 3, 6, 6)
     config = load_accel_config("default")
-    with pytest.warns(CompileWarning, match=r"one output for all 6 calibration inputs: layer 2 "):
+    with pytest.warns(CompileWarning, match=r"one output for all 6 calibration inputs: "
+                      r"layer convert_0 \(binary values for 2\)"):
         compile_model(model, cal[:1], config, {"layers": {"2": {"weights": 1, "activations": 1}}},
                       cal.numpy())
     with warnings.catch_warnings():

@@ -80,7 +80,13 @@ def test_hand_over_cycles_are_counted_in_the_producer():
 
 
 def test_runs_split_where_the_host_requantizes_and_the_report_says_why():
-    _, net = _compiled("mixed_resnet8")
+    """Binary values read as bytes (an 8-bit-weight layer's +-1) are the host's to widen."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3),
+                                torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 4)).eval()
+    cal = torch.randn(4, 1, 8, 8)
+    net = compile_model(model, cal[:1], load_accel_config("default"),
+                        {"layers": {"1": {"weights": 8, "activations": 1}}}, cal.numpy())
     segments = net.program.segments
     assert 1 < len(segments) < len(net.layers)
     report = net.placement_report()
