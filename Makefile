@@ -6,7 +6,7 @@ STAMP := .stamps/install
 # The wrapper in hw/bin answers `verilator --version` for tools that parse it (cocotb).
 export PATH := $(CURDIR)/hw/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-whole bench-tflite bench-thirdparty bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
+.PHONY: all install lint test test-fast demo experiment bench bench-hw bench-compiler bench-tiny bench-memory bench-whole bench-tflite bench-thirdparty bench-spaces bench-resilience bench-ensemble bench-bnn bench-eval bench-search bench-qaft bench-fashion fidelity clean help
 
 all: install
 
@@ -74,6 +74,9 @@ bench-tiny: install ## MLPerf Tiny models (int8, mixed) on tiny/default/wide: RT
 
 bench-tflite: install ## the official MLPerf Tiny int8 TFLite models on tiny/default/wide: RTL cycles, utilization, energy, LiteRT agreement on 100 inputs (bench/results/tflite.json)
 	$(PY) bench/tflite_bench.py
+
+bench-spaces: install ## 50 random candidates of every shipped search space: runs per inference and why, off-chip share of energy, RTL = reference = estimate (bench/results/spaces.json)
+	$(PY) bench/spaces_bench.py
 
 bench-thirdparty: install ## torchvision's classification models, int8 and mixed, 3x32x32 and 3x64x64 on default: code size, runs, host ops, RTL cycles, utilization, energy, bit-exactness (bench/results/thirdparty.json)
 	$(PY) bench/thirdparty_bench.py
