@@ -194,10 +194,10 @@ def test_a_candidate_that_cannot_reach_the_front_stops_training(tmp_path):
 
 @pytest.mark.slow
 def test_a_search_stops_dominated_candidates_early_and_still_measures_its_budget(tmp_path):
-    exp = quick(5, prune=True)  # a space of 24 candidates
+    exp = quick(12, prune=True)  # a space of 24 candidates
     said = []
     study = run_search(exp, load_digits(), tmp_path, progress=said.append)
-    assert len(distinct_completed(study)) == 5
+    assert len(distinct_completed(study)) == 12
     stopped = [t for t in study.trials if "stopped_early" in t.user_attrs]
     measured = {t.number for t in distinct_completed(study)}
     assert stopped and all(t.number not in measured for t in stopped)
