@@ -43,6 +43,7 @@ from compiler.errors import CompileError
 from compiler.frontend import eval_mode
 from compiler.kinds import CODEGEN, get_kind
 from compiler.partition import partition_for_tta, placement
+from compiler.convert import Conversion, insert_conversions
 from compiler.relaxdata import dump_main, load_main
 from compiler.program import CompiledProgram, Segment
 from compiler.serialize import from_data, load_arrays, save_arrays, to_data
@@ -135,7 +136,8 @@ def save(net, directory: str | Path) -> Path:
         _write(d / name, image.tobytes())
     arrays: dict[str, np.ndarray] = {}
     ir = to_data({"layers": net.layers, "bindings": prog.layers,
-                  "func_layer": net._func_layer, "segments": prog.segments}, arrays)
+                  "func_layer": net._func_layer, "segments": prog.segments,
+                  "conversions": net._conversions}, arrays)
     _write(d / "layers.json", json.dumps(ir))
     _write(d / "arrays.npz", save_arrays(arrays))
     constants: dict[str, np.ndarray] = {}
@@ -257,6 +259,15 @@ def load(directory: str | Path):
         mod = partition_qdq(source)
     else:
         mod = partition_for_tta(source)
+    conversions = saved.get("conversions") or {}
+    if not isinstance(conversions, dict):
+        raise CompileError(f"{d}/layers.json: 'conversions' is not a table")
+    if conversions:  # inserted after partitioning (compiler.convert), in name order
+        mod, made = insert_conversions(mod, [Conversion.from_data(c, f"{d}/layers.json")
+                                             for c in conversions.values()])
+        if list(made) != list(conversions):
+            raise CompileError(f"{d}/layers.json: its conversions {list(conversions)} are not "
+                               f"the ones the host graph takes ({list(made)})")
     funcs = [p.layer for p in placement(mod) if p.where == CODEGEN]
     if funcs != list(saved["func_layer"]):
         raise CompileError(f"{d}/host.json: its offloaded functions {funcs} differ from the "
@@ -264,4 +275,4 @@ def load(directory: str | Path):
     model_file = (d / TFLITE_FILE).read_bytes() if frontend == "tflite" else b""
     return CompiledNetwork(config, compiled, saved["layers"], placement(mod),
                            tuple(man["input_shape"]), mod, saved["func_layer"], source,
-                           frontend, model_file)
+                           frontend, model_file, conversions)

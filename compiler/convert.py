@@ -20,6 +20,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from compiler.errors import CompileError
 from compiler.kinds import get_kind
 from compiler.kinds.base import sign_like
 from compiler.lower import Node
@@ -34,6 +35,24 @@ class Conversion:
     producer: str  # offloaded function whose output is converted
     bits: int  # the readers' bits (1 or 2)
     readers: tuple[tuple[str, int], ...]  # (offloaded function, input index)
+
+    def to_data(self) -> dict:
+        return {"producer": self.producer, "bits": self.bits,
+                "readers": [[f, i] for f, i in self.readers]}
+
+    @classmethod
+    def from_data(cls, d, where: str) -> "Conversion":
+        """A conversion read back from a compiled directory (data only, checked)."""
+        try:
+            readers = tuple((str(f), int(i)) for f, i in d["readers"])
+            made = cls(str(d["producer"]), int(d["bits"]), readers)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CompileError(f"{where}: a conversion is not one ({type(exc).__name__}: "
+                               f"{exc})") from None
+        if made.bits not in (1, 2) or not readers:
+            raise CompileError(f"{where}: a conversion to {made.bits} bits for "
+                               f"{len(readers)} readers")
+        return made
 
 
 def writes_directly(node: Node, kind_weighted: bool, bits: int) -> bool:

@@ -54,7 +54,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
         kind, bits = get_kind(floats[funcs[name]].kind), by_name[name].bits
         b = kind.in_bits(floats[funcs[name]], bits[1])[i]
         return b, stored_bits(kind.weighted, bits[0], b)
-    wanted = conversions(nodes, funcs, in_format)
+    wanted, made = conversions(nodes, funcs, in_format), {}
     if wanted:
         mod, made = insert_conversions(mod, wanted)
         order, floats, names, nodes = _layers(mod, weights, folded.origins, spec, made)
@@ -67,7 +67,8 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, config: AccelCo
                              sources=sources, host_reads=frozenset(names[f] for f in host_use))
     event_table(program)  # the estimator's per-instruction events, decoded once at compile time
     net = CompiledNetwork(config, program, layers, placement(mod), tuple(example.shape[1:]),
-                          mod, {f: names[f] for f in order}, folded.mod)
+                          mod, {f: names[f] for f in order}, folded.mod,
+                          _conversions={n: c.to_data() for n, c in made.items()})
     if any(la.kind != "pool" and min(getattr(la, "w_bits", 8), getattr(la, "a_bits", 8)) < 8
            for la in layers):
         _warn_dead_signal(net, example.numpy() if calibration is None else calibration,

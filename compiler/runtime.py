@@ -109,6 +109,9 @@ class CompiledNetwork:
     #                          inputs; "tflite": the model's own int8 NHWC tensors
     model_file: bytes = field(repr=False, default=b"")  # a TFLite model's own file (LiteRT
     #                                                     checks the layers against it)
+    # the conversions inserted after partitioning (compiler.convert), as data: name ->
+    # {"producer", "bits", "readers"}; loading partitions the source again and inserts them
+    _conversions: dict = field(repr=False, default_factory=dict)
 
     @property
     def input_dtype(self) -> str:

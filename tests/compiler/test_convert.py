@@ -131,3 +131,19 @@ def test_ternary_values_read_as_bytes_are_an_int8_output_clipped_to_one():
     body = next(layer for layer in net.layers if layer.name == "body")
     assert stem.out.kind == "int8" and (stem.out.requant.lo, stem.out.requant.hi) == (0, 1)
     assert np.all(stem.out.scale == body.in_scale) and body.a_bits == 2
+
+
+def test_conversions_survive_saving_and_loading(tmp_path):
+    """A compiled directory stores the float network before partitioning; loading it
+    partitions again and inserts the same conversions (layers.json lists them)."""
+    from compiler.artifacts import load, save
+    factory, spec, _ = CASES["two-widths"]
+    torch.manual_seed(1)
+    cal = torch.randn(8, 1, 8, 8)
+    net = compile_model(factory().eval(), cal[:1], load_accel_config("default"), spec,
+                        cal.numpy())
+    again = load(save(net, tmp_path / "c"))
+    assert [la.name for la in again.layers] == [la.name for la in net.layers]
+    with again.runner("golden") as a, net.runner("reference") as r:
+        for x in cal[:3].numpy():
+            np.testing.assert_array_equal(a(x[None]), r(x[None]))
