@@ -195,8 +195,28 @@ class Add:
         return self.shape
 
 
+class _Elementwise:
+    """A layer whose output has its input's shape: held as C, H, W (`shape`), its own
+    shape `dims` when that is not C, H, W (a dense layer's vector)."""
+
+    shape: tuple[int, int, int]
+    dims: tuple[int, ...]
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.dims or self.shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.dims or self.shape
+
+    @property
+    def in_grid(self) -> tuple[int, int, int]:
+        return self.shape
+
+
 @dataclass(frozen=True, eq=False)
-class Affine:
+class Affine(_Elementwise):
     """A per-channel scale and shift of an int8 tensor (a batch norm with no conv or dense
     before it to fold into): out = requant(x + bias[c]) with a per-channel, possibly negative,
     multiplier."""
@@ -210,18 +230,6 @@ class Affine:
     dims: tuple[int, ...] = ()  # the tensor's own shape when it is not C, H, W (C of a dense)
 
     kind = "affine"
-
-    @property
-    def in_shape(self) -> tuple[int, ...]:
-        return self.dims or self.shape
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.dims or self.shape
-
-    @property
-    def in_grid(self) -> tuple[int, int, int]:
-        return self.shape
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,7 +309,7 @@ class Concat:
 
 
 @dataclass(frozen=True, eq=False)
-class Lut:
+class Lut(_Elementwise):
     """An element-wise function of one int8 tensor through the vector unit's lookup table:
     y = table[x] (indexed by x's byte, unsigned), the table computed from the function and
     the input's and output's scales."""
@@ -315,18 +323,6 @@ class Lut:
     dims: tuple[int, ...] = ()  # the tensor's own shape when it is not C, H, W
 
     kind = "lut"
-
-    @property
-    def in_shape(self) -> tuple[int, ...]:
-        return self.dims or self.shape
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.dims or self.shape
-
-    @property
-    def in_grid(self) -> tuple[int, int, int]:
-        return self.shape
 
 
 @dataclass(frozen=True, eq=False)
