@@ -11,6 +11,7 @@ from compiler import artifacts
 from compiler.kinds.lut import Step, lut_table
 from compiler.layer_ir import Lut, Output
 from compiler.pipeline import compile_model
+from tests.compiler.netcheck import every_layer_exact, tracks_float
 from hw.config import load_accel_config
 from tests.compiler.test_codegen import check
 
@@ -51,14 +52,8 @@ def test_activation_is_one_table_layer_bit_exact(act):
     assert all(p.where == "tta" for p in net.placement), net.placement_report()
     assert sum(type(la).__name__ == "Lut" for la in net.layers) == 2
     assert len(net.program.segments) == 1, net.placement_report()
-    with net.runner("golden") as acc, net.runner("reference") as ref:
-        for x in cal[:2].numpy():
-            np.testing.assert_array_equal(acc(x[None]), ref(x[None]))
-            for layer in net.layers:
-                np.testing.assert_array_equal(acc.int_outputs[layer.name],
-                                              ref.int_outputs[layer.name], err_msg=layer.name)
-        y, want = ref(cal[:1].numpy()), model(cal[:1]).detach().numpy()
-    assert np.abs(y - want).max() < 0.1 * np.abs(want).max() + 0.02
+    every_layer_exact(net, "golden", cal[:2].numpy())
+    tracks_float(net, model, cal[:1])
 
 
 @pytest.mark.rtl
