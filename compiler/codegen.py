@@ -454,11 +454,13 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         cursor[1] = max(cursor[1], cursor[0])
         return ext
 
-    def offchip(layout) -> tuple[int, int, int] | None:
-        """An off-chip buffer for a row-aligned activation buffer: (address, rows, row)."""
+    def offchip(layout, held: bool = False) -> tuple[int, int, int] | None:
+        """An off-chip buffer for a row-aligned activation buffer: (address, rows, row); with
+        `held`, only the rows up to its last value (a result the host reads: it decodes the
+        values, never the padding)."""
         if not config.has_unit("dma") or layout.addr % row:
             return None
-        n = -(-layout.size // row)
+        n = -(-(layout.held_bytes if held else layout.size) // row)
         ext = take(n * row)
         return None if ext is None else (ext, n, layout.addr // row)
 
@@ -482,7 +484,7 @@ def _emit(plans: list[Plan], scratch: list[int], base: int, enc: Encoding,
         leaves = not readers.get(names[i]) or names[i] in host_reads or \
             any(run_of[c] != run_of[i] for c in readers.get(names[i], ()))
         if leaves and b.tiles == 1:
-            p.store_output = offchip(b.output)
+            p.store_output = offchip(b.output, held=True)
         lines, b = p.emit(where[i], enc)
         if b.inputs != shifted[i].inputs or b.output != shifted[i].output:
             raise CompileError(f"layer {names[i]}: its buffers moved with its scratch area "

@@ -156,7 +156,7 @@ class MachineBackend(Backend):
         """The layer's output buffer decoded: from the off-chip memory when its code stores it
         there, else (an intermediate result, read at its run's pause) from the data memory."""
         m, out = self.machine, b.output
-        raw = m.read_offchip(b.offchip_output, out.size) if b.offchip_output is not None \
+        raw = m.read_offchip(b.offchip_output, out.held_bytes) if b.offchip_output is not None \
             else m.read_dmem(out.addr, out.size)
         return out.decode(raw)
 

@@ -34,6 +34,12 @@ class Layout:
     def size(self) -> int:
         return -(-self.rows * self.cols * self.pos_bits // 8)
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes from `addr` up to and including the tensor's last element: what a reader of
+        its values needs (the grid's trailing padding is fill)."""
+        return -(-(int(self.bit_offsets().max()) + self.bits) // 8)
+
     def bit_offsets(self) -> np.ndarray:
         """Bit offset of every element (c, y, x) of the tensor, shape [C, H, W]."""
         c, h, w = self.shape
