@@ -34,6 +34,7 @@ from hw.isa import Encoding
 EBITS = {"int8": 8, "ternary": 2, "binary": 1, "int32": 32}
 MAX_BODY = 768  # MAC triggers per iteration: longer bodies only grow the program
 MIN_LOOP = 3  # segments of one shape that run as a loop rather than each in its own code
+WORD_BODY = 48  # MAC triggers per turn of a loop over input words (compact code only)
 
 
 class WindowPlan(Plan):
@@ -384,7 +385,8 @@ class WindowPlan(Plan):
         keys = [k for k, _ in self.entries[q0][sl]]
         e = len(keys)
         blocks = self.p // self.n
-        if blocks * e < 16 or (not self.compact and blocks * len(qs) * e <= MAX_BODY):
+        if blocks * e < (8 if self.compact else 16) or \
+                (not self.compact and blocks * len(qs) * e <= MAX_BODY):
             return None
         for q in qs:
             if [k for k, _ in self.entries[q][sl]] != keys or [
@@ -412,6 +414,9 @@ class WindowPlan(Plan):
         """The loop nest of one segment over the output positions (prologue `pro` holds what
         comes before: rout must be set); rel: offsets a loop over segments moves."""
         stride = self._chunk_stride(seg)
+        if stride is None and len(seg.chunks) == 1 and self.compact \
+                and self._word_blocks(seg) is not None:
+            stride = 0  # one chunk: the chunk loop runs once, around the loop over words
         if stride is not None:
             return self._nest_chunked(em, geo, pro, seg, rel, label, stride)
         cfg, la = self.config, self.lat["alu"]
@@ -469,21 +474,20 @@ class WindowPlan(Plan):
             pre.place([move])
         pre_len = em.block(pre, f"{label}_x", iters)
         one = self._one_chunk(seg, seg.chunks.start)
+        words = self._word_blocks(one) if self.compact else None
         loop = Timeline(cfg)
-        loop.place([M(0, rw, "vmac.wb"), M(0, ra, "vmac.ab")])
-        base, last = None, 0
-        for mac, x_off, wrow, acc in self.triggers(one):
-            chain = [M(0, em.imm(x_off), "vmac.x"),
-                     M(0, em.imm(wrow - rel.row), f"vmac.{mac}")]
-            if acc != base:
-                chain.append(M(0, em.imm(acc - rel.lane), "vmac.base"))
-                base = acc
-            last = max(last, loop.place(chain, min_start=1))
-        em.add(loop, rw, stride, min_start=max(0, last - la))
-        em.add(loop, ra, self.chunk_lanes, min_start=max(0, last - la))
-        em.loop_control(loop, rq, f"{label}_c")
-        em.lines.append(f"{label}_c:")
-        loop_len = em.block(loop, None, iters * chunks, iters)
+        loop.place([M(0, rw, "vmac.wb"), M(0, ra, "vmac.ab")] +
+                   ([M(0, rin, "vmac.xb")] if words else []))
+        last = self._place_triggers(em, loop, words[2] if words else self.triggers(one), rel)
+        if words is None:
+            em.add(loop, rw, stride, min_start=max(0, last - la))
+            em.add(loop, ra, self.chunk_lanes, min_start=max(0, last - la))
+            em.loop_control(loop, rq, f"{label}_c")
+            em.lines.append(f"{label}_c:")
+            loop_len = em.block(loop, None, iters * chunks, iters)
+        else:
+            loop_len = self._word_loop(em, loop, words, (rq, rw, ra, rin), stride,
+                                       iters * chunks, iters, rel, label)
         post = Timeline(cfg)  # the outputs read lanes from ab's base; parameters from row 0
         post.place([M(0, "0", "vmac.wb"), M(0, ab0, "vmac.ab")])
         last_read = self._outputs(em, post, geo.op, geo.per_out, geo.unit, rout, seg, rel) \
@@ -503,6 +507,74 @@ class WindowPlan(Plan):
         cycles += em.block(done)
         return cycles + geo.ny * (h_len + geo.nx * (pre_len + chunks * loop_len + post_len)
                                   + t_len)
+
+    def _place_triggers(self, em: Emitter, tl: Timeline, triggers, rel: "_Relative") -> int:
+        """MAC triggers in order from cycle 1 (after the offsets set in cycle 0); returns the
+        cycle of the last."""
+        base, last = None, 0
+        for mac, x_off, wrow, acc in triggers:
+            chain = [M(0, em.imm(x_off), "vmac.x"),
+                     M(0, em.imm(wrow - rel.row), f"vmac.{mac}")]
+            if acc != base:
+                chain.append(M(0, em.imm(acc - rel.lane), "vmac.base"))
+                base = acc
+            last = max(last, tl.place(chain, min_start=1))
+        return last
+
+    def _word_blocks(self, seg: Segment) -> tuple[int, int, list] | None:
+        """(U, turns, the triggers of the first U input words) when one iteration's triggers are a
+        reduction over input words that a loop can run U words at a time: the triggers of
+        words jU .. jU + U - 1 are the first U words' with the weight rows (wb) and the window
+        (xb) moved on by jU, accumulating. U: the fewest words whose triggers make a body of
+        at least WORD_BODY (each turn costs a cycle or two); None when there is no such loop.
+        Code then grows with the taps, not with the channels."""
+        keys = [k for _ in range(self.p // self.n) for q in seg.chunks
+                for k, _ in self.entries[q][seg.entries]]
+        trig = self.triggers(seg)
+        if len(keys) != len(trig) or not all(isinstance(k, tuple) and len(k) == 3
+                                             for k in keys):
+            return None
+        word = [k[2] for k in keys]
+        n_words, acc_op = max(word) + 1, self.ops[0]
+        u = 1
+        while u * len(trig) < WORD_BODY * n_words:
+            u *= 2
+        if n_words % u or n_words // u < 2:
+            return None
+        first = [t for t, w in zip(trig, word) if w < u]
+        for j in range(1, n_words // u):
+            block = [t for t, w in zip(trig, word) if j * u <= w < (j + 1) * u]
+            if block != [(acc_op, x + j * u, r + j * u, a) for _, x, r, a in first]:
+                return None
+        return u, n_words // u - 1, first
+
+    def _word_loop(self, em: Emitter, head: Timeline, words: tuple[int, int, list], regs,
+                   stride: int, count: int, exits: int, rel: "_Relative", label: str) -> int:
+        """The rest of one chunk's code after `head` (offsets set, the first U words'
+        triggers placed): a loop over the other words (wb and xb moved on by U each turn),
+        then the chunk loop's control. Returns the cycles of one chunk."""
+        cfg, la = self.config, self.lat["alu"]
+        rq, rw, ra, rin = regs
+        u, turns, first = words
+        rj, rwb, rxb = em.regs_for("word loop", 3)
+        em.alu(head, rw, "add", u, rwb)
+        em.alu(head, rin, "add", u, rxb)
+        em.value(head, turns, rj)
+        em.lines.append(f"{label}_c:")
+        head_len = em.block(head, None, count)
+        loop = Timeline(cfg)
+        loop.place([M(0, rwb, "vmac.wb"), M(0, rxb, "vmac.xb")])
+        last = self._place_triggers(em, loop, [(self.ops[0], *t[1:]) for t in first], rel)
+        em.add(loop, rwb, u, min_start=max(0, last - la))
+        em.add(loop, rxb, u, min_start=max(0, last - la))
+        em.loop_control(loop, rj, f"{label}_w")
+        em.lines.append(f"{label}_w:")
+        loop_len = em.block(loop, None, count * turns, count)
+        tail = Timeline(cfg)
+        em.add(tail, rw, stride)
+        em.add(tail, ra, self.chunk_lanes)
+        em.loop_control(tail, rq, f"{label}_c")
+        return head_len + turns * loop_len + em.block(tail, None, count, exits)
 
     def _lanes(self, seg: Segment) -> tuple[int, int, int]:
         """(first, end) of the segment's lanes within its pass's, and the pass's lanes used."""

@@ -392,6 +392,27 @@ def test_compact_code_on_channels_past_one_chunk(channels, groups, stride, bits)
     assert n_instructions(small) <= n_instructions(full)
 
 
+@pytest.mark.parametrize("channels,out,size,kernel", [(256, 64, 4, 3), (128, 96, 2, 3),
+                                                     (512, 40, 1, 1)])
+def test_compact_code_loops_over_input_words(channels, out, size, kernel):
+    """Wide reductions (ResNet-18's late layers: 9 taps x 64 words a chunk) loop over their
+    input words, U at a time, the weight rows and the window moved on each turn: code grows
+    with the taps, not the channels; exact on the RTL, the estimate its cycles."""
+    from hw.config import load_accel_config
+    config = load_accel_config("default")
+    rng = np.random.default_rng(channels + out)
+    pad = kernel // 2
+    conv = Conv2d("c", (channels, size, size), (out, size, size),
+                  random_weights(rng, (out, channels, kernel, kernel), 8),
+                  rng.integers(-500, 500, out).astype(np.int32), (1, 1), (pad,) * 4, (1, 1), 1,
+                  8, 8, 0.1, random_output(rng, out, "int8"))
+    full = compile_layers([conv], config)
+    small = check([conv], config, rng, images=2, compact=True)
+    assert "_w:" in small.listing and "_w:" not in full.listing
+    assert n_instructions(small) < 0.65 * n_instructions(full)
+    assert small.layers["c"].cycles < 1.2 * full.layers["c"].cycles
+
+
 @pytest.mark.slow
 def test_streamed_layers_compact_are_a_fraction_of_the_code():
     """A 3x3 conv 64 -> 512 whose weights stream in segments, and a dense layer split by input
