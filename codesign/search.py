@@ -427,6 +427,8 @@ def load_model(path: Path, classes: int) -> QuantNet:
 
 
 TWIN_POLL_S = 2.0  # how often a trial looks whether the running twin it waits for finished
+KEYLESS_POLL_S = 0.2  # ... whether the earlier running trials have drawn their candidates
+KEYLESS_WAIT_S = 180.0  # a trial killed while drawing stays running without one: not forever
 
 
 def _awaited_twin(study: optuna.Study, trial: optuna.Trial, key: str,
@@ -435,8 +437,16 @@ def _awaited_twin(study: optuna.Study, trial: optuna.Trial, key: str,
     processes sharing a study never train one candidate twice; None when there is none or it
     ends without a result (this trial then trains it)."""
     running = optuna.trial.TrialState.RUNNING
-    others = [t for t in study.get_trials(deepcopy=False, states=(running,))
-              if t.number < trial.number and t.user_attrs.get("key") == key]
+    # An earlier trial still drawing its candidate has no key yet: decide once it has one, so
+    # the earlier of two trials of one candidate never starts training unseen by the later.
+    deadline = time.monotonic() + KEYLESS_WAIT_S
+    while True:
+        earlier = [t for t in study.get_trials(deepcopy=False, states=(running,))
+                   if t.number < trial.number]
+        if all("key" in t.user_attrs for t in earlier) or time.monotonic() > deadline:
+            break
+        time.sleep(KEYLESS_POLL_S)
+    others = [t for t in earlier if t.user_attrs.get("key") == key]
     if not others:
         return None
     number = others[0].number
