@@ -105,6 +105,7 @@ def test_any_block_choice_runs_whole_on_the_accelerator(shape, classes):
 
 
 @pytest.mark.rtl
+@pytest.mark.slow
 def test_tiny_search_end_to_end_and_resumed(tmp_path):
     (tmp_path / "seg.yaml").write_text(yaml.safe_dump(TINY))
     exp = load_segmentation(tmp_path / "seg.yaml")

@@ -1,10 +1,12 @@
 """The BoTorch proposal: within the bounds, with objectives of any scale and with constraints."""
 
+import pytest
 import torch
 
 from codesign.bo import qlognehvi_candidates
 
 
+@pytest.mark.slow
 def test_a_proposal_lies_in_the_bounds_with_joule_scaled_objectives_and_a_constraint():
     torch.manual_seed(0)
     bounds = torch.tensor([[0.0, -2.0, 10.0], [1.0, 2.0, 50.0]], dtype=torch.float64)
