@@ -122,7 +122,7 @@ class DotPlan(WindowPlan):
         self.bias_fix = pad_ch * kh * kw if bits == 1 else 0
         rows, self.entries = [], []
         for q in range(chunks):
-            entries = []
+            entries, zero = [], None
             for ky in range(kh):
                 for kx in range(kw):
                     for word in range(s):
@@ -134,10 +134,14 @@ class DotPlan(WindowPlan):
                             vals[:] = 1
                         for g in range(n):  # the same weights for each position's lane group
                             vals[g * k + lane] = block
-                        if not block.any() and bits != 1 and entries:
-                            continue  # all zero (grouped convolutions): nothing to add
+                        if not block.any() and bits != 1:  # grouped: nothing to add
+                            zero = zero or ((ky, kx, word), vals)
+                            continue
                         entries.append(((ky, kx, word), len(rows)))
                         rows.append(pack_values(vals.reshape(-1), bits))
+            if not entries:  # all weights zero: one trigger still starts the sums
+                entries.append((zero[0], len(rows)))
+                rows.append(pack_values(zero[1].reshape(-1), bits))
             self.entries.append(entries)
         self.weight_rows = rows
         self.setup(conv, pitch, bits, A, n, min(A, self.w), bits, vg, L, DOT_OPS[bits])

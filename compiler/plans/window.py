@@ -375,33 +375,33 @@ class WindowPlan(Plan):
             #                                      have left bit 17 set
             em.value(pro, part | int(bool(out.relu)) << 18, "vmac.cfg")
 
-    def _chunk_stride(self, seg: Segment) -> int | None:
-        """Weight rows per chunk when the segment's chunks run as a loop inside each
-        iteration (their code the same but for wb and ab: same entries, rows in order), and
-        unrolled they would make a long body; else None."""
+    def _chunk_stride(self, seg: Segment) -> tuple[int, int] | None:
+        """(weight rows, window words) per chunk when the segment's chunks run as a loop inside
+        each iteration (their code the same but for wb, ab and xb: as many entries each, rows
+        in order), and unrolled they would make a long body; else None."""
         q0, qs, sl = seg.chunks.start, seg.chunks, seg.entries
         if len(qs) < 2:
             return None
-        keys = [k for k, _ in self.entries[q0][sl]]
-        e = len(keys)
+        e = len(self.entries[q0][sl])
         blocks = self.p // self.n
         if blocks * e < (8 if self.compact else 16) or \
                 (not self.compact and blocks * len(qs) * e <= MAX_BODY):
             return None
         for q in qs:
-            if [k for k, _ in self.entries[q][sl]] != keys or [
-                    seg.row(r) for _, r in self.entries[q][sl]] != list(
+            if [seg.row(r) for _, r in self.entries[q][sl]] != list(
                     range(seg.first_row + (q - q0) * e, seg.first_row + (q - q0 + 1) * e)):
                 return None
-        # each chunk's triggers are the first's moved on by wb and ab alone: the same window
-        # offsets (an element-wise form reads each chunk's own channels: not the same)
+        # each chunk's triggers are the first's moved on by wb, ab and xb alone (a grouped
+        # convolution's chunk reads its groups' words: the window moves on by a chunk's words)
         first = self.triggers(self._one_chunk(seg, q0))
+        dx = self.triggers(self._one_chunk(seg, q0 + 1))[0][1] - first[0][1]
         for q in qs[1:]:
-            moved = [(op, x, r - (q - q0) * e, a - (q - q0) * self.chunk_lanes)
+            j = q - q0
+            moved = [(op, x - j * dx, r - j * e, a - j * self.chunk_lanes)
                      for op, x, r, a in self.triggers(self._one_chunk(seg, q))]
             if moved != first:
                 return None
-        return e
+        return e, dx
 
     @staticmethod
     def _one_chunk(seg: Segment, q: int) -> Segment:
@@ -416,7 +416,7 @@ class WindowPlan(Plan):
         stride = self._chunk_stride(seg)
         if stride is None and len(seg.chunks) == 1 and self.compact \
                 and self._word_blocks(seg) is not None:
-            stride = 0  # one chunk: the chunk loop runs once, around the loop over words
+            stride = 0, 0  # one chunk: the chunk loop runs once, around the loop over words
         if stride is not None:
             return self._nest_chunked(em, geo, pro, seg, rel, label, stride)
         cfg, la = self.config, self.lat["alu"]
@@ -450,12 +450,14 @@ class WindowPlan(Plan):
                        geo.nx, label, rx, ry)
 
     def _nest_chunked(self, em: Emitter, geo: "_Geometry", pro: Timeline, seg: Segment,
-                      rel: "_Relative", label: str, stride: int) -> int:
+                      rel: "_Relative", label: str, stride: tuple[int, int]) -> int:
         """`_nest` with the segment's chunks as a loop inside each iteration: one chunk's
-        triggers, wb and ab moved on by a chunk's rows and lanes each time round."""
+        triggers, wb, ab and xb moved on by a chunk's rows, lanes and words (`stride`: rows,
+        words) each time round."""
         cfg, la = self.config, self.lat["alu"]
         rin, rout, rx, ry = geo.regs
         rq, rw, ra = em.regs_for("chunk loop", 3)
+        rc = em.regs_for("chunk window", 1)[0] if stride[1] else rin  # the chunk's xb
         lane0 = self._lanes(seg)[0]
         wb0 = rel.wb if rel.wb is not None else em.imm(seg.first_row)
         ab0 = rel.ab if rel.ab is not None else em.imm(lane0)
@@ -472,21 +474,23 @@ class WindowPlan(Plan):
         pre = Timeline(cfg)  # each iteration: its chunks from the first
         for move in (M(0, wb0, rw), M(0, ab0, ra), M(0, str(chunks), rq), M(0, rin, "vmac.xb")):
             pre.place([move])
+        if stride[1]:
+            pre.place([M(0, rin, rc)])
         pre_len = em.block(pre, f"{label}_x", iters)
         one = self._one_chunk(seg, seg.chunks.start)
         words = self._word_blocks(one) if self.compact else None
         loop = Timeline(cfg)
         loop.place([M(0, rw, "vmac.wb"), M(0, ra, "vmac.ab")] +
-                   ([M(0, rin, "vmac.xb")] if words else []))
+                   ([M(0, rc, "vmac.xb")] if words or stride[1] else []))
         last = self._place_triggers(em, loop, words[2] if words else self.triggers(one), rel)
         if words is None:
-            em.add(loop, rw, stride, min_start=max(0, last - la))
-            em.add(loop, ra, self.chunk_lanes, min_start=max(0, last - la))
+            for reg, step in ((rw, stride[0]), (ra, self.chunk_lanes), (rc, stride[1])):
+                em.add(loop, reg, step, min_start=max(0, last - la))  # (rc: 0 when rin)
             em.loop_control(loop, rq, f"{label}_c")
             em.lines.append(f"{label}_c:")
             loop_len = em.block(loop, None, iters * chunks, iters)
         else:
-            loop_len = self._word_loop(em, loop, words, (rq, rw, ra, rin), stride,
+            loop_len = self._word_loop(em, loop, words, (rq, rw, ra, rc), stride,
                                        iters * chunks, iters, rel, label)
         post = Timeline(cfg)  # the outputs read lanes from ab's base; parameters from row 0
         post.place([M(0, "0", "vmac.wb"), M(0, ab0, "vmac.ab")])
@@ -549,16 +553,17 @@ class WindowPlan(Plan):
         return u, n_words // u - 1, first
 
     def _word_loop(self, em: Emitter, head: Timeline, words: tuple[int, int, list], regs,
-                   stride: int, count: int, exits: int, rel: "_Relative", label: str) -> int:
+                   stride: tuple[int, int], count: int, exits: int, rel: "_Relative",
+                   label: str) -> int:
         """The rest of one chunk's code after `head` (offsets set, the first U words'
         triggers placed): a loop over the other words (wb and xb moved on by U each turn),
         then the chunk loop's control. Returns the cycles of one chunk."""
         cfg, la = self.config, self.lat["alu"]
-        rq, rw, ra, rin = regs
+        rq, rw, ra, rc = regs  # rc: the chunk's window (xb)
         u, turns, first = words
         rj, rwb, rxb = em.regs_for("word loop", 3)
         em.alu(head, rw, "add", u, rwb)
-        em.alu(head, rin, "add", u, rxb)
+        em.alu(head, rc, "add", u, rxb)
         em.value(head, turns, rj)
         em.lines.append(f"{label}_c:")
         head_len = em.block(head, None, count)
@@ -571,8 +576,10 @@ class WindowPlan(Plan):
         em.lines.append(f"{label}_w:")
         loop_len = em.block(loop, None, count * turns, count)
         tail = Timeline(cfg)
-        em.add(tail, rw, stride)
+        em.add(tail, rw, stride[0])
         em.add(tail, ra, self.chunk_lanes)
+        if stride[1]:
+            em.add(tail, rc, stride[1])
         em.loop_control(tail, rq, f"{label}_c")
         return head_len + turns * loop_len + em.block(tail, None, count, exits)
 

@@ -413,6 +413,24 @@ def test_compact_code_loops_over_input_words(channels, out, size, kernel):
     assert small.layers["c"].cycles < 1.2 * full.layers["c"].cycles
 
 
+@pytest.mark.parametrize("channels,groups,size", [(160, 10, 2), (128, 8, 4)])
+def test_compact_grouped_convolutions_loop_over_chunks(channels, groups, size):
+    """A grouped convolution (RegNet's, 16 channels a group) reads other input words in each
+    chunk: compact, its chunks still share one loop body, the window moved on by a chunk's
+    words each turn; exact on the RTL, the code a fraction."""
+    from hw.config import load_accel_config
+    config = load_accel_config("default")
+    rng = np.random.default_rng(channels + groups)
+    conv = Conv2d("g", (channels, size, size), (channels, size, size),
+                  random_weights(rng, (channels, channels // groups, 3, 3), 8),
+                  rng.integers(-500, 500, channels).astype(np.int32), (1, 1), (1, 1, 1, 1),
+                  (1, 1), groups, 8, 8, 0.1, random_output(rng, channels, "int8"))
+    full = compile_layers([conv], config)
+    small = check([conv], config, rng, images=2, compact=True)
+    assert "_c:" in small.listing
+    assert n_instructions(small) < 0.75 * n_instructions(full)
+
+
 @pytest.mark.slow
 def test_streamed_layers_compact_are_a_fraction_of_the_code():
     """A 3x3 conv 64 -> 512 whose weights stream in segments, and a dense layer split by input
