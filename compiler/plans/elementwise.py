@@ -20,6 +20,7 @@ from compiler.plans.window import WindowPlan
 from hw.units import EW_PRECISIONS
 
 EW_OPS = {8: EW_PRECISIONS["int8"], 2: EW_PRECISIONS["ternary"], 1: EW_PRECISIONS["binary"]}
+WHOLE_ROWS_BYTES = 4096  # memory a small map's positions may take to lie in whole data rows
 
 
 class DepthwisePlan(WindowPlan):
@@ -36,9 +37,14 @@ class DepthwisePlan(WindowPlan):
         pitch = next_pow2(s)
         k = conv.stride[1] * pitch * per_word
         if k & (k - 1) or 2 * k > lanes:
-            # one position per trigger; a position rounding up to one data row takes the row
-            # (its producer's rows then hand over whole, by the vector unit)
-            pitch, k = (pitch if pitch * per_word == lanes else s), lanes
+            # one position per trigger; a position of about whole data rows takes them (its
+            # producer's rows then hand over whole, by the vector unit, not byte by byte)
+            row = lanes // per_word  # words of a data row
+            whole = -(-s // row) * row
+            pt, pl, pb, pr = conv.padding
+            grid = (conv.in_shape[1] + pt + pb) * (conv.in_shape[2] + pl + pr)
+            cheap = 3 * (whole - s) <= s or 4 * (whole - s) * grid <= WHOLE_ROWS_BYTES
+            pitch, k = (whole if pitch == row or cheap else s), lanes
         m = lanes // k  # positions per trigger
         chunks = -(-c // lanes)
         A = k if chunks == 1 else chunks * lanes
