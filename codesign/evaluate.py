@@ -34,6 +34,10 @@ from hw.config import AccelConfig
 
 
 class Evaluator(ABC):
+    """The seam between the search and the hardware: a trained candidate in, its `Metrics`
+    (accuracy on the accelerator's integer semantics, cycles, energy, size) out. Subclasses
+    differ in fidelity (RTL, golden model, estimator, screening); `get_evaluator` picks one."""
+
     name = "base"
 
     @abstractmethod
@@ -240,6 +244,8 @@ EVALUATORS = SEARCH
 
 def get_evaluator(name: str, config: AccelConfig, images: int | None = None,
                   resilience: ResilienceSpec | None = None) -> Evaluator:
+    """The evaluator of fidelity `name` (`EVALUATORS`) for accelerator `config`, scoring
+    accuracy on `images` test images (all when None), with bit-flip resilience if asked."""
     if name not in EVALUATORS:
         raise CodesignError(f"unknown evaluator {name!r}; allowed: {', '.join(EVALUATORS)}")
     if name == "screen":

@@ -28,6 +28,9 @@ class LayerRun:
 
 
 class Backend(ABC):
+    """Runs a compiled program's layers on integer inputs: the numpy reference, the golden
+    model or the RTL (`get_backend`); all three must agree bit for bit."""
+
     name = "base"
     compiled: CompiledProgram
 
@@ -208,6 +211,7 @@ BACKENDS = ("rtl", "golden", "reference", "rtl-fault")  # rtl-fault: fault-injec
 
 
 def get_backend(name: str, compiled: CompiledProgram) -> Backend:
+    """The backend `name` (`BACKENDS`: reference, golden, rtl, rtl-fault) for `compiled`."""
     if name == "reference":
         return ReferenceBackend(compiled)
     if name in ("rtl", "golden", "rtl-fault"):

@@ -53,6 +53,10 @@ def _memory_access(dst: str) -> str:
 
 
 class Timeline:
+    """A block of code being scheduled: chains of timed moves placed at the earliest cycle
+    where buses, ports, memory banks and in-order units allow; `lines()` gives the
+    instructions. Its length is the block's exact cycle count (the estimator's basis)."""
+
     def __init__(self, config: AccelConfig, start: int = 0):
         self.buses = config.buses
         self.moves: dict[int, list[str]] = defaultdict(list)

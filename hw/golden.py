@@ -65,6 +65,9 @@ class _Unit:
 
 
 class GoldenModel(Machine):
+    """The instruction-level model of the core: the executable definition of the ISA
+    (`hw/ISA.md`), cycle for cycle and counter for counter what the RTL must do."""
+
     def __init__(self, config: AccelConfig):
         super().__init__(config)
         enc = self.encoding
