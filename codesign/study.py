@@ -24,7 +24,8 @@ from codesign.objectives import OBJECTIVES
 def make_sampler(name: str, seed: int, constrained: bool = False, population: int = 50,
                  objectives: int = 2) -> optuna.samplers.BaseSampler:
     """The Optuna sampler `name` (nsga2, gp, botorch, tpe, ehvi, random), seeded; with
-    `constrained`, it honours the trials' constraint values (`constraints_of`)."""
+    `constrained`, nsga2, gp, botorch and tpe honour the trials' constraint values
+    (`constraints_of`)."""
     c = {"constraints_func": constraints_of} if constrained else {}
     with warnings.catch_warnings():  # constraints_func is experimental in some samplers
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
