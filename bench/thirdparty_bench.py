@@ -18,6 +18,7 @@ all). Writes bench/results/thirdparty.json and thirdparty.png.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -111,12 +112,18 @@ def main() -> None:
     ap.add_argument("--versions", default="int8,mixed")
     ap.add_argument("--models", default=",".join(e.name for e in TORCHVISION))
     ap.add_argument("--inputs", type=int, default=3, help="inputs checked on the RTL")
+    ap.add_argument("--update", action="store_true",
+                    help="measure the given models, sizes and versions again into the existing "
+                         "results (the others kept as measured)")
     args = ap.parse_args()
     config = load_accel_config(args.config)
     entries = {e.name: e for e in TORCHVISION}
     results: dict = {"config": args.config}
+    if args.update:
+        results = json.loads((ROOT / "bench/results/thirdparty.json").read_text())
+        results.pop("measured", None)
     for name in args.models.split(","):
-        results[name] = {}
+        results.setdefault(name, {})
         for version in args.versions.split(","):
             for size in map(int, args.sizes.split(",")):
                 key = f"{version}_{size}"

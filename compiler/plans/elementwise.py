@@ -43,8 +43,10 @@ class DepthwisePlan(WindowPlan):
             whole = -(-s // row) * row
             pt, pl, pb, pr = conv.padding
             grid = (conv.in_shape[1] + pt + pb) * (conv.in_shape[2] + pl + pr)
+            # (past one row, as a producer of as many lanes writes them; within one, the old
+            # rule: a position rounding up to the row)
             cheap = 3 * (whole - s) <= s or 4 * (whole - s) * grid <= WHOLE_ROWS_BYTES
-            pitch, k = (whole if pitch == row or cheap else s), lanes
+            pitch, k = (whole if pitch == row or (s > row and cheap) else s), lanes
         m = lanes // k  # positions per trigger
         chunks = -(-c // lanes)
         A = k if chunks == 1 else chunks * lanes
