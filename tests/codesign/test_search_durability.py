@@ -262,3 +262,18 @@ def test_area_is_an_objective_known_before_training(tmp_path):
         run_search(bound, load_digits(), tmp_path / "b", progress=said.append)
     assert not any(": training " in m for m in said)
     assert any(f"area {want:.4g} > max" in m for m in said)
+
+
+def test_the_trials_table_shows_repeats_of_a_stopped_trial():
+    """A repeat of a candidate whose trial stopped early has no metrics of its own: the table
+    says so instead of failing at the end of a search (it did, after a 30-trial run)."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    kept = {"metrics": {"accuracy": 0.9, "size_bits": 1000}, "description": "a"}
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 1000.0], user_attrs=kept))
+    study.add_trial(optuna.trial.create_trial(
+        values=[0.8, 900.0], user_attrs={"stopped_early": "at QAFT epoch 1: dominated"}))
+    study.add_trial(optuna.trial.create_trial(values=[0.8, 900.0],
+                                              user_attrs={"duplicate_of": 1}))
+    rows = trials_table(study).splitlines()
+    assert rows[2].split()[:2] == ["1", "STOPPED"] and "dominated" in rows[2]
+    assert rows[3].split()[:2] == ["2", "STOPPED"] and "as trial 1" in rows[3]
