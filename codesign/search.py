@@ -180,7 +180,6 @@ def run_search(exp: ExperimentConfig, data: Dataset, run_dir: Path,
         twin = _finished_twin(study, twin_key) or _awaited_twin(study, trial, twin_key, progress)
         if twin is not None and "stopped_early" in twin.user_attrs:  # seeded: stops alike
             trial.set_user_attr("duplicate_of", twin.number)
-            trial.set_user_attr("stopped_early", f"as trial {twin.number}")
             progress(f"trial {trial.number}: {candidate.describe()}{where}: as trial "
                      f"{twin.number}, stopped early (not counted)")
             return list(twin.values)
@@ -498,7 +497,7 @@ def trials_table(study: optuna.Study) -> str:
             rows.append(f"{t.number:>5} {t.state.name:<8} {why[:100]}")
             continue
         if "stopped_early" in t.user_attrs or "metrics" not in t.user_attrs:
-            # (a repeat of a stopped trial, in a study from before such repeats said so)
+            # (a repeat of a stopped trial: no metrics of its own)
             why = t.user_attrs.get("stopped_early") or \
                 f"as trial {t.user_attrs.get('duplicate_of')}"
             rows.append(f"{t.number:>5} STOPPED  {why[:100]}")
