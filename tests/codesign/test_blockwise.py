@@ -78,6 +78,7 @@ def test_exact_search_equals_brute_force():
     assert _spread(order, 2) == [5, 1] and _spread(order, 9) == [5, 2, 9, 1]
 
 
+@pytest.mark.slow  # 7-10 s each (measured)
 @pytest.mark.parametrize("shape,classes", [((1, 16, 16), 5), ((3, 16, 32), 19)],
                          ids=["scenes", "cityscapes-shaped"])
 def test_any_block_choice_runs_whole_on_the_accelerator(shape, classes):
