@@ -5,11 +5,11 @@ import pytest
 from hw.build import cache_root
 from hw.config import load_accel_config
 
-# A test over 5 s must be marked `slow`; the guard allows twice that on a shared, noisy machine
+# A test over 5 s must be marked `slow`; the guard allows 3x that on a shared, noisy machine
 # (CODESIGN_SLOW_TOLERANCE) and sets aside a test during which a core was built or
 # synthesized (a cold cache).
 SLOW_S = 5.0
-TOLERANCE = float(os.environ.get("CODESIGN_SLOW_TOLERANCE", "2"))
+TOLERANCE = float(os.environ.get("CODESIGN_SLOW_TOLERANCE", "3"))
 
 
 def _builds() -> int:
